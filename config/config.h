@@ -1,0 +1,212 @@
+// speedmon's configuration: the TOML schema of SPEC.md as typed, validated structs.
+//
+// Loaded once on the main thread (at start and on SIGHUP) and then shared read-only:
+// a Config is never mutated after Load returns, so any thread may read it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace speedmon::config {
+
+using Duration = std::chrono::milliseconds;
+
+// "host:port". host is an IPv4 literal, an IPv6 literal in brackets ("[::1]:80"), or a
+// name ("localhost"), kept as written; port is 1..65535 (0 is allowed only where a
+// field says so, meaning "pick one").
+struct Address {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const;  // "host:port", brackets restored for IPv6
+  bool IsLoopback() const;       // 127.0.0.0/8, ::1, "localhost"
+};
+
+struct AdminConfig {
+  Address address{"127.0.0.1", 8000};
+  std::string auth_token;                 // "" = writes need no token
+  bool allow_unauthenticated_writes = false;
+  uint64_t max_body_bytes = 1048576;
+};
+
+struct ProxyConfig {
+  int workers = 0;                        // 0 = one per core
+  uint32_t max_connections = 10000;       // downstream, per process
+  Duration header_timeout{10000};
+  Duration idle_timeout{60000};
+  uint32_t max_header_bytes = 65536;
+  Duration drain_timeout{15000};
+  uint32_t recent_requests = 1000;        // ring buffer size; 0 = off
+  std::string access_log;                 // "" off, "-" stdout, else a file path
+  bool record_requests = true;            // benchmark-only switch: false skips stats
+};
+
+struct ListenerConfig {
+  std::string name;
+  Address address;
+  std::string upstream;                   // names an UpstreamConfig
+};
+
+struct HealthCheckConfig {
+  bool enabled = true;                    // false when the table is absent? see Load
+  std::string path = "/status";
+  Duration interval{5000};
+  Duration timeout{1000};
+  uint32_t healthy_threshold = 1;
+  uint32_t unhealthy_threshold = 3;
+  std::vector<uint16_t> expected_statuses;  // empty = any 2xx
+};
+
+enum class LoadBalancing { kLeastRequests, kRoundRobin };
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<Address> endpoints;         // at least one
+  Duration connect_timeout{1000};
+  Duration request_timeout{15000};
+  uint32_t max_connections = 64;          // per endpoint, per process
+  LoadBalancing load_balancing = LoadBalancing::kLeastRequests;
+  HealthCheckConfig health_check;
+};
+
+// Bounded values of the `route` label: the first route whose prefix starts the request
+// path names it; paths no route matches are "other".
+struct RouteConfig {
+  std::string name;
+  std::string prefix;
+};
+
+struct SysprobeConfig {
+  Duration cache_duration{1000};
+  std::vector<std::string> disk_paths{"/"};
+};
+
+// Exactly one of pid, pid_file, cmdline_regex is set.
+struct ProcessConfig {
+  std::string name;
+  std::optional<int> pid;
+  std::string pid_file;
+  std::string cmdline_regex;
+};
+
+struct SpeedrunConfig {
+  std::string store_path = "speedmon.db";  // "" = memory only
+  uint32_t window_experiments = 1000;
+  uint32_t window_patterns = 500;
+  uint32_t max_strategy_labels = 32;
+  uint64_t retention_rows = 1000000;       // raw rows kept per table; totals are kept
+};
+
+struct SlaConfig {
+  double experiment_success_rate_min = 95.0;
+  double script_compilation_target_ms = 100.0;
+  double checkpoint_loading_target_ms = 500.0;
+  double target_compliance_min = 95.0;
+  double pattern_quality_min = 0.70;
+  double system_availability_min = 99.0;
+};
+
+enum class Severity { kInfo, kWarning, kCritical };
+enum class CompareOp { kGt, kLt, kGe, kLe, kEq, kNe };
+
+struct AlertRuleConfig {
+  std::string id;
+  std::string name;
+  std::string description;
+  std::string metric;                     // dotted seed name or exported metric name
+  std::map<std::string, std::string> match_labels;  // `labels = {..}` in SPEC's sketch
+  std::string aggregation = "max";        // over matching series: max|min|sum|avg|count
+  CompareOp op = CompareOp::kGt;
+  double threshold = 0;
+  Duration for_duration{0};
+  Duration keep_firing_for{0};
+  Severity severity = Severity::kWarning;
+  std::map<std::string, std::string> labels;       // extra labels sent with the alert
+  std::map<std::string, std::string> annotations;  // summary, description, runbook_url
+};
+
+struct AlertmanagerConfig {
+  std::string url;                        // "http://host:port" (path prefix allowed)
+  Duration timeout{2000};
+};
+
+struct WebhookConfig {
+  std::string url;
+  Duration timeout{2000};
+};
+
+struct AlertingConfig {
+  Duration evaluation_interval{15000};
+  Duration resend_interval{60000};
+  Duration resolved_retention{900000};    // how long resolved alerts stay listed
+  bool default_rules = true;
+  std::vector<AlertRuleConfig> rules;
+  std::vector<AlertmanagerConfig> alertmanagers;
+  std::vector<WebhookConfig> webhooks;
+};
+
+struct Config {
+  std::string source;                     // file path, or "<default>"
+  AdminConfig admin;
+  ProxyConfig proxy;
+  std::vector<ListenerConfig> listeners;
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;
+  SysprobeConfig sysprobe;
+  std::vector<ProcessConfig> processes;
+  SpeedrunConfig speedrun;
+  SlaConfig sla;
+  AlertingConfig alerting;
+
+  // REQUIRES: Validate passed. Index of the upstream with this name, or -1.
+  int UpstreamIndex(const std::string& name) const;
+};
+
+// An error with its place in the source: "FILE:LINE:COL: message". line/column are 0
+// when the error has no single place (e.g. "no listeners").
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string message;
+  std::string ToString() const;
+};
+
+// Either a Config or the first error found.
+struct LoadResult {
+  std::optional<Config> config;
+  std::optional<ConfigError> error;
+  bool ok() const { return config.has_value(); }
+};
+
+// Parses and validates TOML text. `source_name` is used in errors and Config::source.
+// Never throws.
+LoadResult LoadFromString(std::string_view toml_text, const std::string& source_name);
+
+// Reads and loads a file. A missing or unreadable file is an error at line 0.
+LoadResult LoadFromFile(const std::string& path);
+
+// The embedded default config: commented TOML for the four-emulator pool
+// (listeners 127.0.0.1:18081-18084 -> upstreams 127.0.0.1:8081-8084, admin 127.0.0.1:8000).
+const std::string& DefaultConfigText();
+
+// A few lines that `--check-config` prints: counts of listeners, upstreams, routes,
+// rules, and the admin address.
+std::string Summary(const Config& config);
+
+// Parses "250ms", "5s", "2m", "1h", "1m30s", "0s". Returns nullopt for anything else
+// (negative, no unit, overflow, unknown unit, empty).
+std::optional<Duration> ParseDuration(std::string_view text);
+
+// Parses "host:port" (IPv6 in brackets). allow_port_zero for listeners in tests.
+std::optional<Address> ParseAddress(std::string_view text, bool allow_port_zero);
+
+const char* SeverityName(Severity s);     // "info", "warning", "critical"
+const char* CompareOpName(CompareOp op);  // ">", "<", ">=", "<=", "==", "!="
+std::optional<Severity> ParseSeverity(std::string_view text);
+std::optional<CompareOp> ParseCompareOp(std::string_view text);
+
+}  // namespace speedmon::config
