@@ -116,8 +116,12 @@ struct AlertRuleConfig {
   std::string id;
   std::string name;
   std::string description;
-  std::string metric;                     // dotted seed name or exported metric name
-  std::map<std::string, std::string> match_labels;  // `labels = {..}` in SPEC's sketch
+  // `metric` as written is a dotted seed name ("system.cpu_percent") or an exported
+  // metric name with optional equality matchers, Prometheus selector style:
+  //   pokemon_speedrun_upstream_healthy{upstream="emulator-1",endpoint="127.0.0.1:8081"}
+  // Load splits it: `metric` keeps the bare name, `match_labels` the matchers.
+  std::string metric;
+  std::map<std::string, std::string> match_labels;
   std::string aggregation = "max";        // over matching series: max|min|sum|avg|count
   CompareOp op = CompareOp::kGt;
   double threshold = 0;
