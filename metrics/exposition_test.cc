@@ -1,0 +1,99 @@
+#include "metrics/exposition.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+namespace speedmon::metrics {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+std::vector<MetricFamily> Sample() {
+  MetricFamily c{"x_requests_total", "Requests.\nSecond line \\ here", MetricType::Counter, {}};
+  ClientMetric cm;
+  cm.label = {{"path", "a\"b\\c\nd"}};
+  cm.counter.value = 3;
+  c.metric.push_back(cm);
+  MetricFamily g{"x_ratio", "A ratio.", MetricType::Gauge, {}};
+  ClientMetric gm;
+  gm.gauge.value = 0.25;
+  g.metric.push_back(gm);
+  MetricFamily h{"x_seconds", "Durations.", MetricType::Histogram, {}};
+  ClientMetric hm;
+  hm.label = {{"route", "r"}};
+  hm.histogram.sample_count = 2;
+  hm.histogram.sample_sum = 1.5;
+  hm.histogram.bucket = {{1, 0.5}, {2, std::numeric_limits<double>::infinity()}};
+  h.metric.push_back(hm);
+  MetricFamily empty{"x_empty", "Nothing.", MetricType::Gauge, {}};
+  return {c, g, h, empty};
+}
+
+TEST(ExpositionTest, Text004Exact) {
+  std::string out;
+  Serialize(Sample(), Format::kText004, &out);
+  EXPECT_EQ(out,
+            "# HELP x_requests_total Requests.\\nSecond line \\\\ here\n"
+            "# TYPE x_requests_total counter\n"
+            "x_requests_total{path=\"a\\\"b\\\\c\\nd\"} 3\n"
+            "# HELP x_ratio A ratio.\n"
+            "# TYPE x_ratio gauge\n"
+            "x_ratio 0.25\n"
+            "# HELP x_seconds Durations.\n"
+            "# TYPE x_seconds histogram\n"
+            "x_seconds_bucket{route=\"r\",le=\"0.5\"} 1\n"
+            "x_seconds_bucket{route=\"r\",le=\"+Inf\"} 2\n"
+            "x_seconds_sum{route=\"r\"} 1.5\n"
+            "x_seconds_count{route=\"r\"} 2\n");
+}
+
+TEST(ExpositionTest, OpenMetricsNamesCountersWithoutTotalAndEnds) {
+  std::string out;
+  Serialize(Sample(), Format::kOpenMetrics, &out);
+  EXPECT_NE(out.find("# TYPE x_requests counter\n"), std::string::npos);
+  EXPECT_NE(out.find("\nx_requests_total{path="), std::string::npos);
+  EXPECT_TRUE(out.ends_with("# EOF\n"));
+  EXPECT_EQ(out.find("x_empty"), std::string::npos);
+}
+
+TEST(ExpositionTest, Negotiation) {
+  EXPECT_EQ(NegotiateFormat(""), Format::kText004);
+  EXPECT_EQ(NegotiateFormat("text/plain;version=0.0.4"), Format::kText004);
+  EXPECT_EQ(NegotiateFormat("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+            Format::kOpenMetrics);
+  EXPECT_EQ(NegotiateFormat("application/openmetrics-text; q=0"), Format::kText004);
+  EXPECT_EQ(NegotiateFormat("APPLICATION/OPENMETRICS-TEXT"), Format::kOpenMetrics);
+  EXPECT_TRUE(AcceptsGzip("gzip"));
+  EXPECT_TRUE(AcceptsGzip("deflate, gzip;q=0.5"));
+  EXPECT_FALSE(AcceptsGzip("gzip;q=0"));
+  EXPECT_FALSE(AcceptsGzip("identity"));
+  EXPECT_FALSE(AcceptsGzip("xgzip"));
+}
+
+TEST(ExpositionTest, GzipRoundTrips) {
+  std::string text(100000, 'a');
+  for (size_t i = 0; i < text.size(); i += 7) text[i] = static_cast<char>('a' + i % 26);
+  std::string gz;
+  ASSERT_TRUE(Gzip(text, &gz));
+  ASSERT_GT(gz.size(), 18u);
+  EXPECT_EQ(static_cast<unsigned char>(gz[0]), 0x1f);
+  EXPECT_EQ(static_cast<unsigned char>(gz[1]), 0x8b);
+  z_stream zs{};
+  ASSERT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
+  std::string back(text.size() + 10, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(gz.data());
+  zs.avail_in = static_cast<uInt>(gz.size());
+  zs.next_out = reinterpret_cast<Bytef*>(back.data());
+  zs.avail_out = static_cast<uInt>(back.size());
+  EXPECT_EQ(inflate(&zs, Z_FINISH), Z_STREAM_END);
+  back.resize(zs.total_out);
+  inflateEnd(&zs);
+  EXPECT_EQ(back, text);
+  std::string empty_gz;
+  EXPECT_TRUE(Gzip("", &empty_gz));
+}
+
+}  // namespace
+}  // namespace speedmon::metrics

@@ -1,0 +1,136 @@
+// Per-worker request statistics: preallocated slots, plain single-writer increments on the
+// request path, merged into Prometheus metric families at scrape time.
+//
+// Threads: each WorkerStats is written by exactly one worker thread (Record*, InFlight*)
+// and read by the main thread (Snapshot/Collect) at any time. Every field is a relaxed
+// atomic: the writer does load+store (a plain mov on x86, no lock prefix), readers see each
+// value whole. A scrape may see a request's count before its bytes; the next scrape agrees.
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace speedmon::metrics {
+
+// A counter written by one thread and read by others.
+class SingleWriterCounter {
+ public:
+  void Add(uint64_t n) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
+  void SetMax(uint64_t n) {
+    if (n > v_.load(std::memory_order_relaxed)) v_.store(n, std::memory_order_relaxed);
+  }
+  // For minimums: 0 means "no value yet".
+  void SetMinNonZero(uint64_t n) {
+    uint64_t cur = v_.load(std::memory_order_relaxed);
+    if (cur == 0 || n < cur) v_.store(n, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// Methods with their own label value; anything else is "other".
+enum class Method : uint8_t {
+  kGet,
+  kHead,
+  kPost,
+  kPut,
+  kDelete,
+  kPatch,
+  kOptions,
+  kConnect,
+  kTrace,
+  kOther,
+  kCount
+};
+Method MethodFromString(std::string_view m);
+const char* MethodName(Method m);
+
+// Status codes are folded into a small index: common codes keep their exact value, any
+// other code counts under its class ("2xx", ...), so label values stay bounded.
+int CodeIndex(int status);
+std::string CodeLabel(int code_index);
+constexpr int kCodeSlots = 37;
+
+enum class UpstreamErrorKind : uint8_t { kConnect, kTimeout, kReset, kBadResponse, kCount };
+const char* UpstreamErrorKindName(UpstreamErrorKind k);
+
+// The fixed shape of the slots, decided once from the config.
+struct StatsLayout {
+  std::vector<std::string> upstreams;
+  std::vector<std::vector<std::string>> endpoints;  // per upstream, "host:port"
+  std::vector<std::string> routes;                  // the last one is "other"
+
+  int other_route() const { return static_cast<int>(routes.size()) - 1; }
+};
+
+// Latency histogram buckets exposed to Prometheus (seconds), +Inf implied.
+inline constexpr std::array<double, 15> kDurationBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+// Fine log-linear buckets (8 per power of two, in microseconds) behind the percentiles of
+// /api/v1/upstreams: within 6.25 % of the true value, whatever the spread.
+constexpr int kFineBuckets = 16 + 27 * 8;
+int FineBucket(uint64_t micros);
+uint64_t FineBucketMidpoint(int bucket);
+
+// One worker's stats. Allocated once; never resized.
+class WorkerStats {
+ public:
+  explicit WorkerStats(const StatsLayout& layout);
+
+  // One completed (or failed) exchange. duration in nanoseconds; bytes are body bytes.
+  void RecordRequest(int upstream, int route, Method method, int status, uint64_t duration_ns,
+                     uint64_t request_bytes, uint64_t response_bytes);
+  void RecordUpstreamError(int upstream, int endpoint, UpstreamErrorKind kind);
+  void InFlightAdd(int upstream, int delta);
+
+ private:
+  friend class RequestStatsCollector;
+  struct RouteSlot {
+    SingleWriterCounter count, errors5xx, sum_ns, min_ns, max_ns, request_bytes, response_bytes;
+    std::array<SingleWriterCounter, kDurationBuckets.size() + 1> buckets;
+    std::array<SingleWriterCounter, kFineBuckets> fine;
+  };
+  int routes_;
+  int max_endpoints_;
+  std::unique_ptr<SingleWriterCounter[]> codes_;       // [upstream][route][method][code]
+  std::unique_ptr<RouteSlot[]> route_slots_;           // [upstream][route]
+  std::unique_ptr<SingleWriterCounter[]> errors_;      // [upstream][endpoint][kind]
+  std::unique_ptr<std::atomic<int64_t>[]> in_flight_;  // [upstream]
+  size_t upstreams_;
+};
+
+// Latency summary of one (upstream, route) merged over workers, for the JSON API.
+struct RouteSummary {
+  std::string upstream, route;
+  uint64_t requests = 0, errors5xx = 0, request_bytes = 0, response_bytes = 0;
+  double min_ms = 0, avg_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
+};
+
+// Merges the shards of all workers. Collect() is the prometheus-cpp hook; Summaries()
+// serves /api/v1/upstreams. Both run on the main thread.
+class RequestStatsCollector : public prometheus::Collectable {
+ public:
+  RequestStatsCollector(StatsLayout layout, std::vector<const WorkerStats*> workers);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  std::vector<RouteSummary> Summaries() const;
+  const StatsLayout& layout() const { return layout_; }
+
+ private:
+  StatsLayout layout_;
+  std::vector<const WorkerStats*> workers_;
+};
+
+}  // namespace speedmon::metrics
