@@ -1,0 +1,110 @@
+// An HTTP/1.x message parser that never touches a socket: bytes in, events out.
+//
+// Wraps llhttp (included only in the .cc). One codec per connection direction; used by
+// the thread that owns the connection. Header names and values are copied into the
+// codec's own head buffer, so the MessageHead handed to OnHead stays valid until the next
+// message begins, however the bytes were split across reads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace speedmon::proxy {
+
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+struct MessageHead {
+  std::string_view method;  // requests
+  std::string_view url;     // requests
+  int status = 0;           // responses
+  std::string_view reason;  // responses
+  int version_major = 1;
+  int version_minor = 1;
+  std::vector<Header> headers;
+  bool keep_alive = true;  // what the message asks for (llhttp_should_keep_alive)
+  bool chunked = false;    // Transfer-Encoding: chunked
+  bool has_content_length = false;
+  uint64_t content_length = 0;
+  bool upgrade = false;  // CONNECT or an Upgrade request/response
+
+  // First header with this name (case-insensitive), or empty.
+  std::string_view Find(std::string_view name) const;
+  // True when the body runs until the connection closes (a response with neither
+  // Content-Length nor chunked framing).
+  bool BodyUntilEof() const { return !chunked && !has_content_length; }
+};
+
+enum class HeadAction {
+  kContinue,  // parse the body, if any
+  kSkipBody,  // the message has no body whatever its headers say (response to HEAD, 1xx)
+  kAbort,     // stop: Execute returns kAborted
+};
+
+// Receives the parse events. The views passed in are valid only during the call, except
+// the MessageHead (see above).
+class CodecHandler {
+ public:
+  virtual ~CodecHandler() = default;
+  virtual HeadAction OnHead(const MessageHead& head) = 0;
+  // Body bytes after de-chunking. Return false to abort parsing.
+  virtual bool OnBody(std::string_view data) = 0;
+  // The message is complete. Return true to pause the codec after it (a pipelined next
+  // request waits until this one is answered); Execute then reports kPaused.
+  virtual bool OnMessageComplete() = 0;
+};
+
+class HttpCodec {
+ public:
+  enum class Type { kRequest, kResponse };
+  enum class Status {
+    kOk,            // all bytes consumed
+    kPaused,        // OnMessageComplete asked to pause; `consumed` bytes used, keep the rest
+    kAborted,       // a handler returned kAbort/false
+    kHeadTooLarge,  // the head exceeded max_head_bytes
+    kError,         // malformed input; error_reason() says why
+  };
+  struct Result {
+    size_t consumed = 0;
+    Status status = Status::kOk;
+  };
+
+  // REQUIRES: handler outlives the codec.
+  HttpCodec(Type type, CodecHandler* handler, uint32_t max_head_bytes);
+  ~HttpCodec();
+  HttpCodec(const HttpCodec&) = delete;
+  HttpCodec& operator=(const HttpCodec&) = delete;
+
+  Result Execute(const char* data, size_t len);
+  // After kPaused: makes the codec accept input again.
+  void Resume();
+  // The peer closed. A message delimited by EOF completes here (OnMessageComplete);
+  // kError if the close cut a message short.
+  Status Finish();
+  // Forget any partial message (for reuse of a pooled connection's codec).
+  void Reset();
+
+  // True between the first byte of a message and its completion.
+  bool InMessage() const { return in_message_; }
+  // True once the current message's head has been parsed.
+  bool HeadDone() const { return head_done_; }
+  const char* error_reason() const { return error_reason_; }
+
+ private:
+  struct Impl;
+  friend struct Impl;
+  std::unique_ptr<Impl> impl_;
+  CodecHandler* handler_;
+  uint32_t max_head_bytes_;
+  bool in_message_ = false;
+  bool head_done_ = false;
+  const char* error_reason_ = "";
+};
+
+}  // namespace speedmon::proxy

@@ -1,0 +1,227 @@
+#include "proxy/http_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace speedmon::proxy {
+namespace {
+
+// Records every event as text, so a test compares one string.
+class Recorder : public CodecHandler {
+ public:
+  HeadAction OnHead(const MessageHead& h) override {
+    log += "head[";
+    if (!h.method.empty()) log += std::string(h.method) + " " + std::string(h.url);
+    if (h.status != 0) log += std::to_string(h.status) + " " + std::string(h.reason);
+    log += " " + std::to_string(h.version_major) + "." + std::to_string(h.version_minor);
+    for (const auto& hd : h.headers)
+      log += " " + std::string(hd.name) + "=" + std::string(hd.value);
+    if (h.chunked) log += " chunked";
+    if (h.has_content_length) log += " cl=" + std::to_string(h.content_length);
+    log += h.keep_alive ? " ka" : " close";
+    log += "]";
+    last_head_host = std::string(h.Find("host"));
+    return head_action;
+  }
+  bool OnBody(std::string_view d) override {
+    body += d;
+    return true;
+  }
+  bool OnMessageComplete() override {
+    log += "done(" + body + ")";
+    body.clear();
+    return pause;
+  }
+  std::string log, body, last_head_host;
+  HeadAction head_action = HeadAction::kContinue;
+  bool pause = false;
+};
+
+struct Run {
+  HttpCodec::Status status;
+  size_t consumed;
+};
+
+Run Feed(HttpCodec& c, std::string_view s) {
+  auto r = c.Execute(s.data(), s.size());
+  return {r.status, r.consumed};
+}
+
+TEST(HttpCodecTest, SimpleGet) {
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kRequest, &r, 8192);
+  auto run = Feed(c, "GET /status HTTP/1.1\r\nHost: emu\r\n\r\n");
+  EXPECT_EQ(run.status, HttpCodec::Status::kOk);
+  EXPECT_EQ(r.log, "head[GET /status 1.1 Host=emu ka]done()");
+  EXPECT_EQ(r.last_head_host, "emu");
+  EXPECT_FALSE(c.InMessage());
+}
+
+TEST(HttpCodecTest, ByteByByteSameResult) {
+  std::string msg =
+      "POST /action HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nX-Long: abcdefghij\r\n\r\nhello";
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kRequest, &r, 8192);
+  for (char ch : msg) ASSERT_EQ(Feed(c, std::string_view(&ch, 1)).status, HttpCodec::Status::kOk);
+  EXPECT_EQ(r.log,
+            "head[POST /action 1.1 Host=h Content-Length=5 X-Long=abcdefghij cl=5 ka]done(hello)");
+}
+
+TEST(HttpCodecTest, ChunkedRequestDechunked) {
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kRequest, &r, 8192);
+  auto run = Feed(c,
+                  "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n");
+  EXPECT_EQ(run.status, HttpCodec::Status::kOk);
+  EXPECT_EQ(r.log, "head[POST /a 1.1 Transfer-Encoding=chunked chunked ka]done(abc0123456789)");
+}
+
+TEST(HttpCodecTest, PipelinedPauseAfterEachMessage) {
+  Recorder r;
+  r.pause = true;
+  HttpCodec c(HttpCodec::Type::kRequest, &r, 8192);
+  std::string two = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n";
+  auto run = Feed(c, two);
+  EXPECT_EQ(run.status, HttpCodec::Status::kPaused);
+  EXPECT_EQ(run.consumed, 19u);
+  EXPECT_EQ(r.log, "head[GET /1 1.1 ka]done()");
+  c.Resume();
+  run = Feed(c, std::string_view(two).substr(run.consumed));
+  EXPECT_EQ(run.status, HttpCodec::Status::kPaused);
+  EXPECT_EQ(run.consumed, 19u);
+  EXPECT_EQ(r.log, "head[GET /1 1.1 ka]done()head[GET /2 1.1 ka]done()");
+}
+
+TEST(HttpCodecTest, Http10DefaultsToClose) {
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kRequest, &r, 8192);
+  Feed(c, "GET / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(r.log, "head[GET / 1.0 close]done()");
+  Recorder r2;
+  HttpCodec c2(HttpCodec::Type::kRequest, &r2, 8192);
+  Feed(c2, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(r2.log, "head[GET / 1.0 Connection=keep-alive ka]done()");
+}
+
+TEST(HttpCodecTest, SmugglingShapesRejected) {
+  const char* bad[] = {
+      // both Content-Length and Transfer-Encoding
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      // duplicate, differing Content-Length
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      // bad chunk size
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+      // negative / garbage content length
+      "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+      // space before colon
+      "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+      // bare LF inside a header value
+      "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
+      // not HTTP at all
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+      // bad version
+      "GET / HTTP/9.9\r\n\r\n",
+      // chunked not last
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+  };
+  for (const char* msg : bad) {
+    Recorder r;
+    HttpCodec c(HttpCodec::Type::kRequest, &r, 8192);
+    auto run = Feed(c, msg);
+    EXPECT_EQ(run.status, HttpCodec::Status::kError) << msg << " -> " << r.log;
+    EXPECT_STRNE(c.error_reason(), "");
+  }
+}
+
+TEST(HttpCodecTest, HeadTooLarge) {
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kRequest, &r, 1024);
+  std::string msg = "GET / HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n";
+  EXPECT_EQ(Feed(c, msg).status, HttpCodec::Status::kHeadTooLarge);
+  // Many small headers count too.
+  Recorder r2;
+  HttpCodec c2(HttpCodec::Type::kRequest, &r2, 1024);
+  std::string many = "GET / HTTP/1.1\r\n";
+  for (int i = 0; i < 300; ++i) many += "a:\r\n";
+  many += "\r\n";
+  EXPECT_EQ(Feed(c2, many).status, HttpCodec::Status::kHeadTooLarge);
+  // Just under the limit passes.
+  Recorder r3;
+  HttpCodec c3(HttpCodec::Type::kRequest, &r3, 1024);
+  std::string ok = "GET / HTTP/1.1\r\nX: " + std::string(900, 'b') + "\r\n\r\n";
+  EXPECT_EQ(Feed(c3, ok).status, HttpCodec::Status::kOk);
+}
+
+TEST(HttpCodecTest, ResponseWithLengthChunkedAndEof) {
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kResponse, &r, 8192);
+  Feed(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+  EXPECT_EQ(r.log, "head[200 OK 1.1 Content-Length=2 cl=2 ka]done(hi)");
+  r.log.clear();
+  Feed(c, "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n");
+  EXPECT_EQ(r.log, "head[404 Not Found 1.1 Transfer-Encoding=chunked chunked ka]done(no)");
+  Recorder e;
+  HttpCodec ce(HttpCodec::Type::kResponse, &e, 8192);
+  Feed(ce, "HTTP/1.0 200 OK\r\n\r\nuntil close");
+  EXPECT_TRUE(ce.InMessage());
+  EXPECT_EQ(ce.Finish(), HttpCodec::Status::kOk);
+  EXPECT_EQ(e.log, "head[200 OK 1.0 close]done(until close)");
+}
+
+TEST(HttpCodecTest, TruncatedResponseIsErrorAtFinish) {
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kResponse, &r, 8192);
+  Feed(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  EXPECT_EQ(c.Finish(), HttpCodec::Status::kError);
+}
+
+TEST(HttpCodecTest, SkipBodyForHeadResponse) {
+  Recorder r;
+  r.head_action = HeadAction::kSkipBody;
+  HttpCodec c(HttpCodec::Type::kResponse, &r, 8192);
+  auto run = Feed(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+  EXPECT_EQ(run.status, HttpCodec::Status::kOk);
+  EXPECT_EQ(r.log, "head[200 OK 1.1 Content-Length=1000 cl=1000 ka]done()");
+}
+
+TEST(HttpCodecTest, AbortFromHandler) {
+  Recorder r;
+  r.head_action = HeadAction::kAbort;
+  HttpCodec c(HttpCodec::Type::kRequest, &r, 8192);
+  EXPECT_EQ(Feed(c, "GET / HTTP/1.1\r\n\r\n").status, HttpCodec::Status::kAborted);
+}
+
+TEST(HttpCodecTest, ResetAllowsReuse) {
+  Recorder r;
+  HttpCodec c(HttpCodec::Type::kResponse, &r, 8192);
+  Feed(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  c.Reset();
+  r.log.clear();
+  r.body.clear();
+  Feed(c, "HTTP/1.1 204 No Content\r\n\r\n");
+  EXPECT_EQ(r.log, "head[204 No Content 1.1 ka]done()");
+}
+
+TEST(HttpCodecTest, GarbageNeverCrashes) {
+  uint32_t x = 12345;
+  for (int round = 0; round < 2000; ++round) {
+    std::string junk;
+    int n = 1 + round % 300;
+    for (int i = 0; i < n; ++i) {
+      x = x * 1103515245 + 12345;
+      junk.push_back(static_cast<char>(x >> 16));
+    }
+    if (round % 2) junk = "GET / HTTP/1.1\r\n" + junk;
+    Recorder r;
+    HttpCodec c(round % 3 ? HttpCodec::Type::kRequest : HttpCodec::Type::kResponse, &r, 4096);
+    auto run = Feed(c, junk);
+    EXPECT_LE(run.consumed, junk.size());
+    c.Finish();
+  }
+}
+
+}  // namespace
+}  // namespace speedmon::proxy
