@@ -1,0 +1,319 @@
+// Blocking HTTP/1.1 client (see http_client.h). Sender threads and tests.
+#include "alerting/http_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace speedmon::alerting {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+enum class Parse { kNeedMore, kDone, kBad };
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Decodes a chunked body starting at `data`. kNeedMore until the last chunk and the
+// end of the trailers have arrived.
+Parse Dechunk(std::string_view data, std::string* out) {
+  out->clear();
+  size_t pos = 0;
+  while (true) {
+    size_t eol = data.find("\r\n", pos);
+    if (eol == std::string_view::npos) return Parse::kNeedMore;
+    std::string_view line = data.substr(pos, eol - pos);
+    line = line.substr(0, line.find(';'));
+    line = Trim(line);
+    if (line.empty() || line.size() > 15) return Parse::kBad;
+    size_t size = 0;
+    for (char c : line) {
+      int d = (c >= '0' && c <= '9')   ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
+      if (d < 0) return Parse::kBad;
+      size = size * 16 + static_cast<size_t>(d);
+    }
+    pos = eol + 2;
+    if (size == 0) {
+      // Trailers (usually none) end with an empty line.
+      if (data.substr(pos, 2) == "\r\n") return Parse::kDone;
+      return data.find("\r\n\r\n", pos) == std::string_view::npos ? Parse::kNeedMore : Parse::kDone;
+    }
+    if (data.size() < pos + size + 2) return Parse::kNeedMore;
+    if (data.substr(pos + size, 2) != "\r\n") return Parse::kBad;
+    out->append(data.substr(pos, size));
+    pos += size + 2;
+  }
+}
+
+Parse ParseResponse(const std::string& buf, bool eof, HttpResponse* out) {
+  size_t head_end = buf.find("\r\n\r\n");
+  if (head_end == std::string::npos) return eof ? Parse::kBad : Parse::kNeedMore;
+  std::string_view head(buf.data(), head_end);
+  size_t eol = head.find("\r\n");
+  std::string_view status_line = head.substr(0, eol);
+  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ') {
+    return Parse::kBad;
+  }
+  int status = 0;
+  for (size_t i = 9; i < 12; ++i) {
+    if (status_line[i] < '0' || status_line[i] > '9') return Parse::kBad;
+    status = status * 10 + (status_line[i] - '0');
+  }
+  bool chunked = false;
+  std::optional<size_t> content_length;
+  size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
+  while (pos < head.size()) {
+    size_t next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    std::string_view line = head.substr(pos, next - pos);
+    pos = next + 2;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view name = Trim(line.substr(0, colon));
+    std::string_view value = Trim(line.substr(colon + 1));
+    if (IEquals(name, "transfer-encoding") && IEquals(value, "chunked")) chunked = true;
+    if (IEquals(name, "content-length")) {
+      size_t n = 0;
+      if (value.empty() || value.size() > 12) return Parse::kBad;
+      for (char c : value) {
+        if (c < '0' || c > '9') return Parse::kBad;
+        n = n * 10 + static_cast<size_t>(c - '0');
+      }
+      content_length = n;
+    }
+  }
+  out->status = status;
+  std::string_view rest(buf.data() + head_end + 4, buf.size() - head_end - 4);
+  if (status == 204 || status == 304 || (status >= 100 && status < 200)) {
+    out->body.clear();
+    return Parse::kDone;
+  }
+  if (chunked) {
+    Parse p = Dechunk(rest, &out->body);
+    if (p == Parse::kNeedMore && eof) return Parse::kBad;
+    return p;
+  }
+  if (content_length) {
+    if (rest.size() < *content_length) return eof ? Parse::kBad : Parse::kNeedMore;
+    out->body.assign(rest.substr(0, *content_length));
+    return Parse::kDone;
+  }
+  if (!eof) return Parse::kNeedMore;
+  out->body.assign(rest);
+  return Parse::kDone;
+}
+
+int RemainingMs(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() <= 0 ? 0 : static_cast<int>(left.count());
+}
+
+std::string Errno(const char* what, int err) { return std::string(what) + ": " + strerror(err); }
+
+// A connected non-blocking socket, or -1 with *error set.
+int Connect(const Url& url, Clock::time_point deadline, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(url.port);
+  int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    *error = "resolve " + url.host + ": " + gai_strerror(rc);
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      *error = Errno("socket", errno);
+      continue;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+    if (errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int n = poll(&p, 1, RemainingMs(deadline));
+      if (n == 1) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err == 0) break;
+        *error = Errno("connect", err);
+      } else {
+        *error = n == 0 ? "connect: timed out" : Errno("poll", errno);
+      }
+    } else {
+      *error = Errno("connect", errno);
+    }
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+
+}  // namespace
+
+std::string Url::HostPort() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::optional<Url> ParseUrl(std::string_view text, std::string* error) {
+  auto fail = [error](const char* message) -> std::optional<Url> {
+    if (error) *error = message;
+    return std::nullopt;
+  };
+  constexpr std::string_view kScheme = "http://";
+  if (text.substr(0, kScheme.size()) != kScheme) {
+    return fail("only http:// URLs are supported");
+  }
+  text.remove_prefix(kScheme.size());
+  size_t slash = text.find('/');
+  std::string_view authority = text.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? "" : text.substr(slash);
+  if (authority.find('@') != std::string_view::npos) return fail("user info is not supported");
+  if (path.find_first_of("?#") != std::string_view::npos ||
+      authority.find_first_of("?#") != std::string_view::npos) {
+    return fail("queries and fragments are not supported");
+  }
+  Url url;
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return fail("unterminated [ in host");
+    url.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return fail("unexpected text after ]");
+      port_text = after.substr(1);
+      if (port_text.empty()) return fail("empty port");
+    }
+  } else {
+    size_t colon = authority.find(':');
+    url.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) return fail("empty port");
+    }
+  }
+  if (url.host.empty()) return fail("empty host");
+  if (!port_text.empty()) {
+    if (port_text.size() > 5) return fail("port must be 1..65535");
+    int port = 0;
+    for (char c : port_text) {
+      if (c < '0' || c > '9') return fail("port must be 1..65535");
+      port = port * 10 + (c - '0');
+    }
+    if (port < 1 || port > 65535) return fail("port must be 1..65535");
+    url.port = static_cast<uint16_t>(port);
+  }
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  url.path = std::string(path);
+  return url;
+}
+
+HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_view path,
+                         std::string_view body, std::chrono::milliseconds timeout) {
+  HttpResponse response;
+  const auto deadline = Clock::now() + timeout;
+  int fd = Connect(url, deadline, &response.error);
+  if (fd < 0) return response;
+
+  std::string request;
+  request.reserve(256 + body.size());
+  request.append(method).append(" ").append(path.empty() ? "/" : path).append(" HTTP/1.1\r\n");
+  request.append("Host: ").append(url.HostPort()).append("\r\n");
+  request.append("User-Agent: speedmon\r\nConnection: close\r\nAccept: application/json\r\n");
+  if (!body.empty() || method == "POST" || method == "PUT") {
+    request.append("Content-Type: application/json\r\n");
+    request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  }
+  request.append("\r\n").append(body);
+
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      int r = poll(&p, 1, RemainingMs(deadline));
+      if (r == 1) continue;
+      response.error = r == 0 ? "send: timed out" : Errno("poll", errno);
+    } else {
+      response.error = Errno("send", errno);
+    }
+    close(fd);
+    return response;
+  }
+
+  std::string buf;
+  char chunk[16384];
+  while (true) {
+    ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (n > 0) {
+      buf.append(chunk, static_cast<size_t>(n));
+      if (buf.size() > kMaxResponseBytes) {
+        response.error = "response larger than 4 MiB";
+        break;
+      }
+      Parse p = ParseResponse(buf, false, &response);
+      if (p == Parse::kDone) break;
+      if (p == Parse::kBad) {
+        response.error = "malformed response";
+        break;
+      }
+      continue;
+    }
+    if (n == 0) {
+      if (ParseResponse(buf, true, &response) != Parse::kDone) {
+        response.error = buf.empty() ? "connection closed without a response"
+                                     : "malformed or truncated response";
+      }
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      pollfd p{fd, POLLIN, 0};
+      int r = poll(&p, 1, RemainingMs(deadline));
+      if (r == 1) continue;
+      response.error = r == 0 ? "read: timed out" : Errno("poll", errno);
+      break;
+    }
+    response.error = Errno("recv", errno);
+    break;
+  }
+  close(fd);
+  if (!response.error.empty()) response.status = 0;
+  return response;
+}
+
+}  // namespace speedmon::alerting

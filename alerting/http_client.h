@@ -1,0 +1,44 @@
+// A small blocking HTTP/1.1 client over POSIX sockets, for the notifier's sender
+// threads (and the tests): one request per connection ("Connection: close"), connect and
+// I/O bounded by one deadline, plain http:// only (Alertmanager and webhooks on loopback
+// or a private network; no TLS).
+//
+// Thread: any thread; no shared state. It blocks the calling thread for up to `timeout`,
+// which is why only sender threads call it, never the main loop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace speedmon::alerting {
+
+struct Url {
+  std::string host;  // "127.0.0.1", "::1" (without brackets), "alertmanager"
+  uint16_t port = 80;
+  std::string path;              // "" or "/prefix" (never ends with '/'), or "/hook"
+  std::string HostPort() const;  // "127.0.0.1:9093", "[::1]:9093": the Host header
+};
+
+// Parses "http://host[:port][/path]". Refuses other schemes, userinfo, queries,
+// fragments, empty hosts and ports outside 1..65535; `error` says which.
+std::optional<Url> ParseUrl(std::string_view text, std::string* error);
+
+struct HttpResponse {
+  int status = 0;     // 0 when the exchange failed
+  std::string body;   // de-chunked
+  std::string error;  // "" on a complete response: "connect: Connection refused", ...
+  bool ok() const { return error.empty(); }
+};
+
+// Sends one request and reads the whole response (at most kMaxResponseBytes).
+// `path` is sent as is ("/api/v2/alerts"); `body` may be empty (no Content-Type then).
+// Never throws; every failure is a response with `error` set.
+HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_view path,
+                         std::string_view body, std::chrono::milliseconds timeout);
+
+inline constexpr size_t kMaxResponseBytes = 4 << 20;
+
+}  // namespace speedmon::alerting

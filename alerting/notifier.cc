@@ -1,0 +1,186 @@
+// Sender threads, queues and back-off (see notifier.h).
+#include "alerting/notifier.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace speedmon::alerting {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool Retryable(const HttpResponse& r) {
+  return !r.ok() || r.status >= 500 || r.status == 408 || r.status == 429;
+}
+
+}  // namespace
+
+Notifier::Notifier(NotifierOptions options) : options_(std::move(options)) {
+  if (!options_.log) {
+    options_.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  }
+  options_.max_pending = std::max<size_t>(options_.max_pending, 1);
+  options_.max_batch = std::max<size_t>(options_.max_batch, 1);
+}
+
+std::unique_ptr<Notifier> Notifier::Create(const std::vector<TargetConfig>& targets,
+                                           NotifierOptions options, std::string* error) {
+  std::unique_ptr<Notifier> n(new Notifier(std::move(options)));
+  for (const auto& tc : targets) {
+    auto t = std::make_unique<Target>();
+    t->config = tc;
+    std::string why;
+    auto url = ParseUrl(tc.url, &why);
+    if (!url) {
+      if (error) {
+        *error = std::string(tc.kind == TargetKind::kAlertmanager ? "alertmanager" : "webhook") +
+                 " URL \"" + tc.url + "\": " + why;
+      }
+      return nullptr;
+    }
+    t->url = *url;
+    t->path = tc.kind == TargetKind::kAlertmanager ? url->path + "/api/v2/alerts"
+                                                   : (url->path.empty() ? "/" : url->path);
+    t->stats.target = tc.url;
+    t->stats.kind = tc.kind;
+    n->targets_.push_back(std::move(t));
+  }
+  for (auto& t : n->targets_) {
+    Target* raw = t.get();
+    t->thread = std::thread([n = n.get(), raw] { n->Run(raw); });
+  }
+  return n;
+}
+
+Notifier::~Notifier() { Stop(); }
+
+void Notifier::Stop() {
+  for (auto& t : targets_) {
+    std::lock_guard<std::mutex> lock(t->mu);
+    t->stop = true;
+    t->cv.notify_all();
+  }
+  for (auto& t : targets_) {
+    if (t->thread.joinable()) t->thread.join();
+  }
+}
+
+void Notifier::Enqueue(Target* t, AlertNotice n, bool front) {
+  auto same = std::find_if(t->queue.begin(), t->queue.end(),
+                           [&n](const AlertNotice& q) { return q.fingerprint == n.fingerprint; });
+  if (same != t->queue.end()) {
+    if (front) return;  // a newer notice for this alert is already waiting
+    t->queue.erase(same);
+  }
+  if (front) {
+    t->queue.push_front(std::move(n));
+  } else {
+    t->queue.push_back(std::move(n));
+  }
+  while (t->queue.size() > options_.max_pending) {
+    t->queue.pop_front();
+    ++t->stats.dropped;
+  }
+}
+
+void Notifier::Send(const std::vector<AlertNotice>& notices) {
+  if (notices.empty()) return;
+  for (auto& t : targets_) {
+    std::lock_guard<std::mutex> lock(t->mu);
+    bool added = false;
+    for (const auto& n : notices) {
+      if (t->config.kind == TargetKind::kWebhook && !n.transition) continue;
+      Enqueue(t.get(), n, false);
+      added = true;
+    }
+    if (added) t->cv.notify_all();
+  }
+}
+
+void Notifier::Run(Target* t) {
+  int failures_in_a_row = 0;
+  Clock::time_point retry_at{};
+  std::unique_lock<std::mutex> lock(t->mu);
+  while (true) {
+    t->cv.wait(lock, [t] { return t->stop || !t->queue.empty(); });
+    if (t->stop) break;
+    if (Clock::now() < retry_at) {
+      t->cv.wait_until(lock, retry_at, [t] { return t->stop; });
+      continue;
+    }
+    size_t take = std::min(t->queue.size(), options_.max_batch);
+    std::vector<AlertNotice> batch(std::make_move_iterator(t->queue.begin()),
+                                   std::make_move_iterator(t->queue.begin() + take));
+    t->queue.erase(t->queue.begin(), t->queue.begin() + take);
+    t->in_flight = true;
+    lock.unlock();
+
+    std::string body = t->config.kind == TargetKind::kAlertmanager
+                           ? AlertmanagerBody(batch)
+                           : WebhookBody(batch, options_.external_url);
+    HttpResponse r = HttpRequest(t->url, "POST", t->path, body, t->config.timeout);
+    const bool delivered = r.ok() && r.status >= 200 && r.status < 300;
+    std::string message;
+    if (delivered) {
+      if (failures_in_a_row > 0) {
+        message = "alerting: " + t->config.url + " reachable again after " +
+                  std::to_string(failures_in_a_row) + " failed attempts";
+      }
+      failures_in_a_row = 0;
+      retry_at = {};
+    } else if (Retryable(r)) {
+      ++failures_in_a_row;
+      auto backoff = options_.initial_backoff;
+      for (int i = 1; i < failures_in_a_row && backoff < options_.max_backoff; ++i) backoff *= 2;
+      backoff = std::min(backoff, options_.max_backoff);
+      retry_at = Clock::now() + backoff;
+      if (failures_in_a_row == 1) {  // once per outage, not once per retry
+        message = "alerting: sending to " + t->config.url + " failed (" +
+                  (r.ok() ? "HTTP " + std::to_string(r.status) : r.error) +
+                  "); retrying with back-off";
+      }
+    } else {
+      message = "alerting: " + t->config.url + " refused " + std::to_string(batch.size()) +
+                " alerts with HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200);
+    }
+    if (!message.empty()) options_.log(message);
+
+    lock.lock();
+    t->in_flight = false;
+    if (delivered) {
+      t->stats.sent += batch.size();
+    } else {
+      t->stats.failed += batch.size();
+      if (Retryable(r)) {
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+          Enqueue(t, std::move(*it), true);
+        }
+      }
+    }
+    t->cv.notify_all();
+  }
+}
+
+std::vector<TargetStats> Notifier::Stats() const {
+  std::vector<TargetStats> out;
+  for (const auto& t : targets_) {
+    std::lock_guard<std::mutex> lock(t->mu);
+    TargetStats s = t->stats;
+    s.queued = t->queue.size();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+bool Notifier::WaitIdle(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (auto& t : targets_) {
+    std::unique_lock<std::mutex> lock(t->mu);
+    if (!t->cv.wait_until(lock, deadline, [&t] { return t->queue.empty() && !t->in_flight; })) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace speedmon::alerting

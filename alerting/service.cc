@@ -1,0 +1,369 @@
+// The alerting facade and its collectable (see service.h). Main thread, except
+// Metrics::Collect which any thread may call.
+#include "alerting/service.h"
+
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "nlohmann/json.hpp"
+#include "prometheus/metric_family.h"
+
+namespace speedmon::alerting {
+namespace {
+
+using nlohmann::json;
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+std::string Answer(const std::string& error, const std::string& field) {
+  return json{{"error", error}, {"field", field}}.dump();
+}
+
+json TimeOrNull(const std::optional<Time>& t) {
+  return t ? json(FormatRfc3339(*t)) : json(nullptr);
+}
+
+json ValueOrNull(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+json InstanceJson(const AlertInstance& inst) {
+  json j{{"id", inst.rule_id},
+         {"name", inst.rule_name},
+         {"state", AlertStateName(inst.state)},
+         {"severity", config::SeverityName(inst.severity)},
+         {"value", ValueOrNull(inst.value)},
+         {"labels", inst.labels},
+         {"annotations", inst.annotations},
+         {"activeAt", FormatRfc3339(inst.active_at)},
+         {"firedAt", TimeOrNull(inst.fired_at)},
+         {"fingerprint", inst.fingerprint}};
+  if (inst.state == AlertState::kResolved) j["resolvedAt"] = TimeOrNull(inst.resolved_at);
+  return j;
+}
+
+std::vector<TargetConfig> Targets(const config::AlertingConfig& c) {
+  std::vector<TargetConfig> out;
+  for (const auto& am : c.alertmanagers) {
+    out.push_back(TargetConfig{TargetKind::kAlertmanager, am.url, am.timeout});
+  }
+  for (const auto& wh : c.webhooks) {
+    out.push_back(TargetConfig{TargetKind::kWebhook, wh.url, wh.timeout});
+  }
+  return out;
+}
+
+bool SameTargets(const config::AlertingConfig& a, const config::AlertingConfig& b) {
+  auto key = [](const std::vector<TargetConfig>& ts) {
+    std::vector<std::tuple<int, std::string, int64_t>> k;
+    for (const auto& t : ts) k.emplace_back(static_cast<int>(t.kind), t.url, t.timeout.count());
+    return k;
+  };
+  return key(Targets(a)) == key(Targets(b));
+}
+
+NotifierOptions MakeNotifierOptions(const ServiceOptions& options) {
+  NotifierOptions no;
+  no.max_pending = options.max_pending;
+  no.initial_backoff = options.initial_backoff;
+  no.max_backoff = options.max_backoff;
+  no.external_url = options.external_url;
+  no.log = options.log;
+  return no;
+}
+
+ClientMetric Metric(std::vector<ClientMetric::Label> labels, double value, MetricType type) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  return m;
+}
+
+}  // namespace
+
+// The collectable: a snapshot the main thread publishes after each change, plus the
+// notifier's live counters. Its own mutex only; never calls back into the Service.
+class Service::Metrics : public prometheus::Collectable {
+ public:
+  struct RuleCount {
+    std::string alertname;
+    std::string severity;
+    size_t pending = 0;
+    size_t firing = 0;
+  };
+
+  void Publish(std::vector<RuleCount> rules, uint64_t evaluations, uint64_t failures) {
+    std::lock_guard<std::mutex> lock(mu_);
+    rules_ = std::move(rules);
+    evaluations_ = evaluations;
+    failures_ = failures;
+  }
+
+  // Switches to `next`. The old notifier is stopped first (outside the lock, so a
+  // scrape meanwhile still reads it) and its final counters are kept, so the exported
+  // counters never run backwards.
+  void SetNotifier(std::shared_ptr<Notifier> next) {
+    std::shared_ptr<Notifier> old;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      old = notifier_;
+    }
+    if (old) old->Stop();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (old) {
+      for (const auto& s : old->Stats()) {
+        auto& base = retired_[s.target];
+        base.target = s.target;
+        base.sent += s.sent;
+        base.failed += s.failed;
+        base.dropped += s.dropped;
+      }
+    }
+    notifier_ = std::move(next);
+  }
+
+  std::vector<MetricFamily> Collect() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<MetricFamily> out;
+
+    MetricFamily alerts{"pokemon_speedrun_alerts",
+                        "Alert instances per rule and state (pending, firing).",
+                        MetricType::Gauge,
+                        {}};
+    std::map<std::tuple<std::string, std::string, std::string>, size_t> counts;
+    for (const auto& r : rules_) {
+      counts[{r.alertname, r.severity, "pending"}] += r.pending;
+      counts[{r.alertname, r.severity, "firing"}] += r.firing;
+    }
+    for (const auto& [key, n] : counts) {
+      const auto& [alertname, severity, state] = key;
+      alerts.metric.push_back(
+          Metric({{"alertname", alertname}, {"alertstate", state}, {"severity", severity}},
+                 static_cast<double>(n), MetricType::Gauge));
+    }
+    out.push_back(std::move(alerts));
+
+    out.push_back(
+        MetricFamily{"pokemon_speedrun_alert_rules",
+                     "Alert rules loaded.",
+                     MetricType::Gauge,
+                     {Metric({}, static_cast<double>(rules_.size()), MetricType::Gauge)}});
+    out.push_back(
+        MetricFamily{"pokemon_speedrun_alert_evaluations_total",
+                     "Alert rule evaluations.",
+                     MetricType::Counter,
+                     {Metric({}, static_cast<double>(evaluations_), MetricType::Counter)}});
+    out.push_back(MetricFamily{"pokemon_speedrun_alert_evaluation_failures_total",
+                               "Alert rule evaluations whose metric could not be read.",
+                               MetricType::Counter,
+                               {Metric({}, static_cast<double>(failures_), MetricType::Counter)}});
+
+    std::map<std::string, TargetStats> stats = retired_;
+    std::map<std::string, size_t> queued;
+    if (notifier_) {
+      for (const auto& s : notifier_->Stats()) {
+        auto& t = stats[s.target];
+        t.sent += s.sent;
+        t.failed += s.failed;
+        t.dropped += s.dropped;
+        queued[s.target] = s.queued;
+      }
+    }
+    MetricFamily notifications{"pokemon_speedrun_alert_notifications_total",
+                               "Alert notices per target: sent, failed attempts, dropped.",
+                               MetricType::Counter,
+                               {}};
+    for (const auto& [target, s] : stats) {
+      for (auto [result, n] : {std::pair<const char*, uint64_t>{"dropped", s.dropped},
+                               {"failed", s.failed},
+                               {"sent", s.sent}}) {
+        notifications.metric.push_back(Metric({{"result", result}, {"target", target}},
+                                              static_cast<double>(n), MetricType::Counter));
+      }
+    }
+    out.push_back(std::move(notifications));
+    MetricFamily queue{"pokemon_speedrun_alert_notification_queue_length",
+                       "Alert notices waiting per target.",
+                       MetricType::Gauge,
+                       {}};
+    for (const auto& [target, n] : queued) {
+      queue.metric.push_back(
+          Metric({{"target", target}}, static_cast<double>(n), MetricType::Gauge));
+    }
+    out.push_back(std::move(queue));
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<RuleCount> rules_;
+  uint64_t evaluations_ = 0;
+  uint64_t failures_ = 0;
+  std::shared_ptr<Notifier> notifier_;
+  std::map<std::string, TargetStats> retired_;
+};
+
+bool BuildRules(const config::AlertingConfig& config, std::vector<Rule>* rules,
+                std::string* error) {
+  rules->clear();
+  if (config.default_rules) *rules = DefaultRules();
+  std::map<std::string, bool> config_ids;
+  for (const auto& rc : config.rules) {
+    RuleResult r = RuleFromConfig(rc, RuleOrigin::kConfig);
+    if (!r.ok()) {
+      *error = "alerting rule \"" + rc.id + "\": " + r.error.field + ": " + r.error.error;
+      return false;
+    }
+    if (config_ids[r.rule->id]) {
+      *error = "alerting rule \"" + rc.id + "\": duplicate id";
+      return false;
+    }
+    config_ids[r.rule->id] = true;
+    bool replaced = false;
+    for (auto& existing : *rules) {
+      if (existing.id == r.rule->id) {
+        existing = *r.rule;
+        replaced = true;
+      }
+    }
+    if (!replaced) rules->push_back(std::move(*r.rule));
+  }
+  return true;
+}
+
+std::unique_ptr<Service> Service::Create(const config::AlertingConfig& config,
+                                         std::shared_ptr<ValueSource> source,
+                                         ServiceOptions options, std::string* error) {
+  std::vector<Rule> rules;
+  if (!BuildRules(config, &rules, error)) return nullptr;
+  std::shared_ptr<Notifier> notifier =
+      Notifier::Create(Targets(config), MakeNotifierOptions(options), error);
+  if (!notifier) return nullptr;
+
+  std::unique_ptr<Service> s(new Service());
+  s->config_ = config;
+  s->options_ = std::move(options);
+  s->source_ = std::move(source);
+  EvaluatorOptions eo;
+  eo.evaluation_interval = config.evaluation_interval;
+  eo.resend_interval = config.resend_interval;
+  eo.resolved_retention = config.resolved_retention;
+  eo.external_url = s->options_.external_url;
+  eo.log = s->options_.log;
+  s->evaluator_ = std::make_unique<Evaluator>(s->source_.get(), std::move(eo));
+  std::vector<AlertNotice> none;
+  s->evaluator_->ReplaceRules(std::move(rules), Time{}, &none);
+  s->notifier_ = std::move(notifier);
+  s->collectable_ = std::make_shared<Metrics>();
+  s->collectable_->SetNotifier(s->notifier_);
+  s->Publish();
+  return s;
+}
+
+Service::~Service() {
+  // The collectable may outlive us; it keeps the final counts but not the threads.
+  if (collectable_) collectable_->SetNotifier(nullptr);
+}
+
+std::shared_ptr<prometheus::Collectable> Service::collectable() const { return collectable_; }
+
+void Service::Publish() {
+  std::vector<Metrics::RuleCount> counts;
+  for (const auto& status : evaluator_->Rules()) {
+    counts.push_back(Metrics::RuleCount{status.rule.name,
+                                        config::SeverityName(status.rule.severity), status.pending,
+                                        status.firing});
+  }
+  collectable_->Publish(std::move(counts), evaluator_->evaluations(), evaluator_->failures());
+}
+
+void Service::Evaluate(Time now) {
+  notifier_->Send(evaluator_->Evaluate(now));
+  Publish();
+}
+
+ApiAnswer Service::AddRule(std::string_view body, Time now) {
+  (void)now;
+  RuleResult r = RuleFromJson(body);
+  if (!r.ok()) return {400, Answer(r.error.error, r.error.field)};
+  if (evaluator_->FindRule(r.rule->id)) {
+    return {409, Answer("rule \"" + r.rule->id + "\" already exists", "id")};
+  }
+  json shown = RuleToJson(*r.rule);
+  if (!evaluator_->AddRule(std::move(*r.rule))) {
+    return {400, Answer("at most 1000 rules", "")};
+  }
+  Publish();
+  return {201, shown.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+ApiAnswer Service::RemoveRule(std::string_view id, Time now) {
+  std::vector<AlertNotice> notices;
+  if (!evaluator_->RemoveRule(std::string(id), now, &notices)) {
+    return {404, Answer("no rule with id \"" + std::string(id) + "\"", "id")};
+  }
+  notifier_->Send(notices);
+  Publish();
+  return {200,
+          json{{"deleted", std::string(id)}}.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+std::string Service::AlertsJson(Time now) const {
+  json alerts = json::array();
+  for (const auto& inst : evaluator_->Active()) alerts.push_back(InstanceJson(inst));
+  json resolved = json::array();
+  for (const auto& inst : evaluator_->Resolved(now)) resolved.push_back(InstanceJson(inst));
+  return json{{"alerts", std::move(alerts)}, {"resolved", std::move(resolved)}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string Service::RulesJson() const {
+  json rules = json::array();
+  for (const auto& s : evaluator_->Rules()) {
+    json j = RuleToJson(s.rule);
+    j["state"] = s.firing > 0 ? "firing" : s.pending > 0 ? "pending" : "inactive";
+    j["pending"] = s.pending;
+    j["firing"] = s.firing;
+    j["health"] = !s.last_evaluation ? "unknown" : s.last_error.empty() ? "ok" : "error";
+    j["lastError"] = s.last_error;
+    j["lastEvaluation"] = TimeOrNull(s.last_evaluation);
+    rules.push_back(std::move(j));
+  }
+  return json{{"rules", std::move(rules)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool Service::Reload(const config::AlertingConfig& config, Time now, std::string* error) {
+  std::vector<Rule> rules;
+  if (!BuildRules(config, &rules, error)) return false;
+  std::shared_ptr<Notifier> notifier;
+  if (!SameTargets(config, config_)) {
+    notifier = Notifier::Create(Targets(config), MakeNotifierOptions(options_), error);
+    if (!notifier) return false;
+  }
+  // Rules added at run time survive a reload unless the config now claims their id.
+  for (const auto& status : evaluator_->Rules()) {
+    if (status.rule.origin != RuleOrigin::kApi) continue;
+    bool taken = false;
+    for (const auto& r : rules) taken = taken || r.id == status.rule.id;
+    if (!taken) rules.push_back(status.rule);
+  }
+  std::vector<AlertNotice> notices;
+  evaluator_->ReplaceRules(std::move(rules), now, &notices);
+  evaluator_->SetTiming(config.evaluation_interval, config.resend_interval,
+                        config.resolved_retention);
+  if (notifier) {
+    collectable_->SetNotifier(notifier);
+    notifier_ = std::move(notifier);
+  }
+  notifier_->Send(notices);
+  config_ = config;
+  Publish();
+  return true;
+}
+
+}  // namespace speedmon::alerting

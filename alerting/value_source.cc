@@ -1,0 +1,179 @@
+// CollectablesValueSource and the seed-name table. Main thread (see value_source.h).
+#include "alerting/value_source.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+namespace speedmon::alerting {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+Labels LabelsOf(const ClientMetric& m) {
+  Labels out;
+  for (const auto& l : m.label) out[l.name] = l.value;
+  return out;
+}
+
+// Prometheus spells bucket bounds as Go floats ("0.5", "1", "+Inf"); users may write
+// "1.0" or "0.50". Comparing numbers makes all of them find the same bucket.
+bool ParseBound(const std::string& text, double* out) {
+  if (text == "+Inf" || text == "Inf" || text == "inf" || text == "+inf") {
+    *out = std::numeric_limits<double>::infinity();
+    return true;
+  }
+  if (text.empty()) return false;
+  char* end = nullptr;
+  *out = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size();
+}
+
+// Exact matching, except the `le` / `quantile` label which is matched numerically.
+bool Matches(const Labels& labels, const std::map<std::string, std::string>& matchers) {
+  for (const auto& [name, want] : matchers) {
+    auto it = labels.find(name);
+    if (it == labels.end()) {
+      // Prometheus: a matcher for the empty value also matches a missing label.
+      if (!want.empty()) return false;
+      continue;
+    }
+    if (it->second == want) continue;
+    if (name == "le" || name == "quantile") {
+      double a = 0, b = 0;
+      if (ParseBound(it->second, &a) && ParseBound(want, &b) && a == b) continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+void AddIfMatch(Labels labels, double value, const std::map<std::string, std::string>& matchers,
+                std::vector<Sample>* out) {
+  if (!Matches(labels, matchers)) return;
+  out->push_back(Sample{std::move(labels), value});
+}
+
+}  // namespace
+
+std::string FormatValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+CollectablesValueSource::CollectablesValueSource(
+    std::vector<std::weak_ptr<prometheus::Collectable>> sources)
+    : sources_(std::move(sources)) {}
+
+void CollectablesValueSource::Add(std::weak_ptr<prometheus::Collectable> source) {
+  sources_.push_back(std::move(source));
+}
+
+void CollectablesValueSource::BeginRound() {
+  snapshot_.clear();
+  for (const auto& weak : sources_) {
+    auto source = weak.lock();
+    if (!source) continue;
+    auto families = source->Collect();
+    for (auto& f : families) snapshot_.push_back(std::move(f));
+  }
+  collected_ = true;
+}
+
+std::vector<Sample> CollectablesValueSource::Query(
+    const std::string& metric, const std::map<std::string, std::string>& matchers) {
+  if (!collected_) BeginRound();
+  last_error_.clear();
+  std::vector<Sample> out;
+  for (const MetricFamily& family : snapshot_) {
+    const std::string& name = family.name;
+    switch (family.type) {
+      case MetricType::Gauge:
+      case MetricType::Counter:
+      case MetricType::Untyped:
+        if (name != metric) break;
+        for (const auto& m : family.metric) {
+          double v = family.type == MetricType::Gauge     ? m.gauge.value
+                     : family.type == MetricType::Counter ? m.counter.value
+                                                          : m.untyped.value;
+          AddIfMatch(LabelsOf(m), v, matchers, &out);
+        }
+        break;
+      case MetricType::Histogram:
+      case MetricType::Summary: {
+        const bool histogram = family.type == MetricType::Histogram;
+        if (metric == name) {
+          if (histogram) {
+            last_error_ = "metric " + metric + " is a histogram: use " + metric + "_count, " +
+                          metric + "_sum or " + metric + "_bucket{le=\"...\"}";
+            break;
+          }
+          for (const auto& m : family.metric) {
+            for (const auto& q : m.summary.quantile) {
+              Labels labels = LabelsOf(m);
+              labels["quantile"] = FormatValue(q.quantile);
+              AddIfMatch(std::move(labels), q.value, matchers, &out);
+            }
+          }
+          break;
+        }
+        if (metric == name + "_count") {
+          for (const auto& m : family.metric) {
+            double count =
+                static_cast<double>(histogram ? m.histogram.sample_count : m.summary.sample_count);
+            AddIfMatch(LabelsOf(m), count, matchers, &out);
+          }
+        } else if (metric == name + "_sum") {
+          for (const auto& m : family.metric) {
+            AddIfMatch(LabelsOf(m), histogram ? m.histogram.sample_sum : m.summary.sample_sum,
+                       matchers, &out);
+          }
+        } else if (histogram && metric == name + "_bucket") {
+          for (const auto& m : family.metric) {
+            for (const auto& b : m.histogram.bucket) {
+              Labels labels = LabelsOf(m);
+              labels["le"] = FormatValue(b.upper_bound);
+              AddIfMatch(std::move(labels), static_cast<double>(b.cumulative_count), matchers,
+                         &out);
+            }
+          }
+        }
+        break;
+      }
+    }
+  }
+  if (!out.empty()) last_error_.clear();
+  return out;
+}
+
+const std::vector<SeedMetric>& SeedMetrics() {
+  static const std::vector<SeedMetric> kTable = {
+      {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1},
+      {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1},
+      {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1},
+      {"speedrun.average_script_compilation_ms",
+       "pokemon_speedrun_script_compilation_average_seconds", 1000},
+      {"speedrun.average_checkpoint_loading_ms",
+       "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
+      {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
+  };
+  return kTable;
+}
+
+const SeedMetric* FindSeedMetric(const std::string& dotted) {
+  for (const auto& s : SeedMetrics()) {
+    if (dotted == s.dotted) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace speedmon::alerting
