@@ -1,0 +1,434 @@
+// The speedrun service: validation on the admin thread, one writer thread batching
+// commits, then state, metrics and answers; see service.h for the threading contract.
+#include "speedrun/service.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+namespace speedmon::speedrun {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr char kOtherStrategy[] = "other";
+constexpr size_t kDefaultLimit = 100;
+
+Answer JsonAnswer(int status, const json& body) { return Answer{status, Dump(body)}; }
+
+Answer ErrorAnswer(int status, const std::string& error, const std::string& field = "") {
+  return JsonAnswer(status, json{{"error", error}, {"field", field}});
+}
+
+Answer ErrorAnswer(const InputError& e) { return ErrorAnswer(e.status, e.error, e.field); }
+
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes a path segment; nullopt for a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int hi = HexDigit(s[i + 1]), lo = HexDigit(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// The seed's dotted names and the exported gauge names Value() answers.
+enum class ValueKind {
+  kSuccessRate,
+  kCompileMs,
+  kCheckpointMs,
+  kQuality,
+  kCompliance,
+  kAvailability
+};
+struct ValueName {
+  const char* name;
+  ValueKind kind;
+  double divisor;  // from the report's unit (percent, ms, 0..1, 1/0) to the name's
+};
+constexpr ValueName kValueNames[] = {
+    {"speedrun.experiment_success_rate", ValueKind::kSuccessRate, 1},
+    {"speedrun.average_script_compilation_ms", ValueKind::kCompileMs, 1},
+    {"speedrun.average_checkpoint_loading_ms", ValueKind::kCheckpointMs, 1},
+    {"speedrun.pattern_quality_average", ValueKind::kQuality, 1},
+    {"speedrun.sla_compliance", ValueKind::kCompliance, 1},
+    {"speedrun.system_availability", ValueKind::kAvailability, 1},
+    {"pokemon_speedrun_experiment_success_rate", ValueKind::kSuccessRate, 1},
+    {"pokemon_speedrun_script_compilation_average_seconds", ValueKind::kCompileMs, 1000},
+    {"pokemon_speedrun_checkpoint_loading_average_seconds", ValueKind::kCheckpointMs, 1000},
+    {"pokemon_speedrun_pattern_quality_average", ValueKind::kQuality, 1},
+    {"pokemon_speedrun_sla_compliance", ValueKind::kCompliance, 1},
+};
+
+// Inserts records in order and keeps only the newly inserted ones in *records (the
+// others are duplicates). False when the store failed; the batch is then rolled back.
+template <typename Record, typename InsertFn>
+bool InsertNew(std::vector<Record>* records, uint64_t* duplicates, InsertFn insert) {
+  std::vector<Record> inserted;
+  inserted.reserve(records->size());
+  for (Record& r : *records) {
+    Store::Insert result = insert(r);
+    if (result == Store::Insert::kFailed) return false;
+    if (result == Store::Insert::kInserted) {
+      inserted.push_back(std::move(r));
+    } else {
+      ++*duplicates;
+    }
+  }
+  *records = std::move(inserted);
+  return true;
+}
+
+}  // namespace
+
+struct Service::Write {
+  enum class Kind { kExperiments, kPatterns, kReuse };
+  Kind kind = Kind::kExperiments;
+  bool single = false;
+  std::vector<Experiment> experiments;
+  std::vector<Pattern> patterns;
+  std::string pattern_id;
+  std::function<void(Answer)> done;
+  Answer answer;  // filled in by the writer
+
+  size_t Items() const { return experiments.size() + patterns.size() + (kind == Kind::kReuse); }
+};
+
+Service::Service(config::SpeedrunConfig speedrun, config::SlaConfig sla,
+                 std::shared_ptr<prometheus::Registry> registry, ServiceLimits limits)
+    : speedrun_(std::move(speedrun)),
+      limits_(limits),
+      registry_(std::move(registry)),
+      window_(speedrun_.window_experiments, speedrun_.window_patterns, sla),
+      metrics_(*registry_) {}
+
+Service::~Service() { Close(); }
+
+std::optional<std::string> Service::Open() {
+  if (opened_) return "speedrun service: Open() called twice";
+  opened_ = true;
+  if (auto e = store_.Open(speedrun_.store_path)) return e;
+  Totals totals;
+  std::vector<Experiment> experiments;
+  std::vector<Pattern> patterns;
+  size_t recent = std::max<size_t>(speedrun_.window_experiments, limits_.recent_experiments);
+  if (auto e = store_.LoadTotals(&totals)) return e;
+  if (auto e = store_.LoadRecentExperiments(recent, &experiments)) return e;
+  if (auto e = store_.LoadRecentPatterns(speedrun_.window_patterns, &patterns)) return e;
+
+  for (const auto& [key, n] : totals.experiments) {
+    if (key.second != kOtherStrategy) strategy_labels_.insert(key.second);
+  }
+  {
+    std::lock_guard lock(state_mu_);
+    for (Experiment& e : experiments) {
+      window_.AddExperiment(e.status == ExperimentStatus::kSuccess, e.script_compilation_ms,
+                            e.checkpoint_loading_ms);
+      recent_.push_back(std::move(e));
+      if (recent_.size() > limits_.recent_experiments) recent_.pop_front();
+    }
+    for (const Pattern& p : patterns) window_.AddPattern(p.quality_score);
+    totals_ = totals;
+    metrics_.Add(totals);
+    metrics_.Update(window_.Report());
+  }
+  {
+    std::lock_guard lock(queue_mu_);
+    accepting_ = true;
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
+  return std::nullopt;
+}
+
+void Service::Close() {
+  {
+    std::lock_guard lock(queue_mu_);
+    accepting_ = false;
+    stopping_ = true;
+  }
+  queue_cv_.notify_one();
+  if (writer_.joinable()) writer_.join();
+  store_.Close();
+}
+
+void Service::PostExperiments(std::string_view body, std::string_view content_type,
+                              std::function<void(Answer)> done) {
+  Post(true, body, content_type, std::move(done));
+}
+
+void Service::PostPatterns(std::string_view body, std::string_view content_type,
+                           std::function<void(Answer)> done) {
+  Post(false, body, content_type, std::move(done));
+}
+
+void Service::Post(bool experiments, std::string_view body, std::string_view content_type,
+                   std::function<void(Answer)> done) {
+  BodyLimits body_limits{limits_.max_body_bytes, limits_.max_batch_items, limits_.max_json_depth};
+  DecodedBody decoded;
+  if (auto e = DecodeBody(body, content_type, body_limits, &decoded)) {
+    return done(ErrorAnswer(*e));
+  }
+  Write w;
+  w.kind = experiments ? Write::Kind::kExperiments : Write::Kind::kPatterns;
+  w.single = decoded.single;
+  double now = NowSeconds();
+  for (size_t i = 0; i < decoded.items.size(); ++i) {
+    std::optional<InputError> e;
+    if (experiments) {
+      e = ValidateExperiment(decoded.items[i], decoded.ItemPath(i), now,
+                             &w.experiments.emplace_back());
+    } else {
+      e = ValidatePattern(decoded.items[i], decoded.ItemPath(i), now, &w.patterns.emplace_back());
+    }
+    if (e) return done(ErrorAnswer(*e));
+  }
+  w.done = std::move(done);
+  Enqueue(std::move(w));
+}
+
+void Service::PostPatternReuse(std::string_view pattern_id, std::function<void(Answer)> done) {
+  std::optional<std::string> id = PercentDecode(pattern_id);
+  if (!id) return done(ErrorAnswer(400, "pattern_id has a malformed %-escape", "pattern_id"));
+  size_t chars = Utf8Length(*id);
+  if (chars < 1 || chars > kMaxIdChars) {
+    return done(ErrorAnswer(400, "pattern_id must be 1 to 128 characters", "pattern_id"));
+  }
+  Write w;
+  w.kind = Write::Kind::kReuse;
+  w.pattern_id = std::move(*id);
+  w.done = std::move(done);
+  Enqueue(std::move(w));
+}
+
+void Service::Enqueue(Write write) {
+  size_t items = write.Items();
+  std::unique_lock lock(queue_mu_);
+  if (!accepting_) {
+    lock.unlock();
+    return write.done(ErrorAnswer(503, "speedrun store is not open"));
+  }
+  // One batch may always wait alone, so a legal batch is never refused for its size.
+  if (queued_items_ > 0 && queued_items_ + items > limits_.max_queued_items) {
+    lock.unlock();
+    return write.done(ErrorAnswer(503, "speedrun store is busy: retry later"));
+  }
+  queued_items_ += items;
+  queue_.push_back(std::move(write));
+  lock.unlock();
+  queue_cv_.notify_one();
+}
+
+void Service::WriterLoop() {
+  std::vector<Write> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything accepted has been answered
+      batch.swap(queue_);
+      queued_items_ = 0;
+    }
+    CommitBatch(&batch);
+    batch.clear();
+  }
+}
+
+const std::string& Service::FoldStrategy(const std::string& strategy) {
+  static const std::string kOther = kOtherStrategy;
+  auto it = strategy_labels_.find(strategy);
+  if (it != strategy_labels_.end()) return *it;
+  if (strategy == kOther || strategy_labels_.size() >= speedrun_.max_strategy_labels) {
+    return kOther;
+  }
+  return *strategy_labels_.insert(strategy).first;
+}
+
+void Service::CommitBatch(std::vector<Write>* batch) {
+  Totals delta;
+  std::set<std::string> labels_before = strategy_labels_;
+  bool ok = store_.Begin();
+  for (Write& w : *batch) {
+    if (!ok) break;
+    if (w.kind == Write::Kind::kReuse) {
+      int64_t count = 0;
+      Store::Reuse r = store_.AddReuse(w.pattern_id, &count);
+      ok = r != Store::Reuse::kFailed;
+      if (r == Store::Reuse::kCounted) {
+        ++delta.reuses;
+        w.answer = JsonAnswer(200, json{{"pattern_id", w.pattern_id}, {"reuse_count", count}});
+      } else {
+        w.answer = ErrorAnswer(404, "unknown pattern", "pattern_id");
+      }
+      continue;
+    }
+    bool experiments = w.kind == Write::Kind::kExperiments;
+    const char* id_key = experiments ? "experiment_id" : "pattern_id";
+    std::string single_id;
+    if (w.single) single_id = experiments ? w.experiments[0].id : w.patterns[0].id;
+    uint64_t duplicates = 0;
+    if (experiments) {
+      ok = InsertNew(&w.experiments, &duplicates,
+                     [&](const Experiment& e) { return store_.InsertExperiment(e); });
+      for (const Experiment& e : w.experiments) delta.AddExperiment(e, FoldStrategy(e.ai_strategy));
+    } else {
+      ok = InsertNew(&w.patterns, &duplicates,
+                     [&](const Pattern& p) { return store_.InsertPattern(p); });
+      for (const Pattern& p : w.patterns) delta.AddPattern(p);
+    }
+    uint64_t accepted = experiments ? w.experiments.size() : w.patterns.size();
+    if (!w.single) {
+      w.answer = JsonAnswer(201, json{{"accepted", accepted}, {"duplicates", duplicates}});
+    } else if (accepted) {
+      w.answer = JsonAnswer(201, json{{"status", "created"}, {id_key, single_id}});
+    } else {
+      w.answer = JsonAnswer(200, json{{"status", "duplicate"}, {id_key, single_id}});
+    }
+  }
+  if (ok) {
+    uint64_t recent = std::max<uint64_t>(speedrun_.window_experiments, limits_.recent_experiments);
+    uint64_t retention = speedrun_.retention_rows;
+    ok = store_.AddTotals(delta.ToRows()) &&
+         store_.Trim(retention ? std::max(retention, recent) : 0,
+                     retention ? std::max<uint64_t>(retention, speedrun_.window_patterns) : 0) &&
+         store_.Commit();
+  }
+  if (!ok) {
+    store_.Rollback();
+    strategy_labels_ = std::move(labels_before);
+    Answer failed = ErrorAnswer(503, store_.error());
+    for (Write& w : *batch) w.done(failed);
+    return;
+  }
+  ApplyCommitted(batch, delta);
+  for (Write& w : *batch) w.done(std::move(w.answer));
+}
+
+void Service::ApplyCommitted(std::vector<Write>* batch, const Totals& delta) {
+  std::lock_guard lock(state_mu_);
+  for (Write& w : *batch) {
+    for (Experiment& e : w.experiments) {
+      window_.AddExperiment(e.status == ExperimentStatus::kSuccess, e.script_compilation_ms,
+                            e.checkpoint_loading_ms);
+      recent_.push_back(std::move(e));
+      if (recent_.size() > limits_.recent_experiments) recent_.pop_front();
+    }
+    for (const Pattern& p : w.patterns) window_.AddPattern(p.quality_score);
+  }
+  totals_.Add(delta);
+  metrics_.Add(delta);
+  metrics_.Update(window_.Report());
+}
+
+Answer Service::GetExperiments(std::string_view query) const {
+  if (!query.empty() && query.front() == '?') query.remove_prefix(1);
+  size_t limit = kDefaultLimit;
+  while (!query.empty()) {
+    std::string_view param = query.substr(0, query.find('&'));
+    query.remove_prefix(std::min(query.size(), param.size() + 1));
+    if (param.substr(0, 6) != "limit=") continue;
+    std::string_view v = param.substr(6);
+    size_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || n < 1 ||
+        n > limits_.recent_experiments) {
+      return ErrorAnswer(
+          400, "limit must be an integer from 1 to " + std::to_string(limits_.recent_experiments),
+          "limit");
+    }
+    limit = n;
+  }
+  json list = json::array();
+  uint64_t total;
+  {
+    std::lock_guard lock(state_mu_);
+    for (auto it = recent_.rbegin(); it != recent_.rend() && list.size() < limit; ++it) {
+      list.push_back(ToJson(*it));
+    }
+    total = totals_.ExperimentCount();
+  }
+  return JsonAnswer(200, json{{"experiments", std::move(list)}, {"total", total}});
+}
+
+Answer Service::GetSla() const {
+  std::lock_guard lock(state_mu_);
+  return JsonAnswer(200, SlaJson(window_.Report(), window_.sla()));
+}
+
+double Service::Value(std::string_view name) const {
+  for (const ValueName& v : kValueNames) {
+    if (name != v.name) continue;
+    SlaReport r;
+    {
+      std::lock_guard lock(state_mu_);
+      r = window_.Report();
+    }
+    std::optional<double> value;
+    switch (v.kind) {
+      case ValueKind::kSuccessRate:
+        value = r[Requirement::kExperimentSuccessRate].value;
+        break;
+      case ValueKind::kCompileMs:
+        value = r.average_compile_ms;
+        break;
+      case ValueKind::kCheckpointMs:
+        value = r.average_checkpoint_ms;
+        break;
+      case ValueKind::kQuality:
+        value = r[Requirement::kPatternQuality].value;
+        break;
+      case ValueKind::kCompliance:
+        value = r.overall ? 1 : 0;
+        break;
+      case ValueKind::kAvailability:
+        value = r[Requirement::kSystemAvailability].value;
+        break;
+    }
+    return value ? *value / v.divisor : kNaN;
+  }
+  return kNaN;
+}
+
+const std::vector<std::string>& Service::ValueNames() {
+  static const std::vector<std::string> kNames = [] {
+    std::vector<std::string> names;
+    for (const ValueName& v : kValueNames) names.push_back(v.name);
+    return names;
+  }();
+  return kNames;
+}
+
+void Service::SetHealthyProcessRatio(double percent_or_nan) {
+  std::lock_guard lock(state_mu_);
+  window_.SetAvailability(percent_or_nan);
+  metrics_.Update(window_.Report());
+}
+
+void Service::SetSlaConfig(const config::SlaConfig& sla) {
+  std::lock_guard lock(state_mu_);
+  window_.SetSla(sla);
+  metrics_.Update(window_.Report());
+}
+
+}  // namespace speedmon::speedrun

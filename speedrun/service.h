@@ -1,0 +1,171 @@
+// The speedrun service behind the admin API's /api/v1/experiments, /api/v1/patterns and
+// /api/v1/sla: validates posted records, makes them durable through one writer thread
+// that batches everything pending into one SQLite transaction, keeps the SLA windows and
+// the recent list, and publishes the speedrun metrics.
+//
+// Threads and ownership:
+//   - Construction, Open(), Close(), Post*(), Get*(), Value(), SetHealthyProcessRatio()
+//     and SetSlaConfig() are called on one thread, the admin (main) thread. Get*() and
+//     Value() are also safe from any other thread.
+//   - Open() starts the writer thread; it owns the store until Close() joins it. After a
+//     batch commits, the writer applies it to the in-memory state and the metrics (under
+//     one state mutex) and then calls each write's `done`.
+//   - `done` callbacks are owned by the Service until called, exactly once each, without
+//     any Service lock held. They must be cheap and thread-safe (post to your loop), and
+//     must not call Close().
+//   - The registry is shared; the Service registers its families on it in the constructor
+//     (see speedrun_metrics.h for the names) and updates them only after commits and from
+//     SetHealthyProcessRatio / SetSlaConfig.
+//
+// Durability and answers: a write is answered 201/200 only after its batch has committed
+// (WAL, synchronous=NORMAL: it survives the process being killed; see store.h). With
+// store_path = "" the same code runs against a private in-memory SQLite database, so
+// answers still come from the writer thread, and nothing survives the process.
+// Retention: the newest max(retention_rows, window, 1000 recent) experiments and
+// max(retention_rows, window_patterns) patterns are kept as rows (retention_rows = 0:
+// all); totals are kept forever. A duplicate is recognised while its row is kept.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <prometheus/registry.h>
+
+#include "config/config.h"
+#include "speedrun/body.h"
+#include "speedrun/records.h"
+#include "speedrun/sla.h"
+#include "speedrun/speedrun_metrics.h"
+#include "speedrun/store.h"
+#include "speedrun/totals.h"
+
+namespace speedmon::speedrun {
+
+// An HTTP answer for the admin server to send as is: `body` is JSON
+// (Content-Type: application/json). Errors are {"error": "...", "field": "..."}.
+struct Answer {
+  int status = 200;
+  std::string body;
+};
+
+struct ServiceLimits {
+  uint64_t max_body_bytes = 1048576;  // pass [admin].max_body_bytes; larger bodies: 413
+  size_t max_batch_items = 10000;     // items per array / NDJSON body; more: 413
+  int max_json_depth = 32;            // deeper nesting: 400
+  size_t max_queued_items = 100000;   // records waiting for the writer; more: 503, retry
+  size_t recent_experiments = 1000;   // kept for GET /api/v1/experiments (max limit)
+};
+
+class Service {
+ public:
+  Service(config::SpeedrunConfig speedrun, config::SlaConfig sla,
+          std::shared_ptr<prometheus::Registry> registry, ServiceLimits limits = {});
+  ~Service();  // Close()
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Opens the store (creating the file and tables), restores the totals (counters
+  // continue where they were), the SLA windows and the recent list, and starts the
+  // writer thread. Returns an error message (unopenable path, not a database, newer
+  // schema) or nullopt. REQUIRES: called at most once.
+  std::optional<std::string> Open();
+
+  // Stops taking writes (later ones answer 503), lets the writer commit and answer
+  // everything already accepted, joins it and closes the store. Safe to repeat.
+  void Close();
+
+  // POST /api/v1/experiments and /api/v1/patterns. `body` and `content_type` are the
+  // request's as received (the header value, "" when absent; see FramingFor in body.h).
+  // `done` is called exactly once:
+  //   - before this returns, for input that is not recorded: 400 (invalid; nothing of the
+  //     batch is recorded), 413 (body or batch too large), 415 (Content-Type), 503 (not
+  //     open, or more than max_queued_items waiting: retry later);
+  //   - later, on the writer thread, after the batch holding the write committed:
+  //       single object, new:        201 {"status":"created","experiment_id":"..."}
+  //       single object, duplicate:  200 {"status":"duplicate","experiment_id":"..."}
+  //                                  (patterns: "pattern_id")
+  //       array or NDJSON:           201 {"accepted":N,"duplicates":M}
+  //     or 503 {"error":"speedrun store ...: <sqlite error>"} when the commit failed and
+  //     nothing of that batch was recorded.
+  // An id seen before, or twice in one batch, is a duplicate: not stored or counted again.
+  void PostExperiments(std::string_view body, std::string_view content_type,
+                       std::function<void(Answer)> done);
+  void PostPatterns(std::string_view body, std::string_view content_type,
+                    std::function<void(Answer)> done);
+
+  // POST /api/v1/patterns/{pattern_id}/reuse. `pattern_id` is the raw path segment
+  // (percent-encoded as in the URL; decoded here). Answers after commit:
+  // 200 {"pattern_id":"...","reuse_count":N}, or 404 for a pattern not (or no longer)
+  // stored; synchronously 400 for a malformed id and 503 as above.
+  void PostPatternReuse(std::string_view pattern_id, std::function<void(Answer)> done);
+
+  // GET /api/v1/experiments?limit=N: `query` is the raw query string ("limit=5",
+  // "?limit=5" or ""). limit 1..recent_experiments, default 100; otherwise 400 with field
+  // "limit". 200 {"experiments":[newest first, ToJson form], "total": all-time count}.
+  Answer GetExperiments(std::string_view query) const;
+
+  // GET /api/v1/sla: 200 with the SPEC.md shape (see SlaJson in sla.h).
+  Answer GetSla() const;
+
+  // The current value of a number alert rules read, NaN when there is no data or the
+  // name is unknown. Names: see ValueNames() (the seed's dotted speedrun.* names, which
+  // are in the seed's units, and the exported gauge names, in theirs).
+  double Value(std::string_view name) const;
+  static const std::vector<std::string>& ValueNames();
+
+  // The healthy process ratio in percent from the health checks; NaN = unknown.
+  void SetHealthyProcessRatio(double percent_or_nan);
+  // A reloaded [sla] section: the window is recounted against the new targets.
+  void SetSlaConfig(const config::SlaConfig& sla);
+
+ private:
+  struct Write;
+
+  void Post(bool experiments, std::string_view body, std::string_view content_type,
+            std::function<void(Answer)> done);
+  // Queues a validated write; answers 503 itself when not open or full.
+  void Enqueue(Write write);
+  void WriterLoop();
+  void CommitBatch(std::vector<Write>* batch);
+  const std::string& FoldStrategy(const std::string& strategy);
+  void ApplyCommitted(std::vector<Write>* batch, const Totals& delta);
+
+  const config::SpeedrunConfig speedrun_;
+  const ServiceLimits limits_;
+  std::shared_ptr<prometheus::Registry> registry_;
+
+  // Admin thread only.
+  bool opened_ = false;
+
+  // The queue between the admin thread and the writer.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<Write> queue_;  // guarded by queue_mu_
+  size_t queued_items_ = 0;   // guarded by queue_mu_
+  bool accepting_ = false;    // guarded by queue_mu_
+  bool stopping_ = false;     // guarded by queue_mu_
+  std::thread writer_;
+
+  // Writer thread only (and Open() before the writer starts).
+  Store store_;
+  std::set<std::string> strategy_labels_;
+
+  // What readers see; changed by the writer after each commit.
+  mutable std::mutex state_mu_;
+  SlaWindow window_;               // guarded by state_mu_
+  std::deque<Experiment> recent_;  // guarded by state_mu_; newest at the back
+  Totals totals_;                  // guarded by state_mu_
+  SpeedrunMetrics metrics_;        // guarded by state_mu_
+};
+
+}  // namespace speedmon::speedrun

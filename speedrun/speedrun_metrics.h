@@ -1,0 +1,79 @@
+// The speedrun metric families on a prometheus-cpp registry, fed from committed totals
+// deltas and SLA reports.
+//
+// Threads: Service calls every method under its state mutex - the writer thread after a
+// batch commits, the main thread from Open() and SetHealthyProcessRatio(). A scrape
+// (Registry::Collect on the main thread) may run at any time; prometheus-cpp's own
+// locks make that safe, and a scrape sees each committed batch whole or not at all for
+// counters (they are added to after the commit, never before).
+//
+// Families (SPEC.md "Metrics"):
+//   pokemon_speedrun_experiments_total{status,strategy}        counter
+//   pokemon_speedrun_pattern_discoveries_total{pattern_type}    counter (all six types from 0)
+//   pokemon_speedrun_pattern_reuses_total                       counter
+//   pokemon_speedrun_experiment_duration_seconds                histogram
+//   pokemon_speedrun_script_compilation_seconds                 histogram
+//   pokemon_speedrun_checkpoint_loading_seconds                 histogram
+//   pokemon_speedrun_experiment_success_rate                    gauge, percent over the window
+//   pokemon_speedrun_script_compilation_average_seconds         gauge, over the window
+//   pokemon_speedrun_checkpoint_loading_average_seconds         gauge, over the window
+//   pokemon_speedrun_pattern_quality_average                    gauge, over the window
+//   pokemon_speedrun_sla_requirement_compliant{requirement}     gauge 1/0
+//   pokemon_speedrun_sla_compliance                             gauge 1/0, always exported
+// A gauge whose value has no data (empty window, nothing reported, availability never
+// set) is not exported at all rather than exported as 0 or NaN, so an alert rule sees
+// "absent" instead of a false value; it appears with the first data.
+#pragma once
+
+#include <array>
+#include <memory>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "speedrun/sla.h"
+#include "speedrun/totals.h"
+
+namespace speedmon::speedrun {
+
+class SpeedrunMetrics {
+ public:
+  // Registers the families. Throws (prometheus-cpp) only when a family of the same name
+  // but another type already exists: a wiring mistake found at start-up.
+  explicit SpeedrunMetrics(prometheus::Registry& registry);
+
+  // Adds committed totals (a batch delta, or everything restored at Open).
+  void Add(const Totals& delta);
+  // Sets the window gauges and compliance from a fresh report.
+  void Update(const SlaReport& report);
+
+ private:
+  // Sets the gauge of `labels` in `family`, creating it on first data and removing it
+  // when the value goes back to "no data".
+  static void SetOptional(prometheus::Family<prometheus::Gauge>& family,
+                          const prometheus::Labels& labels, prometheus::Gauge** slot,
+                          const std::optional<double>& value);
+
+  prometheus::Family<prometheus::Counter>& experiments_;
+  prometheus::Family<prometheus::Counter>& patterns_;
+  prometheus::Counter& reuses_;
+  prometheus::Histogram& duration_;
+  prometheus::Histogram& compile_;
+  prometheus::Histogram& checkpoint_;
+  prometheus::Family<prometheus::Gauge>& success_rate_family_;
+  prometheus::Family<prometheus::Gauge>& compile_average_family_;
+  prometheus::Family<prometheus::Gauge>& checkpoint_average_family_;
+  prometheus::Family<prometheus::Gauge>& quality_average_family_;
+  prometheus::Family<prometheus::Gauge>& requirement_family_;
+  prometheus::Gauge& compliance_;
+  prometheus::Gauge* success_rate_ = nullptr;
+  prometheus::Gauge* compile_average_ = nullptr;
+  prometheus::Gauge* checkpoint_average_ = nullptr;
+  prometheus::Gauge* quality_average_ = nullptr;
+  std::array<prometheus::Gauge*, kRequirementCount> requirement_{};
+};
+
+}  // namespace speedmon::speedrun

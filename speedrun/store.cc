@@ -1,0 +1,401 @@
+// The SQLite speedrun store; see store.h. One thread at a time (Service's writer).
+#include "speedrun/store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <functional>
+
+namespace speedmon::speedrun {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS experiments(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  ai_strategy TEXT NOT NULL,
+  duration_seconds REAL NOT NULL,
+  script_length INTEGER,
+  script_compilation_time_ms REAL,
+  checkpoint_loading_time_ms REAL,
+  pattern_discoveries INTEGER,
+  timestamp REAL NOT NULL,
+  error_message TEXT,
+  performance_score REAL);
+CREATE TABLE IF NOT EXISTS patterns(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  pattern_type TEXT NOT NULL,
+  quality_score REAL NOT NULL,
+  discovery_time_seconds REAL,
+  experiment_id TEXT,
+  ai_worker TEXT,
+  reuse_count INTEGER NOT NULL,
+  timestamp REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS totals(
+  key TEXT PRIMARY KEY,
+  n INTEGER NOT NULL,
+  x REAL NOT NULL) WITHOUT ROWID;
+)sql";
+
+constexpr char kExperimentColumns[] =
+    "id, status, ai_strategy, duration_seconds, script_length, script_compilation_time_ms, "
+    "checkpoint_loading_time_ms, pattern_discoveries, timestamp, error_message, "
+    "performance_score";
+constexpr char kPatternColumns[] =
+    "id, pattern_type, quality_score, discovery_time_seconds, experiment_id, ai_worker, "
+    "reuse_count, timestamp";
+
+struct StmtDeleter {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
+
+// Resets a statement when the step is done, whatever the outcome.
+class Step {
+ public:
+  explicit Step(sqlite3_stmt* s) : s_(s) {}
+  ~Step() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  int operator()() { return sqlite3_step(s_); }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+void BindText(sqlite3_stmt* s, int i, std::string_view v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+void Bind(sqlite3_stmt* s, int i, const std::optional<std::string>& v) {
+  if (v) BindText(s, i, *v);  // unbound parameters are NULL
+}
+void Bind(sqlite3_stmt* s, int i, const std::optional<double>& v) {
+  if (v) sqlite3_bind_double(s, i, *v);
+}
+void Bind(sqlite3_stmt* s, int i, const std::optional<int64_t>& v) {
+  if (v) sqlite3_bind_int64(s, i, *v);
+}
+
+std::string Text(sqlite3_stmt* s, int col) {
+  const unsigned char* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+std::optional<std::string> OptText(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return Text(s, col);
+}
+std::optional<double> OptDouble(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_double(s, col);
+}
+std::optional<int64_t> OptInt(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int64(s, col);
+}
+
+// Runs a query, calling `row` for each result row. False on an SQLite error.
+bool ForEachRow(sqlite3* db, const std::string& sql,
+                const std::function<void(sqlite3_stmt*)>& row) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) return false;
+  Stmt s(raw);
+  int rc;
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) row(raw);
+  return rc == SQLITE_DONE;
+}
+
+}  // namespace
+
+struct Store::Statements {
+  Stmt begin, commit, rollback;
+  Stmt insert_experiment, insert_pattern, reuse, add_total;
+  Stmt trim_experiments, trim_patterns;
+};
+
+Store::Store() = default;
+Store::~Store() { Close(); }
+
+bool Store::Fail(const char* what) {
+  error_ = std::string("speedrun store ") + (path_.empty() ? ":memory:" : path_) + ": " + what +
+           ": " + (db_ ? sqlite3_errmsg(db_) : "out of memory");
+  return false;
+}
+
+bool Store::Exec(const char* sql) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return Fail(sql);
+  return true;
+}
+
+std::optional<std::string> Store::Open(const std::string& path) {
+  Close();
+  path_ = path;
+  error_.clear();
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path.empty() ? ":memory:" : path.c_str(), &db_, flags, nullptr) !=
+      SQLITE_OK) {
+    Fail("open");
+    Close();
+    return error_;
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, 5000);
+  auto fail = [&]() -> std::optional<std::string> {
+    std::string e = error_;
+    Close();
+    error_ = e;
+    return e;
+  };
+
+  // Reading the schema version is the first access: it tells a non-database file early.
+  int version = 0;
+  if (!ForEachRow(db_, "PRAGMA user_version",
+                  [&](sqlite3_stmt* r) { version = sqlite3_column_int(r, 0); })) {
+    Fail("read schema version");
+    return fail();
+  }
+  if (version > kSchemaVersion) {
+    error_ = "speedrun store " + path + ": schema version " + std::to_string(version) +
+             " is newer than this speedmon understands (" + std::to_string(kSchemaVersion) + ")";
+    return fail();
+  }
+  if (!path.empty() && !Exec("PRAGMA journal_mode=WAL")) return fail();
+  if (!Exec("PRAGMA synchronous=NORMAL") || !Exec(kSchema) ||
+      !Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str())) {
+    return fail();
+  }
+
+  stmts_ = std::make_unique<Statements>();
+  struct {
+    Stmt* stmt;
+    std::string sql;
+  } const prepare[] = {
+      {&stmts_->begin, "BEGIN IMMEDIATE"},
+      {&stmts_->commit, "COMMIT"},
+      {&stmts_->rollback, "ROLLBACK"},
+      {&stmts_->insert_experiment, std::string("INSERT INTO experiments(") + kExperimentColumns +
+                                       ") VALUES(?,?,?,?,?,?,?,?,?,?,?) "
+                                       "ON CONFLICT(id) DO NOTHING"},
+      {&stmts_->insert_pattern, std::string("INSERT INTO patterns(") + kPatternColumns +
+                                    ") VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING"},
+      {&stmts_->reuse,
+       "UPDATE patterns SET reuse_count = reuse_count + 1 WHERE id = ? RETURNING reuse_count"},
+      {&stmts_->add_total,
+       "INSERT INTO totals(key, n, x) VALUES(?,?,?) "
+       "ON CONFLICT(key) DO UPDATE SET n = n + excluded.n, x = x + excluded.x"},
+      {&stmts_->trim_experiments, "DELETE FROM experiments WHERE seq < ?"},
+      {&stmts_->trim_patterns, "DELETE FROM patterns WHERE seq < ?"},
+  };
+  sqlite3_stmt* raw = nullptr;
+  for (const auto& p : prepare) {
+    if (sqlite3_prepare_v3(db_, p.sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) !=
+        SQLITE_OK) {
+      Fail("prepare");
+      return fail();
+    }
+    p.stmt->reset(raw);
+  }
+
+  for (auto [table, t] : {std::pair{"experiments", &experiments_}, {"patterns", &patterns_}}) {
+    std::string sql =
+        std::string("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM ") + table;
+    if (!ForEachRow(db_, sql, [t = t](sqlite3_stmt* r) {
+          t->min_seq = sqlite3_column_int64(r, 0);
+          t->max_seq = sqlite3_column_int64(r, 1);
+        })) {
+      Fail("read row range");
+      return fail();
+    }
+  }
+  return std::nullopt;
+}
+
+void Store::Close() {
+  stmts_.reset();
+  if (db_) sqlite3_close_v2(db_);
+  db_ = nullptr;
+}
+
+std::optional<std::string> Store::LoadTotals(Totals* out) {
+  *out = Totals();
+  if (!ForEachRow(db_, "SELECT key, n, x FROM totals", [&](sqlite3_stmt* r) {
+        out->AddRow(TotalRow{Text(r, 0), sqlite3_column_int64(r, 1), sqlite3_column_double(r, 2)});
+      })) {
+    Fail("load totals");
+    return error_;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Store::LoadRecentExperiments(size_t n, std::vector<Experiment>* out) {
+  out->clear();
+  std::string sql = std::string("SELECT ") + kExperimentColumns +
+                    " FROM experiments ORDER BY seq DESC LIMIT " + std::to_string(n);
+  if (!ForEachRow(db_, sql, [&](sqlite3_stmt* r) {
+        std::optional<ExperimentStatus> status = ParseStatus(Text(r, 1));
+        if (!status) return;  // not written by us; not worth failing the start for
+        Experiment& e = out->emplace_back();
+        e.id = Text(r, 0);
+        e.status = *status;
+        e.ai_strategy = Text(r, 2);
+        e.duration_seconds = sqlite3_column_double(r, 3);
+        e.script_length = OptInt(r, 4);
+        e.script_compilation_ms = OptDouble(r, 5);
+        e.checkpoint_loading_ms = OptDouble(r, 6);
+        e.pattern_discoveries = OptInt(r, 7);
+        e.timestamp = sqlite3_column_double(r, 8);
+        e.error_message = OptText(r, 9);
+        e.performance_score = OptDouble(r, 10);
+      })) {
+    Fail("load experiments");
+    return error_;
+  }
+  std::reverse(out->begin(), out->end());
+  return std::nullopt;
+}
+
+std::optional<std::string> Store::LoadRecentPatterns(size_t n, std::vector<Pattern>* out) {
+  out->clear();
+  std::string sql = std::string("SELECT ") + kPatternColumns +
+                    " FROM patterns ORDER BY seq DESC LIMIT " + std::to_string(n);
+  if (!ForEachRow(db_, sql, [&](sqlite3_stmt* r) {
+        std::optional<PatternType> type = ParsePatternType(Text(r, 1));
+        if (!type) return;
+        Pattern& p = out->emplace_back();
+        p.id = Text(r, 0);
+        p.type = *type;
+        p.quality_score = std::clamp(sqlite3_column_double(r, 2), 0.0, 1.0);
+        p.discovery_time_seconds = OptDouble(r, 3);
+        p.experiment_id = OptText(r, 4);
+        p.ai_worker = OptText(r, 5);
+        p.reuse_count = sqlite3_column_int64(r, 6);
+        p.timestamp = sqlite3_column_double(r, 7);
+      })) {
+    Fail("load patterns");
+    return error_;
+  }
+  std::reverse(out->begin(), out->end());
+  return std::nullopt;
+}
+
+bool Store::Begin() {
+  experiments_at_begin_ = experiments_;
+  patterns_at_begin_ = patterns_;
+  Step step(stmts_->begin.get());
+  return step() == SQLITE_DONE || Fail("begin");
+}
+
+bool Store::Commit() {
+  Step step(stmts_->commit.get());
+  return step() == SQLITE_DONE || Fail("commit");
+}
+
+void Store::Rollback() {
+  experiments_ = experiments_at_begin_;
+  patterns_ = patterns_at_begin_;
+  // After some errors (SQLITE_FULL, IOERR) SQLite has already rolled back; then ROLLBACK
+  // itself fails with "no transaction is active", which is fine.
+  if (sqlite3_get_autocommit(db_) == 0) {
+    Step step(stmts_->rollback.get());
+    step();
+  }
+}
+
+Store::Insert Store::FinishInsert(int rc, Table* t) {
+  if (rc != SQLITE_DONE) return Fail("insert"), Insert::kFailed;
+  if (sqlite3_changes(db_) == 0) return Insert::kDuplicate;
+  t->max_seq = sqlite3_last_insert_rowid(db_);
+  if (t->min_seq == 0) t->min_seq = t->max_seq;
+  return Insert::kInserted;
+}
+
+Store::Insert Store::InsertExperiment(const Experiment& e) {
+  sqlite3_stmt* s = stmts_->insert_experiment.get();
+  Step step(s);
+  BindText(s, 1, e.id);
+  BindText(s, 2, StatusName(e.status));
+  BindText(s, 3, e.ai_strategy);
+  sqlite3_bind_double(s, 4, e.duration_seconds);
+  Bind(s, 5, e.script_length);
+  Bind(s, 6, e.script_compilation_ms);
+  Bind(s, 7, e.checkpoint_loading_ms);
+  Bind(s, 8, e.pattern_discoveries);
+  sqlite3_bind_double(s, 9, e.timestamp);
+  Bind(s, 10, e.error_message);
+  Bind(s, 11, e.performance_score);
+  return FinishInsert(step(), &experiments_);
+}
+
+Store::Insert Store::InsertPattern(const Pattern& p) {
+  sqlite3_stmt* s = stmts_->insert_pattern.get();
+  Step step(s);
+  BindText(s, 1, p.id);
+  BindText(s, 2, PatternTypeName(p.type));
+  sqlite3_bind_double(s, 3, p.quality_score);
+  Bind(s, 4, p.discovery_time_seconds);
+  Bind(s, 5, p.experiment_id);
+  Bind(s, 6, p.ai_worker);
+  sqlite3_bind_int64(s, 7, p.reuse_count);
+  sqlite3_bind_double(s, 8, p.timestamp);
+  return FinishInsert(step(), &patterns_);
+}
+
+Store::Reuse Store::AddReuse(std::string_view pattern_id, int64_t* count) {
+  sqlite3_stmt* s = stmts_->reuse.get();
+  Step step(s);
+  BindText(s, 1, pattern_id);
+  int rc = step();
+  if (rc == SQLITE_ROW) {
+    *count = sqlite3_column_int64(s, 0);
+    // RETURNING rows are produced before the update completes: finish it.
+    if (step() != SQLITE_DONE) return Fail("count reuse"), Reuse::kFailed;
+    return Reuse::kCounted;
+  }
+  if (rc == SQLITE_DONE) return Reuse::kUnknown;
+  return Fail("count reuse"), Reuse::kFailed;
+}
+
+bool Store::AddTotals(const std::vector<TotalRow>& delta) {
+  sqlite3_stmt* s = stmts_->add_total.get();
+  for (const TotalRow& row : delta) {
+    Step step(s);
+    BindText(s, 1, row.key);
+    sqlite3_bind_int64(s, 2, row.n);
+    sqlite3_bind_double(s, 3, row.x);
+    if (step() != SQLITE_DONE) return Fail("add totals");
+  }
+  return true;
+}
+
+bool Store::TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep) {
+  if (keep == 0 || t->min_seq == 0) return true;
+  int64_t first_kept = t->max_seq - static_cast<int64_t>(keep) + 1;
+  if (first_kept <= t->min_seq) return true;
+  Step step(s);
+  sqlite3_bind_int64(s, 1, first_kept);
+  if (step() != SQLITE_DONE) return Fail("trim");
+  t->min_seq = first_kept;
+  return true;
+}
+
+bool Store::Trim(uint64_t keep_experiments, uint64_t keep_patterns) {
+  return TrimTable(stmts_->trim_experiments.get(), &experiments_, keep_experiments) &&
+         TrimTable(stmts_->trim_patterns.get(), &patterns_, keep_patterns);
+}
+
+int64_t Store::CountRows(const char* table) {
+  int64_t n = -1;
+  if (!ForEachRow(db_, std::string("SELECT count(*) FROM ") + table,
+                  [&](sqlite3_stmt* r) { n = sqlite3_column_int64(r, 0); })) {
+    return -1;
+  }
+  return n;
+}
+
+}  // namespace speedmon::speedrun

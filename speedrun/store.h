@@ -1,0 +1,94 @@
+// The durable speedrun store: one SQLite database holding the raw experiments and
+// patterns (bounded by retention) and the all-time totals.
+//
+// Threads: not thread-safe; one thread at a time. Service opens and loads it on the main
+// thread before its writer thread starts, then only the writer thread touches it until
+// Close(). Other processes (the sqlite3 shell) may read the file while it is open.
+//
+// Durability: WAL journal with synchronous=NORMAL. A transaction is in the WAL file once
+// Commit() returns, so it survives the process being killed (SIGKILL, OOM, a crash) -
+// that is the threat model: speedmon answers a write only after its batch commits. An
+// operating-system crash or power loss may lose the last transactions (FULL would fsync
+// the WAL on every commit and cap ingest at the disk's fsync rate).
+//
+// Duplicates: experiment and pattern ids are unique among the rows kept, so an id is
+// recognised as a duplicate as long as its row is within retention.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "speedrun/records.h"
+#include "speedrun/totals.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace speedmon::speedrun {
+
+class Store {
+ public:
+  Store();
+  ~Store();  // Close()
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Opens or creates the database at `path` ("" = a private in-memory database),
+  // creates the tables, sets WAL and synchronous=NORMAL. Returns an error message
+  // ("speedrun store /x/y.db: unable to open database file") or nullopt.
+  std::optional<std::string> Open(const std::string& path);
+  void Close();  // checkpoints the WAL (SQLite does on the last close); safe to repeat
+
+  // Reads for Open(): totals, and the newest `n` rows in the order they were accepted.
+  std::optional<std::string> LoadTotals(Totals* out);
+  std::optional<std::string> LoadRecentExperiments(size_t n, std::vector<Experiment>* out);
+  std::optional<std::string> LoadRecentPatterns(size_t n, std::vector<Pattern>* out);
+
+  // A write batch: Begin, any number of writes, Commit (or Rollback after a failure).
+  // Each returns false / kFailed on an SQLite error; error() says what.
+  bool Begin();
+  bool Commit();
+  void Rollback();
+
+  enum class Insert { kInserted, kDuplicate, kFailed };
+  Insert InsertExperiment(const Experiment& e);
+  Insert InsertPattern(const Pattern& p);
+
+  enum class Reuse { kCounted, kUnknown, kFailed };
+  // Adds one to the pattern's reuse_count; *count receives the new value.
+  Reuse AddReuse(std::string_view pattern_id, int64_t* count);
+
+  bool AddTotals(const std::vector<TotalRow>& delta);  // adds n and x to each key
+  // Deletes the oldest rows beyond `keep_experiments` / `keep_patterns` (0 = keep all).
+  bool Trim(uint64_t keep_experiments, uint64_t keep_patterns);
+
+  // Rows kept in "experiments" or "patterns" (for tests and tools); -1 on error.
+  int64_t CountRows(const char* table);
+
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Table {
+    int64_t min_seq = 0;  // 0 = empty
+    int64_t max_seq = 0;
+  };
+  struct Statements;
+
+  bool Fail(const char* what);
+  bool Exec(const char* sql);
+  Insert FinishInsert(int step_result, Table* t);
+  bool TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep);
+
+  sqlite3* db_ = nullptr;
+  std::string path_;
+  std::unique_ptr<Statements> stmts_;
+  Table experiments_, patterns_;
+  Table experiments_at_begin_, patterns_at_begin_;  // restored by Rollback
+  std::string error_;
+};
+
+}  // namespace speedmon::speedrun
