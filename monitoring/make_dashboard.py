@@ -110,6 +110,20 @@ def bars(title, desc, expr, legend, w=8, h=8):
     return Panel("bargauge", title, desc, [target(expr, legend)], w, h, options=options)
 
 
+def timing(title, what, alertname, target_s, alert_s):
+    """p95 and SLA-window average of one experiment phase, with its target and alert."""
+    ms = lambda v: f"{v * 1000:g} ms"  # noqa: E731
+    return ts(title, f"p95 from the histogram (15m) and the SLA-window average. SLA "
+              f"target {ms(target_s)}; alert {alertname} fires when the average is above "
+              f"{ms(alert_s)} for 5m.",
+              [target(f"instance:pokemon_speedrun_{what}_seconds:p95_rate15m{{{I}}}",
+                      "p95 {{instance}}"),
+               target(f"pokemon_speedrun_{what}_average_seconds{{{I}}}",
+                      "average {{instance}}")],
+              w=8, unit="s", thresholds=steps("green", (target_s, "orange"), (alert_s, "red")),
+              threshold_style="line")
+
+
 REQ = "pokemon_speedrun_http_requests_total"
 DUR = "instance_upstream_route:pokemon_speedrun_http_request_duration_seconds"
 EXP = "instance_status_strategy:pokemon_speedrun_experiments:rate15m"
@@ -253,24 +267,10 @@ ROWS = [
            [target(f"pokemon_speedrun_experiment_success_rate{{{I}}}", "{{instance}}")],
            unit="percent", maxv=100, thresholds=steps("red", (95, "green")),
            threshold_style="line"),
-        ts("Script compilation time", "p95 from the histogram (15m) and the SLA-window "
-           "average. SLA target 100 ms; alert SpeedrunScriptCompilationSlow fires when the "
-           "average is above 150 ms for 5m.",
-           [target(f"instance:pokemon_speedrun_script_compilation_seconds:p95_rate15m"
-                   f"{{{I}}}", "p95 {{instance}}"),
-            target(f"pokemon_speedrun_script_compilation_average_seconds{{{I}}}",
-                   "average {{instance}}")],
-           w=8, unit="s", thresholds=steps("green", (0.1, "orange"), (0.15, "red")),
-           threshold_style="line"),
-        ts("Checkpoint loading time", "p95 from the histogram (15m) and the SLA-window "
-           "average. SLA target 500 ms; alert SpeedrunCheckpointLoadingSlow fires when the "
-           "average is above 750 ms for 5m.",
-           [target(f"instance:pokemon_speedrun_checkpoint_loading_seconds:p95_rate15m"
-                   f"{{{I}}}", "p95 {{instance}}"),
-            target(f"pokemon_speedrun_checkpoint_loading_average_seconds{{{I}}}",
-                   "average {{instance}}")],
-           w=8, unit="s", thresholds=steps("green", (0.5, "orange"), (0.75, "red")),
-           threshold_style="line"),
+        timing("Script compilation time", "script_compilation",
+               "SpeedrunScriptCompilationSlow", 0.1, 0.15),
+        timing("Checkpoint loading time", "checkpoint_loading",
+               "SpeedrunCheckpointLoadingSlow", 0.5, 0.75),
         ts("Experiment duration p95", "From the experiment duration histogram, 15m.",
            [target(f"instance:pokemon_speedrun_experiment_duration_seconds:p95_rate15m"
                    f"{{{I}}}", "p95 {{instance}}")], w=8, unit="s"),
@@ -314,6 +314,20 @@ ROWS = [
               f"pokemon_speedrun_alerts{{{I}}} > 0"),
         table("Active alerts (Prometheus)", "Pending and firing alerts of alert_rules.yml.",
               'ALERTS{alertname=~"Speedrun.*|Speedmon.*"}'),
+        ts("speedmon alert evaluator", "Rules loaded, evaluations per second, and "
+           "evaluations whose metric could not be read.",
+           [target(f"sum(pokemon_speedrun_alert_rules{{{I}}})", "rules"),
+            target(f"sum(rate(pokemon_speedrun_alert_evaluations_total{{{I}}}[5m]))",
+                   "evaluations/s"),
+            target(f"sum(rate(pokemon_speedrun_alert_evaluation_failures_total{{{I}}}[5m]))"
+                   f"{ZERO}", "failures/s")]),
+        ts("speedmon alert notifications", "Notices to Alertmanagers and webhooks per "
+           "minute by result, and notices waiting.",
+           [target(f"sum by (target, result) (rate("
+                   f"pokemon_speedrun_alert_notifications_total{{{I}}}[5m])) * 60{ZERO}",
+                   "{{target}} {{result}}"),
+            target(f"sum by (target) (pokemon_speedrun_alert_notification_queue_length"
+                   f"{{{I}}}){ZERO}", "{{target}} queued")]),
     ]),
 ]
 

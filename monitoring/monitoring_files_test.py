@@ -73,6 +73,11 @@ EXPORTED = {
     "pokemon_speedrun_pattern_reuses_total": "counter",
     # alerting
     "pokemon_speedrun_alerts": "gauge",
+    "pokemon_speedrun_alert_rules": "gauge",
+    "pokemon_speedrun_alert_evaluations_total": "counter",
+    "pokemon_speedrun_alert_evaluation_failures_total": "counter",
+    "pokemon_speedrun_alert_notifications_total": "counter",
+    "pokemon_speedrun_alert_notification_queue_length": "gauge",
     # speedmon's own process
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
@@ -199,7 +204,7 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(self.d["panels"][0]["type"], "row")
 
     def test_every_panel_has_datasource_and_queries(self):
-        self.assertEqual(len(self.panels), 50)
+        self.assertEqual(len(self.panels), 52)
         for p in self.panels:
             with self.subTest(panel=p["title"]):
                 self.assertEqual(p["datasource"], {"type": "prometheus", "uid": "${datasource}"})
