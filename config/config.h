@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace speedmon::config {
@@ -27,31 +28,33 @@ struct Address {
 
 struct AdminConfig {
   Address address{"127.0.0.1", 8000};
-  std::string auth_token;                 // "" = writes need no token
+  std::string auth_token;  // "" = writes need no token
   bool allow_unauthenticated_writes = false;
   uint64_t max_body_bytes = 1048576;
 };
 
 struct ProxyConfig {
-  int workers = 0;                        // 0 = one per core
-  uint32_t max_connections = 10000;       // downstream, per process
+  int workers = 0;                   // 0 = one per core
+  uint32_t max_connections = 10000;  // downstream, per process
   Duration header_timeout{10000};
   Duration idle_timeout{60000};
   uint32_t max_header_bytes = 65536;
   Duration drain_timeout{15000};
-  uint32_t recent_requests = 1000;        // ring buffer size; 0 = off
-  std::string access_log;                 // "" off, "-" stdout, else a file path
-  bool record_requests = true;            // benchmark-only switch: false skips stats
+  uint32_t recent_requests = 1000;  // ring buffer size; 0 = off
+  std::string access_log;           // "" off, "-" stdout, else a file path
+  bool record_requests = true;      // benchmark-only switch: false skips stats
 };
 
 struct ListenerConfig {
   std::string name;
   Address address;
-  std::string upstream;                   // names an UpstreamConfig
+  std::string upstream;  // names an UpstreamConfig
 };
 
 struct HealthCheckConfig {
-  bool enabled = true;                    // false when the table is absent? see Load
+  // Load sets false when [upstreams.health_check] is absent (endpoints are then taken as
+  // healthy) and true when it is present, unless it says `enabled = false`.
+  bool enabled = true;
   std::string path = "/status";
   Duration interval{5000};
   Duration timeout{1000};
@@ -64,10 +67,10 @@ enum class LoadBalancing { kLeastRequests, kRoundRobin };
 
 struct UpstreamConfig {
   std::string name;
-  std::vector<Address> endpoints;         // at least one
+  std::vector<Address> endpoints;  // at least one
   Duration connect_timeout{1000};
   Duration request_timeout{15000};
-  uint32_t max_connections = 64;          // per endpoint, per process
+  uint32_t max_connections = 64;  // per endpoint, per process
   LoadBalancing load_balancing = LoadBalancing::kLeastRequests;
   HealthCheckConfig health_check;
 };
@@ -97,7 +100,7 @@ struct SpeedrunConfig {
   uint32_t window_experiments = 1000;
   uint32_t window_patterns = 500;
   uint32_t max_strategy_labels = 32;
-  uint64_t retention_rows = 1000000;       // raw rows kept per table; totals are kept
+  uint64_t retention_rows = 1000000;  // raw rows kept per table; totals are kept
 };
 
 struct SlaConfig {
@@ -122,7 +125,7 @@ struct AlertRuleConfig {
   // Load splits it: `metric` keeps the bare name, `match_labels` the matchers.
   std::string metric;
   std::map<std::string, std::string> match_labels;
-  std::string aggregation = "max";        // over matching series: max|min|sum|avg|count
+  std::string aggregation = "max";  // over matching series: max|min|sum|avg|count
   CompareOp op = CompareOp::kGt;
   double threshold = 0;
   Duration for_duration{0};
@@ -133,7 +136,7 @@ struct AlertRuleConfig {
 };
 
 struct AlertmanagerConfig {
-  std::string url;                        // "http://host:port" (path prefix allowed)
+  std::string url;  // "http://host:port" (path prefix allowed)
   Duration timeout{2000};
 };
 
@@ -145,7 +148,7 @@ struct WebhookConfig {
 struct AlertingConfig {
   Duration evaluation_interval{15000};
   Duration resend_interval{60000};
-  Duration resolved_retention{900000};    // how long resolved alerts stay listed
+  Duration resolved_retention{900000};  // how long resolved alerts stay listed
   bool default_rules = true;
   std::vector<AlertRuleConfig> rules;
   std::vector<AlertmanagerConfig> alertmanagers;
@@ -153,7 +156,7 @@ struct AlertingConfig {
 };
 
 struct Config {
-  std::string source;                     // file path, or "<default>"
+  std::string source;  // file path, or "<default>"
   AdminConfig admin;
   ProxyConfig proxy;
   std::vector<ListenerConfig> listeners;
@@ -170,7 +173,8 @@ struct Config {
 };
 
 // An error with its place in the source: "FILE:LINE:COL: message". line/column are 0
-// when the error has no single place (e.g. "no listeners").
+// when the error has no single place (e.g. "no listeners"); ToString then prints
+// "FILE: message". line and column are 1-based; column counts characters.
 struct ConfigError {
   std::string file;
   int line = 0;
@@ -202,15 +206,55 @@ const std::string& DefaultConfigText();
 std::string Summary(const Config& config);
 
 // Parses "250ms", "5s", "2m", "1h", "1m30s", "0s". Returns nullopt for anything else
-// (negative, no unit, overflow, unknown unit, empty).
+// (negative, no unit, overflow, unknown unit, empty). Units run from large to small and
+// each appears once ("30s1m" is rejected); the total is at most kMaxDuration.
 std::optional<Duration> ParseDuration(std::string_view text);
 
+// One year: long enough for any timeout or retention, short enough that adding it to a
+// steady_clock time point never overflows.
+inline constexpr Duration kMaxDuration{365LL * 24 * 3600 * 1000};
+
+// The inverse of ParseDuration: "0s", "250ms", "1m30s", "1h", "1s500ms".
+std::string FormatDuration(Duration d);
+
 // Parses "host:port" (IPv6 in brackets). allow_port_zero for listeners in tests.
+// A name host is letters, digits, '-', '_' and '.' (Docker service names); a host of
+// digits and dots must be a valid IPv4 literal.
 std::optional<Address> ParseAddress(std::string_view text, bool allow_port_zero);
 
-const char* SeverityName(Severity s);     // "info", "warning", "critical"
-const char* CompareOpName(CompareOp op);  // ">", "<", ">=", "<=", "==", "!="
+const char* SeverityName(Severity s);             // "info", "warning", "critical"
+const char* LoadBalancingName(LoadBalancing lb);  // "least_requests", "round_robin"
+const char* CompareOpName(CompareOp op);          // ">", "<", ">=", "<=", "==", "!="
 std::optional<Severity> ParseSeverity(std::string_view text);
 std::optional<CompareOp> ParseCompareOp(std::string_view text);
+std::optional<LoadBalancing> ParseLoadBalancing(std::string_view text);
+bool IsValidAggregation(std::string_view text);  // max|min|sum|avg|count
+
+// "http://host:port[/path]", the only URL form [[alerting.alertmanagers]] and
+// [[alerting.webhooks]] take (no TLS: both run beside speedmon). `path` is "/" when the
+// URL has none, else as written (query included).
+struct HttpUrl {
+  Address address;
+  std::string path = "/";
+};
+std::optional<HttpUrl> ParseHttpUrl(std::string_view url);
+
+// A rule's `metric` split into name and equality matchers, so a rule added at run time
+// (POST /api/v1/alert-rules) is read exactly as one from the config file.
+//   "up"                          -> {"up", {}}
+//   "x_total{a=\"1\", b=\"2\"}"  -> {"x_total", {{"a","1"},{"b","2"}}}
+// The name is [a-zA-Z_:][a-zA-Z0-9_:.]* (dots for the seed's names); label names are
+// [a-zA-Z_][a-zA-Z0-9_]*; values are double-quoted with \\, \" and \n escapes; only `=`.
+struct MetricSelector {
+  std::string metric;
+  std::map<std::string, std::string> match_labels;
+};
+struct SelectorResult {
+  std::optional<MetricSelector> selector;
+  std::string error;        // set when !selector, e.g. "expected '=' after label name \"a\""
+  size_t error_offset = 0;  // byte offset of the error in the text
+};
+SelectorResult ParseMetricSelector(std::string_view text);
+bool IsValidLabelName(std::string_view name);  // [a-zA-Z_][a-zA-Z0-9_]*
 
 }  // namespace speedmon::config

@@ -1,0 +1,388 @@
+// Tests that good configs load into exactly the values written, and that defaults apply
+// where a key is absent. Single-threaded.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "config/config.h"
+
+namespace speedmon::config {
+namespace {
+
+Config MustLoad(const std::string& text) {
+  LoadResult r = LoadFromString(text, "t.toml");
+  if (!r.ok()) ADD_FAILURE() << r.error->ToString();
+  return r.ok() ? *r.config : Config{};
+}
+
+// Every key of the schema, none at its default value.
+constexpr const char* kFull = R"toml(
+[admin]
+address = "0.0.0.0:9000"
+auth_token = "s3cret-token"
+allow_unauthenticated_writes = true
+max_body_bytes = 2048
+
+[proxy]
+workers = 3
+max_connections = 500
+header_timeout = "2s"
+idle_timeout = "1m30s"
+max_header_bytes = 1024
+drain_timeout = "0s"
+recent_requests = 0
+access_log = "-"
+record_requests = false
+
+[[listeners]]
+name = "a"
+address = "[::1]:0"
+upstream = "pool"
+
+[[listeners]]
+name = "b"
+address = "127.0.0.1:0"
+upstream = "pool"
+
+[[upstreams]]
+name = "pool"
+endpoints = ["127.0.0.1:8081", "[::1]:8082", "emulator_3:8083"]
+connect_timeout = "250ms"
+request_timeout = "2m"
+max_connections = 7
+load_balancing = "round_robin"
+  [upstreams.health_check]
+  enabled = false
+  path = "/healthz?deep=1"
+  interval = "10s"
+  timeout = "10s"
+  healthy_threshold = 2
+  unhealthy_threshold = 5
+  expected_statuses = [200, 204]
+
+[[routes]]
+name = "action"
+prefix = "/action"
+
+[[routes]]
+name = "checkpoint_load"
+prefix = "/checkpoint/load"
+
+[sysprobe]
+cache_duration = "0s"
+disk_paths = ["/", "/var/lib/docker"]
+
+[[processes]]
+name = "by-pid"
+pid = 4242
+
+[[processes]]
+name = "by-file"
+pid_file = "/run/emu.pid"
+
+[[processes]]
+name = "by-cmdline"
+cmdline_regex = "pokemon-gym.*808[1-4]"
+
+[speedrun]
+store_path = ""
+window_experiments = 10
+window_patterns = 20
+max_strategy_labels = 4
+retention_rows = 5000
+
+[sla]
+experiment_success_rate_min = 90
+script_compilation_target_ms = 80.5
+checkpoint_loading_target_ms = 400
+target_compliance_min = 99.5
+pattern_quality_min = 0
+system_availability_min = 100
+
+[alerting]
+evaluation_interval = "5s"
+resend_interval = "2m"
+resolved_retention = "1h"
+default_rules = false
+
+[[alerting.rules]]
+id = "emu1_down"
+name = "Emulator 1 down"
+description = "emulator-1 failed its health checks"
+metric = 'pokemon_speedrun_upstream_healthy{upstream="emulator-1", endpoint="127.0.0.1:8081"}'
+aggregation = "min"
+operator = "<"
+threshold = 1
+for = "30s"
+keep_firing_for = "1m"
+severity = "CRITICAL"
+labels = { team = "speedrun", page = "yes" }
+annotations = { summary = "emulator-1 is down", runbook_url = "http://wiki/emu" }
+
+[[alerting.rules]]
+id = "cpu"
+metric = "system.cpu_percent"
+operator = ">="
+threshold = 85.5
+
+[[alerting.alertmanagers]]
+url = "http://127.0.0.1:9093"
+timeout = "3s"
+
+[[alerting.webhooks]]
+url = "http://hooks:9999/hook"
+)toml";
+
+TEST(LoadTest, FullConfigReadsEveryKey) {
+  Config c = MustLoad(kFull);
+  EXPECT_EQ(c.source, "t.toml");
+
+  EXPECT_EQ(c.admin.address.ToString(), "0.0.0.0:9000");
+  EXPECT_EQ(c.admin.auth_token, "s3cret-token");
+  EXPECT_TRUE(c.admin.allow_unauthenticated_writes);
+  EXPECT_EQ(c.admin.max_body_bytes, 2048u);
+
+  EXPECT_EQ(c.proxy.workers, 3);
+  EXPECT_EQ(c.proxy.max_connections, 500u);
+  EXPECT_EQ(c.proxy.header_timeout, Duration(2000));
+  EXPECT_EQ(c.proxy.idle_timeout, Duration(90000));
+  EXPECT_EQ(c.proxy.max_header_bytes, 1024u);
+  EXPECT_EQ(c.proxy.drain_timeout, Duration(0));
+  EXPECT_EQ(c.proxy.recent_requests, 0u);
+  EXPECT_EQ(c.proxy.access_log, "-");
+  EXPECT_FALSE(c.proxy.record_requests);
+
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].name, "a");
+  EXPECT_EQ(c.listeners[0].address.host, "::1");
+  EXPECT_EQ(c.listeners[0].address.port, 0);
+  EXPECT_EQ(c.listeners[0].upstream, "pool");
+  EXPECT_EQ(c.listeners[1].address.ToString(), "127.0.0.1:0");
+
+  ASSERT_EQ(c.upstreams.size(), 1u);
+  const UpstreamConfig& u = c.upstreams[0];
+  EXPECT_EQ(u.name, "pool");
+  ASSERT_EQ(u.endpoints.size(), 3u);
+  EXPECT_EQ(u.endpoints[0].ToString(), "127.0.0.1:8081");
+  EXPECT_EQ(u.endpoints[1].ToString(), "[::1]:8082");
+  EXPECT_EQ(u.endpoints[2].ToString(), "emulator_3:8083");
+  EXPECT_EQ(u.connect_timeout, Duration(250));
+  EXPECT_EQ(u.request_timeout, Duration(120000));
+  EXPECT_EQ(u.max_connections, 7u);
+  EXPECT_EQ(u.load_balancing, LoadBalancing::kRoundRobin);
+  EXPECT_FALSE(u.health_check.enabled);
+  EXPECT_EQ(u.health_check.path, "/healthz?deep=1");
+  EXPECT_EQ(u.health_check.interval, Duration(10000));
+  EXPECT_EQ(u.health_check.timeout, Duration(10000));
+  EXPECT_EQ(u.health_check.healthy_threshold, 2u);
+  EXPECT_EQ(u.health_check.unhealthy_threshold, 5u);
+  EXPECT_EQ(u.health_check.expected_statuses, (std::vector<uint16_t>{200, 204}));
+  EXPECT_EQ(c.UpstreamIndex("pool"), 0);
+  EXPECT_EQ(c.UpstreamIndex("nope"), -1);
+
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[1].name, "checkpoint_load");
+  EXPECT_EQ(c.routes[1].prefix, "/checkpoint/load");
+
+  EXPECT_EQ(c.sysprobe.cache_duration, Duration(0));
+  EXPECT_EQ(c.sysprobe.disk_paths, (std::vector<std::string>{"/", "/var/lib/docker"}));
+
+  ASSERT_EQ(c.processes.size(), 3u);
+  EXPECT_EQ(c.processes[0].pid, 4242);
+  EXPECT_EQ(c.processes[0].pid_file, "");
+  EXPECT_EQ(c.processes[1].pid, std::nullopt);
+  EXPECT_EQ(c.processes[1].pid_file, "/run/emu.pid");
+  EXPECT_EQ(c.processes[2].name, "by-cmdline");
+  EXPECT_EQ(c.processes[2].cmdline_regex, "pokemon-gym.*808[1-4]");
+
+  EXPECT_EQ(c.speedrun.store_path, "");
+  EXPECT_EQ(c.speedrun.window_experiments, 10u);
+  EXPECT_EQ(c.speedrun.window_patterns, 20u);
+  EXPECT_EQ(c.speedrun.max_strategy_labels, 4u);
+  EXPECT_EQ(c.speedrun.retention_rows, 5000u);
+
+  EXPECT_EQ(c.sla.experiment_success_rate_min, 90.0);
+  EXPECT_EQ(c.sla.script_compilation_target_ms, 80.5);
+  EXPECT_EQ(c.sla.checkpoint_loading_target_ms, 400.0);
+  EXPECT_EQ(c.sla.target_compliance_min, 99.5);
+  EXPECT_EQ(c.sla.pattern_quality_min, 0.0);
+  EXPECT_EQ(c.sla.system_availability_min, 100.0);
+
+  const AlertingConfig& a = c.alerting;
+  EXPECT_EQ(a.evaluation_interval, Duration(5000));
+  EXPECT_EQ(a.resend_interval, Duration(120000));
+  EXPECT_EQ(a.resolved_retention, Duration(3600000));
+  EXPECT_FALSE(a.default_rules);
+  ASSERT_EQ(a.rules.size(), 2u);
+  const AlertRuleConfig& r = a.rules[0];
+  EXPECT_EQ(r.id, "emu1_down");
+  EXPECT_EQ(r.name, "Emulator 1 down");
+  EXPECT_EQ(r.description, "emulator-1 failed its health checks");
+  EXPECT_EQ(r.metric, "pokemon_speedrun_upstream_healthy");
+  EXPECT_EQ(r.match_labels, (std::map<std::string, std::string>{{"upstream", "emulator-1"},
+                                                                {"endpoint", "127.0.0.1:8081"}}));
+  EXPECT_EQ(r.aggregation, "min");
+  EXPECT_EQ(r.op, CompareOp::kLt);
+  EXPECT_EQ(r.threshold, 1.0);
+  EXPECT_EQ(r.for_duration, Duration(30000));
+  EXPECT_EQ(r.keep_firing_for, Duration(60000));
+  EXPECT_EQ(r.severity, Severity::kCritical);
+  EXPECT_EQ(r.labels, (std::map<std::string, std::string>{{"team", "speedrun"}, {"page", "yes"}}));
+  EXPECT_EQ(r.annotations,
+            (std::map<std::string, std::string>{{"summary", "emulator-1 is down"},
+                                                {"runbook_url", "http://wiki/emu"}}));
+  const AlertRuleConfig& r2 = a.rules[1];
+  EXPECT_EQ(r2.id, "cpu");
+  EXPECT_EQ(r2.name, "cpu");  // defaults to the id
+  EXPECT_EQ(r2.metric, "system.cpu_percent");
+  EXPECT_TRUE(r2.match_labels.empty());
+  EXPECT_EQ(r2.aggregation, "max");
+  EXPECT_EQ(r2.op, CompareOp::kGe);
+  EXPECT_EQ(r2.threshold, 85.5);
+  EXPECT_EQ(r2.for_duration, Duration(0));
+  EXPECT_EQ(r2.severity, Severity::kWarning);
+  ASSERT_EQ(a.alertmanagers.size(), 1u);
+  EXPECT_EQ(a.alertmanagers[0].url, "http://127.0.0.1:9093");
+  EXPECT_EQ(a.alertmanagers[0].timeout, Duration(3000));
+  ASSERT_EQ(a.webhooks.size(), 1u);
+  EXPECT_EQ(a.webhooks[0].url, "http://hooks:9999/hook");
+  EXPECT_EQ(a.webhooks[0].timeout, Duration(2000));
+}
+
+TEST(LoadTest, MinimalConfigTakesDefaults) {
+  Config c = MustLoad(R"(
+[[listeners]]
+name = "l"
+address = "127.0.0.1:18081"
+upstream = "u"
+[[upstreams]]
+name = "u"
+endpoints = ["127.0.0.1:8081"]
+)");
+  const Config d;  // the struct defaults, which are the documented ones
+  EXPECT_EQ(c.admin.address.ToString(), "127.0.0.1:8000");
+  EXPECT_EQ(c.admin.auth_token, "");
+  EXPECT_FALSE(c.admin.allow_unauthenticated_writes);
+  EXPECT_EQ(c.admin.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.proxy.workers, 0);
+  EXPECT_EQ(c.proxy.header_timeout, Duration(10000));
+  EXPECT_EQ(c.proxy.max_header_bytes, 65536u);
+  EXPECT_TRUE(c.proxy.record_requests);
+  const UpstreamConfig& u = c.upstreams[0];
+  EXPECT_EQ(u.connect_timeout, Duration(1000));
+  EXPECT_EQ(u.request_timeout, Duration(15000));
+  EXPECT_EQ(u.max_connections, 64u);
+  EXPECT_EQ(u.load_balancing, LoadBalancing::kLeastRequests);
+  EXPECT_FALSE(u.health_check.enabled);  // no [upstreams.health_check] table
+  EXPECT_TRUE(c.routes.empty());
+  EXPECT_EQ(c.sysprobe.disk_paths, std::vector<std::string>{"/"});
+  EXPECT_EQ(c.speedrun.store_path, "speedmon.db");
+  EXPECT_EQ(c.speedrun.retention_rows, 1000000u);
+  EXPECT_EQ(c.sla.pattern_quality_min, 0.70);
+  EXPECT_TRUE(c.alerting.default_rules);
+  EXPECT_TRUE(c.alerting.rules.empty());
+  EXPECT_EQ(c.alerting.resolved_retention, Duration(900000));
+  EXPECT_EQ(c.alerting.evaluation_interval, d.alerting.evaluation_interval);
+}
+
+TEST(LoadTest, HealthCheckTablePresentEnablesIt) {
+  Config c = MustLoad(R"(
+listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
+[[upstreams]]
+name = "u"
+endpoints = ["127.0.0.1:8081"]
+  [upstreams.health_check]
+  interval = "2s"
+)");
+  const HealthCheckConfig& h = c.upstreams[0].health_check;
+  EXPECT_TRUE(h.enabled);
+  EXPECT_EQ(h.path, "/status");
+  EXPECT_EQ(h.interval, Duration(2000));
+  EXPECT_EQ(h.timeout, Duration(1000));
+  EXPECT_EQ(h.healthy_threshold, 1u);
+  EXPECT_EQ(h.unhealthy_threshold, 3u);
+  EXPECT_TRUE(h.expected_statuses.empty());
+}
+
+TEST(LoadTest, InlineTablesAndAnyFileOrder) {
+  // Listeners before their upstreams; inline tables as well as [[...]].
+  Config c = MustLoad(R"(
+listeners = [{name = "l1", address = "127.0.0.1:1", upstream = "u1"},
+             {name = "l2", address = "127.0.0.1:2", upstream = "u2"}]
+[[upstreams]]
+name = "u2"
+endpoints = ["localhost:2"]
+[[upstreams]]
+name = "u1"
+endpoints = ["localhost:1"]
+)");
+  ASSERT_EQ(c.upstreams.size(), 2u);
+  EXPECT_EQ(c.UpstreamIndex("u1"), 1);
+  EXPECT_EQ(c.listeners[0].upstream, "u1");
+}
+
+TEST(LoadTest, AdminNotLoopbackAllowedWithTokenOrOptIn) {
+  const char* kPool = R"(
+listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
+upstreams = [{name = "u", endpoints = ["127.0.0.1:1"]}]
+)";
+  Config c =
+      MustLoad(std::string(kPool) + "[admin]\naddress = \"0.0.0.0:8000\"\nauth_token = \"t\"\n");
+  EXPECT_EQ(c.admin.auth_token, "t");
+  c = MustLoad(std::string(kPool) +
+               "[admin]\naddress = \"[::]:8000\"\nallow_unauthenticated_writes = true\n");
+  EXPECT_EQ(c.admin.address.ToString(), "[::]:8000");
+  c = MustLoad(std::string(kPool) + "[admin]\naddress = \"localhost:0\"\n");
+  EXPECT_EQ(c.admin.address.ToString(), "localhost:0");
+  c = MustLoad(std::string(kPool) + "[admin]\naddress = \"[::1]:8000\"\n");
+  EXPECT_TRUE(c.admin.address.IsLoopback());
+}
+
+TEST(LoadTest, NumbersAcceptIntegersAndFloats) {
+  Config c = MustLoad(R"(
+listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
+upstreams = [{name = "u", endpoints = ["127.0.0.1:1"]}]
+[sla]
+pattern_quality_min = 1
+experiment_success_rate_min = 0.0
+[[alerting.rules]]
+id = "r"
+metric = "m{}"
+operator = "!="
+threshold = -2.5e3
+severity = "Info"
+)");
+  EXPECT_EQ(c.sla.pattern_quality_min, 1.0);
+  EXPECT_EQ(c.sla.experiment_success_rate_min, 0.0);
+  EXPECT_EQ(c.alerting.rules[0].threshold, -2500.0);
+  EXPECT_EQ(c.alerting.rules[0].op, CompareOp::kNe);
+  EXPECT_EQ(c.alerting.rules[0].severity, Severity::kInfo);
+  EXPECT_EQ(c.alerting.rules[0].metric, "m");
+}
+
+TEST(LoadTest, DeeplyNestedRegexWithinTheLengthLimit) {
+  std::string regex = std::string(500, '(') + "emu" + std::string(500, ')');
+  Config c = MustLoad(R"(
+listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
+upstreams = [{name = "u", endpoints = ["127.0.0.1:1"]}]
+[[processes]]
+name = "p"
+cmdline_regex = ")" + regex +
+                      "\"\n");
+  EXPECT_EQ(c.processes[0].cmdline_regex, regex);
+}
+
+TEST(LoadTest, SameNamesAcrossKindsAreFine) {
+  // A listener, an upstream, a route and a process may share a name: they are
+  // different lists.
+  Config c = MustLoad(R"(
+listeners = [{name = "x", address = "127.0.0.1:0", upstream = "x"}]
+upstreams = [{name = "x", endpoints = ["127.0.0.1:1"]}]
+routes = [{name = "x", prefix = "/x"}]
+processes = [{name = "x", pid = 1}]
+)");
+  EXPECT_EQ(c.processes[0].pid, 1);
+}
+
+}  // namespace
+}  // namespace speedmon::config

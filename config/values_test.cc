@@ -1,0 +1,280 @@
+// Tests of the value parsers in config.h: durations, addresses, URLs, enum names and
+// metric selectors. Single-threaded.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace speedmon::config {
+namespace {
+
+TEST(ParseDurationTest, Valid) {
+  const struct {
+    const char* text;
+    int64_t ms;
+  } kCases[] = {
+      {"0s", 0},      {"0ms", 0},      {"250ms", 250},         {"5s", 5000},
+      {"2m", 120000}, {"1h", 3600000}, {"1m30s", 90000},       {"1h2m3s4ms", 3723004},
+      {"90s", 90000}, {"007s", 7000},  {"8760h", 31536000000}, {"1s500ms", 1500},
+  };
+  for (const auto& c : kCases) {
+    std::optional<Duration> d = ParseDuration(c.text);
+    ASSERT_TRUE(d.has_value()) << c.text;
+    EXPECT_EQ(d->count(), c.ms) << c.text;
+  }
+}
+
+TEST(ParseDurationTest, Invalid) {
+  for (const char* text : {"",
+                           "5",
+                           "-5s",
+                           "+5s",
+                           "5 s",
+                           " 5s",
+                           "5s ",
+                           "5S",
+                           "5sec",
+                           "5d",
+                           "1.5s",
+                           "s",
+                           "ms",
+                           "5ms5s",
+                           "30s1m",
+                           "1s1s",
+                           "1m1m",
+                           "8760h1ms",
+                           "9223372036854775807ms",
+                           "99999999999999999999s",
+                           "1h 30m",
+                           "5s\n",
+                           "5us",
+                           "5ns"}) {
+    EXPECT_FALSE(ParseDuration(text).has_value()) << '"' << text << '"';
+  }
+  EXPECT_FALSE(ParseDuration(std::string_view("5s\0", 3)).has_value());
+}
+
+TEST(FormatDurationTest, RoundTrips) {
+  const struct {
+    int64_t ms;
+    const char* text;
+  } kCases[] = {{0, "0s"},        {250, "250ms"},  {1000, "1s"},           {1500, "1s500ms"},
+                {90000, "1m30s"}, {3600000, "1h"}, {3723004, "1h2m3s4ms"}, {-1500, "-1s500ms"}};
+  for (const auto& c : kCases) {
+    EXPECT_EQ(FormatDuration(Duration(c.ms)), c.text);
+    if (c.ms >= 0) {
+      EXPECT_EQ(ParseDuration(c.text)->count(), c.ms);
+    }
+  }
+}
+
+TEST(ParseAddressTest, Valid) {
+  const struct {
+    const char* text;
+    bool allow_zero;
+    const char* host;
+    uint16_t port;
+    const char* back;
+  } kCases[] = {
+      {"127.0.0.1:8000", false, "127.0.0.1", 8000, "127.0.0.1:8000"},
+      {"0.0.0.0:1", false, "0.0.0.0", 1, "0.0.0.0:1"},
+      {"localhost:65535", false, "localhost", 65535, "localhost:65535"},
+      {"[::1]:80", false, "::1", 80, "[::1]:80"},
+      {"[::]:0", true, "::", 0, "[::]:0"},
+      {"[fe80::1:2]:443", false, "fe80::1:2", 443, "[fe80::1:2]:443"},
+      {"127.0.0.1:0", true, "127.0.0.1", 0, "127.0.0.1:0"},
+      {"pokemon_gym_1:8081", false, "pokemon_gym_1", 8081, "pokemon_gym_1:8081"},
+      {"emulator-1.local:8081", false, "emulator-1.local", 8081, "emulator-1.local:8081"},
+      {"127.0.0.1:08081", false, "127.0.0.1", 8081, "127.0.0.1:8081"},
+  };
+  for (const auto& c : kCases) {
+    std::optional<Address> a = ParseAddress(c.text, c.allow_zero);
+    ASSERT_TRUE(a.has_value()) << c.text;
+    EXPECT_EQ(a->host, c.host);
+    EXPECT_EQ(a->port, c.port);
+    EXPECT_EQ(a->ToString(), c.back);
+  }
+}
+
+TEST(ParseAddressTest, Invalid) {
+  for (const char* text : {"",
+                           ":",
+                           "127.0.0.1",
+                           "127.0.0.1:",
+                           ":8000",
+                           "127.0.0.1:0",
+                           "127.0.0.1:65536",
+                           "127.0.0.1:99999999",
+                           "127.0.0.1:-1",
+                           "127.0.0.1:+80",
+                           "127.0.0.1:80a",
+                           "::1:80",
+                           "[::1]",
+                           "[::1]80",
+                           "[::1:80",
+                           "[zz::1]:80",
+                           "[127.0.0.1]:80",
+                           "256.1.1.1:80",
+                           "127.1:80",
+                           "1.2.3.4.5:80",
+                           "host name:80",
+                           "-host:80",
+                           "host-:80",
+                           "a..b:80",
+                           "http://x:80",
+                           "[fe80::1%eth0]:80",
+                           "x:80 ",
+                           " x:80"}) {
+    EXPECT_FALSE(ParseAddress(text, false).has_value()) << '"' << text << '"';
+  }
+  EXPECT_FALSE(ParseAddress(std::string(300, 'a') + ":80", false).has_value());
+  EXPECT_FALSE(ParseAddress(std::string(64, 'a') + ".b:80", false).has_value());
+  EXPECT_TRUE(ParseAddress(std::string(63, 'a') + ".b:80", false).has_value());
+  EXPECT_FALSE(ParseAddress("127.0.0.1:65536", true).has_value());
+  EXPECT_FALSE(ParseAddress(std::string_view("x:8\0", 4), true).has_value());
+}
+
+TEST(AddressTest, IsLoopback) {
+  EXPECT_TRUE((Address{"127.0.0.1", 1}).IsLoopback());
+  EXPECT_TRUE((Address{"127.255.3.4", 1}).IsLoopback());
+  EXPECT_TRUE((Address{"::1", 1}).IsLoopback());
+  EXPECT_TRUE((Address{"0:0:0:0:0:0:0:1", 1}).IsLoopback());
+  EXPECT_TRUE((Address{"::ffff:127.0.0.1", 1}).IsLoopback());
+  EXPECT_TRUE((Address{"localhost", 1}).IsLoopback());
+  EXPECT_TRUE((Address{"LocalHost", 1}).IsLoopback());
+  EXPECT_FALSE((Address{"0.0.0.0", 1}).IsLoopback());
+  EXPECT_FALSE((Address{"::", 1}).IsLoopback());
+  EXPECT_FALSE((Address{"128.0.0.1", 1}).IsLoopback());
+  EXPECT_FALSE((Address{"10.0.0.1", 1}).IsLoopback());
+  EXPECT_FALSE((Address{"::ffff:10.0.0.1", 1}).IsLoopback());
+  EXPECT_FALSE((Address{"emulator-1", 1}).IsLoopback());
+  EXPECT_FALSE((Address{"localhost.example", 1}).IsLoopback());
+}
+
+TEST(ParseHttpUrlTest, ValidAndInvalid) {
+  std::optional<HttpUrl> u = ParseHttpUrl("http://127.0.0.1:9093");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->address.ToString(), "127.0.0.1:9093");
+  EXPECT_EQ(u->path, "/");
+  u = ParseHttpUrl("http://[::1]:9999/hook/a?x=1");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->address.ToString(), "[::1]:9999");
+  EXPECT_EQ(u->path, "/hook/a?x=1");
+  u = ParseHttpUrl("http://alertmanager:9093/");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->path, "/");
+  for (const char* text :
+       {"", "http://", "https://127.0.0.1:9093", "http://127.0.0.1", "http://127.0.0.1/x",
+        "http://127.0.0.1:0", "127.0.0.1:9093", "HTTP://127.0.0.1:9093", "http://:9093",
+        "http://127.0.0.1:9093/a b", "ftp://127.0.0.1:21"}) {
+    EXPECT_FALSE(ParseHttpUrl(text).has_value()) << text;
+  }
+}
+
+TEST(EnumNamesTest, RoundTrip) {
+  for (Severity s : {Severity::kInfo, Severity::kWarning, Severity::kCritical}) {
+    EXPECT_EQ(ParseSeverity(SeverityName(s)), s);
+  }
+  EXPECT_STREQ(SeverityName(Severity::kCritical), "critical");
+  EXPECT_EQ(ParseSeverity("CRITICAL"), Severity::kCritical);
+  EXPECT_EQ(ParseSeverity("Warning"), Severity::kWarning);
+  EXPECT_FALSE(ParseSeverity("fatal").has_value());
+  EXPECT_FALSE(ParseSeverity("").has_value());
+  EXPECT_FALSE(ParseSeverity("info ").has_value());
+
+  const std::vector<std::pair<CompareOp, const char*>> kOps = {
+      {CompareOp::kGt, ">"},  {CompareOp::kLt, "<"},  {CompareOp::kGe, ">="},
+      {CompareOp::kLe, "<="}, {CompareOp::kEq, "=="}, {CompareOp::kNe, "!="}};
+  for (const auto& [op, name] : kOps) {
+    EXPECT_STREQ(CompareOpName(op), name);
+    EXPECT_EQ(ParseCompareOp(name), op);
+  }
+  for (const char* bad : {"", "=", "=>", "<>", "gt", " >", "!"}) {
+    EXPECT_FALSE(ParseCompareOp(bad).has_value()) << bad;
+  }
+
+  EXPECT_EQ(ParseLoadBalancing("least_requests"), LoadBalancing::kLeastRequests);
+  EXPECT_EQ(ParseLoadBalancing("round_robin"), LoadBalancing::kRoundRobin);
+  EXPECT_STREQ(LoadBalancingName(LoadBalancing::kRoundRobin), "round_robin");
+  EXPECT_FALSE(ParseLoadBalancing("random").has_value());
+
+  for (const char* a : {"max", "min", "sum", "avg", "count"}) EXPECT_TRUE(IsValidAggregation(a));
+  for (const char* a : {"", "MAX", "mean", "p99"}) EXPECT_FALSE(IsValidAggregation(a));
+
+  EXPECT_TRUE(IsValidLabelName("upstream"));
+  EXPECT_TRUE(IsValidLabelName("_x9"));
+  EXPECT_FALSE(IsValidLabelName("9x"));
+  EXPECT_FALSE(IsValidLabelName("a-b"));
+  EXPECT_FALSE(IsValidLabelName(""));
+}
+
+TEST(ParseMetricSelectorTest, Valid) {
+  const struct {
+    const char* text;
+    const char* metric;
+    std::map<std::string, std::string> labels;
+  } kCases[] = {
+      {"system.cpu_percent", "system.cpu_percent", {}},
+      {"up", "up", {}},
+      {"a:b_c", "a:b_c", {}},
+      {"x{}", "x", {}},
+      {"x {}", "x", {}},
+      {"pokemon_speedrun_upstream_healthy{upstream=\"emulator-1\",endpoint=\"127.0.0.1:8081\"}",
+       "pokemon_speedrun_upstream_healthy",
+       {{"upstream", "emulator-1"}, {"endpoint", "127.0.0.1:8081"}}},
+      {"x{ a = \"1\" , b=\"\" , }", "x", {{"a", "1"}, {"b", ""}}},
+      {"x{a=\"q\\\"uote\\\\n\\n\"}", "x", {{"a", "q\"uote\\n\n"}}},
+      {"x{a=\"{},=\"}", "x", {{"a", "{},="}}},
+  };
+  for (const auto& c : kCases) {
+    SelectorResult r = ParseMetricSelector(c.text);
+    ASSERT_TRUE(r.selector.has_value()) << c.text << ": " << r.error;
+    EXPECT_EQ(r.selector->metric, c.metric);
+    EXPECT_EQ(r.selector->match_labels, c.labels) << c.text;
+  }
+}
+
+TEST(ParseMetricSelectorTest, Invalid) {
+  const struct {
+    const char* text;
+    const char* error;
+    size_t offset;
+  } kCases[] = {
+      {"", "expected a metric name", 0},
+      {"9x", "expected a metric name", 0},
+      {"{a=\"1\"}", "expected a metric name", 0},
+      {"x y", "expected '{' or the end after the metric name", 2},
+      {"x-y", "expected '{' or the end after the metric name", 1},
+      {"x{", "expected a label name", 2},
+      {"x{9=\"1\"}", "expected a label name", 2},
+      {"x{a}", "expected '=' after label name \"a\"", 3},
+      {"x{a!=\"1\"}", "only '=' matchers are supported", 3},
+      {"x{a=~\"1\"}", "only '=' matchers are supported", 3},
+      {"x{a=1}", "expected '\"' to start the value of label \"a\"", 4},
+      {"x{a='1'}", "expected '\"' to start the value of label \"a\"", 4},
+      {"x{a=\"1}", "unterminated value of label \"a\"", 7},
+      {"x{a=\"\\t\"}", "invalid escape (use \\\\, \\\" or \\n) in the value of label \"a\"", 5},
+      {"x{a=\"1\\", "invalid escape (use \\\\, \\\" or \\n) in the value of label \"a\"", 6},
+      {"x{a=\"1\" b=\"2\"}", "expected ',' or '}'", 8},
+      {"x{a=\"1\",a=\"2\"}", "duplicate label \"a\"", 8},
+      {"x{a=\"1\"} y", "unexpected text after '}'", 9},
+      {"x{a=\"1\"}}", "unexpected text after '}'", 8},
+      {"x{,}", "expected a label name", 2},
+  };
+  for (const auto& c : kCases) {
+    SelectorResult r = ParseMetricSelector(c.text);
+    EXPECT_FALSE(r.selector.has_value()) << c.text;
+    EXPECT_EQ(r.error, c.error) << c.text;
+    EXPECT_EQ(r.error_offset, c.offset) << c.text;
+  }
+}
+
+TEST(ConfigErrorTest, ToString) {
+  EXPECT_EQ((ConfigError{"a.toml", 3, 7, "boom"}).ToString(), "a.toml:3:7: boom");
+  EXPECT_EQ((ConfigError{"a.toml", 0, 0, "no listeners"}).ToString(), "a.toml: no listeners");
+}
+
+}  // namespace
+}  // namespace speedmon::config
