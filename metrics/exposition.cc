@@ -67,8 +67,12 @@ void AppendNumber(double v, std::string* out) {
     auto r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
     out->append(buf, r.ptr);
   } else {
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    // Shortest round-trip digits; fixed notation in the usual range ("0.0005", not
+    // "5e-04"), as Prometheus's own clients write bucket bounds.
+    char buf[64];
+    double a = std::fabs(v);
+    auto fmt = a >= 1e-6 && a < 1e15 ? std::chars_format::fixed : std::chars_format::general;
+    auto r = std::to_chars(buf, buf + sizeof buf, v, fmt);
     out->append(buf, r.ptr);
   }
 }

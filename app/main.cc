@@ -1,0 +1,84 @@
+// speedmon's main(): flags, config, signals, run.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/server.h"
+
+#ifndef SPEEDMON_VERSION
+#define SPEEDMON_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr const char kUsage[] =
+    "usage: speedmon [--config FILE]\n"
+    "       speedmon --check-config [--config FILE]\n"
+    "       speedmon --print-default-config\n"
+    "       speedmon --version\n";
+
+int Usage(const char* problem) {
+  std::fprintf(stderr, "speedmon: %s\n%s", problem, kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" || a == "-c") {
+      if (i + 1 >= argc) return Usage("--config needs a FILE");
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else if (a == "--check-config") {
+      check = true;
+    } else if (a == "--print-default-config") {
+      std::fputs(speedmon::config::DefaultConfigText().c_str(), stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::printf("speedmon %s (built %s %s, %s)\n", SPEEDMON_VERSION, __DATE__, __TIME__,
+#ifdef NDEBUG
+                  "release"
+#else
+                  "debug"
+#endif
+      );
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      return Usage(("unknown argument: " + a).c_str());
+    }
+  }
+
+  speedmon::config::LoadResult loaded =
+      config_path.empty()
+          ? speedmon::config::LoadFromString(speedmon::config::DefaultConfigText(), "<default>")
+          : speedmon::config::LoadFromFile(config_path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.error->ToString().c_str());
+    return 1;
+  }
+  if (check) {
+    std::printf("%s: OK\n%s", loaded.config->source.c_str(),
+                speedmon::config::Summary(*loaded.config).c_str());
+    return 0;
+  }
+
+  // Writes to a closed socket must come back as EPIPE, not kill the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
+  speedmon::proxy::Server server(std::move(*loaded.config));
+  std::string error = server.Start();
+  if (!error.empty()) {
+    std::fprintf(stderr, "speedmon: %s\n", error.c_str());
+    return 1;
+  }
+  return server.Run();
+}

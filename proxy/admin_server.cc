@@ -1,0 +1,397 @@
+// The admin HTTP server on the main loop. See admin_server.h.
+#include "proxy/admin_server.h"
+
+#include <strings.h>
+#include <uv.h>
+
+#include <charconv>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+#include "proxy/http_codec.h"
+#include "proxy/http_message.h"
+#include "proxy/topology.h"
+
+namespace speedmon::proxy {
+
+std::string_view AdminRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  }
+  return {};
+}
+
+std::string AdminRequest::QueryParam(std::string_view name, std::string_view fallback) const {
+  std::string_view q = query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view kv = q.substr(0, amp);
+    size_t eq = kv.find('=');
+    if (kv.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? std::string() : std::string(kv.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return std::string(fallback);
+}
+
+std::string JsonError(std::string_view message, std::string_view field) {
+  std::string out = "{\"error\":\"";
+  for (char c : message) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out.push_back(c);
+  }
+  out += "\",\"field\":";
+  if (field.empty()) {
+    out += "null";
+  } else {
+    out += "\"";
+    out += field;
+    out += "\"";
+  }
+  out += "}";
+  return out;
+}
+
+namespace {
+
+// Answers that arrive from other threads wait here for the main loop.
+struct Mailbox {
+  std::mutex mu;
+  std::deque<std::pair<uint64_t, AdminResponse>> items;
+  bool closed = false;
+  uv_async_t* async = nullptr;
+};
+
+}  // namespace
+
+class AdminConn;
+
+class AdminServerImpl {
+ public:
+  AdminServerImpl(uv_loop_t* loop, const config::AdminConfig& cfg, uint32_t max_head,
+                  AdminHandler handler)
+      : loop_(loop), cfg_(cfg), max_head_(max_head), handler_(std::move(handler)) {
+    mailbox_ = std::make_shared<Mailbox>();
+    uv_async_init(loop_, &async_, OnAsync);
+    async_.data = this;
+    mailbox_->async = &async_;
+    uv_tcp_init(loop_, &listener_);
+    listener_.data = this;
+  }
+
+  std::string Listen();
+  void Close(std::function<void()> done);
+  void Deliver(uint64_t conn_id, AdminResponse resp);
+  void ConnGone(uint64_t id) {
+    conns_.erase(id);
+    MaybeDone();
+  }
+  Responder MakeResponder(uint64_t conn_id) {
+    std::weak_ptr<Mailbox> weak = mailbox_;
+    return [weak, conn_id](AdminResponse resp) {
+      auto box = weak.lock();
+      if (!box) return;
+      std::lock_guard<std::mutex> lock(box->mu);
+      if (box->closed) return;
+      box->items.emplace_back(conn_id, std::move(resp));
+      uv_async_send(box->async);
+    };
+  }
+  int port() const { return port_; }
+
+  uv_loop_t* loop_;
+  config::AdminConfig cfg_;
+  uint32_t max_head_;
+  AdminHandler handler_;
+
+ private:
+  static void OnConnection(uv_stream_t* server, int status);
+  static void OnAsync(uv_async_t* a);
+  void MaybeDone();
+
+  uv_tcp_t listener_;
+  uv_async_t async_;
+  std::shared_ptr<Mailbox> mailbox_;
+  std::unordered_map<uint64_t, AdminConn*> conns_;
+  uint64_t next_id_ = 1;
+  int port_ = 0;
+  bool closing_ = false;
+  int closing_handles_ = 0;
+  std::function<void()> done_;
+  friend class AdminConn;
+};
+
+class AdminConn final : public CodecHandler {
+ public:
+  AdminConn(AdminServerImpl* s, uint64_t id)
+      : s_(s), id_(id), codec_(HttpCodec::Type::kRequest, this, s->max_head_) {
+    uv_tcp_init(s->loop_, &tcp_);
+    tcp_.data = this;
+    uv_timer_init(s->loop_, &timer_);
+    timer_.data = this;
+  }
+
+  bool Accept(uv_stream_t* server) {
+    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) return false;
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      char ip[64] = {};
+      if (ss.ss_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), ip, sizeof ip);
+      } else {
+        uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip, sizeof ip);
+      }
+      config::Address a{ip, 1};
+      loopback_ = a.IsLoopback();
+    }
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
+    uv_timer_start(&timer_, OnTimer, 60000, 0);
+    return true;
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    s_->ConnGone(id_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), OnClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+  }
+
+  void Respond(AdminResponse resp) {
+    if (closed_ || !waiting_) return;
+    waiting_ = false;
+    bool close = !keep_alive_ || close_after_;
+    std::string* out = new std::string;
+    out->reserve(resp.body.size() + 256);
+    out->append("HTTP/1.1 ");
+    out->append(std::to_string(resp.status));
+    out->push_back(' ');
+    out->append(ReasonPhrase(resp.status));
+    out->append("\r\nContent-Type: ");
+    out->append(resp.content_type);
+    out->append("\r\nContent-Length: ");
+    out->append(std::to_string(head_request_ ? resp.body.size() : resp.body.size()));
+    out->append("\r\nCache-Control: no-store\r\n");
+    for (const auto& [k, v] : resp.headers) {
+      out->append(k);
+      out->append(": ");
+      out->append(v);
+      out->append("\r\n");
+    }
+    if (close) out->append("Connection: close\r\n");
+    out->append("\r\n");
+    if (!head_request_) out->append(resp.body);
+    auto* req = new uv_write_t;
+    req->data = out;
+    uv_buf_t b = uv_buf_init(out->data(), static_cast<unsigned>(out->size()));
+    if (uv_write(req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, OnWrite) != 0) {
+      delete out;
+      delete req;
+      Close();
+      return;
+    }
+    if (close) {
+      close_when_written_ = true;
+      return;
+    }
+    // Next request: continue with what was pipelined behind this one.
+    codec_.Resume();
+    std::string rest;
+    rest.swap(stash_);
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
+    uv_timer_start(&timer_, OnTimer, 60000, 0);
+    if (!rest.empty()) Feed(rest.data(), rest.size());
+  }
+
+  // CodecHandler
+  HeadAction OnHead(const MessageHead& h) override {
+    req_ = AdminRequest{};
+    req_.method = std::string(h.method);
+    std::string_view url = h.url;
+    size_t q = url.find('?');
+    req_.path = std::string(url.substr(0, q));
+    if (q != std::string_view::npos) req_.query = std::string(url.substr(q + 1));
+    for (const auto& hd : h.headers) req_.headers.emplace_back(hd.name, hd.value);
+    req_.loopback_peer = loopback_;
+    keep_alive_ = h.keep_alive;
+    head_request_ = req_.method == "HEAD";
+    too_large_ = h.has_content_length && h.content_length > s_->cfg_.max_body_bytes;
+    if (too_large_) return HeadAction::kAbort;
+    return HeadAction::kContinue;
+  }
+  bool OnBody(std::string_view d) override {
+    if (req_.body.size() + d.size() > s_->cfg_.max_body_bytes) {
+      too_large_ = true;
+      return false;
+    }
+    req_.body.append(d);
+    return true;
+  }
+  bool OnMessageComplete() override {
+    complete_ = true;
+    return true;
+  }
+
+ private:
+  static void OnAlloc(uv_handle_t*, size_t suggested, uv_buf_t* buf) {
+    buf->base = new char[suggested];
+    buf->len = suggested;
+  }
+  static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+    auto* self = static_cast<AdminConn*>(s->data);
+    if (n > 0 && !self->closed_) self->Feed(buf->base, static_cast<size_t>(n));
+    delete[] buf->base;
+    if (n < 0) self->Close();
+  }
+  static void OnTimer(uv_timer_t* t) {
+    auto* self = static_cast<AdminConn*>(t->data);
+    if (!self->waiting_) self->Close();
+  }
+  static void OnWrite(uv_write_t* req, int status) {
+    auto* self = static_cast<AdminConn*>(req->handle->data);
+    delete static_cast<std::string*>(req->data);
+    delete req;
+    if (status == UV_ECANCELED) return;
+    if (status < 0 || self->close_when_written_) self->Close();
+  }
+  static void OnClosed(uv_handle_t* h) {
+    auto* self = static_cast<AdminConn*>(h->data);
+    if (++self->closed_handles_ == 2) delete self;
+  }
+
+  void Feed(const char* data, size_t len) {
+    complete_ = false;
+    HttpCodec::Result r = codec_.Execute(data, len);
+    if (closed_) return;
+    if (r.status == HttpCodec::Status::kPaused) {
+      stash_.assign(data + r.consumed, len - r.consumed);
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+      uv_timer_stop(&timer_);
+      waiting_ = true;
+      s_->handler_(req_, s_->MakeResponder(id_));
+      return;
+    }
+    if (r.status == HttpCodec::Status::kOk) return;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    waiting_ = true;
+    close_after_ = true;
+    AdminResponse resp;
+    if (too_large_) {
+      resp.status = 413;
+      resp.body = JsonError("body exceeds max_body_bytes (" +
+                            std::to_string(s_->cfg_.max_body_bytes) + ")");
+    } else if (r.status == HttpCodec::Status::kHeadTooLarge) {
+      resp.status = 431;
+      resp.body = JsonError("request head too large");
+    } else {
+      resp.status = 400;
+      resp.body = JsonError(std::string("malformed request: ") + codec_.error_reason());
+    }
+    Respond(std::move(resp));
+  }
+
+  AdminServerImpl* s_;
+  uint64_t id_;
+  HttpCodec codec_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  AdminRequest req_;
+  std::string stash_;
+  bool loopback_ = false;
+  bool keep_alive_ = true;
+  bool head_request_ = false;
+  bool too_large_ = false;
+  bool complete_ = false;
+  bool waiting_ = false;
+  bool close_after_ = false;
+  bool close_when_written_ = false;
+  bool closed_ = false;
+  int closed_handles_ = 0;
+  friend class AdminServerImpl;
+};
+
+std::string AdminServerImpl::Listen() {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  std::string error;
+  if (!Resolve(cfg_.address, &ss, &len, &error)) return error;
+  int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, OnConnection);
+  if (rc != 0) {
+    return "cannot listen on admin address " + cfg_.address.ToString() + ": " + uv_strerror(rc);
+  }
+  sockaddr_storage bound{};
+  int blen = sizeof bound;
+  uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &blen);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  return "";
+}
+
+void AdminServerImpl::OnConnection(uv_stream_t* server, int status) {
+  auto* s = static_cast<AdminServerImpl*>(server->data);
+  if (status < 0 || s->closing_) return;
+  uint64_t id = s->next_id_++;
+  auto* c = new AdminConn(s, id);
+  s->conns_[id] = c;
+  if (!c->Accept(server) || s->conns_.size() > 1024) c->Close();
+}
+
+void AdminServerImpl::OnAsync(uv_async_t* a) {
+  auto* s = static_cast<AdminServerImpl*>(a->data);
+  std::deque<std::pair<uint64_t, AdminResponse>> items;
+  {
+    std::lock_guard<std::mutex> lock(s->mailbox_->mu);
+    items.swap(s->mailbox_->items);
+  }
+  for (auto& [id, resp] : items) s->Deliver(id, std::move(resp));
+}
+
+void AdminServerImpl::Deliver(uint64_t conn_id, AdminResponse resp) {
+  auto it = conns_.find(conn_id);
+  if (it != conns_.end()) it->second->Respond(std::move(resp));
+}
+
+void AdminServerImpl::Close(std::function<void()> done) {
+  closing_ = true;
+  done_ = std::move(done);
+  {
+    std::lock_guard<std::mutex> lock(mailbox_->mu);
+    mailbox_->closed = true;
+  }
+  std::vector<AdminConn*> all;
+  for (auto& [id, c] : conns_) all.push_back(c);
+  for (AdminConn* c : all) c->Close();
+  closing_handles_ = 2;
+  auto on_closed = [](uv_handle_t* h) {
+    auto* s = static_cast<AdminServerImpl*>(h->data);
+    --s->closing_handles_;
+    s->MaybeDone();
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), on_closed);
+}
+
+void AdminServerImpl::MaybeDone() {
+  if (closing_ && closing_handles_ == 0 && conns_.empty() && done_) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done();
+  }
+}
+
+AdminServer::AdminServer(uv_loop_s* loop, const config::AdminConfig& config,
+                         uint32_t max_header_bytes, AdminHandler handler)
+    : impl_(std::make_unique<AdminServerImpl>(loop, config, max_header_bytes, std::move(handler))) {
+}
+AdminServer::~AdminServer() = default;
+std::string AdminServer::Listen() { return impl_->Listen(); }
+int AdminServer::port() const { return impl_->port(); }
+void AdminServer::Close(std::function<void()> done) { impl_->Close(std::move(done)); }
+
+}  // namespace speedmon::proxy

@@ -1,0 +1,68 @@
+// The admin HTTP server on the main loop: /metrics, /healthz, /ready, /api/v1/*, and
+// the status page. Small and strict: one request at a time per connection, bounded head
+// and body, keep-alive. Handlers may answer later (after a store commit) and from any
+// thread through the Responder, which marshals the answer back onto the main loop.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+
+struct uv_loop_s;
+
+namespace speedmon::proxy {
+
+struct AdminRequest {
+  std::string method;
+  std::string path;   // without the query
+  std::string query;  // after '?', undecoded
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  bool loopback_peer = false;
+
+  // First header with this name (case-insensitive), or empty.
+  std::string_view Header(std::string_view name) const;
+  // The query parameter's raw value, or `fallback` when absent.
+  std::string QueryParam(std::string_view name, std::string_view fallback = {}) const;
+};
+
+struct AdminResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Answers one request. Call exactly once, from any thread. Calling it after the
+// client left is harmless.
+using Responder = std::function<void(AdminResponse)>;
+using AdminHandler = std::function<void(const AdminRequest&, Responder)>;
+
+class AdminServerImpl;
+
+class AdminServer {
+ public:
+  // REQUIRES: `loop` is the main loop and outlives the server.
+  AdminServer(uv_loop_s* loop, const config::AdminConfig& config, uint32_t max_header_bytes,
+              AdminHandler handler);
+  ~AdminServer();
+  // Binds and listens. Returns "" or an error message.
+  std::string Listen();
+  // The bound port (useful with port 0).
+  int port() const;
+  // Stop listening and close every connection; `done` runs when all handles are closed.
+  void Close(std::function<void()> done);
+
+ private:
+  std::unique_ptr<AdminServerImpl> impl_;
+};
+
+// {"error": message, "field": field-or-null}
+std::string JsonError(std::string_view message, std::string_view field = {});
+
+}  // namespace speedmon::proxy

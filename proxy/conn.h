@@ -1,0 +1,284 @@
+// Internal to proxy/: the worker's loop state and its two kinds of connection.
+//
+// Everything here runs on one worker thread. Ownership: the WorkerImpl owns every
+// connection through the intrusive lists below; a connection frees itself only in the
+// close callback of its last libuv handle (never in the middle of one of its callbacks);
+// code that may close a connection from inside a codec callback only marks it, and the
+// read handler acts once the codec has returned.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "metrics/request_stats.h"
+#include "proxy/http_codec.h"
+#include "proxy/http_message.h"
+#include "proxy/recent_requests.h"
+#include "proxy/topology.h"
+
+namespace speedmon::proxy {
+
+class WorkerImpl;
+class UpstreamConn;
+
+// Above this many bytes queued towards a peer, stop reading from the other side; resume
+// below the low mark (Envoy's watermark buffers, in two numbers).
+constexpr size_t kHighWatermark = 256 * 1024;
+constexpr size_t kLowWatermark = 64 * 1024;
+
+// A write in flight: libuv needs the bytes until the callback, so each write owns them.
+// Recycled through the worker's free list, capacity kept.
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+  WriteReq* next_free = nullptr;
+};
+
+// Why a connection is not reading; reading resumes when no reason is left.
+enum ReadStop : uint8_t {
+  kStopPipeline = 1,      // a request is complete and waits for its answer
+  kStopBackpressure = 2,  // the peer's write queue is above the high watermark
+  kStopNotReady = 4,      // the upstream side is not connected yet
+};
+
+class DownstreamConn final : public CodecHandler {
+ public:
+  DownstreamConn(WorkerImpl* w, int listener);
+  ~DownstreamConn() override;
+  bool Accept(uv_stream_t* server);  // false: the caller closes it
+  void Close();
+  // Upstream side events.
+  void OnUpstreamConnected(UpstreamConn* up);
+  void OnUpstreamConnectFailed(UpstreamConn* up);
+  void OnUpstreamHead(const MessageHead& head, bool* skip_body);
+  void OnUpstreamBody(std::string_view data);
+  void OnUpstreamComplete();
+  void OnUpstreamFailed(metrics::UpstreamErrorKind kind);
+  void OnUpstreamDrained();  // the upstream's write queue fell below the low mark
+  void MaybeCloseIdle();     // draining: close if between requests
+  bool request_complete() const { return request_complete_; }
+  bool waiting_for_pool = false;
+
+  // CodecHandler (requests).
+  HeadAction OnHead(const MessageHead& head) override;
+  bool OnBody(std::string_view data) override;
+  bool OnMessageComplete() override;
+
+  DownstreamConn* prev = nullptr;
+  DownstreamConn* next = nullptr;
+
+ private:
+  friend class WorkerImpl;
+  enum class Phase { kIdle, kHead, kWaitResponse, kStreaming, kLocalReply, kClosing };
+
+  static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void OnTimer(uv_timer_t* t);
+  static void OnWrite(uv_write_t* req, int status);
+  static void OnClosed(uv_handle_t* h);
+  static void OnShutdown(uv_shutdown_t* req, int status);
+
+  void Process(const char* data, size_t len);
+  void ResumeAfterExchange();
+  void ResetExchange();
+  void BeginMinimalExchange();
+  void StartLinger();
+  void SetReading(uint8_t reason, bool stopped);
+  void ArmTimer(uint64_t ms);
+  void Write(WriteReq* wr);
+  WriteReq* NewWrite();
+  void SendToUpstream(std::string_view data, bool chunk_frame);
+  void MaybeEndExchange();
+  void StartExchange(const MessageHead& head);
+  void Dispatch();
+  void LocalReply(int status, const char* kind, bool close);
+  void FinishExchange(int status);
+  void Abort(int status_for_stats);
+  void CloseAfterFlush();
+  void ReleaseUpstream(bool reusable);
+
+  WorkerImpl* w_;
+  int listener_;
+  int upstream_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_shutdown_t shutdown_req_;
+  int open_handles_ = 0;
+  HttpCodec codec_;
+  char client_ip_[64] = {};
+  std::string stash_;  // bytes after a paused (pipelined) request
+  uint8_t read_stops_ = 0;
+  bool reading_ = false;
+  bool peer_eof_ = false;
+  bool close_after_flush_ = false;
+  bool lingering_ = false;
+  bool closed_ = false;
+  bool in_codec_ = false;
+  int pending_writes_ = 0;
+  uint64_t last_activity_ms_ = 0;
+  Phase phase_ = Phase::kIdle;
+
+  // The exchange in progress (one at a time; pipelined requests wait in stash_).
+  bool active_ = false;
+  uint64_t start_ns_ = 0;
+  metrics::Method method_ = metrics::Method::kOther;
+  int route_ = 0;
+  bool head_request_ = false;
+  int client_minor_ = 1;
+  bool client_keep_alive_ = true;
+  char request_id_[129] = {};
+  size_t request_id_len_ = 0;
+  std::string target_;      // kept for the recent-requests record
+  std::string pending_up_;  // bytes for the upstream before it is connected
+  Framing req_framing_ = Framing::kNone;
+  bool request_complete_ = false;
+  bool response_done_ = false;
+  bool in_flight_counted_ = false;
+  uint64_t req_body_bytes_ = 0;
+  UpstreamConn* up_ = nullptr;
+  int endpoint_ = -1;
+  uint64_t tried_ = 0;  // endpoints tried for this request (bit per endpoint)
+  bool response_started_ = false;
+  Framing resp_framing_ = Framing::kNone;
+  uint64_t resp_body_bytes_ = 0;
+  int status_ = 0;
+  bool keep_alive_after_ = true;
+};
+
+class UpstreamConn final : public CodecHandler {
+ public:
+  UpstreamConn(WorkerImpl* w, int upstream, int endpoint);
+  ~UpstreamConn() override;
+  void Connect();
+  void Attach(DownstreamConn* ds);  // a pooled connection takes on a request
+  void Detach();                    // the downstream side is gone: close
+  void Close();
+  void Write(WriteReq* wr);  // REQUIRES: connected
+  void SetReading(uint8_t reason, bool stopped);
+  bool connected() const { return connected_; }
+  size_t write_queue_size() const { return tcp_.write_queue_size; }
+  int upstream() const { return upstream_; }
+  int endpoint() const { return endpoint_; }
+  bool reused() const { return reused_; }
+
+  // CodecHandler (responses).
+  HeadAction OnHead(const MessageHead& head) override;
+  bool OnBody(std::string_view data) override;
+  bool OnMessageComplete() override;
+
+  UpstreamConn* prev = nullptr;  // the pool's idle list
+  UpstreamConn* next = nullptr;
+  bool in_pool = false;
+
+ private:
+  friend class WorkerImpl;
+  friend class DownstreamConn;
+  static void OnConnect(uv_connect_t* req, int status);
+  static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void OnWrite(uv_write_t* req, int status);
+  static void OnTimer(uv_timer_t* t);
+  static void OnClosed(uv_handle_t* h);
+
+  void Fail(metrics::UpstreamErrorKind kind);
+  void Finished();
+  void DropRequest();  // the attached request no longer counts against this endpoint
+  void SetHeadRequest(bool head) { head_request_ = head; }
+
+  WorkerImpl* w_;
+  int upstream_;
+  int endpoint_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_connect_t connect_req_;
+  int open_handles_ = 0;
+  HttpCodec codec_;
+  DownstreamConn* ds_ = nullptr;
+  bool connected_ = false;
+  bool closing_ = false;
+  bool reused_ = false;
+  bool interim_ = false;    // the message being parsed is a 1xx
+  bool got_bytes_ = false;  // any response byte for the current request
+  bool complete_ = false;   // the final response of the current request is done
+  bool keep_alive_ = true;
+  bool head_request_ = false;
+  uint8_t read_stops_ = 0;
+  bool reading_ = false;
+};
+
+// Per-endpoint connection pool of one worker.
+struct EndpointPool {
+  UpstreamConn* idle = nullptr;  // intrusive list of idle, connected connections
+  int idle_count = 0;
+  int open = 0;                         // idle + busy + connecting
+  int active_requests = 0;              // for least-requests balancing
+  std::deque<DownstreamConn*> waiters;  // requests waiting for a free connection
+};
+
+class WorkerImpl {
+ public:
+  WorkerImpl(int id, const config::Config& config, Topology* topology, metrics::WorkerStats* stats,
+             RecentRequests* recent, std::vector<int> fds);
+  ~WorkerImpl();
+  void Run();  // on the worker thread; returns when every handle is closed
+
+  // Pool.
+  int PickEndpoint(int upstream, uint64_t tried);  // -1: no healthy endpoint left
+  // Gets a connection for the request: an idle one (attached now), a new one
+  // (connecting), or null with the request queued as a waiter (at the pool's limit).
+  UpstreamConn* Acquire(DownstreamConn* ds, int upstream, int endpoint);
+  void Release(UpstreamConn* up, bool reusable);  // the request is done with it
+  void RemoveWaiter(DownstreamConn* ds);
+  void ConnClosing(UpstreamConn* up);  // its pool slot is free from now on
+  void ConnClosed(DownstreamConn* ds);
+
+  WriteReq* NewWrite();
+  void FreeWrite(WriteReq* wr);
+  char* read_buffer() { return read_buf_.data(); }
+  size_t read_buffer_size() const { return read_buf_.size(); }
+
+  const config::Config& config;
+  Topology* topology;
+  metrics::WorkerStats* stats;
+  RecentRequests* recent;
+  uv_loop_t loop;
+  RequestIdGenerator ids;
+  std::vector<std::vector<EndpointPool>> pools;  // [upstream][endpoint]
+  std::vector<uint32_t> rr_next;                 // round robin cursor per upstream
+  int max_downstream = 10000;
+  bool draining = false;
+  std::atomic<int> connections{0};
+  int loop_close_result = -1;
+
+  void BeginDrain();
+  void StopNow();
+  uv_async_t async;
+  std::atomic<int> command{0};  // 1 drain, 2 stop
+  std::mutex async_mu;          // async_send must not race the handle's close
+  bool async_closed = false;
+
+ private:
+  static void OnConnection(uv_stream_t* server, int status);
+  static void OnAsync(uv_async_t* a);
+  void CloseListeners();
+  void MaybeFinish();
+
+  int id_;
+  std::vector<int> fds_;
+  std::vector<uv_tcp_t*> listeners_;
+  std::vector<int> listener_index_;
+  DownstreamConn* conns_ = nullptr;
+  WriteReq* free_writes_ = nullptr;
+  int free_write_count_ = 0;
+  std::vector<char> read_buf_;
+  bool finishing_ = false;
+  friend class DownstreamConn;
+  friend class UpstreamConn;
+};
+
+}  // namespace speedmon::proxy

@@ -1,0 +1,594 @@
+// The client side of a proxied exchange: parse requests, pick an endpoint, stream the
+// request up and the response down, answer errors, keep the connection or close it.
+// Worker thread only. See conn.h for ownership and the deferred-close rule.
+#include <cstring>
+
+#include "proxy/conn.h"
+
+namespace speedmon::proxy {
+
+using metrics::UpstreamErrorKind;
+
+namespace {
+
+DownstreamConn* FromHandle(const uv_handle_t* h) { return static_cast<DownstreamConn*>(h->data); }
+
+double UnixNow() {
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+}
+
+}  // namespace
+
+DownstreamConn::DownstreamConn(WorkerImpl* w, int listener)
+    : w_(w),
+      listener_(listener),
+      upstream_(w->topology->ListenerUpstream(listener)),
+      codec_(HttpCodec::Type::kRequest, this, w->config.proxy.max_header_bytes) {
+  uv_tcp_init(&w->loop, &tcp_);
+  uv_timer_init(&w->loop, &timer_);
+  tcp_.data = this;
+  timer_.data = this;
+  open_handles_ = 2;
+}
+
+DownstreamConn::~DownstreamConn() = default;
+
+bool DownstreamConn::Accept(uv_stream_t* server) {
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) return false;
+  uv_tcp_nodelay(&tcp_, 1);
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), client_ip_, sizeof client_ip_);
+    } else {
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), client_ip_, sizeof client_ip_);
+    }
+  }
+  phase_ = Phase::kIdle;
+  ArmTimer(w_->config.proxy.idle_timeout.count());
+  SetReading(0, false);
+  return true;
+}
+
+void DownstreamConn::SetReading(uint8_t reason, bool stopped) {
+  if (stopped) {
+    read_stops_ |= reason;
+  } else {
+    read_stops_ &= static_cast<uint8_t>(~reason);
+  }
+  bool want = (read_stops_ == 0 && !close_after_flush_ && !closed_) || lingering_;
+  if (want && !reading_) {
+    reading_ = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead) == 0;
+  } else if (!want && reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+}
+
+void DownstreamConn::ArmTimer(uint64_t ms) {
+  last_activity_ms_ = uv_now(&w_->loop);
+  uv_timer_start(&timer_, OnTimer, ms, 0);
+}
+
+void DownstreamConn::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  WorkerImpl* w = FromHandle(h)->w_;
+  buf->base = w->read_buffer();
+  buf->len = w->read_buffer_size();
+}
+
+void DownstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  DownstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(s));
+  if (n > 0) {
+    if (self->lingering_ || self->closed_) return;  // discarding after a final answer
+    self->last_activity_ms_ = uv_now(&self->w_->loop);
+    self->Process(buf->base, static_cast<size_t>(n));
+    return;
+  }
+  if (n == 0) return;  // EAGAIN
+  self->peer_eof_ = true;
+  if (self->lingering_ || self->closed_) {
+    self->Close();
+    return;
+  }
+  if (self->active_) {
+    // The client left before its answer was complete (nginx's 499).
+    self->Abort(self->response_started_ ? self->status_ : 499);
+    return;
+  }
+  self->Close();
+}
+
+void DownstreamConn::Process(const char* data, size_t len) {
+  while (true) {
+    if (!active_ && !codec_.InMessage() && phase_ == Phase::kIdle) {
+      start_ns_ = uv_hrtime();
+      phase_ = Phase::kHead;
+      ArmTimer(w_->config.proxy.header_timeout.count());
+    }
+    in_codec_ = true;
+    HttpCodec::Result r = codec_.Execute(data, len);
+    in_codec_ = false;
+    if (closed_ || close_after_flush_) return;
+    switch (r.status) {
+      case HttpCodec::Status::kOk:
+        return;
+      case HttpCodec::Status::kPaused:
+        data += r.consumed;
+        len -= r.consumed;
+        if (response_done_) {
+          // Answered already (a local reply): go straight on to the next request.
+          if (!keep_alive_after_) {
+            CloseAfterFlush();
+            return;
+          }
+          ResetExchange();
+          codec_.Resume();
+          if (len == 0) return;
+          continue;
+        }
+        stash_.assign(data, len);
+        SetReading(kStopPipeline, true);
+        return;
+      case HttpCodec::Status::kHeadTooLarge:
+        if (!active_) BeginMinimalExchange();
+        LocalReply(431, "headers_too_large", true);
+        return;
+      case HttpCodec::Status::kError:
+        if (response_started_) {
+          Abort(status_);
+        } else {
+          if (!active_) BeginMinimalExchange();
+          LocalReply(400, "bad_request", true);
+        }
+        return;
+      case HttpCodec::Status::kAborted:
+        if (response_done_) CloseAfterFlush();
+        return;
+    }
+  }
+}
+
+void DownstreamConn::BeginMinimalExchange() {
+  // An answer to a request that never got as far as a head: counted under the
+  // listener's upstream, route "other", method "other".
+  active_ = true;
+  method_ = metrics::Method::kOther;
+  route_ = static_cast<int>(w_->topology->route_names().size()) - 1;
+  target_.clear();
+  char id[32];
+  w_->ids.Next(id);
+  std::memcpy(request_id_, id, 32);
+  request_id_len_ = 32;
+}
+
+HeadAction DownstreamConn::OnHead(const MessageHead& head) {
+  if (closed_ || close_after_flush_) return HeadAction::kAbort;
+  StartExchange(head);
+  // Answered at once and the connection must end: stop parsing what follows.
+  if (response_done_ && !keep_alive_after_) return HeadAction::kAbort;
+  return HeadAction::kContinue;
+}
+
+void DownstreamConn::StartExchange(const MessageHead& head) {
+  active_ = true;
+  method_ = metrics::MethodFromString(head.method);
+  route_ = w_->topology->RouteIndex(head.url);
+  head_request_ = method_ == metrics::Method::kHead;
+  client_minor_ = head.version_major == 1 ? head.version_minor : 1;
+  client_keep_alive_ = head.keep_alive;
+  keep_alive_after_ = client_keep_alive_ && !w_->draining;
+  target_.assign(head.url.substr(0, sizeof(RequestRecord::path)));
+  std::string_view id = head.Find("x-request-id");
+  if (IsValidRequestId(id)) {
+    std::memcpy(request_id_, id.data(), id.size());
+    request_id_len_ = id.size();
+  } else {
+    char gen[32];
+    w_->ids.Next(gen);
+    std::memcpy(request_id_, gen, 32);
+    request_id_len_ = 32;
+  }
+  w_->stats->InFlightAdd(upstream_, 1);
+  in_flight_counted_ = true;
+  if (head.upgrade) {
+    LocalReply(501, "upgrade_not_supported", true);
+    return;
+  }
+  const UpstreamState& us = w_->topology->upstream(upstream_);
+  ForwardInfo info{client_ip_, std::string_view(request_id_, request_id_len_),
+                   us.endpoints[0]->label};
+  pending_up_.clear();
+  req_framing_ = AppendUpstreamRequestHead(head, info, &pending_up_);
+  phase_ = Phase::kWaitResponse;
+  ArmTimer(us.config.request_timeout.count());
+  Dispatch();
+}
+
+void DownstreamConn::Dispatch() {
+  int e = w_->PickEndpoint(upstream_, tried_);
+  if (e < 0) {
+    LocalReply(503, tried_ == 0 ? "no_healthy_endpoint" : "connect_failed",
+               req_framing_ != Framing::kNone && !request_complete_);
+    return;
+  }
+  tried_ |= uint64_t{1} << (e < 63 ? e : 63);
+  endpoint_ = e;
+  UpstreamConn* up = w_->Acquire(this, upstream_, e);
+  if (up == nullptr) {
+    waiting_for_pool = true;
+    return;
+  }
+  up_ = up;
+  up->SetHeadRequest(head_request_);
+  if (up->connected()) OnUpstreamConnected(up);
+}
+
+void DownstreamConn::OnUpstreamConnected(UpstreamConn* up) {
+  up_ = up;
+  waiting_for_pool = false;
+  up->SetHeadRequest(head_request_);
+  if (!pending_up_.empty()) {
+    WriteReq* wr = w_->NewWrite();
+    wr->data.swap(pending_up_);
+    pending_up_.clear();
+    up->Write(wr);
+  }
+  if (up_ != nullptr && up_->write_queue_size() < kHighWatermark) {
+    SetReading(kStopBackpressure, false);
+  }
+}
+
+void DownstreamConn::OnUpstreamConnectFailed(UpstreamConn*) {
+  up_ = nullptr;
+  if (!active_ || response_done_) return;
+  Dispatch();  // never sent: safe to try another endpoint
+}
+
+bool DownstreamConn::OnBody(std::string_view data) {
+  if (!active_ || response_done_) return true;  // discarding after a local reply
+  req_body_bytes_ += data.size();
+  SendToUpstream(data, req_framing_ == Framing::kChunked);
+  return true;
+}
+
+bool DownstreamConn::OnMessageComplete() {
+  request_complete_ = true;
+  if (active_ && !response_done_ && req_framing_ == Framing::kChunked) {
+    SendToUpstream("0\r\n\r\n", false);
+  }
+  return true;  // pause: a pipelined request waits for this answer
+}
+
+void DownstreamConn::SendToUpstream(std::string_view data, bool chunk_frame) {
+  if (up_ != nullptr && up_->connected()) {
+    WriteReq* wr = w_->NewWrite();
+    if (chunk_frame) AppendChunkHeader(data.size(), &wr->data);
+    wr->data.append(data);
+    if (chunk_frame) wr->data.append("\r\n");
+    up_->Write(wr);
+    if (up_ != nullptr && up_->write_queue_size() > kHighWatermark) {
+      SetReading(kStopBackpressure, true);
+    }
+    return;
+  }
+  if (chunk_frame) AppendChunkHeader(data.size(), &pending_up_);
+  pending_up_.append(data);
+  if (chunk_frame) pending_up_.append("\r\n");
+  if (pending_up_.size() > kHighWatermark) SetReading(kStopBackpressure, true);
+}
+
+void DownstreamConn::OnUpstreamDrained() { SetReading(kStopBackpressure, false); }
+
+void DownstreamConn::OnUpstreamHead(const MessageHead& head, bool* skip_body) {
+  WriteReq* wr = NewWrite();
+  if (head.status < 200) {
+    // Interim answers (100 Continue) pass through to HTTP/1.1 clients.
+    *skip_body = true;
+    if (client_minor_ >= 1) {
+      AppendDownstreamResponseHead(head, false, client_minor_, true,
+                                   std::string_view(request_id_, request_id_len_), &wr->data);
+      Write(wr);
+    } else {
+      w_->FreeWrite(wr);
+    }
+    return;
+  }
+  response_started_ = true;
+  status_ = head.status;
+  phase_ = Phase::kStreaming;
+  ArmTimer(w_->config.proxy.idle_timeout.count());
+  resp_framing_ =
+      AppendDownstreamResponseHead(head, head_request_, client_minor_, keep_alive_after_,
+                                   std::string_view(request_id_, request_id_len_), &wr->data);
+  if (resp_framing_ == Framing::kUntilClose) keep_alive_after_ = false;
+  *skip_body = head_request_;
+  Write(wr);
+}
+
+void DownstreamConn::OnUpstreamBody(std::string_view data) {
+  resp_body_bytes_ += data.size();
+  last_activity_ms_ = uv_now(&w_->loop);
+  WriteReq* wr = NewWrite();
+  bool chunk = resp_framing_ == Framing::kChunked;
+  if (chunk) AppendChunkHeader(data.size(), &wr->data);
+  wr->data.append(data);
+  if (chunk) wr->data.append("\r\n");
+  Write(wr);
+  if (up_ != nullptr && tcp_.write_queue_size > kHighWatermark) {
+    up_->SetReading(kStopBackpressure, true);
+  }
+}
+
+void DownstreamConn::OnUpstreamComplete() {
+  up_ = nullptr;
+  if (resp_framing_ == Framing::kChunked) {
+    WriteReq* wr = NewWrite();
+    wr->data.append("0\r\n\r\n");
+    Write(wr);
+  }
+  FinishExchange(status_);
+}
+
+void DownstreamConn::OnUpstreamFailed(UpstreamErrorKind kind) {
+  up_ = nullptr;
+  if (!active_ || response_done_) return;
+  if (response_started_) {
+    Abort(status_);  // the client already has a head: all we can do is cut the body
+    return;
+  }
+  switch (kind) {
+    case UpstreamErrorKind::kTimeout:
+      LocalReply(504, "upstream_timeout", !request_complete_);
+      break;
+    case UpstreamErrorKind::kBadResponse:
+      LocalReply(502, "bad_upstream_response", !request_complete_);
+      break;
+    default:
+      LocalReply(502, "upstream_reset", !request_complete_);
+      break;
+  }
+}
+
+void DownstreamConn::LocalReply(int status, const char* kind, bool close) {
+  if (up_ != nullptr) {
+    up_->Detach();
+    up_ = nullptr;
+  }
+  if (waiting_for_pool) w_->RemoveWaiter(this);
+  if (close || w_->draining) keep_alive_after_ = false;
+  WriteReq* wr = NewWrite();
+  AppendErrorResponse(status, kind, w_->topology->upstream(upstream_).config.name,
+                      std::string_view(request_id_, request_id_len_), !keep_alive_after_,
+                      &wr->data);
+  status_ = status;
+  response_started_ = true;
+  Write(wr);
+  FinishExchange(status);
+}
+
+void DownstreamConn::FinishExchange(int status) {
+  if (!active_ || response_done_) return;
+  response_done_ = true;
+  uint64_t now = uv_hrtime();
+  uint64_t duration = now - start_ns_;
+  if (w_->config.proxy.record_requests) {
+    w_->stats->RecordRequest(upstream_, route_, method_, status, duration, req_body_bytes_,
+                             resp_body_bytes_);
+    if (w_->recent->capacity() != 0) {
+      RequestRecord rec;
+      rec.unix_time = UnixNow();
+      rec.duration_ns = duration;
+      rec.request_bytes = req_body_bytes_;
+      rec.response_bytes = resp_body_bytes_;
+      rec.upstream = upstream_;
+      rec.endpoint = endpoint_;
+      rec.route = route_;
+      rec.status = status;
+      rec.method = static_cast<uint8_t>(method_);
+      rec.SetPath(target_);
+      rec.SetRequestId(std::string_view(request_id_, request_id_len_));
+      w_->recent->Add(rec);
+    }
+  }
+  if (in_flight_counted_) {
+    w_->stats->InFlightAdd(upstream_, -1);
+    in_flight_counted_ = false;
+  }
+  MaybeEndExchange();
+}
+
+void DownstreamConn::MaybeEndExchange() {
+  if (!response_done_ || in_codec_ || closed_) return;  // Process() picks it up
+  if (!request_complete_ || !keep_alive_after_) {
+    // The answer went out before the request ended (or the connection must end):
+    // whatever the client still sends cannot be framed any more.
+    CloseAfterFlush();
+    return;
+  }
+  ResumeAfterExchange();
+}
+
+void DownstreamConn::ResetExchange() {
+  active_ = false;
+  phase_ = Phase::kIdle;
+  request_complete_ = response_done_ = response_started_ = false;
+  req_body_bytes_ = resp_body_bytes_ = 0;
+  status_ = 0;
+  tried_ = 0;
+  endpoint_ = -1;
+  up_ = nullptr;
+  req_framing_ = resp_framing_ = Framing::kNone;
+  ArmTimer(w_->config.proxy.idle_timeout.count());
+}
+
+void DownstreamConn::ResumeAfterExchange() {
+  ResetExchange();
+  codec_.Resume();
+  if (w_->draining) {
+    CloseAfterFlush();
+    return;
+  }
+  std::string pending;
+  pending.swap(stash_);
+  SetReading(kStopPipeline, false);
+  if (!pending.empty()) Process(pending.data(), pending.size());
+  if (stash_.empty() && stash_.capacity() < pending.capacity()) stash_.swap(pending);
+}
+
+void DownstreamConn::Abort(int status_for_stats) {
+  if (up_ != nullptr) {
+    up_->Detach();
+    up_ = nullptr;
+  }
+  if (waiting_for_pool) w_->RemoveWaiter(this);
+  keep_alive_after_ = false;
+  bool was_active = active_ && !response_done_;
+  if (was_active) {
+    in_codec_ = true;  // record only; the connection closes right below
+    FinishExchange(status_for_stats);
+    in_codec_ = false;
+  }
+  Close();
+}
+
+void DownstreamConn::MaybeCloseIdle() {
+  if (!active_ && !codec_.InMessage()) CloseAfterFlush();
+}
+
+WriteReq* DownstreamConn::NewWrite() { return w_->NewWrite(); }
+
+void DownstreamConn::Write(WriteReq* wr) {
+  if (closed_) {
+    w_->FreeWrite(wr);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(wr->data.data(), static_cast<unsigned>(wr->data.size()));
+  if (uv_write(&wr->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, OnWrite) != 0) {
+    w_->FreeWrite(wr);
+    return;
+  }
+  ++pending_writes_;
+}
+
+void DownstreamConn::OnWrite(uv_write_t* req, int status) {
+  WriteReq* wr = reinterpret_cast<WriteReq*>(req);
+  DownstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(req->handle));
+  self->w_->FreeWrite(wr);
+  --self->pending_writes_;
+  if (self->closed_) return;
+  if (status < 0) {
+    if (self->active_ && !self->response_done_) {
+      self->Abort(self->response_started_ ? self->status_ : 499);
+    } else {
+      self->Close();
+    }
+    return;
+  }
+  self->last_activity_ms_ = uv_now(&self->w_->loop);
+  if (self->up_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
+    self->up_->SetReading(kStopBackpressure, false);
+  }
+  if (self->close_after_flush_ && self->pending_writes_ == 0 && !self->lingering_) {
+    self->StartLinger();
+  }
+}
+
+void DownstreamConn::CloseAfterFlush() {
+  if (closed_ || close_after_flush_) return;
+  close_after_flush_ = true;
+  if (up_ != nullptr) {
+    up_->Detach();
+    up_ = nullptr;
+  }
+  if (waiting_for_pool) w_->RemoveWaiter(this);
+  SetReading(0, false);  // re-evaluates: stops reading
+  if (pending_writes_ == 0) StartLinger();
+}
+
+void DownstreamConn::StartLinger() {
+  // Half-close and drain what the client still sends, so the kernel does not answer
+  // unread bytes with a reset that would destroy the response we just sent.
+  lingering_ = true;
+  phase_ = Phase::kClosing;
+  uv_timer_start(&timer_, OnTimer, 2000, 0);
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), OnShutdown) != 0) {
+    Close();
+    return;
+  }
+  SetReading(0, false);
+}
+
+void DownstreamConn::OnShutdown(uv_shutdown_t* req, int status) {
+  DownstreamConn* self = static_cast<DownstreamConn*>(req->data);
+  if (status == UV_ECANCELED || self->closed_) return;
+  if (status < 0 || self->peer_eof_) self->Close();
+}
+
+void DownstreamConn::OnTimer(uv_timer_t* t) {
+  DownstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(t));
+  const auto& pc = self->w_->config.proxy;
+  switch (self->phase_) {
+    case Phase::kIdle:
+      self->CloseAfterFlush();
+      return;
+    case Phase::kHead:
+      if (!self->active_) self->BeginMinimalExchange();
+      self->LocalReply(408, "header_timeout", true);
+      return;
+    case Phase::kWaitResponse:
+      if (self->up_ != nullptr || self->waiting_for_pool) {
+        if (self->endpoint_ >= 0) {
+          self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
+                                               UpstreamErrorKind::kTimeout);
+        }
+      }
+      self->LocalReply(504, "upstream_timeout", !self->request_complete_);
+      return;
+    case Phase::kStreaming: {
+      uint64_t idle = uv_now(&self->w_->loop) - self->last_activity_ms_;
+      uint64_t limit = pc.idle_timeout.count();
+      if (idle < limit) {
+        uv_timer_start(t, OnTimer, limit - idle, 0);
+        return;
+      }
+      if (self->endpoint_ >= 0) {
+        self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
+                                             UpstreamErrorKind::kTimeout);
+      }
+      self->Abort(self->status_);
+      return;
+    }
+    case Phase::kLocalReply:
+    case Phase::kClosing:
+      self->Close();
+      return;
+  }
+}
+
+void DownstreamConn::Close() {
+  if (closed_) return;
+  closed_ = true;
+  if (up_ != nullptr) {
+    up_->Detach();
+    up_ = nullptr;
+  }
+  if (waiting_for_pool) w_->RemoveWaiter(this);
+  if (in_flight_counted_) {
+    w_->stats->InFlightAdd(upstream_, -1);
+    in_flight_counted_ = false;
+  }
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), OnClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+}
+
+void DownstreamConn::OnClosed(uv_handle_t* h) {
+  DownstreamConn* self = FromHandle(h);
+  if (--self->open_handles_ == 0) self->w_->ConnClosed(self);
+}
+
+}  // namespace speedmon::proxy

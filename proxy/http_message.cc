@@ -1,0 +1,287 @@
+// Head rewriting between hops and JSON error answers. See http_message.h.
+#include "proxy/http_message.h"
+
+#include <strings.h>
+
+#include <array>
+#include <charconv>
+
+namespace speedmon::proxy {
+namespace {
+
+bool IEq(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+void AppendHeader(std::string_view name, std::string_view value, std::string* out) {
+  out->append(name);
+  out->append(": ");
+  out->append(value);
+  out->append("\r\n");
+}
+
+void AppendUint(uint64_t v, std::string* out) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, r.ptr);
+}
+
+// Copies the end-to-end headers of `head`, skipping hop-by-hop ones and those the
+// Connection header names. `skip` names one more header to leave out (or empty).
+void AppendEndToEnd(const MessageHead& head, std::string_view skip, std::string* out) {
+  std::string_view connection = head.Find("connection");
+  for (const Header& h : head.headers) {
+    if (IsHopByHop(h.name)) continue;
+    if (!skip.empty() && IEq(h.name, skip)) continue;
+    if (!connection.empty() && ListedInConnection(connection, h.name)) continue;
+    AppendHeader(h.name, h.value, out);
+  }
+}
+
+}  // namespace
+
+bool IsHopByHop(std::string_view name) {
+  static constexpr std::array<std::string_view, 10> kHop = {"connection",
+                                                            "keep-alive",
+                                                            "proxy-connection",
+                                                            "te",
+                                                            "trailer",
+                                                            "transfer-encoding",
+                                                            "upgrade",
+                                                            "proxy-authorization",
+                                                            "proxy-authenticate",
+                                                            "content-length"};
+  for (std::string_view h : kHop) {
+    if (IEq(name, h)) return true;
+  }
+  return false;
+}
+
+bool ListedInConnection(std::string_view connection, std::string_view name) {
+  while (!connection.empty()) {
+    size_t comma = connection.find(',');
+    if (IEq(Trim(connection.substr(0, comma)), name)) return true;
+    if (comma == std::string_view::npos) break;
+    connection.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& info,
+                                  std::string* out) {
+  out->append(req.method);
+  out->push_back(' ');
+  out->append(req.url);
+  out->append(" HTTP/1.1\r\n");
+  // X-Forwarded-For is rewritten below with the client appended, X-Request-Id replaced.
+  std::string_view prior_xff;
+  bool has_host = false;
+  std::string_view connection = req.Find("connection");
+  for (const Header& h : req.headers) {
+    if (IsHopByHop(h.name)) continue;
+    if (!connection.empty() && ListedInConnection(connection, h.name)) continue;
+    if (IEq(h.name, "x-forwarded-for")) {
+      prior_xff = h.value;  // several XFF lines fold into the last one's list; keep last
+      continue;
+    }
+    if (IEq(h.name, "x-request-id") || IEq(h.name, "x-forwarded-proto")) continue;
+    if (IEq(h.name, "host")) has_host = true;
+    AppendHeader(h.name, h.value, out);
+  }
+  if (!has_host && !info.host.empty()) AppendHeader("Host", info.host, out);
+  out->append("X-Forwarded-For: ");
+  if (!prior_xff.empty()) {
+    out->append(prior_xff);
+    out->append(", ");
+  }
+  out->append(info.client_ip);
+  out->append("\r\nX-Forwarded-Proto: http\r\n");
+  AppendHeader("X-Request-Id", info.request_id, out);
+  Framing framing = Framing::kNone;
+  if (req.chunked) {
+    out->append("Transfer-Encoding: chunked\r\n");
+    framing = Framing::kChunked;
+  } else if (req.has_content_length) {
+    out->append("Content-Length: ");
+    AppendUint(req.content_length, out);
+    out->append("\r\n");
+    framing = req.content_length > 0 ? Framing::kContentLength : Framing::kNone;
+  }
+  out->append("\r\n");
+  return framing;
+}
+
+Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
+                                     int client_minor_version, bool keep_alive,
+                                     std::string_view request_id, std::string* out) {
+  out->append("HTTP/1.1 ");
+  AppendUint(static_cast<uint64_t>(resp.status), out);
+  out->push_back(' ');
+  out->append(resp.reason.empty() ? std::string_view(ReasonPhrase(resp.status)) : resp.reason);
+  out->append("\r\n");
+  AppendEndToEnd(resp, {}, out);
+  if (resp.Find("x-request-id").empty()) AppendHeader("X-Request-Id", request_id, out);
+
+  const bool no_body =
+      head_request || resp.status < 200 || resp.status == 204 || resp.status == 304;
+  Framing framing;
+  if (no_body) {
+    // A HEAD answer keeps the length the GET would have had.
+    if (resp.has_content_length && resp.status >= 200) {
+      out->append("Content-Length: ");
+      AppendUint(resp.content_length, out);
+      out->append("\r\n");
+    }
+    framing = Framing::kNone;
+  } else if (resp.has_content_length) {
+    out->append("Content-Length: ");
+    AppendUint(resp.content_length, out);
+    out->append("\r\n");
+    framing = resp.content_length > 0 ? Framing::kContentLength : Framing::kNone;
+  } else if (client_minor_version >= 1) {
+    out->append("Transfer-Encoding: chunked\r\n");
+    framing = Framing::kChunked;
+  } else {
+    framing = Framing::kUntilClose;
+    keep_alive = false;
+  }
+  if (resp.status >= 200) {
+    if (!keep_alive) {
+      out->append("Connection: close\r\n");
+    } else if (client_minor_version == 0) {
+      out->append("Connection: keep-alive\r\n");
+    }
+  }
+  out->append("\r\n");
+  return framing;
+}
+
+void AppendErrorResponse(int status, std::string_view kind, std::string_view upstream,
+                         std::string_view request_id, bool close, std::string* out) {
+  std::string body = "{\"error\":\"";
+  body.append(kind);
+  body.append("\",\"status\":");
+  AppendUint(static_cast<uint64_t>(status), &body);
+  body.append(",\"upstream\":");
+  if (upstream.empty()) {
+    body.append("null");
+  } else {
+    // Upstream names come from config and are validated there; escape anyway.
+    body.push_back('"');
+    for (char c : upstream) {
+      if (c == '"' || c == '\\') body.push_back('\\');
+      body.push_back(c);
+    }
+    body.push_back('"');
+  }
+  body.append(",\"request_id\":\"");
+  for (char c : request_id) {
+    if (c == '"' || c == '\\') body.push_back('\\');
+    body.push_back(c);
+  }
+  body.append("\"}\n");
+  out->append("HTTP/1.1 ");
+  AppendUint(static_cast<uint64_t>(status), out);
+  out->push_back(' ');
+  out->append(ReasonPhrase(status));
+  out->append("\r\nContent-Type: application/json\r\nContent-Length: ");
+  AppendUint(body.size(), out);
+  out->append("\r\nX-Request-Id: ");
+  out->append(request_id);
+  out->append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+  out->append(body);
+}
+
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+void AppendChunkHeader(size_t n, std::string* out) {
+  char buf[20];
+  auto r = std::to_chars(buf, buf + sizeof buf, static_cast<uint64_t>(n), 16);
+  out->append(buf, r.ptr);
+  out->append("\r\n");
+}
+
+RequestIdGenerator::RequestIdGenerator(uint64_t seed) : state_(seed) {}
+
+void RequestIdGenerator::Next(char out[32]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int half = 0; half < 2; ++half) {
+    // splitmix64: fast, and ids from different seeds do not collide in practice.
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    for (int i = 0; i < 16; ++i) out[half * 16 + i] = kHex[(z >> (i * 4)) & 0xf];
+  }
+}
+
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (unsigned char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+}  // namespace speedmon::proxy

@@ -1,0 +1,78 @@
+// Rewriting message heads between the two hops, and speedmon's own error answers.
+//
+// Pure functions over MessageHead; used by worker threads on the request path, so they
+// append to caller-owned buffers and allocate nothing else.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/http_codec.h"
+
+namespace speedmon::proxy {
+
+// How a body is framed on the wire of one hop.
+enum class Framing {
+  kNone,           // no body
+  kContentLength,  // exactly N bytes follow
+  kChunked,        // chunked transfer coding
+  kUntilClose,     // body ends when the connection closes (HTTP/1.0 style)
+};
+
+// True for headers that describe one hop rather than the message (RFC 9110 7.6.1),
+// or that speedmon re-frames itself (Content-Length, Transfer-Encoding).
+bool IsHopByHop(std::string_view name);
+
+// True when `name` is listed in the Connection header value `connection`.
+bool ListedInConnection(std::string_view connection, std::string_view name);
+
+struct ForwardInfo {
+  std::string_view client_ip;   // appended to X-Forwarded-For
+  std::string_view request_id;  // X-Request-Id to send (the client's or a new one)
+  std::string_view host;        // Host to add when the client sent none (HTTP/1.0)
+};
+
+// The request head speedmon sends upstream: always HTTP/1.1 keep-alive, end-to-end
+// headers in order, X-Forwarded-For/-Proto and X-Request-Id added, body framing chosen
+// from the client's (Content-Length kept, chunked kept, none -> none).
+// Returns the framing of the body that follows.
+Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& info,
+                                  std::string* out);
+
+// The response head sent to the client. `request_id` is added unless the upstream
+// already set X-Request-Id. `head_request` marks a response to HEAD (no body follows,
+// Content-Length is kept as the upstream sent it). `keep_alive` says whether speedmon
+// keeps the client connection open after this response; when the body runs until the
+// upstream closes, an HTTP/1.1 client gets it chunked and an HTTP/1.0 client gets it
+// until close. Returns the framing to use towards the client.
+Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
+                                     int client_minor_version, bool keep_alive,
+                                     std::string_view request_id, std::string* out);
+
+// Appends a complete JSON error response, e.g.
+//   {"error":"upstream_timeout","status":504,"upstream":"emulator-1","request_id":"..."}
+// `upstream` empty -> null. `close` adds "Connection: close".
+void AppendErrorResponse(int status, std::string_view kind, std::string_view upstream,
+                         std::string_view request_id, bool close, std::string* out);
+
+// The standard reason phrase for a status ("Service Unavailable"), or "Unknown".
+const char* ReasonPhrase(int status);
+
+// Appends a chunk header for `n` bytes ("1f4\r\n"); the caller appends data and "\r\n".
+void AppendChunkHeader(size_t n, std::string* out);
+
+// A fast per-thread generator of request ids: 32 lowercase hex characters.
+class RequestIdGenerator {
+ public:
+  explicit RequestIdGenerator(uint64_t seed);
+  void Next(char out[32]);
+
+ private:
+  uint64_t state_;
+};
+
+// True if `id` is acceptable to forward as-is: 1..128 visible ASCII characters.
+bool IsValidRequestId(std::string_view id);
+
+}  // namespace speedmon::proxy

@@ -1,0 +1,165 @@
+// The daemon's lifecycle: start, signals, drain, stop. See server.h.
+#include "proxy/server.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "proxy/server_impl.h"
+
+namespace speedmon::proxy {
+
+namespace {
+constexpr int kBacklog = 1024;
+
+void Log(const std::string& line) { std::fprintf(stderr, "speedmon: %s\n", line.c_str()); }
+}  // namespace
+
+ServerImpl::ServerImpl(config::Config cfg) : config(std::move(cfg)) {
+  if (config.proxy.workers <= 0) {
+    config.proxy.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  uv_loop_init(&loop);
+  registry = std::make_shared<prometheus::Registry>();
+}
+
+ServerImpl::~ServerImpl() {
+  for (auto& w : workers) {
+    w->Stop();
+    w->Join();
+  }
+  uv_loop_close(&loop);
+}
+
+std::string ServerImpl::Start() {
+  std::string error;
+  topology = Topology::Build(config, &error);
+  if (!topology) return error;
+  const int n = config.proxy.workers;
+  // Every listener is bound n times (SO_REUSEPORT): fds[listener][worker].
+  std::vector<std::vector<int>> fds(config.listeners.size());
+  for (size_t l = 0; l < config.listeners.size(); ++l) {
+    error = BindReusePort(config.listeners[l].address, n, kBacklog, &fds[l]);
+    if (!error.empty()) {
+      for (auto& v : fds) {
+        for (int fd : v) close(fd);
+      }
+      return "listener " + config.listeners[l].name + ": " + error;
+    }
+  }
+  admin = std::make_unique<AdminServer>(
+      &loop, config.admin, config.proxy.max_header_bytes,
+      [this](const AdminRequest& req, Responder respond) { HandleAdmin(req, std::move(respond)); });
+  error = admin->Listen();
+  if (!error.empty()) {
+    for (auto& v : fds) {
+      for (int fd : v) close(fd);
+    }
+    admin->Close([] {});
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return error;
+  }
+  std::vector<const metrics::WorkerStats*> shards;
+  for (int i = 0; i < n; ++i) {
+    stats.push_back(std::make_unique<metrics::WorkerStats>(topology->layout()));
+    shards.push_back(stats.back().get());
+    uint32_t ring = config.proxy.recent_requests == 0
+                        ? 0
+                        : std::max<uint32_t>(1, config.proxy.recent_requests / n);
+    recent.push_back(std::make_unique<RecentRequests>(ring));
+  }
+  request_stats = std::make_shared<metrics::RequestStatsCollector>(topology->layout(), shards);
+  for (int i = 0; i < n; ++i) {
+    std::vector<int> mine;
+    for (auto& v : fds) mine.push_back(v[i]);
+    workers.push_back(std::make_unique<Worker>(i, config, topology.get(), stats[i].get(),
+                                               recent[i].get(), std::move(mine)));
+  }
+  for (auto& w : workers) w->Start();
+  listeners_up = true;
+
+  uv_signal_init(&loop, &sig_term_);
+  uv_signal_init(&loop, &sig_int_);
+  uv_signal_init(&loop, &sig_hup_);
+  sig_term_.data = sig_int_.data = sig_hup_.data = this;
+  auto on_stop = [](uv_signal_t* s, int) { static_cast<ServerImpl*>(s->data)->BeginDrain(); };
+  uv_signal_start(&sig_term_, on_stop, SIGTERM);
+  uv_signal_start(&sig_int_, on_stop, SIGINT);
+  uv_signal_start(
+      &sig_hup_, [](uv_signal_t* s, int) { static_cast<ServerImpl*>(s->data)->Reload(); }, SIGHUP);
+  uv_timer_init(&loop, &drain_timer_);
+  drain_timer_.data = this;
+  std::string listen_list;
+  for (const auto& l : config.listeners) {
+    listen_list += " " + l.name + "=" + l.address.ToString();
+  }
+  Log("listening:" + listen_list + "; admin on " + config.admin.address.host + ":" +
+      std::to_string(admin->port()) + "; " + std::to_string(n) + " workers");
+  return "";
+}
+
+int ServerImpl::Run() {
+  uv_run(&loop, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+void ServerImpl::BeginDrain() {
+  if (draining) return;
+  draining = true;
+  listeners_up = false;
+  Log("draining: no new connections; finishing in-flight requests");
+  for (auto& w : workers) w->BeginDrain();
+  drain_started_ms_ = uv_now(&loop);
+  uv_timer_start(
+      &drain_timer_, [](uv_timer_t* t) { static_cast<ServerImpl*>(t->data)->OnDrainTick(); }, 20,
+      20);
+}
+
+void ServerImpl::OnDrainTick() {
+  bool all_done = true;
+  for (auto& w : workers) all_done = all_done && w->connections() == 0;
+  uint64_t waited = uv_now(&loop) - drain_started_ms_;
+  if (!all_done && waited < static_cast<uint64_t>(config.proxy.drain_timeout.count())) return;
+  if (!all_done) Log("drain timeout: closing the remaining connections");
+  FinishShutdown();
+}
+
+void ServerImpl::FinishShutdown() {
+  uv_timer_stop(&drain_timer_);
+  for (auto& w : workers) w->Stop();
+  for (auto& w : workers) {
+    w->Join();
+    if (w->loop_close_result() != 0) Log("a worker loop closed with handles left open");
+  }
+  workers.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sig_term_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sig_int_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sig_hup_), nullptr);
+  admin->Close([] {});
+  Log("stopped");
+}
+
+void ServerImpl::Reload() {
+  // The proxy's shape (listeners, upstreams, routes) is fixed at start: stats slots and
+  // sockets are resolved once. SIGHUP validates the file; a bad one is logged and counted.
+  if (config.source.empty() || config.source == "<default>") {
+    Log("SIGHUP: running with the embedded default config; nothing to reload");
+    return;
+  }
+  config::LoadResult r = config::LoadFromFile(config.source);
+  if (!r.ok()) {
+    ++config_reload_failures;
+    Log("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
+    return;
+  }
+  Log("SIGHUP: " + config.source + " is valid; restart to apply listener/upstream changes");
+}
+
+Server::Server(config::Config config) : impl_(std::make_unique<ServerImpl>(std::move(config))) {}
+Server::~Server() = default;
+std::string Server::Start() { return impl_->Start(); }
+int Server::Run() { return impl_->Run(); }
+
+}  // namespace speedmon::proxy

@@ -1,0 +1,59 @@
+// Internal to proxy/: the daemon's parts, shared by server.cc (lifecycle) and
+// admin_api.cc (the admin handlers). Main thread unless a member says otherwise.
+#pragma once
+
+#include <prometheus/registry.h>
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "metrics/request_stats.h"
+#include "proxy/admin_server.h"
+#include "proxy/recent_requests.h"
+#include "proxy/topology.h"
+#include "proxy/worker.h"
+
+namespace speedmon::proxy {
+
+class ServerImpl {
+ public:
+  explicit ServerImpl(config::Config config);
+  ~ServerImpl();
+  std::string Start();
+  int Run();
+
+  // Admin API (admin_api.cc).
+  void HandleAdmin(const AdminRequest& req, Responder respond);
+  std::vector<prometheus::MetricFamily> CollectAll() const;
+
+  config::Config config;
+  uv_loop_t loop;
+  std::unique_ptr<Topology> topology;
+  std::vector<std::unique_ptr<metrics::WorkerStats>> stats;
+  std::vector<std::unique_ptr<RecentRequests>> recent;
+  std::shared_ptr<metrics::RequestStatsCollector> request_stats;
+  std::shared_ptr<prometheus::Registry> registry;  // main-thread metrics (health, system...)
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<AdminServer> admin;
+  bool listeners_up = false;
+  bool draining = false;
+  uint64_t config_reload_failures = 0;
+
+ private:
+  void BeginDrain();
+  void OnDrainTick();
+  void FinishShutdown();
+  void Reload();
+
+  uv_signal_t sig_term_, sig_int_, sig_hup_;
+  uv_timer_t drain_timer_;
+  uint64_t drain_started_ms_ = 0;
+  bool stopped_workers_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace speedmon::proxy

@@ -1,0 +1,83 @@
+// Building the proxy's shape from the config. See topology.h.
+#include "proxy/topology.h"
+
+#include <netdb.h>
+
+#include <cstring>
+
+namespace speedmon::proxy {
+
+bool Resolve(const config::Address& address, sockaddr_storage* out, socklen_t* len,
+             std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(address.port);
+  int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    *error = "cannot resolve " + address.ToString() + ": " + gai_strerror(rc);
+    return false;
+  }
+  std::memcpy(out, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return true;
+}
+
+std::unique_ptr<Topology> Topology::Build(const config::Config& config, std::string* error) {
+  auto t = std::make_unique<Topology>();
+  t->upstreams_.reserve(config.upstreams.size());
+  for (const auto& uc : config.upstreams) {
+    UpstreamState& us = t->upstreams_.emplace_back();
+    us.config = uc;
+    std::vector<std::string> labels;
+    for (const auto& addr : uc.endpoints) {
+      auto ep = std::make_unique<EndpointState>();
+      ep->label = addr.ToString();
+      if (!Resolve(addr, &ep->addr, &ep->addr_len, error)) return nullptr;
+      labels.push_back(ep->label);
+      us.endpoints.push_back(std::move(ep));
+    }
+    t->layout_.upstreams.push_back(uc.name);
+    t->layout_.endpoints.push_back(std::move(labels));
+  }
+  for (const auto& r : config.routes) {
+    t->layout_.routes.push_back(r.name);
+    t->route_prefixes_.push_back(r.prefix);
+  }
+  t->layout_.routes.push_back("other");
+  for (const auto& l : config.listeners) {
+    int idx = config.UpstreamIndex(l.upstream);
+    if (idx < 0) {
+      *error = "listener " + l.name + " names unknown upstream " + l.upstream;
+      return nullptr;
+    }
+    t->listener_upstream_.push_back(idx);
+  }
+  return t;
+}
+
+int Topology::RouteIndex(std::string_view target) const {
+  for (size_t i = 0; i < route_prefixes_.size(); ++i) {
+    if (target.starts_with(route_prefixes_[i])) return static_cast<int>(i);
+  }
+  return static_cast<int>(route_prefixes_.size());
+}
+
+int Topology::HealthyCount() const {
+  int n = 0;
+  for (const auto& u : upstreams_) {
+    for (const auto& e : u.endpoints) n += e->healthy.load(std::memory_order_relaxed) ? 1 : 0;
+  }
+  return n;
+}
+
+int Topology::EndpointCount() const {
+  int n = 0;
+  for (const auto& u : upstreams_) n += static_cast<int>(u.endpoints.size());
+  return n;
+}
+
+}  // namespace speedmon::proxy

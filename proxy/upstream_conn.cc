@@ -1,0 +1,233 @@
+// The upstream side of a proxied exchange: connect, send the request, parse the response
+// and hand it to the downstream connection; kept in the worker's pool between requests.
+// Worker thread only. See conn.h.
+#include "proxy/conn.h"
+
+namespace speedmon::proxy {
+
+using metrics::UpstreamErrorKind;
+
+namespace {
+UpstreamConn* FromHandle(const uv_handle_t* h) { return static_cast<UpstreamConn*>(h->data); }
+}  // namespace
+
+UpstreamConn::UpstreamConn(WorkerImpl* w, int upstream, int endpoint)
+    : w_(w),
+      upstream_(upstream),
+      endpoint_(endpoint),
+      codec_(HttpCodec::Type::kResponse, this, 256 * 1024) {
+  uv_tcp_init(&w->loop, &tcp_);
+  uv_timer_init(&w->loop, &timer_);
+  tcp_.data = this;
+  timer_.data = this;
+  open_handles_ = 2;
+}
+
+UpstreamConn::~UpstreamConn() = default;
+
+void UpstreamConn::Connect() {
+  const UpstreamState& us = w_->topology->upstream(upstream_);
+  const EndpointState& ep = *us.endpoints[endpoint_];
+  int rc =
+      uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&ep.addr), OnConnect);
+  // A connect that fails at once is reported from the timer like one that fails later,
+  // so the caller never sees a callback before Connect returns.
+  uv_timer_start(&timer_, OnTimer, rc == 0 ? us.config.connect_timeout.count() : 0, 0);
+}
+
+void UpstreamConn::OnConnect(uv_connect_t* req, int status) {
+  UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(req->handle));
+  if (status == UV_ECANCELED || self->closing_) return;
+  if (status < 0) {
+    self->Fail(UpstreamErrorKind::kConnect);
+    return;
+  }
+  self->connected_ = true;
+  uv_timer_stop(&self->timer_);
+  uv_tcp_nodelay(&self->tcp_, 1);
+  self->SetReading(0, false);
+  if (self->ds_ != nullptr) self->ds_->OnUpstreamConnected(self);
+}
+
+void UpstreamConn::OnTimer(uv_timer_t* t) {
+  UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(t));
+  if (self->closing_) return;
+  if (!self->connected_) {
+    self->Fail(UpstreamErrorKind::kConnect);  // refused at once, or connect_timeout
+  } else if (self->in_pool) {
+    self->Close();  // idle too long in the pool
+  }
+}
+
+void UpstreamConn::Attach(DownstreamConn* ds) {
+  ds_ = ds;
+  complete_ = false;
+  got_bytes_ = false;
+  interim_ = false;
+  uv_timer_stop(&timer_);
+  read_stops_ = 0;
+  if (connected_) SetReading(0, false);
+}
+
+void UpstreamConn::DropRequest() {
+  if (ds_ == nullptr) return;
+  ds_ = nullptr;
+  --w_->pools[upstream_][endpoint_].active_requests;
+}
+
+void UpstreamConn::Detach() {
+  DropRequest();
+  Close();
+}
+
+void UpstreamConn::SetReading(uint8_t reason, bool stopped) {
+  if (stopped) {
+    read_stops_ |= reason;
+  } else {
+    read_stops_ &= static_cast<uint8_t>(~reason);
+  }
+  bool want = read_stops_ == 0 && connected_ && !closing_;
+  if (want && !reading_) {
+    reading_ = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead) == 0;
+  } else if (!want && reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+}
+
+void UpstreamConn::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  WorkerImpl* w = FromHandle(h)->w_;
+  buf->base = w->read_buffer();
+  buf->len = w->read_buffer_size();
+}
+
+void UpstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(s));
+  if (self->closing_) return;
+  if (self->ds_ == nullptr) {
+    // Idle in the pool: bytes or a close from the server end this connection.
+    self->Close();
+    return;
+  }
+  if (n > 0) {
+    self->got_bytes_ = true;
+    HttpCodec::Result r = self->codec_.Execute(buf->base, static_cast<size_t>(n));
+    if (self->closing_) return;
+    switch (r.status) {
+      case HttpCodec::Status::kOk:
+        return;
+      case HttpCodec::Status::kPaused:
+        if (r.consumed < static_cast<size_t>(n)) self->keep_alive_ = false;  // junk after
+        self->Finished();
+        return;
+      case HttpCodec::Status::kAborted:
+        return;
+      case HttpCodec::Status::kError:
+      case HttpCodec::Status::kHeadTooLarge:
+        self->Fail(UpstreamErrorKind::kBadResponse);
+        return;
+    }
+    return;
+  }
+  if (n == 0) return;
+  // EOF or a reset. A body that runs until close ends here.
+  HttpCodec::Status st = self->codec_.Finish();
+  if (self->closing_) return;
+  if (st == HttpCodec::Status::kOk && self->complete_) {
+    self->keep_alive_ = false;
+    self->Finished();
+    return;
+  }
+  self->Fail(UpstreamErrorKind::kReset);
+}
+
+HeadAction UpstreamConn::OnHead(const MessageHead& head) {
+  if (closing_ || ds_ == nullptr) return HeadAction::kAbort;
+  if (head.status == 101) return HeadAction::kAbort;  // we never ask for an upgrade
+  interim_ = head.status < 200;
+  keep_alive_ = head.keep_alive;
+  bool skip = false;
+  ds_->OnUpstreamHead(head, &skip);
+  if (closing_ || ds_ == nullptr) return HeadAction::kAbort;
+  return interim_ || skip || head_request_ ? HeadAction::kSkipBody : HeadAction::kContinue;
+}
+
+bool UpstreamConn::OnBody(std::string_view data) {
+  if (closing_ || ds_ == nullptr) return false;
+  ds_->OnUpstreamBody(data);
+  return !closing_ && ds_ != nullptr;
+}
+
+bool UpstreamConn::OnMessageComplete() {
+  if (interim_) {
+    interim_ = false;
+    return false;  // the final response follows on the same request
+  }
+  complete_ = true;
+  return true;
+}
+
+void UpstreamConn::Finished() {
+  DownstreamConn* ds = ds_;
+  bool reusable = keep_alive_ && ds != nullptr && ds->request_complete() && !w_->draining;
+  // A 101 aborted above never gets here; a HEAD or 1xx skipped its body.
+  w_->Release(this, reusable);  // may hand this connection to a waiting request
+  if (ds != nullptr) ds->OnUpstreamComplete();
+}
+
+void UpstreamConn::Fail(UpstreamErrorKind kind) {
+  if (closing_) return;
+  w_->stats->RecordUpstreamError(upstream_, endpoint_, kind);
+  DownstreamConn* ds = ds_;
+  bool was_connected = connected_;
+  DropRequest();
+  Close();
+  if (ds == nullptr) return;
+  if (kind == UpstreamErrorKind::kConnect && !was_connected) {
+    ds->OnUpstreamConnectFailed(this);
+  } else {
+    ds->OnUpstreamFailed(kind);
+  }
+}
+
+void UpstreamConn::Write(WriteReq* wr) {
+  if (closing_) {
+    w_->FreeWrite(wr);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(wr->data.data(), static_cast<unsigned>(wr->data.size()));
+  if (uv_write(&wr->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, OnWrite) != 0) {
+    w_->FreeWrite(wr);
+    Fail(UpstreamErrorKind::kReset);
+  }
+}
+
+void UpstreamConn::OnWrite(uv_write_t* req, int status) {
+  UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(req->handle));
+  self->w_->FreeWrite(reinterpret_cast<WriteReq*>(req));
+  if (self->closing_) return;
+  if (status < 0) {
+    self->Fail(UpstreamErrorKind::kReset);
+    return;
+  }
+  if (self->ds_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
+    self->ds_->OnUpstreamDrained();
+  }
+}
+
+void UpstreamConn::Close() {
+  if (closing_) return;
+  closing_ = true;
+  DropRequest();
+  w_->ConnClosing(this);
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), OnClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+}
+
+void UpstreamConn::OnClosed(uv_handle_t* h) {
+  UpstreamConn* self = FromHandle(h);
+  if (--self->open_handles_ == 0) delete self;
+}
+
+}  // namespace speedmon::proxy

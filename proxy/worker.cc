@@ -1,0 +1,338 @@
+// The worker thread: its loop, listeners, pools and write buffers. See worker.h/conn.h.
+#include "proxy/worker.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "proxy/conn.h"
+
+namespace speedmon::proxy {
+
+namespace {
+constexpr size_t kReadBufferSize = 64 * 1024;
+constexpr int kMaxFreeWrites = 256;
+constexpr int kBacklog = 1024;
+}  // namespace
+
+std::string BindReusePort(const config::Address& address, int count, int backlog,
+                          std::vector<int>* fds) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  std::string error;
+  if (!Resolve(address, &ss, &len, &error)) return error;
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, backlog) != 0) {
+      error = "cannot listen on " + address.ToString() + ": " + std::strerror(errno);
+      if (fd >= 0) close(fd);
+      for (int f : *fds) close(f);
+      fds->clear();
+      return error;
+    }
+    if (i == 0) {
+      // Port 0: the rest must share the port the kernel picked for the first.
+      getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    }
+    fds->push_back(fd);
+  }
+  return "";
+}
+
+WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metrics::WorkerStats* st,
+                       RecentRequests* rec, std::vector<int> fds)
+    : config(cfg),
+      topology(topo),
+      stats(st),
+      recent(rec),
+      ids(std::random_device{}() ^ (uint64_t(id) << 32) ^ uint64_t(uv_hrtime())),
+      id_(id),
+      fds_(std::move(fds)),
+      read_buf_(kReadBufferSize) {
+  uv_loop_init(&loop);
+  uv_async_init(&loop, &async, OnAsync);
+  async.data = this;
+  for (size_t u = 0; u < topo->upstreams().size(); ++u) {
+    pools.emplace_back(topo->upstream(static_cast<int>(u)).endpoints.size());
+  }
+  rr_next.assign(topo->upstreams().size(), static_cast<uint32_t>(id));
+  // Limits are per process in the config; each worker takes its share (rounded up).
+  int workers = std::max(1, cfg.proxy.workers);
+  max_downstream = static_cast<int>((cfg.proxy.max_connections + workers - 1) / workers);
+  for (size_t i = 0; i < fds_.size(); ++i) {
+    auto* l = new uv_tcp_t;
+    uv_tcp_init(&loop, l);
+    l->data = this;
+    uv_tcp_open(l, fds_[i]);
+    uv_listen(reinterpret_cast<uv_stream_t*>(l), kBacklog, OnConnection);
+    listeners_.push_back(l);
+    listener_index_.push_back(static_cast<int>(i));
+  }
+}
+
+WorkerImpl::~WorkerImpl() {
+  while (free_writes_ != nullptr) {
+    WriteReq* n = free_writes_->next_free;
+    delete free_writes_;
+    free_writes_ = n;
+  }
+}
+
+void WorkerImpl::Run() {
+  uv_run(&loop, UV_RUN_DEFAULT);
+  loop_close_result = uv_loop_close(&loop);
+}
+
+void WorkerImpl::OnConnection(uv_stream_t* server, int status) {
+  WorkerImpl* w = static_cast<WorkerImpl*>(server->data);
+  if (status < 0) return;
+  int index = 0;
+  for (size_t i = 0; i < w->listeners_.size(); ++i) {
+    if (reinterpret_cast<uv_stream_t*>(w->listeners_[i]) == server) index = static_cast<int>(i);
+  }
+  auto* ds = new DownstreamConn(w, index);
+  ds->next = w->conns_;
+  if (w->conns_ != nullptr) w->conns_->prev = ds;
+  w->conns_ = ds;
+  int n = w->connections.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (!ds->Accept(server) || n > w->max_downstream || w->draining) ds->Close();
+}
+
+void WorkerImpl::ConnClosed(DownstreamConn* ds) {
+  if (ds->prev != nullptr) ds->prev->next = ds->next;
+  if (ds->next != nullptr) ds->next->prev = ds->prev;
+  if (conns_ == ds) conns_ = ds->next;
+  delete ds;
+  connections.fetch_sub(1, std::memory_order_relaxed);
+  if (draining) MaybeFinish();
+}
+
+int WorkerImpl::PickEndpoint(int upstream, uint64_t tried) {
+  const UpstreamState& us = topology->upstream(upstream);
+  const int n = static_cast<int>(us.endpoints.size());
+  const uint32_t start = rr_next[upstream]++;
+  int best = -1;
+  for (int i = 0; i < n; ++i) {
+    int e = static_cast<int>((start + static_cast<uint32_t>(i)) % static_cast<uint32_t>(n));
+    if (!us.endpoints[e]->healthy.load(std::memory_order_relaxed)) continue;
+    if (tried & (uint64_t{1} << (e < 63 ? e : 63))) continue;
+    if (us.config.load_balancing == config::LoadBalancing::kRoundRobin) return e;
+    if (best < 0 || pools[upstream][e].active_requests < pools[upstream][best].active_requests) {
+      best = e;
+    }
+  }
+  return best;
+}
+
+UpstreamConn* WorkerImpl::Acquire(DownstreamConn* ds, int upstream, int endpoint) {
+  EndpointPool& pool = pools[upstream][endpoint];
+  ++pool.active_requests;
+  if (pool.idle != nullptr) {
+    UpstreamConn* up = pool.idle;
+    pool.idle = up->next;
+    if (pool.idle != nullptr) pool.idle->prev = nullptr;
+    up->next = up->prev = nullptr;
+    up->in_pool = false;
+    --pool.idle_count;
+    up->Attach(ds);
+    return up;
+  }
+  const auto& ucfg = topology->upstream(upstream).config;
+  int limit = static_cast<int>((ucfg.max_connections + std::max(1, config.proxy.workers) - 1) /
+                               std::max(1, config.proxy.workers));
+  if (pool.open < limit) {
+    auto* up = new UpstreamConn(this, upstream, endpoint);
+    ++pool.open;
+    up->Attach(ds);
+    up->Connect();
+    return up;
+  }
+  pool.waiters.push_back(ds);
+  return nullptr;
+}
+
+void WorkerImpl::Release(UpstreamConn* up, bool reusable) {
+  up->DropRequest();
+  if (!reusable) {
+    up->Close();
+    return;
+  }
+  EndpointPool& pool = pools[up->upstream()][up->endpoint()];
+  up->codec_.Reset();
+  up->reused_ = true;
+  up->head_request_ = false;
+  while (!pool.waiters.empty()) {
+    DownstreamConn* ds = pool.waiters.front();
+    pool.waiters.pop_front();
+    ++pool.active_requests;
+    up->Attach(ds);
+    ds->OnUpstreamConnected(up);
+    return;
+  }
+  up->next = pool.idle;
+  up->prev = nullptr;
+  if (pool.idle != nullptr) pool.idle->prev = up;
+  pool.idle = up;
+  up->in_pool = true;
+  ++pool.idle_count;
+  uv_timer_start(&up->timer_, UpstreamConn::OnTimer, config.proxy.idle_timeout.count(), 0);
+}
+
+void WorkerImpl::RemoveWaiter(DownstreamConn* ds) {
+  ds->waiting_for_pool = false;
+  for (auto& per_upstream : pools) {
+    for (auto& pool : per_upstream) {
+      for (auto it = pool.waiters.begin(); it != pool.waiters.end(); ++it) {
+        if (*it == ds) {
+          pool.waiters.erase(it);
+          --pool.active_requests;
+          return;
+        }
+      }
+    }
+  }
+}
+
+void WorkerImpl::ConnClosing(UpstreamConn* up) {
+  EndpointPool& pool = pools[up->upstream()][up->endpoint()];
+  if (up->in_pool) {
+    if (up->prev != nullptr) up->prev->next = up->next;
+    if (up->next != nullptr) up->next->prev = up->prev;
+    if (pool.idle == up) pool.idle = up->next;
+    up->in_pool = false;
+    --pool.idle_count;
+  }
+  --pool.open;
+  // A slot is free: the first waiting request gets a fresh connection.
+  if (!pool.waiters.empty() && !draining) {
+    DownstreamConn* ds = pool.waiters.front();
+    pool.waiters.pop_front();
+    --pool.active_requests;  // Acquire counts it again
+    UpstreamConn* fresh = Acquire(ds, up->upstream(), up->endpoint());
+    if (fresh != nullptr) {
+      ds->waiting_for_pool = false;
+      ds->up_ = fresh;
+      fresh->SetHeadRequest(ds->head_request_);
+      if (fresh->connected()) ds->OnUpstreamConnected(fresh);
+    }
+  }
+  if (draining) MaybeFinish();
+}
+
+WriteReq* WorkerImpl::NewWrite() {
+  if (free_writes_ == nullptr) return new WriteReq;
+  WriteReq* wr = free_writes_;
+  free_writes_ = wr->next_free;
+  --free_write_count_;
+  wr->data.clear();
+  return wr;
+}
+
+void WorkerImpl::FreeWrite(WriteReq* wr) {
+  // Keep a bounded number, and none with a huge buffer (a 10 MB write stays rare).
+  if (free_write_count_ >= kMaxFreeWrites || wr->data.capacity() > 256 * 1024) {
+    delete wr;
+    return;
+  }
+  wr->next_free = free_writes_;
+  free_writes_ = wr;
+  ++free_write_count_;
+}
+
+void WorkerImpl::OnAsync(uv_async_t* a) {
+  WorkerImpl* w = static_cast<WorkerImpl*>(a->data);
+  int cmd = w->command.load(std::memory_order_acquire);
+  if (cmd == 2) {
+    w->StopNow();
+  } else if (cmd == 1) {
+    w->BeginDrain();
+  }
+}
+
+void WorkerImpl::CloseListeners() {
+  for (uv_tcp_t* l : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(l),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  }
+  listeners_.clear();
+}
+
+void WorkerImpl::BeginDrain() {
+  if (draining) return;
+  draining = true;
+  CloseListeners();
+  for (DownstreamConn* ds = conns_; ds != nullptr;) {
+    DownstreamConn* next = ds->next;
+    ds->MaybeCloseIdle();
+    ds = next;
+  }
+  MaybeFinish();
+}
+
+void WorkerImpl::StopNow() {
+  draining = true;
+  CloseListeners();
+  for (DownstreamConn* ds = conns_; ds != nullptr;) {
+    DownstreamConn* next = ds->next;
+    ds->Close();
+    ds = next;
+  }
+  MaybeFinish();
+}
+
+void WorkerImpl::MaybeFinish() {
+  if (conns_ != nullptr || finishing_) return;
+  finishing_ = true;
+  for (auto& per_upstream : pools) {
+    for (auto& pool : per_upstream) {
+      while (pool.idle != nullptr) pool.idle->Close();  // Close unlinks it
+    }
+  }
+  std::lock_guard<std::mutex> lock(async_mu);
+  async_closed = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);
+}
+
+Worker::Worker(int id, const config::Config& config, Topology* topology,
+               metrics::WorkerStats* stats, RecentRequests* recent, std::vector<int> listen_fds)
+    : impl_(std::make_unique<WorkerImpl>(id, config, topology, stats, recent,
+                                         std::move(listen_fds))) {}
+
+Worker::~Worker() = default;
+
+void Worker::Start() {
+  thread_ = std::thread([this] { impl_->Run(); });
+}
+
+void Worker::BeginDrain() {
+  std::lock_guard<std::mutex> lock(impl_->async_mu);
+  if (impl_->async_closed) return;
+  int expected = 0;
+  impl_->command.compare_exchange_strong(expected, 1, std::memory_order_acq_rel);
+  uv_async_send(&impl_->async);
+}
+
+void Worker::Stop() {
+  std::lock_guard<std::mutex> lock(impl_->async_mu);
+  if (impl_->async_closed) return;
+  impl_->command.store(2, std::memory_order_release);
+  uv_async_send(&impl_->async);
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+int Worker::connections() const { return impl_->connections.load(std::memory_order_relaxed); }
+
+int Worker::loop_close_result() const { return impl_->loop_close_result; }
+
+}  // namespace speedmon::proxy

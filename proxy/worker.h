@@ -1,0 +1,55 @@
+// A proxy worker: one thread, one libuv loop, every listener (its own SO_REUSEPORT
+// socket), its own upstream connection pools and its own stats shard. A request lives on
+// one worker from accept to last byte; nothing on that path takes a lock.
+//
+// Threads: constructed and started on the main thread; BeginDrain/Stop may be called
+// from any thread; everything else runs on the worker's own thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "metrics/request_stats.h"
+#include "proxy/recent_requests.h"
+#include "proxy/topology.h"
+
+namespace speedmon::proxy {
+
+class WorkerImpl;
+
+class Worker {
+ public:
+  // `listen_fds`: one bound, non-blocking socket per config listener (this worker's own
+  // SO_REUSEPORT copy), owned by the worker from now on.
+  Worker(int id, const config::Config& config, Topology* topology, metrics::WorkerStats* stats,
+         RecentRequests* recent, std::vector<int> listen_fds);
+  ~Worker();  // REQUIRES: Join() returned
+
+  void Start();
+  // Stop accepting; finish in-flight requests; close idle connections. The thread ends
+  // when the last connection has closed. Thread-safe.
+  void BeginDrain();
+  // Close everything now (after the drain timeout). Thread-safe.
+  void Stop();
+  void Join();
+
+  // Live downstream connections (for /api/v1/upstreams and tests). Thread-safe.
+  int connections() const;
+  // uv_loop_close's result once the thread ended: 0 when every handle was closed.
+  int loop_close_result() const;
+
+ private:
+  std::unique_ptr<WorkerImpl> impl_;
+  std::thread thread_;
+};
+
+// Creates `count` sockets bound to `address` with SO_REUSEPORT (so every worker accepts
+// on its own queue), listening with `backlog`. With port 0 the first bind picks the port
+// and the rest share it. On failure closes what it opened and returns an error message.
+std::string BindReusePort(const config::Address& address, int count, int backlog,
+                          std::vector<int>* fds);
+
+}  // namespace speedmon::proxy
