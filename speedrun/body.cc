@@ -63,7 +63,11 @@ class BoundedSax {
     std::string_view what = ex.what();
     size_t close = what.find("] ");
     if (close != std::string_view::npos) what.remove_prefix(close + 2);
-    return Fail("invalid JSON: " + std::string(what));
+    // The "last read" part echoes the token, which may be a megabyte-long string.
+    constexpr size_t kMaxMessage = 200;
+    std::string message = "invalid JSON: " + std::string(what.substr(0, kMaxMessage));
+    if (what.size() > kMaxMessage) message += "...";
+    return Fail(std::move(message));
   }
 
   const std::string& error() const { return error_; }
@@ -122,9 +126,10 @@ bool ParseJson(std::string_view text, int max_depth, json* out, std::string* err
   return false;
 }
 
-std::optional<InputError> DecodeBody(std::string_view body, std::string_view content_type,
-                                     const BodyLimits& limits, DecodedBody* out) {
-  *out = DecodedBody();
+namespace {
+
+std::optional<InputError> Decode(std::string_view body, std::string_view content_type,
+                                 const BodyLimits& limits, DecodedBody* out) {
   if (body.size() > limits.max_body_bytes) {
     return Error(413, "body larger than " + std::to_string(limits.max_body_bytes) + " bytes");
   }
@@ -170,6 +175,16 @@ std::optional<InputError> DecodeBody(std::string_view body, std::string_view con
     out->items.push_back(std::move(item));
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<InputError> DecodeBody(std::string_view body, std::string_view content_type,
+                                     const BodyLimits& limits, DecodedBody* out) {
+  *out = DecodedBody();
+  std::optional<InputError> error = Decode(body, content_type, limits, out);
+  if (error) *out = DecodedBody();  // nothing of a refused body is used
+  return error;
 }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
