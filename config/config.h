@@ -27,8 +27,8 @@ struct Address {
 };
 
 struct AdminConfig {
-  Address address{"127.0.0.1", 8000};
-  std::string auth_token;  // "" = writes need no token
+  Address address{"127.0.0.1", 8000};  // port 0 = pick one (tests), as for listeners
+  std::string auth_token;              // "" = writes need no token
   bool allow_unauthenticated_writes = false;
   uint64_t max_body_bytes = 1048576;
 };
@@ -116,8 +116,8 @@ enum class Severity { kInfo, kWarning, kCritical };
 enum class CompareOp { kGt, kLt, kGe, kLe, kEq, kNe };
 
 struct AlertRuleConfig {
-  std::string id;
-  std::string name;
+  std::string id;    // [A-Za-z0-9_.-]+: it goes in URLs
+  std::string name;  // Load sets it to id when the file has none
   std::string description;
   // `metric` as written is a dotted seed name ("system.cpu_percent") or an exported
   // metric name with optional equality matchers, Prometheus selector style:
