@@ -85,7 +85,9 @@ class Service {
   void Close();
 
   // POST /api/v1/experiments and /api/v1/patterns. `body` and `content_type` are the
-  // request's as received (the header value, "" when absent; see FramingFor in body.h).
+  // request's as received (the header value, "" when absent; see FramingFor in body.h);
+  // both are read only during the call. Fields are validated as records.h says (unknown
+  // fields are ignored).
   // `done` is called exactly once:
   //   - before this returns, for input that is not recorded: 400 (invalid; nothing of the
   //     batch is recorded), 413 (body or batch too large), 415 (Content-Type), 503 (not
