@@ -28,12 +28,14 @@ class ServingMixin:
 
 
 class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
-    """One misbehaving fake behind upstream "emu", request_timeout 1s."""
+    """One misbehaving fake behind upstream "emu": request_timeout 1s bounds the wait for
+    the response head, [proxy] idle_timeout 2s a body that stops moving."""
 
     def setUp(self):
         super().setUp()
         self.fake = self.start_fake()
-        self.sm = self.proxy_for(self.fake, upstream={"request_timeout": "1s"})
+        self.sm = self.proxy_for(self.fake, upstream={"request_timeout": "1s"},
+                                 proxy={"idle_timeout": "2s"})
 
     def errors(self, kind):
         return prom.value_or_zero(self.sm.metrics(), UP_ERRORS, upstream="emu",
@@ -150,7 +152,7 @@ class NoHealthyEndpointTest(ServingMixin, harness.HarnessTestCase):
     def test_no_healthy_endpoint_then_recovery(self):
         fake = self.start_fake("--status-code", "503")
         sm = self.proxy_for(fake, health_check={
-            "path": "/status", "interval": "100ms", "timeout": "1s", "healthy_threshold": 1,
+            "path": "/status", "interval": "200ms", "timeout": "200ms", "healthy_threshold": 1,
             "unhealthy_threshold": 1})
 
         def healthy():

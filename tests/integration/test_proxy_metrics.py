@@ -136,8 +136,9 @@ class SessionTest(harness.HarnessTestCase):
                         ("other", 2)]:
             with self.subTest(route=name):
                 r = routes[name]
-                self.assertEqual(set(r), {"route", "requests", "success_rate", "latency_ms"})
-                self.assertEqual(r["requests"], n)
+                self.assertLessEqual({"route", "requests", "success_rate", "latency_ms",
+                                      "errors_5xx", "request_bytes", "response_bytes"}, set(r))
+                self.assertEqual((r["requests"], r["errors_5xx"]), (n, 0))
                 lat = r["latency_ms"]
                 self.assertEqual(set(lat), {"min", "avg", "p50", "p95", "p99", "max"})
                 self.assertTrue(0 <= lat["min"] <= lat["p50"] <= lat["p95"] <= lat["p99"]
@@ -145,6 +146,8 @@ class SessionTest(harness.HarnessTestCase):
                 self.assertTrue(lat["min"] <= lat["avg"] <= lat["max"], lat)
                 if name != "other":
                     self.assertEqual(r["success_rate"], 100.0)
+        self.assertEqual((routes["action"]["request_bytes"], routes["action"]["response_bytes"]),
+                         (10 * len(ACTION_BODY), 10 * BODY))
 
     def test_promtool_accepts_live_metrics(self):
         text = self.sm.metrics_text()
