@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 
 namespace speedmon::alerting {
@@ -29,6 +30,16 @@ void Annotate(const Rule& rule, AlertInstance* inst) {
     inst->annotations["description"] =
         ExpandTemplate(rule.description, inst->value, rule.threshold, inst->labels);
   }
+}
+
+// value * scale, without the last-bit noise of a unit change: 0.1501 s * 1000 is
+// 150.10000000000002 in binary, and a ">= 150.1" rule must see 150.1. Twelve significant
+// digits are far beyond any measurement we export.
+double Scale(double value, double scale) {
+  if (scale == 1 || !std::isfinite(value)) return value * scale;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.12g", value * scale);
+  return std::strtod(buf, nullptr);
 }
 
 }  // namespace
@@ -127,7 +138,7 @@ std::map<Labels, double> Evaluator::ReadValues(RuleState* rs) {
         ++failures_;
         break;
       }
-      values[s.labels] = s.value * rule.scale;
+      values[s.labels] = Scale(s.value, rule.scale);
     }
     return values;
   }
@@ -135,7 +146,7 @@ std::map<Labels, double> Evaluator::ReadValues(RuleState* rs) {
   size_t n = 0;
   for (const auto& s : samples) {
     if (std::isnan(s.value)) continue;
-    double v = s.value * rule.scale;
+    double v = Scale(s.value, rule.scale);
     switch (rule.aggregation) {
       case Aggregation::kMax:
         acc = n == 0 ? v : std::max(acc, v);

@@ -16,6 +16,7 @@ constexpr size_t kMaxIdChars = 128;
 constexpr size_t kMaxNameChars = 256;
 constexpr size_t kMaxTextChars = 4096;
 constexpr size_t kMaxLabels = 32;
+constexpr const char* kIdError = "id must be 1 to 128 characters of A-Z a-z 0-9 _ . -";
 
 RuleResult Fail(std::string error, std::string field) {
   RuleResult r;
@@ -27,7 +28,7 @@ bool IsValidId(const std::string& id) {
   if (id.empty() || id.size() > kMaxIdChars) return false;
   for (char c : id) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-';
+              c == '_' || c == '.' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -41,7 +42,7 @@ bool IsReservedLabel(const std::string& name) {
 // Checks what both config and JSON rules must satisfy and fills metric/scale.
 std::optional<RuleError> Finish(Rule* r) {
   if (!IsValidId(r->id)) {
-    return RuleError{"id must be 1 to 128 characters of A-Z a-z 0-9 _ . : -", "id"};
+    return RuleError{kIdError, "id"};
   }
   if (r->name.empty() || r->name.size() > kMaxNameChars) {
     return RuleError{"name must be 1 to 256 characters", "name"};
@@ -98,7 +99,7 @@ std::optional<RuleError> ReadStringMap(const json& body, const char* field, Labe
   return std::nullopt;
 }
 
-// Reads an optional string field; `present` tells whether it was there.
+// Reads a string field; absent or null is an error only when `required`.
 std::optional<RuleError> ReadString(const json& body, const char* field, std::string* out,
                                     bool required) {
   auto it = body.find(field);
@@ -112,12 +113,10 @@ std::optional<RuleError> ReadString(const json& body, const char* field, std::st
 }
 
 std::optional<RuleError> ReadDuration(const json& body, const char* field, Duration* out) {
-  std::string text;
-  if (auto e = ReadString(body, field, &text, false)) {
-    return RuleError{std::string(field) + " must be a duration such as \"5m\"", field};
-  }
-  if (text.empty()) return std::nullopt;
-  auto d = config::ParseDuration(text);
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  std::optional<Duration> d;
+  if (it->is_string()) d = config::ParseDuration(it->get<std::string>());
   if (!d) return RuleError{std::string(field) + " must be a duration such as \"5m\"", field};
   *out = *d;
   return std::nullopt;
@@ -244,8 +243,9 @@ RuleResult RuleFromJson(std::string_view body_text) {
   Rule r;
   r.origin = RuleOrigin::kApi;
   if (auto e = ReadString(body, "id", &r.id, true)) return Fail(e->error, e->field);
-  if (!IsValidId(r.id)) return Fail("id must be 1 to 128 characters of A-Z a-z 0-9 _ . : -", "id");
-  if (auto e = ReadString(body, "name", &r.name, true)) return Fail(e->error, e->field);
+  if (!IsValidId(r.id)) return Fail(kIdError, "id");
+  if (auto e = ReadString(body, "name", &r.name, false)) return Fail(e->error, e->field);
+  if (body.find("name") == body.end()) r.name = r.id;  // as in the config file
   if (auto e = ReadString(body, "description", &r.description, false)) {
     return Fail(e->error, e->field);
   }

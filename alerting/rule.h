@@ -76,8 +76,8 @@ RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin);
 //    "operator": "> < >= <= == !=", "threshold": number,
 //    "for": "5m", "keep_firing_for": "0s", "severity": "info|warning|critical",
 //    "labels": {"k": "v"}, "annotations": {"summary": "...", ...}}
-// Required: id, name, metric, operator, threshold. Unknown keys are refused (a typo must
-// not silently drop a setting). The first problem found is returned.
+// Required: id, metric, operator, threshold; name defaults to id (as in the config). Unknown keys
+// are refused (a typo must not silently drop a setting). The first problem found is returned.
 RuleResult RuleFromJson(std::string_view body);
 
 // The GET /api/v1/alert-rules element: the fields above with "for" and

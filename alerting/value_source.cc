@@ -1,9 +1,11 @@
 // CollectablesValueSource and the seed-name table. Main thread (see value_source.h).
 #include "alerting/value_source.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 namespace speedmon::alerting {
@@ -62,11 +64,19 @@ void AddIfMatch(Labels labels, double value, const std::map<std::string, std::st
 std::string FormatValue(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == 0) return "0";
+  // The fewest significant digits that read back exactly, then Go's %v layout: plain
+  // decimals unless the exponent is below -4 or at least 21.
   char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+  int digits = 1;
+  for (; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof(buf), "%.*e", digits - 1, v);
     if (std::strtod(buf, nullptr) == v) break;
   }
+  const char* e = std::strchr(buf, 'e');
+  int exponent = e ? std::atoi(e + 1) : 0;
+  if (exponent < -4 || exponent >= 21) return buf;
+  std::snprintf(buf, sizeof(buf), "%.*f", std::max(0, digits - 1 - exponent), v);
   return buf;
 }
 
