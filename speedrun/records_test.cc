@@ -35,6 +35,13 @@ struct BadCase {
   std::string field;
 };
 
+void ExpectBad(const BadCase& c, const std::optional<InputError>& err) {
+  ASSERT_TRUE(err.has_value()) << c.extra;
+  EXPECT_EQ(err->status, 400) << c.extra;
+  EXPECT_EQ(err->error, c.error) << c.extra;
+  EXPECT_EQ(err->field, c.field) << c.extra;
+}
+
 TEST(ValidateExperiment, BaseIsValidWithDefaults) {
   Experiment e;
   ASSERT_EQ(CheckExperiment(std::string(kBase) + "}", &e), std::nullopt);
@@ -175,11 +182,7 @@ TEST(ValidateExperiment, EveryRuleHasItsMessageAndField) {
   };
   for (const BadCase& c : cases) {
     Experiment e;
-    std::optional<InputError> err = CheckExperiment(c.extra, &e);
-    ASSERT_TRUE(err.has_value()) << c.extra;
-    EXPECT_EQ(err->status, 400) << c.extra;
-    EXPECT_EQ(err->error, c.error) << c.extra;
-    EXPECT_EQ(err->field, c.field) << c.extra;
+    ExpectBad(c, CheckExperiment(c.extra, &e));
   }
 }
 
@@ -262,13 +265,7 @@ TEST(ValidatePattern, ValidAndEveryRule) {
       {std::string(kPatternBase) + R"(,"timestamp":"yesterday"})",
        "timestamp must be unix seconds or an RFC 3339 date-time (1970 to 9999)", "timestamp"},
   };
-  for (const BadCase& c : cases) {
-    std::optional<InputError> err = CheckPattern(c.extra, &p);
-    ASSERT_TRUE(err.has_value()) << c.extra;
-    EXPECT_EQ(err->status, 400) << c.extra;
-    EXPECT_EQ(err->error, c.error) << c.extra;
-    EXPECT_EQ(err->field, c.field) << c.extra;
-  }
+  for (const BadCase& c : cases) ExpectBad(c, CheckPattern(c.extra, &p));
 }
 
 TEST(ParseRfc3339, Table) {
