@@ -75,6 +75,17 @@ class HarnessTestCase(unittest.TestCase):
         self.assertRegex(body["request_id"], REQUEST_ID)
         return body
 
+    def waitMetric(self, sm, expected, name, **labels):
+        """Waits until the sample name{labels} (0 when absent) equals expected; returns
+        that scrape for further exact assertions."""
+        return sm.metrics_when(lambda s: prom.value_or_zero(s, name, **labels) == expected,
+                               what=f"{name}{labels} == {expected}")
+
+    def waitMetricSum(self, sm, expected, name, **labels):
+        """Like waitMetric, for the sum over every sample whose labels include these."""
+        return sm.metrics_when(lambda s: prom.sum_values(s, name, **labels) == expected,
+                               what=f"sum {name}{labels} == {expected}")
+
     def assertMetric(self, samples, expected, name, **labels):
         got = prom.value_or_zero(samples, name, **labels)
         self.assertEqual(got, expected, f"{name}{labels}; have {prom.select(samples, name)}")

@@ -132,7 +132,8 @@ class RawHttp:
 
     def request(self, method, target, headers=(), body=b"", sink=None, **kw):
         """Sends one request (build_request arguments) and reads its response."""
-        data = build_request(method, target, headers, body, host=self.host, **kw)
+        kw.setdefault("host", self.host)
+        data = build_request(method, target, headers, body, **kw)
         return self.exchange(data, method=method, sink=sink)
 
     def exchange(self, data, method="GET", sink=None):

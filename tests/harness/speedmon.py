@@ -24,6 +24,15 @@ DEFAULT_ROUTES = [
 ]
 
 
+REQUESTS_TOTAL = "pokemon_speedrun_http_requests_total"
+
+
+def _brief(samples):
+    keep = {k: v for k, v in samples.items() if k[0].startswith(
+        ("pokemon_speedrun_http_requests_total", "pokemon_speedrun_upstream_errors"))}
+    return {f"{n}{dict(sorted(lbls))}": v for (n, lbls), v in keep.items()}
+
+
 class SpeedmonMissing(AssertionError):
     pass
 
@@ -244,6 +253,28 @@ class Speedmon:
     def metrics(self):
         """{(name, frozenset(labels.items())): value} of a fresh scrape."""
         return prom.parse(self.metrics_text())
+
+    def metrics_when(self, predicate, timeout=10.0, what="metrics condition"):
+        """The first scrape for which predicate(samples) holds (polled until timeout).
+
+        A request is recorded when its exchange ends on the worker, which may be just
+        after the client read the last byte: tests wait for the count they caused, then
+        assert exact values on that scrape."""
+        last = {}
+
+        def check():
+            last["s"] = self.metrics()
+            return predicate(last["s"])
+        try:
+            procs.wait_for(check, timeout, interval=0.05, what=what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last scrape: {_brief(last.get('s', {}))}") from None
+        return last["s"]
+
+    def metrics_after(self, n, timeout=10.0):
+        """A scrape taken once pokemon_speedrun_http_requests_total sums to >= n."""
+        return self.metrics_when(lambda s: prom.sum_values(s, REQUESTS_TOTAL) >= n, timeout,
+                                 what=f"{n} requests in {REQUESTS_TOTAL}")
 
     # ---- lifecycle --------------------------------------------------------------------
 

@@ -37,17 +37,20 @@ class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
         self.sm = self.proxy_for(self.fake, upstream={"request_timeout": "1s"},
                                  proxy={"idle_timeout": "2s"})
 
-    def errors(self, kind):
-        return prom.value_or_zero(self.sm.metrics(), UP_ERRORS, upstream="emu",
-                                  endpoint=self.fake.address, kind=kind)
+    def waitErrors(self, kind, n):
+        self.waitMetric(self.sm, n, UP_ERRORS, upstream="emu", endpoint=self.fake.address,
+                        kind=kind)
 
-    def assertCounted(self, code, kind, route="misbehave"):
-        samples = self.sm.metrics()
-        self.assertMetric(samples, 1, REQ, upstream="emu", route=route, method="GET",
-                          code=str(code))
-        errs = prom.nonzero(samples, UP_ERRORS)
-        self.assertEqual(errs, {frozenset({"upstream": "emu", "endpoint": self.fake.address,
-                                           "kind": kind}.items()): 1.0})
+    def assertCounted(self, code, kind, route="misbehave", n=1):
+        """n requests answered `code` on `route`, and n upstream errors of `kind`, the only
+        upstream errors."""
+        errors = {frozenset({"upstream": "emu", "endpoint": self.fake.address,
+                             "kind": kind}.items()): float(n)}
+        self.sm.metrics_when(
+            lambda s: prom.value_or_zero(s, REQ, upstream="emu", route=route, method="GET",
+                                         code=str(code)) == n
+            and prom.nonzero(s, UP_ERRORS) == errors,
+            what=f"{n}x code {code} on {route} and {n} {kind} errors")
 
     def test_upstream_timeout_before_head_is_504(self):
         c = self.raw(self.sm.port)
@@ -69,7 +72,7 @@ class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
             c.request("GET", "/misbehave/hang-body?bytes=1000")
         self.assertEqual(cm.exception.response.status, 200)
         self.assertEqual(cm.exception.response.body, b"")
-        self.assertEqual(self.errors("timeout"), 1)
+        self.waitErrors("timeout", 1)
         self.assertStillServing(self.sm.port)
 
     def test_reset_before_head_is_502(self):
@@ -78,10 +81,7 @@ class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
                 r = self.raw(self.sm.port).request("GET", f"/misbehave/{mode}")
                 self.assertSpeedmonError(r, "upstream_reset", 502)
                 self.assertStillServing(self.sm.port)
-        samples = self.sm.metrics()
-        self.assertMetric(samples, 2, REQ, upstream="emu", route="misbehave", method="GET",
-                          code="502")
-        self.assertEqual(self.errors("reset"), 2)
+        self.assertCounted(502, "reset", n=2)
 
     def test_malformed_response_is_502(self):
         for mode in ("malformed", "malformed-header"):
@@ -89,9 +89,7 @@ class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
                 r = self.raw(self.sm.port).request("GET", f"/misbehave/{mode}")
                 self.assertSpeedmonError(r, "bad_upstream_response", 502)
                 self.assertStillServing(self.sm.port)
-        self.assertMetric(self.sm.metrics(), 2, REQ, upstream="emu", route="misbehave",
-                          method="GET", code="502")
-        self.assertEqual(self.errors("bad_response"), 2)
+        self.assertCounted(502, "bad_response", n=2)
 
     def test_reset_after_head_truncates_and_closes(self):
         for i, mode in enumerate(("reset-mid-body", "close-mid-body"), 1):
@@ -103,7 +101,7 @@ class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
                 self.assertEqual(resp.status, 200)
                 self.assertLessEqual(len(resp.body), 50000)
                 self.assertEqual(resp.body, pattern_bytes(0, len(resp.body)))
-                self.assertEqual(self.errors("reset"), i)
+                self.waitErrors("reset", i)
                 self.assertStillServing(self.sm.port)
 
     def test_a_post_that_failed_is_not_sent_again(self):
@@ -121,8 +119,7 @@ class ConnectFailureTest(ServingMixin, harness.HarnessTestCase):
             {"emu": [good.address], "dead": [d.address for d in dead]}))
         r = self.raw(sm.listener_port("dead")).request("POST", "/action", [], b"{}")
         self.assertSpeedmonError(r, "connect_failed", 503, upstream="dead")
-        samples = sm.metrics()
-        self.assertMetric(samples, 1, REQ, upstream="dead", route="action", method="POST",
+        samples = self.waitMetric(sm, 1, REQ, upstream="dead", route="action", method="POST",
                           code="503")
         self.assertEqual(prom.nonzero(samples, UP_ERRORS), {
             frozenset({"upstream": "dead", "endpoint": d.address, "kind": "connect"}.items()):
@@ -142,9 +139,8 @@ class ConnectFailureTest(ServingMixin, harness.HarnessTestCase):
         stats = good.stats()
         self.assertEqual(stats["by_route"], {"POST /action": 20})
         self.assertEqual(stats["duplicate_request_ids"], [])
-        samples = sm.metrics()
-        self.assertMetric(samples, 20, REQ, upstream="emu", route="action", method="POST",
-                          code="200")
+        samples = self.waitMetric(sm, 20, REQ, upstream="emu", route="action", method="POST",
+                                  code="200")
         self.assertEqual(prom.nonzero(samples, UP_ERRORS, kind="timeout"), {})
 
 
@@ -159,20 +155,19 @@ class NoHealthyEndpointTest(ServingMixin, harness.HarnessTestCase):
             return sm.get_json("/api/v1/upstreams")["upstreams"][0]["endpoints"][0]["healthy"]
         harness.wait_for(lambda: healthy() is False, 10, what="endpoint marked unhealthy")
         self.assertEqual(sm.get("/ready")[0], 503)
-        self.assertMetric(sm.metrics(), 0, HEALTHY, upstream="emu", endpoint=fake.address)
+        self.waitMetric(sm, 0, HEALTHY, upstream="emu", endpoint=fake.address)
         fake.reset_stats()
         r = self.raw(sm.port).request("GET", "/bytes/10")
         self.assertSpeedmonError(r, "no_healthy_endpoint", 503)
         self.assertNotIn("GET /bytes/10", fake.stats()["by_route"])
-        samples = sm.metrics()
-        self.assertMetric(samples, 1, REQ, upstream="emu", route="bytes", method="GET",
-                          code="503")
+        samples = self.waitMetric(sm, 1, REQ, upstream="emu", route="bytes", method="GET",
+                                  code="503")
         self.assertEqual(prom.nonzero(samples, UP_ERRORS), {})
 
         fake.control(status_code=200)
         harness.wait_for(lambda: healthy() is True, 10, what="endpoint healthy again")
         self.assertEqual(sm.get("/ready")[0], 200)
-        self.assertMetric(sm.metrics(), 1, HEALTHY, upstream="emu", endpoint=fake.address)
+        self.waitMetric(sm, 1, HEALTHY, upstream="emu", endpoint=fake.address)
         self.assertStillServing(sm.port)
 
 
@@ -194,8 +189,8 @@ class ClientErrorTest(ServingMixin, harness.HarnessTestCase):
         self.sm = self.proxy_for(self.fake, proxy={"max_header_bytes": 8192,
                                                    "header_timeout": "500ms"})
 
-    def codes(self, code):
-        return prom.sum_values(self.sm.metrics(), REQ, code=str(code))
+    def assertCodes(self, code, n):
+        self.waitMetricSum(self.sm, n, REQ, code=str(code))
 
     def test_malformed_requests_are_400_then_close(self):
         for what, raw in self.BAD_REQUESTS.items():
@@ -205,7 +200,7 @@ class ClientErrorTest(ServingMixin, harness.HarnessTestCase):
                 self.assertSpeedmonError(c.read_response(), "bad_request", 400, upstream=...)
                 self.assertClosed(c)
                 self.assertStillServing(self.sm.port)
-        self.assertEqual(self.codes(400), len(self.BAD_REQUESTS))
+        self.assertCodes(400, len(self.BAD_REQUESTS))
         seen = self.fake.stats()["by_route"]
         self.assertNotIn("GET /bytes/1", seen)  # never forwarded
         self.assertLessEqual(seen.get("POST /echo", 0), 1)  # at most the bad-chunk head
@@ -224,7 +219,7 @@ class ClientErrorTest(ServingMixin, harness.HarnessTestCase):
         c.send(harness.build_request("GET", "/bytes/3", [("X-Big", "a" * 16384)]))
         self.assertSpeedmonError(c.read_response(), "headers_too_large", 431, upstream=...)
         self.assertClosed(c)
-        self.assertEqual(self.codes(431), 1)
+        self.assertCodes(431, 1)
         self.assertEqual(self.fake.stats()["by_route"]["GET /bytes/3"], 1)  # only the ok one
         self.assertStillServing(self.sm.port)
 
@@ -233,7 +228,7 @@ class ClientErrorTest(ServingMixin, harness.HarnessTestCase):
         c.send(b"GET /bytes/1 HTTP/1.1\r\nHost: x\r\n")
         self.assertSpeedmonError(c.read_response(), "header_timeout", 408, upstream=...)
         self.assertClosed(c)
-        self.assertEqual(self.codes(408), 1)
+        self.assertCodes(408, 1)
         self.assertStillServing(self.sm.port)
 
 

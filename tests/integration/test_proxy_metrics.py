@@ -51,6 +51,9 @@ class SessionTest(harness.HarnessTestCase):
         self.stop_resp = call("POST", "/stop", b"{}")
         self.nopes = [call("GET", "/nope", code=404) for _ in range(2)]
         self.t1 = time.time()
+        self.sm.metrics_after(19)
+        harness.wait_for(lambda: len(self.sm.get_json("/api/v1/requests?limit=100")
+                                     ["requests"]) >= 19, 10, what="19 recent requests")
 
     def test_request_counts_per_route_method_code(self):
         samples = self.sm.metrics()
@@ -93,8 +96,7 @@ class SessionTest(harness.HarnessTestCase):
                           route="other")
 
     def test_nothing_in_flight_and_no_upstream_errors(self):
-        samples = self.sm.metrics()
-        self.assertMetric(samples, 0, IN_FLIGHT, upstream="emu")
+        samples = self.waitMetric(self.sm, 0, IN_FLIGHT, upstream="emu")
         self.assertEqual(prom.nonzero(samples, UP_ERRORS), {})
 
     def test_recent_requests_newest_first(self):
@@ -179,7 +181,7 @@ class LabelsTest(harness.HarnessTestCase):
                        "PROPFIND", "MKCOL"]:
             r = c.request(method, "/echo", [], b"x" if method in ("POST", "PUT") else b"")
             self.assertEqual(r.status, 200, method)
-        samples = self.sm.metrics()
+        samples = self.sm.metrics_after(9)
         got = {dict(k)["method"]: v for k, v in
                prom.nonzero(samples, REQ, upstream="emu", route="echo", code="200").items()}
         self.assertEqual(got, {"GET": 1, "HEAD": 1, "POST": 1, "PUT": 1, "DELETE": 1,
@@ -193,7 +195,7 @@ class LabelsTest(harness.HarnessTestCase):
         for target in ["/echo/deep/x", "/echo", "/echo/other", "/bytes/1", "/bytes/10",
                        "/bytes/2"]:
             self.assertEqual(c.request("GET", target).status, 200, target)
-        got = {dict(k)["route"]: v for k, v in prom.nonzero(sm.metrics(), REQ).items()}
+        got = {dict(k)["route"]: v for k, v in prom.nonzero(sm.metrics_after(6), REQ).items()}
         self.assertEqual(got, {"echo-deep": 1, "echo": 2, "b": 2, "other": 1})
 
     def test_in_flight_gauge_counts_a_hanging_request(self):
