@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -120,7 +121,8 @@ class DownstreamConn final : public CodecHandler {
   bool closed_ = false;
   bool in_codec_ = false;
   int pending_writes_ = 0;
-  uint64_t last_activity_ms_ = 0;
+  uint64_t last_activity_ms_ = 0;  // last byte from the client or written to it
+  uint64_t last_upstream_ms_ = 0;  // last response byte from the upstream
   Phase phase_ = Phase::kIdle;
 
   // The exchange in progress (one at a time; pipelined requests wait in stash_).

@@ -299,7 +299,9 @@ void DownstreamConn::OnUpstreamHead(const MessageHead& head, bool* skip_body) {
   response_started_ = true;
   status_ = head.status;
   phase_ = Phase::kStreaming;
-  ArmTimer(w_->config.proxy.idle_timeout.count());
+  last_upstream_ms_ = uv_now(&w_->loop);
+  ArmTimer(std::min(w_->config.proxy.idle_timeout.count(),
+                    w_->topology->upstream(upstream_).config.request_timeout.count()));
   resp_framing_ =
       AppendDownstreamResponseHead(head, head_request_, client_minor_, keep_alive_after_,
                                    std::string_view(request_id_, request_id_len_), &wr->data);
@@ -310,7 +312,7 @@ void DownstreamConn::OnUpstreamHead(const MessageHead& head, bool* skip_body) {
 
 void DownstreamConn::OnUpstreamBody(std::string_view data) {
   resp_body_bytes_ += data.size();
-  last_activity_ms_ = uv_now(&w_->loop);
+  last_upstream_ms_ = uv_now(&w_->loop);
   WriteReq* wr = NewWrite();
   bool chunk = resp_framing_ == Framing::kChunked;
   if (chunk) AppendChunkHeader(data.size(), &wr->data);
@@ -435,7 +437,10 @@ void DownstreamConn::ResumeAfterExchange() {
   pending.swap(stash_);
   SetReading(kStopPipeline, false);
   if (!pending.empty()) Process(pending.data(), pending.size());
-  if (stash_.empty() && stash_.capacity() < pending.capacity()) stash_.swap(pending);
+  if (stash_.empty() && stash_.capacity() < pending.capacity()) {
+    pending.clear();  // keep the larger buffer for the next pipelined batch, empty
+    stash_.swap(pending);
+  }
 }
 
 void DownstreamConn::Abort(int status_for_stats) {
@@ -549,13 +554,21 @@ void DownstreamConn::OnTimer(uv_timer_t* t) {
       self->LocalReply(504, "upstream_timeout", !self->request_complete_);
       return;
     case Phase::kStreaming: {
-      uint64_t idle = uv_now(&self->w_->loop) - self->last_activity_ms_;
-      uint64_t limit = pc.idle_timeout.count();
-      if (idle < limit) {
-        uv_timer_start(t, OnTimer, limit - idle, 0);
+      // Two clocks: an upstream silent for request_timeout is a timeout; a client that
+      // reads nothing for idle_timeout (while it holds the upstream back) is gone.
+      bool held_by_client = self->up_ != nullptr && (self->up_->read_stops_ & kStopBackpressure);
+      uint64_t last = held_by_client ? self->last_activity_ms_ : self->last_upstream_ms_;
+      uint64_t limit =
+          held_by_client
+              ? static_cast<uint64_t>(pc.idle_timeout.count())
+              : static_cast<uint64_t>(
+                    self->w_->topology->upstream(self->upstream_).config.request_timeout.count());
+      uint64_t quiet = uv_now(&self->w_->loop) - last;
+      if (quiet < limit) {
+        uv_timer_start(t, OnTimer, limit - quiet, 0);
         return;
       }
-      if (self->endpoint_ >= 0) {
+      if (!held_by_client && self->endpoint_ >= 0) {
         self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
                                              UpstreamErrorKind::kTimeout);
       }

@@ -78,6 +78,9 @@ std::string ServerImpl::Start() {
   }
   for (auto& w : workers) w->Start();
   listeners_up = true;
+  health = std::make_unique<HealthChecker>(&loop, topology.get(), *registry,
+                                           [this] { OnHealthChange(); });
+  health->Start();
 
   uv_signal_init(&loop, &sig_term_);
   uv_signal_init(&loop, &sig_int_);
@@ -137,8 +140,17 @@ void ServerImpl::FinishShutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_hup_), nullptr);
+  health->Stop();
   admin->Close([] {});
   Log("stopped");
+}
+
+void ServerImpl::OnHealthChange() {
+  for (const auto& h : health->Snapshot()) {
+    if (!h.checked) continue;
+    Log("endpoint " + h.upstream + "/" + h.endpoint +
+        (h.healthy ? " is healthy" : " is unhealthy (" + h.last_result + ")"));
+  }
 }
 
 void ServerImpl::Reload() {

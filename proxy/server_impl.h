@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "metrics/request_stats.h"
 #include "proxy/admin_server.h"
+#include "proxy/health_checker.h"
 #include "proxy/recent_requests.h"
 #include "proxy/topology.h"
 #include "proxy/worker.h"
@@ -39,6 +40,7 @@ class ServerImpl {
   std::shared_ptr<prometheus::Registry> registry;  // main-thread metrics (health, system...)
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<AdminServer> admin;
+  std::unique_ptr<HealthChecker> health;
   bool listeners_up = false;
   bool draining = false;
   uint64_t config_reload_failures = 0;
@@ -48,6 +50,7 @@ class ServerImpl {
   void OnDrainTick();
   void FinishShutdown();
   void Reload();
+  void OnHealthChange();
 
   uv_signal_t sig_term_, sig_int_, sig_hup_;
   uv_timer_t drain_timer_;

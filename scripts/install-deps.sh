@@ -12,7 +12,7 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-alertmanager prometheus-node-exporter
   wrk nginx-light haproxy curl python3 python3-requests
-  chromium
+  chromium python3-yaml
 )
 
 missing=()

@@ -1,0 +1,317 @@
+// Active health checks on the main loop. See health_checker.h.
+#include "proxy/health_checker.h"
+
+#include <uv.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "proxy/http_codec.h"
+
+namespace speedmon::proxy {
+
+namespace {
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+// One endpoint's checker: a timer between checks, and per check one connection that
+// sends a GET and reads just enough to see the status line.
+class EndpointChecker final : public CodecHandler {
+ public:
+  EndpointChecker(HealthCheckerImpl* owner, int upstream, int endpoint);
+  void Start();
+  void Stop();
+  EndpointHealth health;
+
+  HeadAction OnHead(const MessageHead& head) override {
+    status_ = head.status;
+    got_head_ = true;
+    return HeadAction::kAbort;  // the status is all we need
+  }
+  bool OnBody(std::string_view) override { return true; }
+  bool OnMessageComplete() override { return true; }
+
+ private:
+  static void OnTick(uv_timer_t* t);
+  static void OnTimeout(uv_timer_t* t);
+  static void OnConnect(uv_connect_t* req, int status);
+  static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void OnWrite(uv_write_t* req, int status);
+  void BeginCheck();
+  void EndCheck(const char* result);  // "success", "timeout", "connect", "status"
+  void CloseConn();
+
+  HealthCheckerImpl* owner_;
+  int upstream_, endpoint_;
+  uv_timer_t tick_;
+  uv_timer_t timeout_;
+  uv_tcp_t* conn_ = nullptr;  // one per check; freed in its close callback
+  uv_connect_t connect_req_;
+  uv_write_t write_req_;
+  std::string request_;
+  std::unique_ptr<HttpCodec> codec_;
+  char read_buf_[4096];
+  bool in_check_ = false;
+  bool got_head_ = false;
+  int status_ = 0;
+  uint32_t successes_in_row_ = 0, failures_in_row_ = 0;
+  double pending_since_unix_ = 0;  // when the endpoint started (re)starting
+  bool stopped_ = false;
+};
+
+class HealthCheckerImpl {
+ public:
+  HealthCheckerImpl(uv_loop_t* loop, Topology* topology, prometheus::Registry& registry,
+                    std::function<void()> on_change)
+      : loop(loop),
+        topology(topology),
+        on_change(std::move(on_change)),
+        healthy_family(prometheus::BuildGauge()
+                           .Name("pokemon_speedrun_upstream_healthy")
+                           .Help("1 when the endpoint passes its health checks, else 0.")
+                           .Register(registry)),
+        checks_family(prometheus::BuildCounter()
+                          .Name("pokemon_speedrun_health_checks_total")
+                          .Help("Health checks by result (success, timeout, connect, status).")
+                          .Register(registry)),
+        healthy_processes(prometheus::BuildGauge()
+                              .Name("pokemon_speedrun_healthy_processes")
+                              .Help("Emulator endpoints currently healthy.")
+                              .Register(registry)
+                              .Add({})),
+        total_processes(prometheus::BuildGauge()
+                            .Name("pokemon_speedrun_total_processes")
+                            .Help("Emulator endpoints configured.")
+                            .Register(registry)
+                            .Add({})),
+        startup(prometheus::BuildHistogram()
+                    .Name("pokemon_speedrun_process_startup_seconds")
+                    .Help("Time from an endpoint's first check, or its failure, to healthy.")
+                    .Register(registry)
+                    .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.5, 1, 2.5, 5, 10, 15,
+                                                                     30, 60, 120, 300})),
+        failures_family(prometheus::BuildCounter()
+                            .Name("pokemon_speedrun_process_failures_total")
+                            .Help("Endpoints going from healthy to unhealthy, by the kind of "
+                                  "failure that tipped them (timeout, connect, status).")
+                            .Register(registry)) {
+    for (const char* kind : {"timeout", "connect", "status"})
+      failures_family.Add({{"failure_type", kind}});
+  }
+
+  void Recount() {
+    int healthy = 0, total = 0;
+    for (auto& c : checkers) {
+      ++total;
+      healthy += c->health.healthy ? 1 : 0;
+    }
+    healthy_processes.Set(healthy);
+    total_processes.Set(total);
+  }
+
+  uv_loop_t* loop;
+  Topology* topology;
+  std::function<void()> on_change;
+  prometheus::Family<prometheus::Gauge>& healthy_family;
+  prometheus::Family<prometheus::Counter>& checks_family;
+  prometheus::Gauge& healthy_processes;
+  prometheus::Gauge& total_processes;
+  prometheus::Histogram& startup;
+  prometheus::Family<prometheus::Counter>& failures_family;
+  std::vector<std::unique_ptr<EndpointChecker>> checkers;
+};
+
+EndpointChecker::EndpointChecker(HealthCheckerImpl* owner, int upstream, int endpoint)
+    : owner_(owner), upstream_(upstream), endpoint_(endpoint) {
+  const UpstreamState& us = owner->topology->upstream(upstream);
+  health.upstream = us.config.name;
+  health.endpoint = us.endpoints[endpoint]->label;
+  health.checked = us.config.health_check.enabled;
+  health.healthy = true;
+  request_ = "GET " + us.config.health_check.path + " HTTP/1.1\r\nHost: " + health.endpoint +
+             "\r\nUser-Agent: speedmon-health-check\r\nConnection: close\r\n\r\n";
+  uv_timer_init(owner->loop, &tick_);
+  uv_timer_init(owner->loop, &timeout_);
+  tick_.data = timeout_.data = this;
+  owner->healthy_family.Add({{"upstream", health.upstream}, {"endpoint", health.endpoint}}).Set(1);
+}
+
+void EndpointChecker::Start() {
+  if (!health.checked) return;
+  pending_since_unix_ = UnixNow();
+  uv_timer_start(&tick_, OnTick, 0, 0);  // the first check right away
+}
+
+void EndpointChecker::Stop() {
+  stopped_ = true;
+  CloseConn();
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timeout_), nullptr);
+}
+
+void EndpointChecker::OnTick(uv_timer_t* t) {
+  static_cast<EndpointChecker*>(t->data)->BeginCheck();
+}
+
+void EndpointChecker::BeginCheck() {
+  if (stopped_ || in_check_) return;
+  in_check_ = true;
+  got_head_ = false;
+  status_ = 0;
+  const UpstreamState& us = owner_->topology->upstream(upstream_);
+  codec_ = std::make_unique<HttpCodec>(HttpCodec::Type::kResponse, this, 16384);
+  conn_ = new uv_tcp_t;
+  uv_tcp_init(owner_->loop, conn_);
+  conn_->data = this;
+  uv_timer_start(&timeout_, OnTimeout, us.config.health_check.timeout.count(), 0);
+  int rc =
+      uv_tcp_connect(&connect_req_, conn_,
+                     reinterpret_cast<const sockaddr*>(&us.endpoints[endpoint_]->addr), OnConnect);
+  if (rc != 0) EndCheck("connect");
+}
+
+void EndpointChecker::OnConnect(uv_connect_t* req, int status) {
+  auto* self = static_cast<EndpointChecker*>(req->handle->data);
+  if (status == UV_ECANCELED || self == nullptr || !self->in_check_) return;
+  if (status < 0) {
+    self->EndCheck("connect");
+    return;
+  }
+  uv_buf_t b = uv_buf_init(self->request_.data(), static_cast<unsigned>(self->request_.size()));
+  uv_write(&self->write_req_, reinterpret_cast<uv_stream_t*>(self->conn_), &b, 1, OnWrite);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(self->conn_),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* c = static_cast<EndpointChecker*>(h->data);
+        buf->base = c->read_buf_;
+        buf->len = sizeof c->read_buf_;
+      },
+      OnRead);
+}
+
+void EndpointChecker::OnWrite(uv_write_t*, int) {}
+
+void EndpointChecker::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* self = static_cast<EndpointChecker*>(s->data);
+  if (self == nullptr || !self->in_check_) return;
+  if (n > 0) self->codec_->Execute(buf->base, static_cast<size_t>(n));
+  if (self->got_head_) {
+    const auto& expected =
+        self->owner_->topology->upstream(self->upstream_).config.health_check.expected_statuses;
+    bool ok = expected.empty()
+                  ? (self->status_ >= 200 && self->status_ < 300)
+                  : std::find(expected.begin(), expected.end(), self->status_) != expected.end();
+    self->EndCheck(ok ? "success" : "status");
+    return;
+  }
+  if (n < 0) self->EndCheck("connect");  // closed before a status line
+}
+
+void EndpointChecker::OnTimeout(uv_timer_t* t) {
+  auto* self = static_cast<EndpointChecker*>(t->data);
+  if (self->in_check_) self->EndCheck("timeout");
+}
+
+void EndpointChecker::CloseConn() {
+  if (conn_ == nullptr) return;
+  conn_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(conn_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  conn_ = nullptr;
+}
+
+void EndpointChecker::EndCheck(const char* result) {
+  in_check_ = false;
+  uv_timer_stop(&timeout_);
+  CloseConn();
+  const auto& hc = owner_->topology->upstream(upstream_).config.health_check;
+  const bool ok = std::string_view(result) == "success";
+  ++health.checks;
+  health.last_check_unix = UnixNow();
+  health.last_result = result;
+  health.last_status = status_;
+  owner_->checks_family
+      .Add({{"upstream", health.upstream}, {"endpoint", health.endpoint}, {"result", result}})
+      .Increment();
+  bool changed = false;
+  if (ok) {
+    failures_in_row_ = 0;
+    ++successes_in_row_;
+    if (pending_since_unix_ > 0 && successes_in_row_ >= hc.healthy_threshold) {
+      // First confirmation since start, or back after a failure: one startup observed.
+      double took = health.last_check_unix - pending_since_unix_;
+      health.last_startup_seconds = took;
+      owner_->startup.Observe(took);
+      pending_since_unix_ = 0;
+      if (!health.healthy) {
+        health.healthy = true;
+        health.healthy_since_unix = health.last_check_unix;
+        changed = true;
+      }
+    }
+  } else {
+    ++health.check_failures;
+    successes_in_row_ = 0;
+    ++failures_in_row_;
+    if (health.healthy && failures_in_row_ >= hc.unhealthy_threshold) {
+      health.healthy = false;
+      ++health.failures;
+      owner_->failures_family.Add({{"failure_type", result}}).Increment();
+      pending_since_unix_ = health.last_check_unix;
+      changed = true;
+    } else if (!health.healthy && pending_since_unix_ == 0) {
+      pending_since_unix_ = health.last_check_unix;
+    }
+  }
+  EndpointState& ep = *owner_->topology->upstream(upstream_).endpoints[endpoint_];
+  ep.healthy.store(health.healthy, std::memory_order_relaxed);
+  owner_->healthy_family.Add({{"upstream", health.upstream}, {"endpoint", health.endpoint}})
+      .Set(health.healthy ? 1 : 0);
+  if (changed) {
+    owner_->Recount();
+    if (owner_->on_change) owner_->on_change();
+  }
+  if (!stopped_) uv_timer_start(&tick_, OnTick, hc.interval.count(), 0);
+}
+
+HealthChecker::HealthChecker(uv_loop_s* loop, Topology* topology, prometheus::Registry& registry,
+                             std::function<void()> on_change)
+    : impl_(std::make_unique<HealthCheckerImpl>(loop, topology, registry, std::move(on_change))) {
+  for (size_t u = 0; u < topology->upstreams().size(); ++u) {
+    for (size_t e = 0; e < topology->upstream(static_cast<int>(u)).endpoints.size(); ++e) {
+      impl_->checkers.push_back(
+          std::make_unique<EndpointChecker>(impl_.get(), static_cast<int>(u), static_cast<int>(e)));
+    }
+  }
+  impl_->Recount();
+}
+
+HealthChecker::~HealthChecker() = default;
+
+void HealthChecker::Start() {
+  for (auto& c : impl_->checkers) c->Start();
+}
+
+void HealthChecker::Stop() {
+  for (auto& c : impl_->checkers) c->Stop();
+}
+
+std::vector<EndpointHealth> HealthChecker::Snapshot() const {
+  std::vector<EndpointHealth> out;
+  for (const auto& c : impl_->checkers) out.push_back(c->health);
+  return out;
+}
+
+int HealthChecker::healthy() const {
+  int n = 0;
+  for (const auto& c : impl_->checkers) n += c->health.healthy ? 1 : 0;
+  return n;
+}
+
+int HealthChecker::total() const { return static_cast<int>(impl_->checkers.size()); }
+
+}  // namespace speedmon::proxy

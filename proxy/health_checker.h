@@ -1,0 +1,61 @@
+// Active health checks of every upstream endpoint, on the main loop: GET `path` every
+// `interval`, healthy after `healthy_threshold` passes in a row, unhealthy after
+// `unhealthy_threshold` failures in a row. The verdict is published to the workers
+// through EndpointState::healthy (an atomic they read without locks) and exported as the
+// seed's process metrics.
+//
+// Threads: main loop only.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/topology.h"
+
+struct uv_loop_s;
+
+namespace speedmon::proxy {
+
+struct EndpointHealth {
+  std::string upstream;
+  std::string endpoint;
+  bool checked = false;  // health checks are configured for it
+  bool healthy = true;
+  uint64_t checks = 0;
+  uint64_t check_failures = 0;
+  uint64_t failures = 0;       // healthy -> unhealthy transitions
+  double last_check_unix = 0;  // 0: never
+  std::string last_result;     // success | timeout | connect | status
+  int last_status = 0;
+  double last_startup_seconds = -1;  // -1: none observed yet
+  double healthy_since_unix = 0;
+};
+
+class HealthCheckerImpl;
+
+class HealthChecker {
+ public:
+  // `on_change` runs (on the main loop) after any endpoint changes state.
+  HealthChecker(uv_loop_s* loop, Topology* topology, prometheus::Registry& registry,
+                std::function<void()> on_change);
+  ~HealthChecker();
+  void Start();
+  // Closes every handle; the loop finishes them.
+  void Stop();
+  std::vector<EndpointHealth> Snapshot() const;
+  int healthy() const;
+  int total() const;
+
+ private:
+  std::unique_ptr<HealthCheckerImpl> impl_;
+};
+
+}  // namespace speedmon::proxy
