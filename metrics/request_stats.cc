@@ -278,10 +278,10 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
         for (int b = 0; b < kFineBuckets; ++b) {
           seen += fine[b];
           if (seen >= rank) {
-            double us = static_cast<double>(FineBucketMidpoint(b));
-            us = std::clamp(us, static_cast<double>(min_ns) / 1e3,
-                            static_cast<double>(max_ns) / 1e3);
-            return us / 1e3;
+            // Clamped in integer nanoseconds so that min <= p50 <= ... <= max holds
+            // exactly after the same division.
+            uint64_t ns = std::clamp<uint64_t>(FineBucketMidpoint(b) * 1000, min_ns, max_ns);
+            return static_cast<double>(ns) / 1e6;
           }
         }
         return static_cast<double>(max_ns) / 1e6;
