@@ -2,6 +2,8 @@
 // Main thread.
 #include <nlohmann/json.hpp>
 
+#include <strings.h>
+
 #include <charconv>
 
 #include "metrics/exposition.h"
@@ -39,7 +41,37 @@ std::optional<size_t> ParseLimit(const AdminRequest& req, size_t fallback, size_
   return std::min(n, max);
 }
 
+AdminResponse FromAnswer(const speedrun::Answer& a) {
+  AdminResponse r;
+  r.status = a.status;
+  r.body = a.body;
+  r.body.push_back('\n');
+  return r;
+}
+
+// Constant time in the token's length, so a wrong guess teaches nothing by timing.
+bool SameToken(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
+  return diff == 0 && !b.empty();
+}
+
 }  // namespace
+
+bool ServerImpl::Authorized(const AdminRequest& req, const Responder& respond) const {
+  const std::string& token = config.admin.auth_token;
+  if (token.empty()) return true;
+  std::string_view h = req.Header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (h.size() > kBearer.size() && strncasecmp(h.data(), kBearer.data(), kBearer.size()) == 0 &&
+      SameToken(h.substr(kBearer.size()), token)) {
+    return true;
+  }
+  AdminResponse r = Error(401, "this write needs \"Authorization: Bearer <token>\"");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"speedmon\"");
+  respond(std::move(r));
+  return false;
+}
 
 std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
   std::vector<prometheus::MetricFamily> all = request_stats->Collect();
@@ -143,6 +175,37 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
            {"request_id", std::string(r.id_view())}});
     }
     return respond(Json(200, {{"requests", out}}));
+  }
+  if (path == "/api/v1/experiments") {
+    if (req.method == "POST") {
+      if (!Authorized(req, respond)) return;
+      return speedrun->PostExperiments(req.body, req.Header("content-type"),
+                                       [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+    }
+    if (!get) return respond(Error(405, "use GET or POST"));
+    return respond(FromAnswer(speedrun->GetExperiments(req.query)));
+  }
+  if (path == "/api/v1/patterns") {
+    if (req.method != "POST") return respond(Error(405, "use POST"));
+    if (!Authorized(req, respond)) return;
+    return speedrun->PostPatterns(req.body, req.Header("content-type"),
+                                  [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+  }
+  constexpr std::string_view kPatterns = "/api/v1/patterns/";
+  constexpr std::string_view kReuse = "/reuse";
+  if (path.starts_with(kPatterns) && path.ends_with(kReuse) &&
+      path.size() > kPatterns.size() + kReuse.size()) {
+    if (req.method != "POST") return respond(Error(405, "use POST"));
+    if (!Authorized(req, respond)) return;
+    std::string_view id = std::string_view(path).substr(
+        kPatterns.size(), path.size() - kPatterns.size() - kReuse.size());
+    if (id.find('/') != std::string_view::npos) return respond(Error(404, "no such path: " + path));
+    return speedrun->PostPatternReuse(id,
+                                      [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+  }
+  if (path == "/api/v1/sla") {
+    if (!get) return respond(Error(405, "use GET"));
+    return respond(FromAnswer(speedrun->GetSla()));
   }
   respond(Error(404, "no such path: " + path));
 }

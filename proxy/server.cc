@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <limits>
 #include <thread>
 
 #include "proxy/server_impl.h"
@@ -48,6 +49,15 @@ std::string ServerImpl::Start() {
       return "listener " + config.listeners[l].name + ": " + error;
     }
   }
+  speedrun::ServiceLimits limits;
+  limits.max_body_bytes = config.admin.max_body_bytes;
+  speedrun = std::make_unique<speedrun::Service>(config.speedrun, config.sla, registry, limits);
+  if (auto err = speedrun->Open()) {
+    for (auto& v : fds) {
+      for (int fd : v) close(fd);
+    }
+    return "speedrun store: " + *err;
+  }
   admin = std::make_unique<AdminServer>(
       &loop, config.admin, config.proxy.max_header_bytes,
       [this](const AdminRequest& req, Responder respond) { HandleAdmin(req, std::move(respond)); });
@@ -81,6 +91,7 @@ std::string ServerImpl::Start() {
   health = std::make_unique<HealthChecker>(&loop, topology.get(), *registry,
                                            [this] { OnHealthChange(); });
   health->Start();
+  OnHealthChange();
 
   uv_signal_init(&loop, &sig_term_);
   uv_signal_init(&loop, &sig_int_);
@@ -142,15 +153,22 @@ void ServerImpl::FinishShutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_hup_), nullptr);
   health->Stop();
   admin->Close([] {});
+  speedrun->Close();  // answers and commits everything already accepted
   Log("stopped");
 }
 
 void ServerImpl::OnHealthChange() {
+  bool any_checked = false;
   for (const auto& h : health->Snapshot()) {
     if (!h.checked) continue;
+    any_checked = true;
     Log("endpoint " + h.upstream + "/" + h.endpoint +
         (h.healthy ? " is healthy" : " is unhealthy (" + h.last_result + ")"));
   }
+  // The SLA's system availability: the healthy share of checked endpoints.
+  speedrun->SetHealthyProcessRatio(any_checked
+                                       ? 100.0 * health->healthy() / std::max(1, health->total())
+                                       : std::numeric_limits<double>::quiet_NaN());
 }
 
 void ServerImpl::Reload() {

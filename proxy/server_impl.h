@@ -17,6 +17,7 @@
 #include "proxy/recent_requests.h"
 #include "proxy/topology.h"
 #include "proxy/worker.h"
+#include "speedrun/service.h"
 
 namespace speedmon::proxy {
 
@@ -29,6 +30,8 @@ class ServerImpl {
 
   // Admin API (admin_api.cc).
   void HandleAdmin(const AdminRequest& req, Responder respond);
+  // False (and answers 401) when a write lacks the configured bearer token.
+  bool Authorized(const AdminRequest& req, const Responder& respond) const;
   std::vector<prometheus::MetricFamily> CollectAll() const;
 
   config::Config config;
@@ -41,6 +44,7 @@ class ServerImpl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<HealthChecker> health;
+  std::unique_ptr<speedrun::Service> speedrun;
   bool listeners_up = false;
   bool draining = false;
   uint64_t config_reload_failures = 0;
