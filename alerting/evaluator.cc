@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "nlohmann/json.hpp"
+
 namespace speedmon::alerting {
 namespace {
 
@@ -15,7 +17,8 @@ std::string LabelsText(const Labels& labels) {
   std::string out = "{";
   for (const auto& [k, v] : labels) {
     if (out.size() > 1) out += ",";
-    out += k + "=\"" + v + "\"";
+    out +=
+        k + "=" + nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return out + "}";
 }

@@ -34,6 +34,9 @@ struct HttpResponse {
 };
 
 // Sends one request and reads the whole response (at most kMaxResponseBytes).
+// `timeout` bounds connect, send and receive together; resolving a host name
+// (getaddrinfo) is not bounded by it, which is why targets are best given as IP
+// literals or names the local resolver answers (/etc/hosts, Docker's DNS).
 // `path` is sent as is ("/api/v2/alerts"); `body` may be empty (no Content-Type then).
 // Never throws; every failure is a response with `error` set.
 HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_view path,

@@ -205,7 +205,8 @@ RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
     r.metric_text += "{";
     bool first = true;
     for (const auto& [k, v] : c.match_labels) {
-      r.metric_text += (first ? "" : ",") + k + "=" + json(v).dump();
+      r.metric_text += (first ? "" : ",") + k + "=" +
+                       json(v).dump(-1, ' ', false, json::error_handler_t::replace);
       first = false;
     }
     r.metric_text += "}";

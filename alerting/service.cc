@@ -18,8 +18,11 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
+// Never throws: bytes that are not UTF-8 (an id from a URL, a label value) become U+FFFD.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 std::string Answer(const std::string& error, const std::string& field) {
-  return json{{"error", error}, {"field", field}}.dump();
+  return Dump(json{{"error", error}, {"field", field}});
 }
 
 json TimeOrNull(const std::optional<Time>& t) {
@@ -299,7 +302,7 @@ ApiAnswer Service::AddRule(std::string_view body, Time now) {
     return {400, Answer("at most 1000 rules", "")};
   }
   Publish();
-  return {201, shown.dump(-1, ' ', false, json::error_handler_t::replace)};
+  return {201, Dump(shown)};
 }
 
 ApiAnswer Service::RemoveRule(std::string_view id, Time now) {
@@ -309,8 +312,7 @@ ApiAnswer Service::RemoveRule(std::string_view id, Time now) {
   }
   notifier_->Send(notices);
   Publish();
-  return {200,
-          json{{"deleted", std::string(id)}}.dump(-1, ' ', false, json::error_handler_t::replace)};
+  return {200, Dump(json{{"deleted", std::string(id)}})};
 }
 
 std::string Service::AlertsJson(Time now) const {
@@ -318,8 +320,7 @@ std::string Service::AlertsJson(Time now) const {
   for (const auto& inst : evaluator_->Active()) alerts.push_back(InstanceJson(inst));
   json resolved = json::array();
   for (const auto& inst : evaluator_->Resolved(now)) resolved.push_back(InstanceJson(inst));
-  return json{{"alerts", std::move(alerts)}, {"resolved", std::move(resolved)}}.dump(
-      -1, ' ', false, json::error_handler_t::replace);
+  return Dump(json{{"alerts", std::move(alerts)}, {"resolved", std::move(resolved)}});
 }
 
 std::string Service::RulesJson() const {
@@ -334,7 +335,7 @@ std::string Service::RulesJson() const {
     j["lastEvaluation"] = TimeOrNull(s.last_evaluation);
     rules.push_back(std::move(j));
   }
-  return json{{"rules", std::move(rules)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  return Dump(json{{"rules", std::move(rules)}});
 }
 
 bool Service::Reload(const config::AlertingConfig& config, Time now, std::string* error) {

@@ -230,6 +230,10 @@ TEST_F(ServiceTest, AddAndRemoveRulesThroughTheApi) {
   EXPECT_EQ(a.status, 404);
   EXPECT_EQ(a.body, R"({"error":"no rule with id \"custom_performance\"","field":"id"})");
   EXPECT_EQ(json::parse(s->RulesJson())["rules"].size(), 6u);
+
+  a = s->RemoveRule("bad\xff", T(10));  // not UTF-8: answered, not thrown
+  EXPECT_EQ(a.status, 404);
+  EXPECT_EQ(a.body, "{\"error\":\"no rule with id \\\"bad\xef\xbf\xbd\\\"\",\"field\":\"id\"}");
 }
 
 // Families by name -> {labels text -> value}.
