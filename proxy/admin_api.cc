@@ -75,6 +75,8 @@ bool ServerImpl::Authorized(const AdminRequest& req, const Responder& respond) c
 
 std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
   std::vector<prometheus::MetricFamily> all = request_stats->Collect();
+  auto sys = system->Collect();
+  all.insert(all.end(), std::make_move_iterator(sys.begin()), std::make_move_iterator(sys.end()));
   auto more = registry->Collect();
   all.insert(all.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   return all;
@@ -202,6 +204,79 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
     if (id.find('/') != std::string_view::npos) return respond(Error(404, "no such path: " + path));
     return speedrun->PostPatternReuse(id,
                                       [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+  }
+  if (path == "/api/v1/system") {
+    if (!get) return respond(Error(405, "use GET"));
+    auto s = system->sampler().Get();
+    json disks = json::array();
+    for (const auto& d : s->disks) {
+      disks.push_back({{"path", d.path},
+                       {"ok", d.ok},
+                       {"total_bytes", d.total},
+                       {"used_bytes", d.used},
+                       {"free_bytes", d.free},
+                       {"percent", d.ok ? json(d.percent) : json(nullptr)}});
+    }
+    return respond(
+        Json(200, {{"timestamp", s->timestamp},
+                   {"cpu_percent", s->cpu_ok ? json(s->cpu_percent) : json(nullptr)},
+                   {"cpu_count", s->cpu_count},
+                   {"load_average", {s->load_average_1m, s->load_average_5m, s->load_average_15m}},
+                   {"memory_total_bytes", s->memory_total},
+                   {"memory_available_bytes", s->memory_available},
+                   {"memory_used_bytes", s->memory_used},
+                   {"memory_percent", s->memory_ok ? json(s->memory_percent) : json(nullptr)},
+                   {"swap_total_bytes", s->swap_total},
+                   {"swap_used_bytes", s->swap_used},
+                   {"swap_percent", s->swap_percent},
+                   {"disks", disks},
+                   {"network",
+                    {{"bytes_sent", s->bytes_sent},
+                     {"bytes_recv", s->bytes_recv},
+                     {"packets_sent", s->packets_sent},
+                     {"packets_recv", s->packets_recv}}},
+                   {"process_count", s->process_count},
+                   {"boot_time", s->boot_time},
+                   {"uptime_seconds", s->uptime_seconds}}));
+  }
+  if (path == "/api/v1/processes") {
+    if (!get) return respond(Error(405, "use GET"));
+    system->SampleProcesses();
+    json procs = json::array();
+    for (const auto& p : system->processes()) {
+      const auto& x = p.last;
+      procs.push_back({{"name", p.name},
+                       {"running", x.found},
+                       {"pid", x.found ? json(x.pid) : json(nullptr)},
+                       {"state", x.found ? json(std::string(1, x.state)) : json(nullptr)},
+                       {"cpu_seconds", x.cpu_seconds},
+                       {"resident_bytes", x.resident_bytes},
+                       {"virtual_bytes", x.virtual_bytes},
+                       {"threads", x.threads},
+                       {"open_fds", x.open_fds},
+                       {"start_time", x.start_time},
+                       {"restarts", x.restarts}});
+    }
+    json eps = json::array();
+    for (const auto& h : health->Snapshot()) {
+      eps.push_back(
+          {{"upstream", h.upstream},
+           {"endpoint", h.endpoint},
+           {"health_checked", h.checked},
+           {"healthy", h.healthy},
+           {"checks", h.checks},
+           {"check_failures", h.check_failures},
+           {"failures", h.failures},
+           {"last_check", h.last_check_unix > 0 ? json(h.last_check_unix) : json(nullptr)},
+           {"last_result", h.last_result.empty() ? json(nullptr) : json(h.last_result)},
+           {"last_status", h.last_status},
+           {"startup_seconds",
+            h.last_startup_seconds >= 0 ? json(h.last_startup_seconds) : json(nullptr)}});
+    }
+    return respond(Json(200, {{"processes", procs},
+                              {"endpoints", eps},
+                              {"healthy_endpoints", health->healthy()},
+                              {"total_endpoints", health->total()}}));
   }
   if (path == "/api/v1/sla") {
     if (!get) return respond(Error(405, "use GET"));

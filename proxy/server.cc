@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "proxy/server_impl.h"
+#include "sysprobe/from_config.h"
 
 namespace speedmon::proxy {
 
@@ -49,6 +50,18 @@ std::string ServerImpl::Start() {
       return "listener " + config.listeners[l].name + ": " + error;
     }
   }
+  std::vector<metrics::WatchedProcess> watched;
+  for (const auto& p : config.processes) {
+    metrics::WatchedProcess w;
+    w.name = p.name;
+    w.watcher = std::make_unique<sysprobe::ProcessWatcher>(sysprobe::SelectorFrom(p));
+    if (!w.watcher->valid()) return "[[processes]] " + p.name + ": " + w.watcher->error();
+    watched.push_back(std::move(w));
+  }
+  system = std::make_shared<metrics::SystemCollector>(
+      std::make_shared<sysprobe::SystemSampler>(sysprobe::SamplerOptionsFrom(config.sysprobe)),
+      std::move(watched));
+  system->sampler().Get();  // the first CPU figure needs a baseline: take it now, not in a scrape
   speedrun::ServiceLimits limits;
   limits.max_body_bytes = config.admin.max_body_bytes;
   speedrun = std::make_unique<speedrun::Service>(config.speedrun, config.sla, registry, limits);

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "metrics/request_stats.h"
+#include "metrics/system_collector.h"
 #include "proxy/admin_server.h"
 #include "proxy/health_checker.h"
 #include "proxy/recent_requests.h"
@@ -40,6 +41,7 @@ class ServerImpl {
   std::vector<std::unique_ptr<metrics::WorkerStats>> stats;
   std::vector<std::unique_ptr<RecentRequests>> recent;
   std::shared_ptr<metrics::RequestStatsCollector> request_stats;
+  std::shared_ptr<metrics::SystemCollector> system;
   std::shared_ptr<prometheus::Registry> registry;  // main-thread metrics (health, system...)
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<AdminServer> admin;
