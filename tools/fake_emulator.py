@@ -38,7 +38,6 @@ import signal
 import socket
 import struct
 import sys
-import time
 import urllib.parse
 
 MAX_HEAD_BYTES = 256 * 1024
@@ -495,6 +494,10 @@ class FakeEmulator:
         """Writes resp for req, misbehaving as asked. Returns whether to keep the conn."""
         w = conn.writer
         mode = self.misbehaviour(req)
+        if mode is not None and mode not in MODES:  # a typo in a test must not pass quietly
+            resp = json_resp({"error": f"unknown misbehaviour {mode!r}", "modes": list(MODES)},
+                             400)
+            mode = None
         ms = req.q_int("ms", 50 if mode == "trickle" else 200)
         if counted and self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)

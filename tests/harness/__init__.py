@@ -16,3 +16,10 @@ from .procs import Process, free_port, free_ports, temp_dir, wait_for
 from .rawhttp import RawHttp, Response, TruncatedResponse, build_request, connect_refused
 from .speedmon import (DEFAULT_ROUTES, Speedmon, SpeedmonMissing, proxy_config, speedmon_bin,
                        toml_dumps)
+
+__all__ = [
+    "prom", "REQUEST_ID", "HarnessTestCase", "FakeEmulator", "pattern_bytes", "pattern_sha256",
+    "Process", "free_port", "free_ports", "temp_dir", "wait_for", "RawHttp", "Response",
+    "TruncatedResponse", "build_request", "connect_refused", "DEFAULT_ROUTES", "Speedmon",
+    "SpeedmonMissing", "proxy_config", "speedmon_bin", "toml_dumps",
+]

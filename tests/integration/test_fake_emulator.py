@@ -9,14 +9,13 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import harness  # noqa: E402
-from harness import RawHttp, TruncatedResponse, pattern_bytes, pattern_sha256, prom  # noqa: E402
+from harness import TruncatedResponse, pattern_bytes, pattern_sha256, prom  # noqa: E402
 
 MIB = 1024 * 1024
 SIZES = [0, 1, 64 * 1024, 10 * MIB]
@@ -321,6 +320,11 @@ class MisbehaveTest(FakeTestCase):
         r = c.request("POST", "/action?misbehave=slow&ms=10", [], b"{}")
         self.assertEqual((r.status, len(r.body)), (200, harness.fake.DEFAULT_BODY_BYTES))
         self.assertEqual(self.fake.stats()["by_route"]["POST /action"], 1)
+
+    def test_unknown_mode_is_400(self):
+        r = self.conn().request("GET", "/misbehave/hnag")
+        self.assertEqual(r.status, 400)
+        self.assertIn("hang", r.json()["modes"])
 
     def test_hang_never_answers(self):
         c = self.conn()
