@@ -16,6 +16,11 @@ namespace {
 // Pid files are a number and a newline; a big one is not a pid file.
 constexpr size_t kMaxPidFileBytes = 4096;
 
+// libstdc++'s std::regex recurses once per input character for patterns like "(a|b)*":
+// at -O2 a 20 KB cmdline (a java classpath) overflows an 8 MiB stack. Matching only the
+// head of the cmdline bounds the depth; an emulator's distinguishing arguments are early.
+constexpr size_t kMaxCmdlineMatchBytes = 4096;
+
 // "<dir>/<leaf>" for a dir of "1234" or "self", in a stack buffer.
 class RelPath {
  public:
@@ -142,7 +147,7 @@ std::optional<int> ProcessWatcher::ScanForMatch() {
 bool ProcessWatcher::CmdlineMatches(int pid) {
   if (pid == self_pid_) return false;
   if (!fs_.Read(RelPath(PidDir(pid).view(), "cmdline").view(), &buffer_)) return false;
-  std::string cmdline = JoinCmdline(buffer_);
+  std::string cmdline = JoinCmdline(std::string_view(buffer_).substr(0, kMaxCmdlineMatchBytes));
   if (cmdline.empty()) return false;
   try {
     return std::regex_search(cmdline, regex_);

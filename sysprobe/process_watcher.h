@@ -39,8 +39,11 @@ struct ProcessSample : ProcessStats {
 // Exactly one should be set; if several are, pid wins over pid_file over cmdline_regex.
 struct ProcessSelector {
   std::optional<int> pid;
-  std::string pid_file;       // a file holding the pid (read on every Sample)
-  std::string cmdline_regex;  // ECMAScript, searched in the space-joined cmdline
+  std::string pid_file;  // a file holding the pid (read on every Sample)
+  // ECMAScript, searched (not fully matched) in the cmdline's arguments joined by spaces,
+  // up to its first 4096 bytes. std::regex backtracks: a pattern with nested repetition
+  // such as "(a*)*b" can take exponential time; keep patterns simple.
+  std::string cmdline_regex;
 };
 
 class ProcessWatcher {

@@ -180,6 +180,17 @@ TEST(ProcessWatcher, RegexKeepsItsProcessWhileItLives) {
   EXPECT_EQ(s.restarts, 1u);
 }
 
+TEST(ProcessWatcher, LongCmdlineIsMatchedByItsHeadWithoutOverflowingTheStack) {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / "proc/50");
+  WriteFile(dir / "proc/50/stat", "50" + Slurp(TestData("proc/1200/stat")).substr(4));
+  WriteFile(dir / "proc/50/cmdline", std::string(200000, 'a') + '\0' + "tail-arg" + '\0');
+  // std::regex recurses once per character here: over the whole 200 KB it crashed, over
+  // the 4 KiB head it matches (the head is all 'a').
+  EXPECT_TRUE(SampleOnce(ByRegex("^(a|b)*$"), FixtureFs(dir / "proc")).found);
+  EXPECT_FALSE(SampleOnce(ByRegex("tail-arg"), FixtureFs(dir / "proc")).found);
+}
+
 // ---- SelfSample ----
 
 TEST(SelfSample, FixtureValues) {
