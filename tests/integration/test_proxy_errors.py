@@ -28,14 +28,14 @@ class ServingMixin:
 
 
 class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
-    """One misbehaving fake behind upstream "emu": request_timeout 1s bounds the wait for
-    the response head, [proxy] idle_timeout 2s a body that stops moving."""
+    """One misbehaving fake behind upstream "emu": request_timeout 2s bounds the wait for
+    the response head, [proxy] idle_timeout 3s a body that stops moving."""
 
     def setUp(self):
         super().setUp()
         self.fake = self.start_fake()
-        self.sm = self.proxy_for(self.fake, upstream={"request_timeout": "1s"},
-                                 proxy={"idle_timeout": "2s"})
+        self.sm = self.proxy_for(self.fake, upstream={"request_timeout": "2s"},
+                                 proxy={"idle_timeout": "3s"})
 
     def waitErrors(self, kind, n):
         self.waitMetric(self.sm, n, UP_ERRORS, upstream="emu", endpoint=self.fake.address,
@@ -96,7 +96,7 @@ class UpstreamFailureTest(ServingMixin, harness.HarnessTestCase):
             with self.subTest(mode=mode):
                 c = self.raw(self.sm.port)
                 with self.assertRaises(TruncatedResponse) as cm:
-                    c.request("GET", f"/misbehave/{mode}?bytes=100000&ms=300")
+                    c.request("GET", f"/misbehave/{mode}?bytes=100000&ms=500")
                 resp = cm.exception.response
                 self.assertEqual(resp.status, 200)
                 self.assertLessEqual(len(resp.body), 50000)
@@ -187,7 +187,7 @@ class ClientErrorTest(ServingMixin, harness.HarnessTestCase):
         super().setUp()
         self.fake = self.start_fake()
         self.sm = self.proxy_for(self.fake, proxy={"max_header_bytes": 8192,
-                                                   "header_timeout": "500ms"})
+                                                   "header_timeout": "1s"})
 
     def assertCodes(self, code, n):
         self.waitMetricSum(self.sm, n, REQ, code=str(code))
