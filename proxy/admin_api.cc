@@ -49,6 +49,20 @@ AdminResponse FromAnswer(const speedrun::Answer& a) {
   return r;
 }
 
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1 + 1 && isxdigit(s[i + 1]) &&
+        isxdigit(s[i + 2])) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
 // Constant time in the token's length, so a wrong guess teaches nothing by timing.
 bool SameToken(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -77,6 +91,8 @@ std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
   std::vector<prometheus::MetricFamily> all = request_stats->Collect();
   auto sys = system->Collect();
   all.insert(all.end(), std::make_move_iterator(sys.begin()), std::make_move_iterator(sys.end()));
+  auto al = alerts->collectable()->Collect();
+  all.insert(all.end(), std::make_move_iterator(al.begin()), std::make_move_iterator(al.end()));
   auto more = registry->Collect();
   all.insert(all.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   return all;
@@ -277,6 +293,34 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
                               {"endpoints", eps},
                               {"healthy_endpoints", health->healthy()},
                               {"total_endpoints", health->total()}}));
+  }
+  if (path == "/api/v1/alerts") {
+    if (!get) return respond(Error(405, "use GET"));
+    AdminResponse r;
+    r.body = alerts->AlertsJson(std::chrono::system_clock::now());
+    r.body.push_back('\n');
+    return respond(std::move(r));
+  }
+  if (path == "/api/v1/alert-rules") {
+    if (req.method == "POST") {
+      if (!Authorized(req, respond)) return;
+      alerting::ApiAnswer a = alerts->AddRule(req.body, std::chrono::system_clock::now());
+      return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
+    }
+    if (!get) return respond(Error(405, "use GET or POST"));
+    AdminResponse r;
+    r.body = alerts->RulesJson();
+    r.body.push_back('\n');
+    return respond(std::move(r));
+  }
+  constexpr std::string_view kRules = "/api/v1/alert-rules/";
+  if (path.starts_with(kRules) && path.size() > kRules.size()) {
+    if (req.method != "DELETE") return respond(Error(405, "use DELETE"));
+    if (!Authorized(req, respond)) return;
+    alerting::ApiAnswer a =
+        alerts->RemoveRule(PercentDecode(std::string_view(path).substr(kRules.size())),
+                           std::chrono::system_clock::now());
+    return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
   }
   if (path == "/api/v1/sla") {
     if (!get) return respond(Error(405, "use GET"));

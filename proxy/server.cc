@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <limits>
 #include <thread>
@@ -71,6 +72,14 @@ std::string ServerImpl::Start() {
     }
     return "speedrun store: " + *err;
   }
+  auto source = std::make_shared<alerting::CollectablesValueSource>();
+  alerts = alerting::Service::Create(config.alerting, source, {}, &error);
+  if (!alerts) {
+    for (auto& v : fds) {
+      for (int fd : v) close(fd);
+    }
+    return "alerting: " + error;
+  }
   admin = std::make_unique<AdminServer>(
       &loop, config.admin, config.proxy.max_header_bytes,
       [this](const AdminRequest& req, Responder respond) { HandleAdmin(req, std::move(respond)); });
@@ -93,6 +102,9 @@ std::string ServerImpl::Start() {
     recent.push_back(std::make_unique<RecentRequests>(ring));
   }
   request_stats = std::make_shared<metrics::RequestStatsCollector>(topology->layout(), shards);
+  source->Add(request_stats);
+  source->Add(system);
+  source->Add(registry);
   for (int i = 0; i < n; ++i) {
     std::vector<int> mine;
     for (auto& v : fds) mine.push_back(v[i]);
@@ -105,6 +117,15 @@ std::string ServerImpl::Start() {
                                            [this] { OnHealthChange(); });
   health->Start();
   OnHealthChange();
+  uv_timer_init(&loop, &eval_timer_);
+  eval_timer_.data = this;
+  uint64_t every = static_cast<uint64_t>(config.alerting.evaluation_interval.count());
+  uv_timer_start(
+      &eval_timer_,
+      [](uv_timer_t* t) {
+        static_cast<ServerImpl*>(t->data)->alerts->Evaluate(std::chrono::system_clock::now());
+      },
+      every, every);
 
   uv_signal_init(&loop, &sig_term_);
   uv_signal_init(&loop, &sig_int_);
@@ -161,12 +182,14 @@ void ServerImpl::FinishShutdown() {
   }
   workers.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&eval_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_hup_), nullptr);
   health->Stop();
   admin->Close([] {});
-  speedrun->Close();  // answers and commits everything already accepted
+  speedrun->Close();                          // answers and commits everything already accepted
+  alerts->WaitIdle(std::chrono::seconds(2));  // let queued notifications go out
   Log("stopped");
 }
 
@@ -197,7 +220,17 @@ void ServerImpl::Reload() {
     Log("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
     return;
   }
-  Log("SIGHUP: " + config.source + " is valid; restart to apply listener/upstream changes");
+  std::string error;
+  if (!alerts->Reload(r.config->alerting, std::chrono::system_clock::now(), &error)) {
+    ++config_reload_failures;
+    Log("SIGHUP: alerting config rejected, keeping the running one: " + error);
+    return;
+  }
+  speedrun->SetSlaConfig(r.config->sla);
+  config.alerting = r.config->alerting;
+  config.sla = r.config->sla;
+  Log("SIGHUP: reloaded [alerting] and [sla] from " + config.source +
+      "; listeners, upstreams and routes change on restart");
 }
 
 Server::Server(config::Config config) : impl_(std::make_unique<ServerImpl>(std::move(config))) {}

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "alerting/service.h"
 #include "config/config.h"
 #include "metrics/request_stats.h"
 #include "metrics/system_collector.h"
@@ -47,6 +48,7 @@ class ServerImpl {
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<HealthChecker> health;
   std::unique_ptr<speedrun::Service> speedrun;
+  std::unique_ptr<alerting::Service> alerts;
   bool listeners_up = false;
   bool draining = false;
   uint64_t config_reload_failures = 0;
@@ -60,6 +62,7 @@ class ServerImpl {
 
   uv_signal_t sig_term_, sig_int_, sig_hup_;
   uv_timer_t drain_timer_;
+  uv_timer_t eval_timer_;
   uint64_t drain_started_ms_ = 0;
   bool stopped_workers_ = false;
   int exit_code_ = 0;
