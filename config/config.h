@@ -125,7 +125,9 @@ struct AlertRuleConfig {
   // Load splits it: `metric` keeps the bare name, `match_labels` the matchers.
   std::string metric;
   std::map<std::string, std::string> match_labels;
-  std::string aggregation = "max";  // over matching series: max|min|sum|avg|count
+  // "" or "none": one alert per matching series (Prometheus semantics); otherwise the
+  // matching series reduce to one value: max|min|sum|avg|count.
+  std::string aggregation;
   CompareOp op = CompareOp::kGt;
   double threshold = 0;
   Duration for_duration{0};

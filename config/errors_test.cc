@@ -342,8 +342,8 @@ TEST(ErrorsTest, AlertRules) {
        "t.toml:8:19: [[alerting.rules]].keep_firing_for: invalid duration \"-1s\" (expected e.g. "
        "\"250ms\", \"5s\", \"2m\", \"1h\", \"1m30s\")"},
       {rule(kM, "aggregation = \"p99\"\n"),
-       "t.toml:8:15: [[alerting.rules]].aggregation: \"p99\" is not one of max, min, sum, avg, "
-       "count"},
+       "t.toml:8:15: [[alerting.rules]].aggregation: \"p99\" is not one of none, max, min, sum, "
+       "avg, count"},
       // Selector errors point at the bad character when the string is plain...
       {rule("metric = \"x{a}\"\n", ""),
        "t.toml:5:14: [[alerting.rules]].metric: invalid selector \"x{a}\": expected '=' after "

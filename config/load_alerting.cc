@@ -61,7 +61,8 @@ void LoadRule(const toml::table& table, UniqueNames* ids, AlertRuleConfig* rule)
 
   r.ReadString("aggregation", &rule->aggregation);
   if (!IsValidAggregation(rule->aggregation)) {
-    r.FailAt("aggregation", Quote(rule->aggregation) + " is not one of max, min, sum, avg, count");
+    r.FailAt("aggregation",
+             Quote(rule->aggregation) + " is not one of none, max, min, sum, avg, count");
   }
 
   r.Require("operator");

@@ -236,7 +236,7 @@ TEST(LoadTest, FullConfigReadsEveryKey) {
   EXPECT_EQ(r2.name, "cpu");  // defaults to the id
   EXPECT_EQ(r2.metric, "system.cpu_percent");
   EXPECT_TRUE(r2.match_labels.empty());
-  EXPECT_EQ(r2.aggregation, "max");
+  EXPECT_EQ(r2.aggregation, "");  // per series unless the rule asks to aggregate
   EXPECT_EQ(r2.op, CompareOp::kGe);
   EXPECT_EQ(r2.threshold, 85.5);
   EXPECT_EQ(r2.for_duration, Duration(0));

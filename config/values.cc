@@ -250,7 +250,8 @@ std::optional<LoadBalancing> ParseLoadBalancing(std::string_view text) {
 }
 
 bool IsValidAggregation(std::string_view text) {
-  return text == "max" || text == "min" || text == "sum" || text == "avg" || text == "count";
+  return text.empty() || text == "none" || text == "max" || text == "min" || text == "sum" ||
+         text == "avg" || text == "count";
 }
 
 bool IsValidLabelName(std::string_view name) {

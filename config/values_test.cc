@@ -200,8 +200,10 @@ TEST(EnumNamesTest, RoundTrip) {
   EXPECT_STREQ(LoadBalancingName(LoadBalancing::kRoundRobin), "round_robin");
   EXPECT_FALSE(ParseLoadBalancing("random").has_value());
 
-  for (const char* a : {"max", "min", "sum", "avg", "count"}) EXPECT_TRUE(IsValidAggregation(a));
-  for (const char* a : {"", "MAX", "mean", "p99"}) EXPECT_FALSE(IsValidAggregation(a));
+  for (const char* a : {"", "none", "max", "min", "sum", "avg", "count"}) {
+    EXPECT_TRUE(IsValidAggregation(a));
+  }
+  for (const char* a : {"MAX", "mean", "p99", "None"}) EXPECT_FALSE(IsValidAggregation(a));
 
   EXPECT_TRUE(IsValidLabelName("upstream"));
   EXPECT_TRUE(IsValidLabelName("_x9"));

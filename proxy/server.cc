@@ -73,7 +73,9 @@ std::string ServerImpl::Start() {
     return "speedrun store: " + *err;
   }
   auto source = std::make_shared<alerting::CollectablesValueSource>();
-  alerts = alerting::Service::Create(config.alerting, source, {}, &error);
+  alerting::ServiceOptions alert_options;
+  alert_options.external_url = "http://" + config.admin.address.ToString();
+  alerts = alerting::Service::Create(config.alerting, source, alert_options, &error);
   if (!alerts) {
     for (auto& v : fds) {
       for (int fd : v) close(fd);
