@@ -3,15 +3,13 @@ experiments (object, array, NDJSON) and patterns and reuses them, then the exact
 /metrics samples, GET /api/v1/sla and GET /api/v1/experiments are checked against values
 computed by hand; malformed bodies get their exact 4xx and change no counter; duplicates
 are answered 200 and counted once; bearer-token writes; the non-loopback start check;
-and a restart on the same SQLite store continues every counter exactly.
+health-check availability. Restarts and SIGKILL on a SQLite store: test_admin_crash.py,
+which imports the helpers and the session from here.
 """
 
 import json
 import os
-import signal
-import sqlite3
 import sys
-import time
 import unittest
 
 import requests
@@ -687,142 +685,6 @@ class AuthTest(IngestCase):
                                                     "status": "cancelled",
                                                     "duration_seconds": 0}), 201,
                           {"experiment_id": "tok-1", "status": "created"})
-
-
-class RestartTest(IngestCase):
-    def test_counters_and_sla_continue_after_restart(self):
-        store = os.path.join(self.workdir, "speedrun.db")
-        cfg = ingest_config(store_path=store)
-        sm = self.start_speedmon(cfg)
-        admin = Admin(sm)
-        self.addCleanup(admin.close)
-        self.run_session(admin)
-        before = self.state(sm, admin)
-        self.assertEqual(before[0], brief(expected_samples()))
-        self.assertEqual(before[1], EXPECTED_SLA)
-        admin.close()
-        self.assertEqual(sm.stop(), 0, sm.stderr())
-
-        sm2 = self.start_speedmon(ingest_config(store_path=store))
-        admin2 = Admin(sm2)
-        self.addCleanup(admin2.close)
-        self.assertEqual(self.state(sm2, admin2), before)
-        # Ids are still known, and counting continues from the restored totals.
-        self.assertAnswer(admin2.post(EXPERIMENTS, experiment(1)), 200,
-                          {"experiment_id": "e-001", "status": "duplicate"})
-        self.assertAnswer(admin2.post(PATTERNS, PATTERNS_2_3), 201,
-                          {"accepted": 0, "duplicates": 2})
-        e21 = {"experiment_id": "e-021", "status": "success", "duration_seconds": 2,
-               "ai_strategy": "genetic"}
-        self.assertAnswer(admin2.post(EXPERIMENTS, e21), 201,
-                          {"experiment_id": "e-021", "status": "created"})
-        self.assertAnswer(admin2.post(PATTERNS + "/p-3/reuse", b"", None), 200,
-                          {"pattern_id": "p-3", "reuse_count": 4})
-        expected = expected_samples(extra=[e21])
-        expected[("pokemon_speedrun_pattern_reuses_total", frozenset())] = 6.0
-        self.assertSamples(self.speedrun(sm2), expected)
-        self.assertEqual(admin2.get_json(SLA)["values"],
-                         dict(EXPECTED_SLA["values"], experiment_success_rate=2000 / 21))
-        got = admin2.get_json(EXPERIMENTS + "?limit=1000")
-        self.assertEqual(got["total"], 21)
-        self.assertEqual(got["experiments"][1:], before[2]["experiments"])
-
-        # A SIGKILL after acknowledged writes loses nothing either.
-        self.assertAnswer(admin2.post(EXPERIMENTS, dict(e21, experiment_id="e-022")), 201,
-                          {"experiment_id": "e-022", "status": "created"})
-        after = self.state(sm2, admin2)
-        admin2.close()
-        sm2.signal(signal.SIGKILL)
-        self.assertEqual(sm2.wait(10), -signal.SIGKILL)
-        sm3 = self.start_speedmon(ingest_config(store_path=store))
-        admin3 = Admin(sm3)
-        self.addCleanup(admin3.close)
-        self.assertEqual(self.state(sm3, admin3), after)
-
-    def test_restart_with_a_smaller_window_and_a_sighup_on_sla(self):
-        store = os.path.join(self.workdir, "speedrun.db")
-        sm = self.start_speedmon(ingest_config(store_path=store))
-        admin = Admin(sm)
-        self.addCleanup(admin.close)
-        self.run_session(admin)
-        admin.close()
-        self.assertEqual(sm.stop(), 0, sm.stderr())
-
-        # The windows are refilled from the newest rows: e-016 .. e-020 (4 successes of 5,
-        # every one compiled in 62.5 ms and loaded its checkpoint in 125 ms) and the last
-        # two patterns, p-2 and p-3 (0.6 each).
-        cfg = ingest_config(store_path=store, speedrun={"window_experiments": 5,
-                                                         "window_patterns": 2})
-        sm2 = self.start_speedmon(cfg)
-        admin2 = Admin(sm2)
-        self.addCleanup(admin2.close)
-        sla = admin2.get_json(SLA)
-        self.assertEqual(sla["values"], {"experiment_success_rate": 80.0,
-                                         "script_compilation": 100.0,
-                                         "checkpoint_loading": 100.0, "pattern_quality": 0.6,
-                                         "system_availability": None})
-        self.assertEqual(sla["window"], {"experiments": 5, "patterns": 2})
-        self.assertEqual(sla["individual_compliance"], {
-            "experiment_success_rate": False, "script_compilation": True,
-            "checkpoint_loading": True, "pattern_quality": False, "system_availability": None})
-        # Totals are all-time, whatever the window.
-        s = self.speedrun(sm2)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"),
-                         prom.select(expected_samples(), "pokemon_speedrun_experiments_total"))
-        self.assertEqual(s[("pokemon_speedrun_experiment_success_rate", frozenset())], 80.0)
-
-        # SIGHUP with lower minimums: the same window is recounted against them.
-        cfg["sla"] = {"experiment_success_rate_min": 80.0, "pattern_quality_min": 0.6}
-        with open(sm2.config_path, "w") as f:
-            f.write(harness.toml_dumps(cfg))
-        sm2.signal(signal.SIGHUP)
-        harness.wait_for(lambda: admin2.get_json(SLA)["overall_sla_compliant"] is True, 15,
-                         what="SLA compliant after SIGHUP")
-        sla = admin2.get_json(SLA)
-        self.assertEqual(sla["targets"], dict(sla_targets(), experiment_success_rate=80.0,
-                                              pattern_quality=0.6))
-        self.assertEqual(sla["individual_compliance"], {
-            "experiment_success_rate": True, "script_compilation": True,
-            "checkpoint_loading": True, "pattern_quality": True, "system_availability": None})
-        s = self.speedrun(sm2)
-        self.assertEqual(s[("pokemon_speedrun_sla_compliance", frozenset())], 1.0)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_sla_requirement_compliant"), {
-            frozenset({("requirement", r)}): 1.0 for r in REQUIREMENTS[:4]})
-
-    def test_retention_trims_rows_but_keeps_totals(self):
-        store = os.path.join(self.workdir, "speedrun.db")
-        cfg = ingest_config(store_path=store, speedrun={"retention_rows": 1})
-        sm = self.start_speedmon(cfg)
-        admin = Admin(sm)
-        self.addCleanup(admin.close)
-        # Rows kept: max(retention_rows, window, the 1000 recent) = 1000.
-        batch = [{"experiment_id": f"r{i:04d}", "status": "success" if i % 4 else "timeout",
-                  "duration_seconds": 1} for i in range(1200)]
-        self.assertAnswer(admin.post(EXPERIMENTS, batch, NDJSON), 201,
-                          {"accepted": 1200, "duplicates": 0})
-        self.assertAnswer(admin.post(EXPERIMENTS, batch[1100]), 200,
-                          {"experiment_id": "r1100", "status": "duplicate"})
-        admin.close()
-        self.assertEqual(sm.stop(), 0, sm.stderr())
-        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM experiments ORDER BY seq")]
-        self.assertEqual(ids, [f"r{i:04d}" for i in range(200, 1200)])
-
-        sm2 = self.start_speedmon(ingest_config(store_path=store,
-                                                speedrun={"retention_rows": 1}))
-        admin2 = Admin(sm2)
-        self.addCleanup(admin2.close)
-        s = self.speedrun(sm2)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"), {
-            frozenset({("status", "success"), ("strategy", "unknown")}): 900.0,
-            frozenset({("status", "timeout"), ("strategy", "unknown")}): 300.0})
-        self.assertEqual(s[("pokemon_speedrun_experiment_duration_seconds_count", frozenset())],
-                         1200.0)
-        self.assertEqual(admin2.get_json(EXPERIMENTS + "?limit=1")["total"], 1200)
-        # The window holds the newest 1000: 750 successes.
-        self.assertEqual(admin2.get_json(SLA)["values"]["experiment_success_rate"], 75.0)
-        self.assertAnswer(admin2.post(EXPERIMENTS, batch[1199]), 200,
-                          {"experiment_id": "r1199", "status": "duplicate"})
 
 
 if __name__ == "__main__":
