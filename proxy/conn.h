@@ -259,6 +259,9 @@ class WorkerImpl {
 
   void BeginDrain();
   void StopNow();
+  // Appends one JSON line to the access log buffer (when [proxy].access_log is set).
+  void AccessLog(const RequestRecord& r, std::string_view client_ip);
+  bool access_log_on() const { return access_fd_ >= 0; }
   uv_async_t async;
   std::atomic<int> command{0};  // 1 drain, 2 stop
   std::mutex async_mu;          // async_send must not race the handle's close
@@ -279,6 +282,11 @@ class WorkerImpl {
   int free_write_count_ = 0;
   std::vector<char> read_buf_;
   bool finishing_ = false;
+  void FlushAccessLog();
+  int access_fd_ = -1;
+  bool access_fd_owned_ = false;
+  std::string access_buf_;
+  uv_timer_t access_timer_;
   friend class DownstreamConn;
   friend class UpstreamConn;
 };

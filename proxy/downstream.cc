@@ -379,7 +379,7 @@ void DownstreamConn::FinishExchange(int status) {
   if (w_->config.proxy.record_requests) {
     w_->stats->RecordRequest(upstream_, route_, method_, status, duration, req_body_bytes_,
                              resp_body_bytes_);
-    if (w_->recent->capacity() != 0) {
+    if (w_->recent->capacity() != 0 || w_->access_log_on()) {
       RequestRecord rec;
       rec.unix_time = UnixNow();
       rec.duration_ns = duration;
@@ -393,6 +393,7 @@ void DownstreamConn::FinishExchange(int status) {
       rec.SetPath(target_);
       rec.SetRequestId(std::string_view(request_id_, request_id_len_));
       w_->recent->Add(rec);
+      if (w_->access_log_on()) w_->AccessLog(rec, client_ip_);
     }
   }
   if (in_flight_counted_) {
