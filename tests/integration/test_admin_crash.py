@@ -6,6 +6,8 @@ same store every acknowledged experiment is there exactly once, nothing unsent a
 a batch is all there or not at all, and the restored counters equal the rows. Finally the
 runners retry what was never acknowledged, and the store holds every id exactly once.
 
+ScrapeConsistencyTest: a scrape during ingest sees each batch whole or not at all.
+
 RestartTest: counters, SLA and the recent list continue exactly after SIGTERM and after
 SIGKILL; a smaller window on restart and a SIGHUP on [sla]; retention keeps the totals.
 """
@@ -202,6 +204,59 @@ class CrashTest(harness.HarnessTestCase):
                              "HAVING count(*) > 1").fetchall()
         self.assertEqual(dup, [])
         self.assertEqual(prom.sum_values(before_stop, TOTAL), float(len(sent_ids)))
+
+
+class ScrapeConsistencyTest(harness.HarnessTestCase):
+    """speedrun_metrics.h: "a scrape sees each committed batch whole or not at all for
+    counters". Every POST here is an NDJSON batch of exactly 8 experiments with 8
+    different (status, strategy) labels, so every scrape must show a multiple of 8 in
+    pokemon_speedrun_experiments_total, and the duration histogram must count the same."""
+
+    BATCH = 8
+    CLIENTS = 8
+    SECONDS = 3.0
+
+    def test_a_scrape_sees_each_batch_whole(self):
+        sm = self.start_speedmon(ingest.ingest_config())
+        stop = threading.Event()
+
+        def post_batches(client):
+            with requests.Session() as s:
+                for n in range(MAX_REQUESTS_PER_CLIENT):
+                    if stop.is_set():
+                        return
+                    items = [{"experiment_id": f"c{client}-{n}-{k}", "duration_seconds": 1,
+                              "status": STATUSES[6 + k % 4], "ai_strategy": f"s{k}"}
+                             for k in range(self.BATCH)]
+                    r = s.post(sm.admin_url + EXPERIMENTS, timeout=30,
+                               data="".join(json.dumps(x) + "\n" for x in items),
+                               headers={"Content-Type": NDJSON})
+                    if r.status_code != 201:
+                        return
+
+        clients = [threading.Thread(target=post_batches, args=(c,), daemon=True)
+                   for c in range(self.CLIENTS)]
+        for c in clients:
+            c.start()
+        torn = []
+        scrapes = 0
+        try:
+            deadline = time.monotonic() + self.SECONDS
+            while time.monotonic() < deadline and len(torn) < 3:
+                samples = sm.metrics()
+                scrapes += 1
+                total = prom.sum_values(samples, TOTAL)
+                count = prom.value(samples, "pokemon_speedrun_experiment_duration_seconds_count")
+                if total % self.BATCH or count != total:
+                    torn.append((total, count))
+        finally:
+            stop.set()
+            for c in clients:
+                c.join(60)
+        final = sm.metrics()
+        self.assertGreater(prom.sum_values(final, TOTAL), 0)
+        self.assertEqual(torn, [], f"{len(torn)} torn of {scrapes} scrapes: (sum of {TOTAL}, "
+                                   "experiment_duration_seconds_count)")
 
 
 class RestartTest(ingest.IngestCase):
