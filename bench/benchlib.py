@@ -96,19 +96,22 @@ class Ports:
 
 # ---- /proc ----------------------------------------------------------------------------
 
+def _stat_fields(pid):
+    """/proc/PID/stat after the command name (which may hold spaces), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()
+
+
 def children(pid):
     """Direct children of pid, found by scanning /proc (works without CONFIG_PROC_CHILDREN)."""
     out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == pid:
+        fields = _stat_fields(entry) if entry.isdigit() else None
+        if fields is not None and int(fields[1]) == pid:
             out.append(int(entry))
     return out
 
@@ -122,26 +125,20 @@ def cpu_ticks(pids):
     """utime + stime summed over pids (all threads), in clock ticks."""
     total = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
     return total
 
 
 def status_kb(pids, key):
-    """A kB field of /proc/PID/status (VmRSS, VmHWM) summed over pids."""
+    """A kB field of /proc/PID/status (VmRSS, VmHWM) summed over pids; gone pids count 0."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith(key + ":"):
-                        total += int(line.split()[1])
-                        break
+                total += next((int(line.split()[1]) for line in f
+                               if line.startswith(key + ":")), 0)
         except OSError:
             pass
     return total

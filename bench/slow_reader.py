@@ -14,24 +14,18 @@ read, the HTTP status line, and how the read ended.
 """
 import argparse
 import json
+import os
 import socket
+import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 
 def rss_kb(pids):
-    """VmRSS summed over pids, in kB; a pid that has gone counts 0."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
+    return benchlib.status_kb(pids, "VmRSS")
 
 
 class Sampler(threading.Thread):
