@@ -8,6 +8,7 @@
 
 #include "metrics/exposition.h"
 #include "proxy/server_impl.h"
+#include "proxy/status_page.h"
 
 namespace speedmon::proxy {
 
@@ -116,6 +117,13 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
       }
     }
     r.headers.emplace_back("Vary", "Accept, Accept-Encoding");
+    return respond(std::move(r));
+  }
+  if (path == "/" || path == "/index.html") {
+    if (!get) return respond(Error(405, "use GET"));
+    AdminResponse r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = StatusPageHtml();
     return respond(std::move(r));
   }
   if (path == "/healthz") {
