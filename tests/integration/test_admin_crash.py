@@ -228,6 +228,47 @@ class CrashTest(harness.HarnessTestCase):
                              f"but their POST got no answer ({len(self.acked)} answered)")
 
 
+class DuplicateRaceTest(harness.HarnessTestCase):
+    def test_the_same_ids_from_8_clients_at_once_are_created_once(self):
+        sm = self.start_speedmon(ingest.ingest_config(
+            store_path=os.path.join(self.workdir, "speedrun.db")))
+        ids = [f"race-{i}" for i in range(200)]
+        answers = collections.Counter()
+        lock = threading.Lock()
+
+        def post_all(client):
+            order = ids[client * 25:] + ids[:client * 25]  # each client starts elsewhere
+            with requests.Session() as s:
+                for n, i in enumerate(order):
+                    e = make_experiment(i, int(i.split("-")[1]), 0)
+                    if n % 2:  # every other id inside a batch of 1, as NDJSON
+                        r = s.post(sm.admin_url + EXPERIMENTS, data=json.dumps(e) + "\n",
+                                   headers={"Content-Type": NDJSON}, timeout=30)
+                        key = {(201, json.dumps({"accepted": 1, "duplicates": 0})): "created",
+                               (201, json.dumps({"accepted": 0, "duplicates": 1})): "duplicate"}
+                        got = key.get((r.status_code, json.dumps(r.json())), r.text)
+                    else:
+                        r = s.post(sm.admin_url + EXPERIMENTS, json=e, timeout=30)
+                        got = {201: "created", 200: "duplicate"}.get(r.status_code)
+                        if r.json() != {"experiment_id": i, "status": got}:
+                            got = r.text  # shows up in the final comparison
+                    with lock:
+                        answers[(i, got)] += 1
+
+        threads = [threading.Thread(target=post_all, args=(c,)) for c in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(answers, collections.Counter(
+            {**{(i, "created"): 1 for i in ids}, **{(i, "duplicate"): 7 for i in ids}}))
+        self.assertEqual(prom.sum_values(sm.metrics(), TOTAL), 200.0)
+        self.assertEqual(sm.get_json(EXPERIMENTS + "?limit=1")["total"], 200)
+        self.assertEqual(sm.stop(), 0, sm.stderr())
+        rows, n_rows = read_store(os.path.join(self.workdir, "speedrun.db"))
+        self.assertEqual((n_rows, sorted(rows)), (200, sorted(ids)))
+
+
 class ScrapeConsistencyTest(harness.HarnessTestCase):
     """speedrun_metrics.h: "a scrape sees each committed batch whole or not at all for
     counters". Every POST here is an NDJSON batch of exactly 8 experiments with 8
