@@ -261,7 +261,9 @@ void EndpointChecker::EndCheck(const char* result) {
       health.healthy = false;
       ++health.failures;
       owner_->failures_family.Add({{"failure_type", result}}).Increment();
-      pending_since_unix_ = health.last_check_unix;
+      // Startup runs from the failure, unless it was never confirmed up since its first
+      // check: then from that first check.
+      if (pending_since_unix_ == 0) pending_since_unix_ = health.last_check_unix;
       changed = true;
     } else if (!health.healthy && pending_since_unix_ == 0) {
       pending_since_unix_ = health.last_check_unix;
