@@ -215,6 +215,18 @@ class Alertmanager(_Server):
             raise AssertionError(f"GET /api/v2/alerts -> {status}: {doc}")
         return [a for a in doc if alertname is None or a["labels"].get("alertname") == alertname]
 
+    def received(self):
+        """Alertmanager's own count of alerts received through API v2, by status as it
+        judged them on arrival ("resolved": endsAt already past), plus "invalid"."""
+        r = requests.get(self.url + "/metrics", timeout=10.0)
+        r.raise_for_status()
+        samples = harness.prom.parse(r.text)
+        out = {st: harness.prom.value(samples, "alertmanager_alerts_received_total",
+                                      status=st, version="v2") for st in ("firing", "resolved")}
+        out["invalid"] = harness.prom.value(samples, "alertmanager_alerts_invalid_total",
+                                            version="v2")
+        return out
+
 
 # ---- webhook receiver ------------------------------------------------------------------
 
