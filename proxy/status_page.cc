@@ -1,0 +1,395 @@
+// The status page's HTML, CSS and JavaScript as one constant. Main thread (admin server).
+//
+// Why it looks like this:
+// - Self-contained: speedmon runs as a sidecar on networks with no way out, so no CDN,
+//   no web fonts, no separate asset routes.
+// - Data goes into the DOM only through textContent / setAttribute: upstream names,
+//   paths, request ids and alert annotations come from configs and clients, and an alert
+//   summary must not become markup in an operator's browser.
+// - URLs are relative (api/v1/...), so the page also works behind a path-prefix proxy.
+// - Polls are chained (the next starts 2 s after the last finished), so a slow speedmon
+//   never piles up requests; a failed poll keeps the last values, dimmed, under a banner.
+// - ASCII only in this file; the few typographic characters are entities or \u escapes.
+#include "proxy/status_page.h"
+
+namespace speedmon::proxy {
+
+namespace {
+
+constexpr char kHead[] = R"html(<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>speedmon status</title>
+<style>
+:root{--bg:#f4f5f7;--card:#fff;--line:#e2e5e9;--text:#1c2330;--muted:#667085;
+--ok:#11703a;--okbg:#dcf3e4;--bad:#b42318;--badbg:#fde6e3;--warn:#8a5a00;--warnbg:#fdf0cc;
+--na:#5b6575;--nabg:#eceff3}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+body{margin:0;background:var(--bg);color:var(--text);
+font:13px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif}
+header{display:flex;align-items:baseline;gap:16px;padding:10px 20px;background:#1c2330;color:#fff}
+header h1{margin:0;font-size:18px;font-weight:600}
+header .meta{color:#b9c1cd;font-size:12px}
+.noscript{margin:12px 20px;padding:8px 12px;background:var(--warnbg);border-radius:4px}
+#stale-banner{margin:12px 20px 0;padding:8px 12px;border:1px solid #f0a49a;border-radius:4px;
+background:var(--badbg);color:var(--bad);font-weight:600}
+#stale-detail{font-weight:400}
+body.stale main{opacity:.5}
+main{max-width:1280px;margin:0 auto;padding:12px 20px 8px}
+.grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.4fr);gap:12px;margin-bottom:12px}
+section{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:10px 12px;
+margin-bottom:12px;min-width:0;overflow-x:auto}
+.grid section{margin-bottom:0}
+h2{font-size:14px;margin:0 0 8px;display:flex;gap:8px;align-items:center}
+h2 .sub,h3 .sub{color:var(--muted);font-weight:400;font-size:12px}
+h3{font-size:13px;margin:10px 0 4px;display:flex;gap:8px;align-items:baseline}
+.upstream+.upstream{border-top:1px solid var(--line);margin-top:10px}
+table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}
+th,td{padding:3px 8px;text-align:left;border-bottom:1px solid var(--line);white-space:nowrap}
+tr:last-child td,tr:last-child th{border-bottom:0}
+th{color:var(--muted);font-weight:500;font-size:12px;border-bottom-color:#cfd4db}
+th.num,td.num{text-align:right}
+td.wrap{white-space:normal;min-width:160px}
+td.path{max-width:300px;overflow:hidden;text-overflow:ellipsis}
+.mono{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:12px}
+.badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:11px;font-weight:600;
+line-height:18px;white-space:nowrap}
+.ok{background:var(--okbg);color:var(--ok)}
+.bad{background:var(--badbg);color:var(--bad)}
+.warn{background:var(--warnbg);color:var(--warn)}
+.na{background:var(--nabg);color:var(--na)}
+.empty{color:var(--muted);font-style:italic;margin:4px 0}
+.error{color:var(--bad);margin:4px 0}
+.eps{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 6px;padding:0;list-style:none}
+.eps li{border:1px solid var(--line);border-radius:4px;padding:1px 4px 1px 8px;
+display:flex;gap:6px;align-items:center}
+.bar{display:inline-block;width:110px;height:8px;background:var(--nabg);border-radius:4px;
+overflow:hidden;vertical-align:middle;margin-right:8px}
+.bar>span{display:block;height:100%;background:#3b82c4}
+.bar>span.warn{background:#d6a31d}
+.bar>span.bad{background:#d9453a}
+footer{color:var(--muted);font-size:12px;text-align:center;padding:0 0 16px}
+a{color:#2563a8}
+@media (max-width:900px){.grid{grid-template-columns:1fr}}
+</style>
+</head>
+<body>
+<header><h1>speedmon status</h1><span class="meta" id="updated">loading&hellip;</span></header>
+<noscript><p class="noscript" data-testid="noscript">This live page needs JavaScript. The same
+data is available as JSON at <a href="api/v1/upstreams">api/v1/upstreams</a>,
+<a href="api/v1/system">api/v1/system</a>, <a href="api/v1/sla">api/v1/sla</a>,
+<a href="api/v1/alerts">api/v1/alerts</a>, <a href="api/v1/requests?limit=20">api/v1/requests</a>
+and <a href="api/v1/processes">api/v1/processes</a>, and for Prometheus at
+<a href="metrics">/metrics</a>.</p></noscript>
+<div id="stale-banner" data-testid="stale-banner" role="alert" hidden>Stale &mdash; cannot reach
+speedmon. <span id="stale-detail"></span></div>
+<main>
+<div class="grid">
+<section id="system" data-testid="system"><h2>Host</h2><div id="system-body"></div></section>
+<section id="sla" data-testid="sla"><h2>SLA <span id="sla-overall" class="badge na">no data</span>
+<span class="sub" id="sla-window"></span></h2><div id="sla-body"></div></section>
+</div>
+<section id="alerts" data-testid="alerts"><h2>Alerts <span id="alerts-count" class="badge na">
+</span></h2><div id="alerts-body"></div></section>
+<section id="upstreams" data-testid="upstreams"><h2>Upstreams</h2><div id="upstreams-body">
+</div></section>
+<section id="processes" data-testid="processes"><h2>Processes and health checks</h2>
+<div id="processes-body"></div></section>
+<section id="requests" data-testid="requests"><h2>Recent requests
+<span class="sub">newest first, last 20</span></h2><div id="requests-body"></div></section>
+</main>
+<footer>Updates every 2 s from the admin API &middot; <a href="metrics">/metrics</a>
+&middot; <a href="api/v1/upstreams">JSON</a></footer>
+)html";
+
+constexpr char kScript[] = R"js(<script>
+"use strict";
+(function () {
+  const POLL_MS = 2000, FETCH_TIMEOUT_MS = 5000, DASH = "\u2013";
+  const $ = (id) => document.getElementById(id);
+
+  // Every node is built here; text only ever enters through text nodes or attributes.
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === "text") e.textContent = String(v);
+      else if (k === "cls") e.className = v;
+      else e.setAttribute(k, String(v));
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+  const finite = (v) => typeof v === "number" && isFinite(v);
+  const num = (v, d) => (finite(v) ? v.toFixed(d) : DASH);
+  const pct = (v) => (finite(v) ? v.toFixed(1) + " %" : DASH);
+  const ms = (v) => (finite(v) ? v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0) + " ms" : DASH);
+  function bytes(n) {
+    if (!finite(n)) return DASH;
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : String(n)) + " " + u[i];
+  }
+  function duration(s) {
+    if (!finite(s)) return DASH;
+    s = Math.floor(s);
+    const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+    if (d) return d + "d " + h + "h";
+    if (h) return h + "h " + m + "m";
+    return m ? m + "m " + (s % 60) + "s" : s + "s";
+  }
+  const pad = (n, w) => String(n).padStart(w || 2, "0");
+  function clock(date) {
+    if (isNaN(date.getTime())) return DASH;
+    return pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+  }
+  const unixClock = (t) => (finite(t) ? clock(new Date(t * 1000)) : DASH);
+  const isoClock = (t) => (typeof t === "string" ? clock(new Date(t)) : DASH);
+  const badge = (text, kind) => el("span", {cls: "badge " + kind, text: text});
+  const empty = (text) => el("p", {cls: "empty", text: text});
+  const td = (col, value, cls) => el("td", {"data-col": col, cls: cls || null}, value);
+  const numTd = (col, value) => td(col, value, "num");
+  function table(head, rows) {
+    const thead = el("tr");
+    for (const h of head) {
+      const n = h.endsWith("#");
+      thead.appendChild(el("th", {cls: n ? "num" : null, text: n ? h.slice(0, -1) : h}));
+    }
+    return el("table", {}, el("thead", {}, thead), el("tbody", {}, ...rows));
+  }
+  const level = (v, bad) => (!finite(v) ? "na" : v >= bad ? "bad" : v >= bad - 15 ? "warn" : "ok");
+  function bar(v, bad) {
+    const fill = el("span", {cls: level(v, bad) === "ok" ? null : level(v, bad)});
+    fill.style.width = (finite(v) ? Math.min(100, Math.max(0, v)) : 0) + "%";
+    return el("span", {cls: "bar"}, fill);
+  }
+  const list = (v) => (Array.isArray(v) ? v : []);
+  // Keys from JSON ("toString", "constructor") must not reach Object.prototype.
+  const own = (o, k) => (o && typeof o === "object" && Object.hasOwn(o, k) ? o[k] : undefined);
+
+  function renderSystem(s) {
+    const rows = [];
+    const gauge = (label, id, v, bad, extra) =>
+      el("tr", {"data-testid": id}, el("th", {text: label}),
+         td("value", el("span", {}, bar(v, bad), pct(v), extra || "")));
+    rows.push(gauge("CPU", "sys-cpu", s.cpu_percent, 85,
+                    finite(s.cpu_count) ? " of " + s.cpu_count + " cores" : ""));
+    rows.push(gauge("Memory", "sys-memory", s.memory_percent, 90,
+                    finite(s.memory_total_bytes) ? " of " + bytes(s.memory_total_bytes) : ""));
+    for (const d of list(s.disks)) {
+      const row = gauge("Disk " + d.path, "sys-disk", d.percent, 90,
+                        finite(d.total_bytes) ? " of " + bytes(d.total_bytes) : "");
+      row.setAttribute("data-path", d.path);
+      rows.push(row);
+    }
+    const load = list(s.load_average).map((x) => num(x, 2)).join(" / ");
+    rows.push(el("tr", {"data-testid": "sys-load"}, el("th", {text: "Load 1/5/15m"}),
+                 td("value", load || DASH)));
+    rows.push(el("tr", {"data-testid": "sys-uptime"}, el("th", {text: "Host uptime"}),
+                 td("value", duration(s.uptime_seconds))));
+    return el("table", {}, el("tbody", {}, ...rows));
+  }
+
+  const SLA = {
+    experiment_success_rate: ["Experiment success rate", "%"],
+    script_compilation: ["Script compilation under target", "%"],
+    checkpoint_loading: ["Checkpoint loading under target", "%"],
+    pattern_quality: ["Pattern quality", ""],
+    system_availability: ["System availability", "%"],
+  };
+  function renderSla(s) {
+    const ok = s.overall_sla_compliant;
+    const overall = $("sla-overall");
+    overall.className = "badge " + (ok === true ? "ok" : ok === false ? "bad" : "na");
+    overall.textContent = ok === true ? "compliant" : ok === false ? "not compliant" : "no data";
+    overall.setAttribute("data-state", ok === true ? "compliant" : ok === false ? "violated" : "none");
+    const w = s.window || {};
+    $("sla-window").textContent = "window: " + (finite(w.experiments) ? w.experiments : 0) +
+        " experiments, " + (finite(w.patterns) ? w.patterns : 0) + " patterns";
+    const comp = s.individual_compliance || {}, values = s.values || {}, targets = s.targets || {};
+    const latency = s.latency_targets_ms || {};
+    const keys = Object.keys(SLA).filter((k) => Object.hasOwn(comp, k))
+        .concat(Object.keys(comp).filter((k) => !Object.hasOwn(SLA, k)));
+    const rows = keys.map((k) => {
+      const [label, unit] = own(SLA, k) || [k, ""];
+      const fmt = (v) => (!finite(v) ? DASH : unit ? pct(v) : num(v, 2));
+      const value = own(values, k), goal = own(targets, k), under = own(latency, k);
+      let target = finite(goal) ? "\u2265 " + fmt(goal) : DASH;
+      if (finite(under)) target += " under " + ms(under);
+      const c = own(comp, k);
+      return el("tr", {"data-testid": "sla-" + k, "data-state": c === true ? "met" : c === false ? "missed" : "none"},
+                td("requirement", label),
+                numTd("value", value === null || value === undefined ? "no data" : fmt(value)),
+                numTd("target", target),
+                td("state", c === true ? badge("met", "ok") : c === false ? badge("missed", "bad")
+                                       : badge("no data", "na")));
+    });
+    return table(["Requirement", "Value#", "Target#", "State"], rows);
+  }
+
+  const SEVERITY = {critical: "bad", warning: "warn", info: "na"};
+  function renderAlerts(a) {
+    const active = list(a.alerts), resolved = list(a.resolved);
+    const firing = active.filter((x) => x.state === "firing").length;
+    const count = $("alerts-count");
+    count.className = "badge " + (firing ? "bad" : active.length ? "warn" : "ok");
+    count.textContent = firing + " firing" + (active.length - firing ? ", " + (active.length - firing) + " pending" : "");
+    const summary = (x) => (x.annotations && x.annotations.summary) || x.description || "";
+    const out = [];
+    if (!active.length) out.push(empty("No pending or firing alerts."));
+    else out.push(table(["State", "Severity", "Alert", "Value#", "Active since", "Summary"],
+      active.map((x) => el("tr", {"data-testid": "alert-row", "data-name": x.name, "data-state": x.state},
+        td("state", badge(String(x.state), x.state === "firing" ? "bad" : "warn")),
+        td("severity", badge(String(x.severity), own(SEVERITY, x.severity) || "na")),
+        td("name", x.name), numTd("value", num(x.value, 2)), td("active_at", isoClock(x.activeAt)),
+        td("summary", summary(x), "wrap")))));
+    if (resolved.length) {
+      out.push(el("h3", {}, "Recently resolved"));
+      out.push(table(["Alert", "Severity", "Resolved at", "Summary"],
+        resolved.map((x) => el("tr", {"data-testid": "resolved-row", "data-name": x.name},
+          td("name", x.name), td("severity", badge(String(x.severity), "na")),
+          td("resolved_at", isoClock(x.resolvedAt)), td("summary", summary(x), "wrap")))));
+    }
+    return out;
+  }
+
+  function renderUpstreams(u) {
+    const ups = list(u.upstreams);
+    if (!ups.length) return [empty("No upstreams configured.")];
+    return ups.map((up) => {
+      const eps = list(up.endpoints);
+      const healthy = eps.filter((e) => e.healthy === true).length;
+      const h = el("h3", {}, up.name, el("span", {cls: "sub", "data-col": "healthy_count",
+                  text: healthy + " of " + eps.length + " endpoints healthy"}));
+      const epList = el("ul", {cls: "eps"}, ...eps.map((e) =>
+        el("li", {"data-testid": "endpoint", "data-address": e.address, "data-healthy": e.healthy === true},
+           el("span", {cls: "mono", text: e.address}),
+           e.healthy === true ? badge("healthy", "ok") : badge("unhealthy", "bad"))));
+      const routes = list(up.routes);
+      const body = routes.length ? table(
+        ["Route", "Requests#", "5xx#", "Success#", "p50#", "p95#", "p99#", "Avg#", "Max#", "Sent#", "Received#"],
+        routes.map((r) => el("tr", {"data-testid": "route-row", "data-route": r.route},
+          td("route", r.route), numTd("requests", r.requests), numTd("errors_5xx", r.errors_5xx),
+          numTd("success_rate", r.requests > 0 ? pct(r.success_rate) : DASH),
+          numTd("p50", ms(r.latency_ms && r.latency_ms.p50)), numTd("p95", ms(r.latency_ms && r.latency_ms.p95)),
+          numTd("p99", ms(r.latency_ms && r.latency_ms.p99)), numTd("avg", ms(r.latency_ms && r.latency_ms.avg)),
+          numTd("max", ms(r.latency_ms && r.latency_ms.max)), numTd("request_bytes", bytes(r.request_bytes)),
+          numTd("response_bytes", bytes(r.response_bytes)))))
+        : empty("No requests yet.");
+      return el("div", {cls: "upstream", "data-testid": "upstream-" + up.name, "data-name": up.name}, h, epList, body);
+    });
+  }
+
+  function renderProcesses(p) {
+    const out = [];
+    const procs = list(p.processes);
+    if (!procs.length) out.push(empty("No watched processes ([[processes]] in the config)."));
+    else out.push(table(["Process", "State", "PID#", "CPU time#", "Memory#", "Threads#", "Open files#", "Restarts#"],
+      procs.map((x) => el("tr", {"data-testid": "process-row", "data-name": x.name, "data-running": x.running === true},
+        td("name", x.name), td("state", x.running ? badge("running", "ok") : badge("not running", "bad")),
+        numTd("pid", x.pid === null || x.pid === undefined ? DASH : x.pid),
+        numTd("cpu_seconds", finite(x.cpu_seconds) ? x.cpu_seconds.toFixed(2) + " s" : DASH),
+        numTd("resident_bytes", bytes(x.resident_bytes)), numTd("threads", x.threads),
+        numTd("open_fds", x.open_fds), numTd("restarts", x.restarts)))));
+    const eps = list(p.endpoints);
+    if (eps.length) {
+      out.push(el("h3", {}, "Endpoint health checks"));
+      out.push(table(["Upstream", "Endpoint", "Health", "Checks#", "Failed checks#", "Failures#", "Last check", "Last result", "Startup#"],
+        eps.map((e) => el("tr", {"data-testid": "healthcheck-row", "data-endpoint": e.endpoint, "data-healthy": e.healthy === true},
+          td("upstream", e.upstream), td("endpoint", e.endpoint, "mono"),
+          td("healthy", e.healthy ? badge("healthy", "ok") : badge("unhealthy", "bad")),
+          numTd("checks", e.checks), numTd("check_failures", e.check_failures), numTd("failures", e.failures),
+          td("last_check", unixClock(e.last_check)), td("last_result", e.last_result || DASH),
+          numTd("startup_seconds", finite(e.startup_seconds) ? e.startup_seconds.toFixed(2) + " s" : DASH)))));
+    }
+    return out;
+  }
+
+  const statusKind = (s) => (s >= 500 || !s ? "bad" : s >= 400 ? "warn" : s >= 300 ? "na" : "ok");
+  function renderRequests(r) {
+    const reqs = list(r.requests);
+    if (!reqs.length) return [empty("No requests yet.")];
+    return [table(["Time", "Upstream", "Route", "Method", "Path", "Status", "Duration#", "Request ID"],
+      reqs.map((x) => el("tr", {"data-testid": "request-row", "data-request-id": x.request_id},
+        td("time", unixClock(x.time)), td("upstream", x.upstream), td("route", x.route),
+        td("method", x.method), el("td", {"data-col": "path", cls: "path mono", title: x.path, text: x.path}),
+        td("status", badge(String(x.status), statusKind(x.status))), numTd("duration_ms", ms(x.duration_ms)),
+        td("request_id", x.request_id, "mono"))))];
+  }
+
+  const SOURCES = [
+    ["upstreams", "api/v1/upstreams", "upstreams-body", renderUpstreams],
+    ["system", "api/v1/system", "system-body", renderSystem],
+    ["sla", "api/v1/sla", "sla-body", renderSla],
+    ["alerts", "api/v1/alerts", "alerts-body", renderAlerts],
+    ["requests", "api/v1/requests?limit=20", "requests-body", renderRequests],
+    ["processes", "api/v1/processes", "processes-body", renderProcesses],
+  ];
+
+  async function getJson(url) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const r = await fetch(url, {cache: "no-store", signal: ctl.signal, headers: {Accept: "application/json"}});
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return await r.json();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  let lastOk = null;
+  async function poll() {
+    try {
+      await refresh();
+    } finally {
+      setTimeout(poll, POLL_MS);
+    }
+  }
+  async function refresh() {
+    const results = await Promise.allSettled(SOURCES.map((s) => getJson(s[1])));
+    const failed = [];
+    results.forEach((res, i) => {
+      const [name, , target, render] = SOURCES[i];
+      if (res.status !== "fulfilled") {
+        failed.push(name + ": " + ((res.reason && res.reason.message) || "failed"));
+        return;
+      }
+      let nodes;
+      try {
+        nodes = render(res.value || {});
+      } catch (e) {  // unexpected JSON: say so in that section, keep polling
+        nodes = el("p", {cls: "error", text: "Cannot show this data: " + e.message});
+      }
+      $(target).replaceChildren(...(Array.isArray(nodes) ? nodes : [nodes]));
+    });
+    const now = new Date();
+    if (!failed.length) lastOk = now;
+    $("stale-banner").hidden = !failed.length;
+    document.body.classList.toggle("stale", failed.length > 0);
+    $("stale-detail").textContent = failed.length ? "Last update " + (lastOk ? clock(lastOk) : "never") +
+        "; failed: " + failed.join(", ") : "";
+    $("updated").textContent = lastOk ? "updated " + clock(lastOk) : "no data yet";
+  }
+  poll();
+})();
+</script>
+</body>
+</html>
+)js";
+
+}  // namespace
+
+const std::string& StatusPageHtml() {
+  static const std::string kPage = std::string(kHead) + kScript;
+  return kPage;
+}
+
+}  // namespace speedmon::proxy
