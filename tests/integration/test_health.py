@@ -9,6 +9,7 @@ failures), answers too slowly (timeouts) or answers 200 where only 204 is expect
 
 import json
 import os
+import socket
 import sys
 import time
 import unittest
@@ -339,6 +340,52 @@ class BalancingTest(harness.HarnessTestCase):
                 self.assertGreater(sick.stats()["by_route"].get("GET /bytes/100", 0), 0,
                                    "a recovered endpoint gets traffic again")
                 self.assertEqual(sm.stop(), 0)
+
+
+class BlackholeTest(HealthTestBase):
+    def blackhole(self):
+        """A loopback port whose connects hang: a listener with a full accept queue, on
+        which the kernel drops further SYNs."""
+        lsock = socket.socket()
+        self.addCleanup(lsock.close)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(0)
+        port = lsock.getsockname()[1]
+        for _ in range(4):
+            filler = socket.socket()
+            self.addCleanup(filler.close)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        probe = socket.socket()
+        probe.settimeout(0.5)
+        with probe, self.assertRaises(socket.timeout, msg="connects should hang"):
+            probe.connect(("127.0.0.1", port))
+        return f"127.0.0.1:{port}"
+
+    def test_unreachable_endpoint_is_skipped_without_a_connect_timeout(self):
+        # Connects that hang are the case where waiting would cost connect_timeout on
+        # every request: once the checks time out, the 503 comes without a connect.
+        up = self.start_fakes(2)
+        hole = self.blackhole()
+        self.sm = self.start_speedmon(harness.proxy_config(
+            {"emu1": [up[0].address], "emu2": [hole], "emu3": [up[1].address]},
+            health_check=HEALTH_CHECK))
+        self.sm.metrics_when(
+            lambda s: prom.value_or_zero(s, UP_HEALTHY, upstream="emu2", endpoint=hole) == 0
+            and prom.value_or_zero(s, CHECKS, upstream="emu2", endpoint=hole,
+                                   result="timeout") >= 2,
+            timeout=WAIT, what="emu2 unhealthy after 2 timed-out checks")
+        e = self.endpoints()[0]["emu2"]
+        self.assertEqual((e["healthy"], e["last_result"], e["last_status"]),
+                         (False, "timeout", 0))
+        self.assertEqual(self.ready()[1]["healthy_endpoints"], 2)
+        for _ in range(3):
+            self.assertNoHealthyEndpoint("emu2")
+        s = self.waitMetric(self.sm, 3, REQ, upstream="emu2", route="bytes", method="GET",
+                            code="503")
+        self.assertEqual(prom.nonzero(s, UP_ERRORS), {}, "no connect was even tried")
+        self.assertServes("emu1")
+        self.assertServes("emu3")
 
 
 class DownAtStartTest(HealthTestBase):
