@@ -419,6 +419,29 @@ class DownAtStartTest(HealthTestBase):
             f"startup {e['startup_seconds']:.3f}s is shorter than the {t_fake - t_ready:.3f}s "
             "emu2 was down after its first check")
 
+    def test_an_emulator_still_booting_is_not_a_failure(self):
+        # process_failures_total counts healthy -> unhealthy: an endpoint that never
+        # passed a check was never healthy, so its boot is a startup, not a failure.
+        up = self.start_fakes(2)
+        port = harness.free_port()
+        address = f"127.0.0.1:{port}"
+        self.sm = self.start_speedmon(harness.proxy_config(
+            {"emu1": [up[0].address], "emu2": [address], "emu3": [up[1].address]},
+            health_check=HEALTH_CHECK))
+        s = self.sm.metrics_when(
+            lambda s: prom.value_or_zero(s, CHECKS, upstream="emu2", endpoint=address,
+                                         result="connect") >= 3
+            and prom.value_or_zero(s, STARTUP + "_count") == 2,
+            timeout=WAIT, what="3 refused checks of emu2, 2 startups")
+        self.assertMetric(s, 0, UP_HEALTHY, upstream="emu2", endpoint=address)
+        self.assertMetric(s, 2, HEALTHY_PROCS)
+        self.assertEqual(failure_counts(s), {k: 0.0 for k in KINDS},
+                         "an emulator that never came up counted as failed")
+        self.assertEqual(self.endpoints()[0]["emu2"]["failures"], 0)
+        self.start_fake("--port", str(port))
+        s = self.waitMetric(self.sm, 3, STARTUP + "_count")
+        self.assertEqual(failure_counts(s), {k: 0.0 for k in KINDS})
+
 
 if __name__ == "__main__":
     unittest.main()
