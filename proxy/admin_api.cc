@@ -94,6 +94,8 @@ std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
   all.insert(all.end(), std::make_move_iterator(sys.begin()), std::make_move_iterator(sys.end()));
   auto al = alerts->collectable()->Collect();
   all.insert(all.end(), std::make_move_iterator(al.begin()), std::make_move_iterator(al.end()));
+  auto runs = speedrun->CollectMetrics();
+  all.insert(all.end(), std::make_move_iterator(runs.begin()), std::make_move_iterator(runs.end()));
   auto more = registry->Collect();
   all.insert(all.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   return all;

@@ -120,6 +120,7 @@ class AdminServerImpl {
   uint64_t next_id_ = 1;
   int port_ = 0;
   bool closing_ = false;
+  bool async_closed_ = false;
   int closing_handles_ = 0;
   std::function<void()> done_;
   friend class AdminConn;
@@ -162,10 +163,21 @@ class AdminConn final : public CodecHandler {
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
   }
 
+  // Server shutdown: answer what is being answered, then close; idle ones close now.
+  void CloseWhenIdle() {
+    if (waiting_) {
+      close_after_ = true;
+    } else if (writes_ > 0) {
+      close_when_written_ = true;
+    } else {
+      Close();
+    }
+  }
+
   void Respond(AdminResponse resp) {
     if (closed_ || !waiting_) return;
     waiting_ = false;
-    bool close = !keep_alive_ || close_after_;
+    bool close = !keep_alive_ || close_after_ || s_->closing_;
     std::string* out = new std::string;
     out->reserve(resp.body.size() + 256);
     out->append("HTTP/1.1 ");
@@ -195,6 +207,7 @@ class AdminConn final : public CodecHandler {
       Close();
       return;
     }
+    ++writes_;
     if (close) {
       close_when_written_ = true;
       return;
@@ -256,6 +269,7 @@ class AdminConn final : public CodecHandler {
     auto* self = static_cast<AdminConn*>(req->handle->data);
     delete static_cast<std::string*>(req->data);
     delete req;
+    --self->writes_;
     if (status == UV_ECANCELED) return;
     if (status < 0 || self->close_when_written_) self->Close();
   }
@@ -312,6 +326,7 @@ class AdminConn final : public CodecHandler {
   bool close_when_written_ = false;
   bool closed_ = false;
   int closed_handles_ = 0;
+  int writes_ = 0;
   friend class AdminServerImpl;
 };
 
@@ -360,29 +375,34 @@ void AdminServerImpl::Deliver(uint64_t conn_id, AdminResponse resp) {
 void AdminServerImpl::Close(std::function<void()> done) {
   closing_ = true;
   done_ = std::move(done);
+  // Answers still on their way (a store commit) are delivered before the connections
+  // close: the mailbox stays open until the last connection is gone.
+  std::vector<AdminConn*> all;
+  for (auto& [id, c] : conns_) all.push_back(c);
+  for (AdminConn* c : all) c->CloseWhenIdle();
+  closing_handles_ = 1;
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), [](uv_handle_t* h) {
+    auto* s = static_cast<AdminServerImpl*>(h->data);
+    --s->closing_handles_;
+    s->MaybeDone();
+  });
+}
+
+void AdminServerImpl::MaybeDone() {
+  if (!closing_ || closing_handles_ != 0 || !conns_.empty() || async_closed_) return;
+  async_closed_ = true;
   {
     std::lock_guard<std::mutex> lock(mailbox_->mu);
     mailbox_->closed = true;
   }
-  std::vector<AdminConn*> all;
-  for (auto& [id, c] : conns_) all.push_back(c);
-  for (AdminConn* c : all) c->Close();
-  closing_handles_ = 2;
-  auto on_closed = [](uv_handle_t* h) {
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) {
     auto* s = static_cast<AdminServerImpl*>(h->data);
-    --s->closing_handles_;
-    s->MaybeDone();
-  };
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&async_), on_closed);
-}
-
-void AdminServerImpl::MaybeDone() {
-  if (closing_ && closing_handles_ == 0 && conns_.empty() && done_) {
-    auto done = std::move(done_);
-    done_ = nullptr;
-    done();
-  }
+    if (s->done_) {
+      auto done = std::move(s->done_);
+      s->done_ = nullptr;
+      done();
+    }
+  });
 }
 
 AdminServer::AdminServer(uv_loop_s* loop, const config::AdminConfig& config,

@@ -25,6 +25,7 @@ ServerImpl::ServerImpl(config::Config cfg) : config(std::move(cfg)) {
   }
   uv_loop_init(&loop);
   registry = std::make_shared<prometheus::Registry>();
+  speedrun_registry = std::make_shared<prometheus::Registry>();
 }
 
 ServerImpl::~ServerImpl() {
@@ -65,7 +66,8 @@ std::string ServerImpl::Start() {
   system->sampler().Get();  // the first CPU figure needs a baseline: take it now, not in a scrape
   speedrun::ServiceLimits limits;
   limits.max_body_bytes = config.admin.max_body_bytes;
-  speedrun = std::make_unique<speedrun::Service>(config.speedrun, config.sla, registry, limits);
+  speedrun =
+      std::make_unique<speedrun::Service>(config.speedrun, config.sla, speedrun_registry, limits);
   if (auto err = speedrun->Open()) {
     for (auto& v : fds) {
       for (int fd : v) close(fd);
@@ -107,6 +109,7 @@ std::string ServerImpl::Start() {
   source->Add(request_stats);
   source->Add(system);
   source->Add(registry);
+  source->Add(speedrun->collectable());
   for (int i = 0; i < n; ++i) {
     std::vector<int> mine;
     for (auto& v : fds) mine.push_back(v[i]);
@@ -189,8 +192,8 @@ void ServerImpl::FinishShutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_hup_), nullptr);
   health->Stop();
-  admin->Close([] {});
-  speedrun->Close();                          // answers and commits everything already accepted
+  speedrun->Close();    // commits everything accepted and hands out its answers
+  admin->Close([] {});  // delivers those answers, then closes
   alerts->WaitIdle(std::chrono::seconds(2));  // let queued notifications go out
   Log("stopped");
 }

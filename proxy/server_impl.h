@@ -43,7 +43,8 @@ class ServerImpl {
   std::vector<std::unique_ptr<RecentRequests>> recent;
   std::shared_ptr<metrics::RequestStatsCollector> request_stats;
   std::shared_ptr<metrics::SystemCollector> system;
-  std::shared_ptr<prometheus::Registry> registry;  // main-thread metrics (health, system...)
+  std::shared_ptr<prometheus::Registry> registry;           // main-thread metrics (health checks)
+  std::shared_ptr<prometheus::Registry> speedrun_registry;  // collected via speedrun
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<HealthChecker> health;

@@ -116,13 +116,28 @@ struct Service::Write {
   size_t Items() const { return experiments.size() + patterns.size() + (kind == Kind::kReuse); }
 };
 
+namespace {
+class ConsistentCollectable : public prometheus::Collectable {
+ public:
+  explicit ConsistentCollectable(const Service* service) : service_(service) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    return service_->CollectMetrics();
+  }
+
+ private:
+  const Service* service_;
+};
+}  // namespace
+
 Service::Service(config::SpeedrunConfig speedrun, config::SlaConfig sla,
                  std::shared_ptr<prometheus::Registry> registry, ServiceLimits limits)
     : speedrun_(std::move(speedrun)),
       limits_(limits),
       registry_(std::move(registry)),
       window_(speedrun_.window_experiments, speedrun_.window_patterns, sla),
-      metrics_(*registry_) {}
+      metrics_(*registry_) {
+  collectable_ = std::make_shared<ConsistentCollectable>(this);
+}
 
 Service::~Service() { Close(); }
 
@@ -417,6 +432,11 @@ const std::vector<std::string>& Service::ValueNames() {
     return names;
   }();
   return kNames;
+}
+
+std::vector<prometheus::MetricFamily> Service::CollectMetrics() const {
+  std::lock_guard lock(state_mu_);  // every metrics update happens under it
+  return registry_->Collect();
 }
 
 void Service::SetHealthyProcessRatio(double percent_or_nan) {

@@ -127,6 +127,13 @@ class Service {
 
   // The healthy process ratio in percent from the health checks; NaN = unknown.
   void SetHealthyProcessRatio(double percent_or_nan);
+
+  // The registry's families in one consistent cut: a committed batch shows in every
+  // family (counters, histograms, window gauges) or in none. Scrape through this rather
+  // than registry->Collect() when the registry holds speedrun's metrics. Any thread.
+  std::vector<prometheus::MetricFamily> CollectMetrics() const;
+  // The same as a Collectable (for alert rules); valid while the Service lives.
+  std::shared_ptr<prometheus::Collectable> collectable() const { return collectable_; }
   // A reloaded [sla] section: the window is recounted against the new targets.
   void SetSlaConfig(const config::SlaConfig& sla);
 
@@ -145,6 +152,7 @@ class Service {
   const config::SpeedrunConfig speedrun_;
   const ServiceLimits limits_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> collectable_;
 
   // Admin thread only.
   bool opened_ = false;
