@@ -5,6 +5,9 @@ batches) while speedmon is killed with SIGKILL, three times; after each restart 
 same store every acknowledged experiment is there exactly once, nothing unsent appeared,
 a batch is all there or not at all, and the restored counters equal the rows. Finally the
 runners retry what was never acknowledged, and the store holds every id exactly once.
+With SIGTERM instead, every write speedmon recorded was also answered.
+
+DuplicateRaceTest: the same ids from 8 clients at once: one 201 each, the rest 200.
 
 ScrapeConsistencyTest: a scrape during ingest sees each batch whole or not at all.
 
