@@ -20,7 +20,9 @@ constexpr size_t kDefaultLimit = 100;
 Answer JsonAnswer(int status, const json& body) { return Answer{status, Dump(body)}; }
 
 Answer ErrorAnswer(int status, const std::string& error, const std::string& field = "") {
-  return JsonAnswer(status, json{{"error", error}, {"field", field}});
+  // A body-level error names no field: null, as the admin server's own errors.
+  return JsonAnswer(status,
+                    json{{"error", error}, {"field", field.empty() ? json(nullptr) : json(field)}});
 }
 
 Answer ErrorAnswer(const InputError& e) { return ErrorAnswer(e.status, e.error, e.field); }

@@ -118,9 +118,9 @@ TEST_F(ServiceTest, GarbageIsAnsweredAtOnceAndChangesNothing) {
   batch += "]";
   const std::vector<Garbage> cases = {
       {"truncated JSON", R"({"experiment_id":"x","status":)", "application/json", 400,
-       R"({"error":"invalid JSON: parse error at line 1, column 31: syntax error while parsing value - unexpected end of input; expected '[', '{', or a literal","field":""})"},
+       R"({"error":"invalid JSON: parse error at line 1, column 31: syntax error while parsing value - unexpected end of input; expected '[', '{', or a literal","field":null})"},
       {"100k nested arrays", std::string(100000, '['), "application/json", 400,
-       R"({"error":"JSON nested deeper than 32 levels","field":""})"},
+       R"({"error":"JSON nested deeper than 32 levels","field":null})"},
       {"10 MB string",
        Experiment("x", "success", R"(,"error_message":")" + std::string(10 << 20, 'z') + "\""),
        "application/json", 400,
@@ -133,14 +133,14 @@ TEST_F(ServiceTest, GarbageIsAnsweredAtOnceAndChangesNothing) {
       {"bad line in NDJSON", Experiment("n1") + "\n" + R"({"experiment_id":"n2"})",
        "application/x-ndjson", 400, R"({"error":"status is required","field":"items[1].status"})"},
       {"wrong content type", Experiment("x"), "text/plain", 415,
-       R"({"error":"unsupported Content-Type \"text/plain\": use application/json or application/x-ndjson","field":""})"},
+       R"({"error":"unsupported Content-Type \"text/plain\": use application/json or application/x-ndjson","field":null})"},
       {"oversized body", "[" + std::string(12 * 1024 * 1024, ' ') + "]", "application/json", 413,
-       R"({"error":"body larger than 12582912 bytes","field":""})"},
+       R"({"error":"body larger than 12582912 bytes","field":null})"},
       {"infinity", Experiment("x", "success", R"(,"performance_score":1e999)"), "application/json",
-       400, R"({"error":"invalid JSON: number overflow parsing '1e999'","field":""})"},
+       400, R"({"error":"invalid JSON: number overflow parsing '1e999'","field":null})"},
       {"a scalar", "true", "application/json", 400,
-       R"({"error":"body must be a JSON object or array","field":""})"},
-      {"empty", "", "application/json", 400, R"({"error":"empty body","field":""})"},
+       R"({"error":"body must be a JSON object or array","field":null})"},
+      {"empty", "", "application/json", 400, R"({"error":"empty body","field":null})"},
   };
   const auto before = Snapshot(*registry_);
   const std::string experiments_before = s->GetExperiments("limit=1000").body;
@@ -463,7 +463,7 @@ TEST_F(ServiceTest, OpenErrorsAndClosedService) {
   Answer a = PostAndWait(garbage, Kind::kExperiments, Experiment("a"), "", &synchronous);
   EXPECT_TRUE(synchronous);
   EXPECT_EQ(a.status, 503);
-  EXPECT_EQ(a.body, R"({"error":"speedrun store is not open","field":""})");
+  EXPECT_EQ(a.body, R"({"error":"speedrun store is not open","field":null})");
 
   auto s = Make();
   EXPECT_EQ(s->Open(), "speedrun service: Open() called twice");
@@ -512,7 +512,7 @@ TEST_F(ServiceTest, FullQueueAnswers503) {
   Answer a = PostAndWait(*s, Kind::kExperiments, Experiment("c"), "", &synchronous);
   EXPECT_TRUE(synchronous);
   EXPECT_EQ(a.status, 503);
-  EXPECT_EQ(a.body, R"({"error":"speedrun store is busy: retry later","field":""})");
+  EXPECT_EQ(a.body, R"({"error":"speedrun store is busy: retry later","field":null})");
   {
     std::lock_guard lock(mu);
     release = true;
@@ -533,7 +533,7 @@ TEST_F(ServiceTest, StoreFailureAnswers503AndRecordsNothing) {
   Answer a = PostAndWait(*s, Kind::kExperiments, Experiment("b"));
   EXPECT_EQ(a.status, 503);
   EXPECT_EQ(a.body, "{\"error\":\"speedrun store " + dir_.File("speedrun.db") +
-                        ": begin: database is locked\",\"field\":\"\"}");
+                        ": begin: database is locked\",\"field\":null}");
   sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(other);
   EXPECT_EQ(Snapshot(*registry_), before);

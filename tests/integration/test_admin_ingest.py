@@ -402,8 +402,8 @@ class SessionTest(IngestCase):
         cases = [
             # (name, path, content type, body, status, field, exact error or None)
             ("truncated", EXPERIMENTS, JSON, b'{"experiment_id":"bad-1","status":"succ', 400,
-             "", None),
-            ("deep nesting", EXPERIMENTS, JSON, deep, 400, "",
+             None, None),
+            ("deep nesting", EXPERIMENTS, JSON, deep, 400, None,
              "JSON nested deeper than 32 levels"),
             ("deep nesting ndjson", EXPERIMENTS, NDJSON, deep + b"\n", 400, "items[0]",
              "line 1: JSON nested deeper than 32 levels"),
@@ -442,26 +442,26 @@ class SessionTest(IngestCase):
              "items[1]", "line 2: not a JSON object"),
             ("array item not an object", EXPERIMENTS, JSON, [good, 7], 400, "items[1]",
              "an experiment must be a JSON object"),
-            ("top level is a number", EXPERIMENTS, JSON, b"42", 400, "",
+            ("top level is a number", EXPERIMENTS, JSON, b"42", 400, None,
              "body must be a JSON object or array"),
-            ("text/plain", EXPERIMENTS, "text/plain", good, 415, "",
+            ("text/plain", EXPERIMENTS, "text/plain", good, 415, None,
              'unsupported Content-Type "text/plain": use application/json or '
              'application/x-ndjson'),
-            ("text/plain pattern", PATTERNS, "text/plain", PATTERN_1, 415, "", None),
-            ("empty body", EXPERIMENTS, JSON, b"", 400, "", "empty body"),
-            ("blank body", EXPERIMENTS, JSON, b" \r\n\t", 400, "", "empty body"),
+            ("text/plain pattern", PATTERNS, "text/plain", PATTERN_1, 415, None, None),
+            ("empty body", EXPERIMENTS, JSON, b"", 400, None, "empty body"),
+            ("blank body", EXPERIMENTS, JSON, b" \r\n\t", 400, None, "empty body"),
             ("invalid UTF-8", EXPERIMENTS, JSON,
              b'{"experiment_id":"\xff\xfe","status":"success","duration_seconds":1}', 400,
-             "", None),
+             None, None),
             ("NaN", EXPERIMENTS, JSON,
-             b'{"experiment_id":"bad-7","status":"success","duration_seconds":NaN}', 400, "",
+             b'{"experiment_id":"bad-7","status":"success","duration_seconds":NaN}', 400, None,
              None),
             ("1e400", EXPERIMENTS, JSON,
              b'{"experiment_id":"bad-8","status":"success","duration_seconds":1e400}', 400,
-             "", "invalid JSON: number overflow parsing '1e400'"),
+             None, "invalid JSON: number overflow parsing '1e400'"),
             ("Infinity", EXPERIMENTS, JSON,
              b'{"experiment_id":"bad-9","status":"success","duration_seconds":Infinity}', 400,
-             "", None),
+             None, None),
             ("quality over 1", PATTERNS, JSON, dict(PATTERN_1, pattern_id="bad-p",
                                                     quality_score=1.5), 400, "quality_score",
              "quality_score must be <= 1"),
@@ -576,7 +576,7 @@ class EmptyAndLimitsTest(IngestCase):
         before = self.state(sm, admin)
         line = '{"experiment_id":"b%05d","status":"success","duration_seconds":1}\n'
         over = "".join(line % i for i in range(10001)).encode()
-        self.assertApiError(admin.post(EXPERIMENTS, over, NDJSON), 413, "",
+        self.assertApiError(admin.post(EXPERIMENTS, over, NDJSON), 413, None,
                             "batch has more than 10000 items")
         self.assertEqual(self.state(sm, admin), before)
         self.assertAnswer(admin.post(EXPERIMENTS, over[:over.rindex(b'{"experiment_id')],
