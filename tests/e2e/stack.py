@@ -7,6 +7,7 @@ stopped by pid, and a webhook receiver thread.
   Alertmanager(workdir)                  monitoring/alertmanager.yml; .alerts(),
       .stop() and .start() again on the same port and storage
   WebhookReceiver()                      http.server on 127.0.0.1; .posts, .wait_posts(n)
+  HungServer()                           accepts and never answers (a hung receiver)
 
 Every process goes through harness.Process, so it also dies with the test runner.
 """
@@ -14,6 +15,7 @@ Every process goes through harness.Process, so it also dies with the test runner
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -281,6 +283,48 @@ class WebhookReceiver:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(10)
+
+
+class HungServer:
+    """A peer that accepts connections and reads requests but never answers: a hung
+    Alertmanager or webhook. .wait_connections(n) returns once n were accepted."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.conns = []
+        self._cv = threading.Condition()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            with self._cv:
+                self.conns.append(conn)
+                self._cv.notify_all()
+
+    def wait_connections(self, n, timeout=30.0):
+        with self._cv:
+            if not self._cv.wait_for(lambda: len(self.conns) >= n, timeout):
+                raise AssertionError(f"hung server: {len(self.conns)} connections after "
+                                     f"{timeout:.0f}s, want {n}")
+
+    def close(self):
+        """Closes the listener and every connection (the peer then sees EOF)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
+        except OSError:
+            pass
+        self.sock.close()
+        with self._cv:
+            for c in self.conns:
+                c.close()
         self.thread.join(10)
 
 

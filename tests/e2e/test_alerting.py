@@ -7,6 +7,7 @@ sends and delivers once Alertmanager returns. Plus the alert-rules API's refusal
 
 import datetime
 import os
+import signal
 import sys
 import unittest
 
@@ -36,6 +37,18 @@ ANNOTATIONS = {"summary": "No healthy emulator",
                "description": "0 healthy emulators, fewer than 1"}
 
 
+def alerting_config(fake, **alerting):
+    """speedmon in front of `fake`, health-checked every 200ms (down after one failed
+    check), evaluating RULE every 1s; `alerting`: more [alerting] keys (targets)."""
+    cfg = harness.proxy_config(
+        {"emu": [fake.address]},
+        health_check={"path": "/status", "interval": "200ms", "timeout": "150ms",
+                      "healthy_threshold": 1, "unhealthy_threshold": 1})
+    cfg["alerting"] = {"default_rules": False, "evaluation_interval": "1s",
+                       "resend_interval": "2s", "rules": [RULE], **alerting}
+    return cfg
+
+
 def parse_time(text):
     """speedmon's and Alertmanager's RFC 3339 times ("...T17:36:59.903Z")."""
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
@@ -49,16 +62,8 @@ class AlertingTest(harness.HarnessTestCase):
         self.addCleanup(self.am.stop)
         self.hook = stack.WebhookReceiver()
         self.addCleanup(self.hook.stop)
-        cfg = harness.proxy_config(
-            {"emu": [self.fake.address]},
-            health_check={"path": "/status", "interval": "200ms", "timeout": "150ms",
-                          "healthy_threshold": 1, "unhealthy_threshold": 1})
-        cfg["alerting"] = {
-            "default_rules": False, "evaluation_interval": "1s", "resend_interval": "2s",
-            "rules": [RULE], "alertmanagers": [{"url": self.am.url}],
-            "webhooks": [{"url": self.hook.url}],
-        }
-        self.sm = self.start_speedmon(cfg)
+        self.sm = self.start_speedmon(alerting_config(
+            self.fake, alertmanagers=[{"url": self.am.url}], webhooks=[{"url": self.hook.url}]))
         self.generator = self.sm.admin_url + "/api/v1/alerts"
 
     # ---- helpers ----------------------------------------------------------------------
@@ -260,6 +265,60 @@ class AlertingTest(harness.HarnessTestCase):
         r = requests.delete(url + "/api_rule", timeout=10)
         self.assertEqual(r.status_code, 404)
         self.assertEqual(prom.value(self.sm.metrics(), "pokemon_speedrun_alert_rules"), 1)
+
+
+class HungTargetTest(harness.HarnessTestCase):
+    """A notification target that accepts the connection and never answers (timeout 10m)
+    must hold up nothing but its own sender thread: not a reload, not the exit."""
+
+    HUNG_TIMEOUT = "10m"
+
+    def fire_into_hung(self, kind, check_exit=True):
+        """speedmon whose only `kind` target hangs; returns once a notice is in flight.
+        check_exit: as in start_speedmon."""
+        self.fake = self.start_fake()
+        self.hung = stack.HungServer()
+        self.sm = self.start_speedmon(alerting_config(
+            self.fake, **{kind: [{"url": self.hung.url, "timeout": self.HUNG_TIMEOUT}]}),
+            check_exit=check_exit)
+        self.addCleanup(self.hung.close)  # runs before speedmon's stop: ends the request
+        self.fake.proc.kill()
+        self.wait_firing()
+        self.hung.wait_connections(1)
+
+    def wait_firing(self):
+        harness.wait_for(lambda: [a for a in self.sm.get_json("/api/v1/alerts")["alerts"]
+                                  if a["state"] == "firing"], 20, what="EmulatorsDown firing")
+
+    def test_sigterm_exits_while_an_alertmanager_hangs(self):
+        self.fire_into_hung("alertmanagers", check_exit=False)  # checked here
+        self.sm.signal(signal.SIGTERM)
+        code = self.sm.wait(20)
+        self.assertEqual(code, 0, "speedmon (drain_timeout 2s) has not exited 20s after "
+                         f"SIGTERM while an Alertmanager hangs (its timeout is "
+                         f"{self.HUNG_TIMEOUT}); stderr:\n{self.sm.stderr()}")
+
+    def test_reload_away_from_a_hung_alertmanager_keeps_the_main_loop_running(self):
+        self.fire_into_hung("alertmanagers")
+        am = stack.Alertmanager(self.workdir).start()
+        self.addCleanup(am.stop)
+        cfg = self.sm.config
+        cfg["alerting"]["alertmanagers"] = [{"url": am.url}]
+        with open(self.sm.config_path, "w") as f:
+            f.write(harness.toml_dumps(cfg))
+        self.sm.signal(signal.SIGHUP)
+        # The new Alertmanager gets the re-send, and the admin server (main loop) answers,
+        # while the old one still hangs.
+        try:
+            harness.wait_for(lambda: am.alerts("EmulatorsDown"), 20, interval=0.2,
+                             what="EmulatorsDown in the new Alertmanager")
+            status = self.sm.get("/healthz", timeout=20)[0]
+        except (AssertionError, OSError) as e:
+            self.fail(f"{e}: after SIGHUP the main loop (admin API, health checks, alert "
+                      f"evaluation) waits for the hung Alertmanager's request "
+                      f"(timeout {self.HUNG_TIMEOUT}); stderr:\n{self.sm.stderr()}")
+        self.assertEqual(status, 200)
+        self.wait_firing()
 
 
 if __name__ == "__main__":
