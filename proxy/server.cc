@@ -26,6 +26,12 @@ ServerImpl::ServerImpl(config::Config cfg) : config(std::move(cfg)) {
   uv_loop_init(&loop);
   registry = std::make_shared<prometheus::Registry>();
   speedrun_registry = std::make_shared<prometheus::Registry>();
+  reloads = &prometheus::BuildCounter()
+                 .Name("pokemon_speedrun_config_reloads_total")
+                 .Help("SIGHUP config reloads by result (success, failure).")
+                 .Register(*registry);
+  reloads->Add({{"result", "success"}});
+  reloads->Add({{"result", "failure"}});
 }
 
 ServerImpl::~ServerImpl() {
@@ -221,19 +227,20 @@ void ServerImpl::Reload() {
   }
   config::LoadResult r = config::LoadFromFile(config.source);
   if (!r.ok()) {
-    ++config_reload_failures;
+    reloads->Add({{"result", "failure"}}).Increment();
     Log("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
     return;
   }
   std::string error;
   if (!alerts->Reload(r.config->alerting, std::chrono::system_clock::now(), &error)) {
-    ++config_reload_failures;
+    reloads->Add({{"result", "failure"}}).Increment();
     Log("SIGHUP: alerting config rejected, keeping the running one: " + error);
     return;
   }
   speedrun->SetSlaConfig(r.config->sla);
   config.alerting = r.config->alerting;
   config.sla = r.config->sla;
+  reloads->Add({{"result", "success"}}).Increment();
   Log("SIGHUP: reloaded [alerting] and [sla] from " + config.source +
       "; listeners, upstreams and routes change on restart");
 }

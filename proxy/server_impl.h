@@ -2,6 +2,7 @@
 // admin_api.cc (the admin handlers). Main thread unless a member says otherwise.
 #pragma once
 
+#include <prometheus/counter.h>
 #include <prometheus/registry.h>
 #include <uv.h>
 
@@ -52,7 +53,7 @@ class ServerImpl {
   std::unique_ptr<alerting::Service> alerts;
   bool listeners_up = false;
   bool draining = false;
-  uint64_t config_reload_failures = 0;
+  prometheus::Family<prometheus::Counter>* reloads = nullptr;  // {result}
 
  private:
   void BeginDrain();
