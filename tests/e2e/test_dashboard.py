@@ -144,8 +144,10 @@ class DashboardTest(harness.HarnessTestCase):
     def drive(self):
         """Two rounds, each seen by Prometheus: the series exist from the first, and the
         second makes every rate (and every quantile of rates) non-zero."""
-        harness.wait_for(lambda: not self.sm.get_json("/api/v1/upstreams")["upstreams"][1]
-                         ["endpoints"][0]["healthy"], 10, what="upstream down unhealthy")
+        def down_unhealthy():
+            ups = {u["name"]: u for u in self.sm.get_json("/api/v1/upstreams")["upstreams"]}
+            return [e["healthy"] for e in ups["down"]["endpoints"]] == [False]
+        harness.wait_for(down_unhealthy, 10, what="upstream down unhealthy")
         self.wait_query(f'up{{job="speedmon", instance="{self.instance}"}} == 1')
         for n in (1, 2):
             self.agent_round()
