@@ -134,8 +134,19 @@ int RemainingMs(Clock::time_point deadline) {
 
 std::string Errno(const char* what, int err) { return std::string(what) + ": " + strerror(err); }
 
+constexpr int kCancelled = -2;
+
+// Waits for `events` on fd until the deadline: 1 ready, 0 timed out, -1 poll failed,
+// kCancelled when cancel_fd (if any) became readable first.
+int WaitFor(int fd, short events, Clock::time_point deadline, int cancel_fd) {
+  pollfd p[2] = {{fd, events, 0}, {cancel_fd, POLLIN, 0}};
+  int n = poll(p, cancel_fd >= 0 ? 2 : 1, RemainingMs(deadline));
+  if (n > 0 && cancel_fd >= 0 && (p[1].revents & POLLIN)) return kCancelled;
+  return n > 0 ? 1 : n;
+}
+
 // A connected non-blocking socket, or -1 with *error set.
-int Connect(const Url& url, Clock::time_point deadline, std::string* error) {
+int Connect(const Url& url, Clock::time_point deadline, int cancel_fd, std::string* error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -155,8 +166,7 @@ int Connect(const Url& url, Clock::time_point deadline, std::string* error) {
     }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
     if (errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      int n = poll(&p, 1, RemainingMs(deadline));
+      int n = WaitFor(fd, POLLOUT, deadline, cancel_fd);
       if (n == 1) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -164,7 +174,9 @@ int Connect(const Url& url, Clock::time_point deadline, std::string* error) {
         if (err == 0) break;
         *error = Errno("connect", err);
       } else {
-        *error = n == 0 ? "connect: timed out" : Errno("poll", errno);
+        *error = n == 0            ? "connect: timed out"
+                 : n == kCancelled ? "cancelled"
+                                   : Errno("poll", errno);
       }
     } else {
       *error = Errno("connect", errno);
@@ -238,10 +250,10 @@ std::optional<Url> ParseUrl(std::string_view text, std::string* error) {
 }
 
 HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_view path,
-                         std::string_view body, std::chrono::milliseconds timeout) {
+                         std::string_view body, std::chrono::milliseconds timeout, int cancel_fd) {
   HttpResponse response;
   const auto deadline = Clock::now() + timeout;
-  int fd = Connect(url, deadline, &response.error);
+  int fd = Connect(url, deadline, cancel_fd, &response.error);
   if (fd < 0) return response;
 
   std::string request;
@@ -264,10 +276,11 @@ HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_vi
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd p{fd, POLLOUT, 0};
-      int r = poll(&p, 1, RemainingMs(deadline));
+      int r = WaitFor(fd, POLLOUT, deadline, cancel_fd);
       if (r == 1) continue;
-      response.error = r == 0 ? "send: timed out" : Errno("poll", errno);
+      response.error = r == 0            ? "send: timed out"
+                       : r == kCancelled ? "cancelled"
+                                         : Errno("poll", errno);
     } else {
       response.error = Errno("send", errno);
     }
@@ -302,10 +315,11 @@ HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_vi
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      pollfd p{fd, POLLIN, 0};
-      int r = poll(&p, 1, RemainingMs(deadline));
+      int r = WaitFor(fd, POLLIN, deadline, cancel_fd);
       if (r == 1) continue;
-      response.error = r == 0 ? "read: timed out" : Errno("poll", errno);
+      response.error = r == 0            ? "read: timed out"
+                       : r == kCancelled ? "cancelled"
+                                         : Errno("poll", errno);
       break;
     }
     response.error = Errno("recv", errno);

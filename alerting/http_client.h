@@ -39,8 +39,11 @@ struct HttpResponse {
 // literals or names the local resolver answers (/etc/hosts, Docker's DNS).
 // `path` is sent as is ("/api/v2/alerts"); `body` may be empty (no Content-Type then).
 // Never throws; every failure is a response with `error` set.
+// `cancel_fd`, when >= 0, is polled beside the socket: once it is readable the request
+// ends at once with error "cancelled" (how a stopping notifier stops a hung request).
 HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_view path,
-                         std::string_view body, std::chrono::milliseconds timeout);
+                         std::string_view body, std::chrono::milliseconds timeout,
+                         int cancel_fd = -1);
 
 inline constexpr size_t kMaxResponseBytes = 4 << 20;
 

@@ -1,6 +1,9 @@
 // Sender threads, queues and back-off (see notifier.h).
 #include "alerting/notifier.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -47,6 +50,7 @@ std::unique_ptr<Notifier> Notifier::Create(const std::vector<TargetConfig>& targ
   }
   for (auto& t : n->targets_) {
     Target* raw = t.get();
+    if (pipe2(t->cancel, O_NONBLOCK | O_CLOEXEC) != 0) t->cancel[0] = t->cancel[1] = -1;
     t->thread = std::thread([n = n.get(), raw] { n->Run(raw); });
   }
   return n;
@@ -59,9 +63,19 @@ void Notifier::Stop() {
     std::lock_guard<std::mutex> lock(t->mu);
     t->stop = true;
     t->cv.notify_all();
+    // A request in flight to a target that hangs ends now, not at its timeout: stopping
+    // (SIGTERM, a reload) must never wait on a peer.
+    if (t->cancel[1] >= 0) {
+      char b = 1;
+      [[maybe_unused]] ssize_t n = write(t->cancel[1], &b, 1);
+    }
   }
   for (auto& t : targets_) {
     if (t->thread.joinable()) t->thread.join();
+    for (int& fd : t->cancel) {
+      if (fd >= 0) close(fd);
+      fd = -1;
+    }
   }
 }
 
@@ -118,7 +132,7 @@ void Notifier::Run(Target* t) {
     std::string body = t->config.kind == TargetKind::kAlertmanager
                            ? AlertmanagerBody(batch)
                            : WebhookBody(batch, options_.external_url);
-    HttpResponse r = HttpRequest(t->url, "POST", t->path, body, t->config.timeout);
+    HttpResponse r = HttpRequest(t->url, "POST", t->path, body, t->config.timeout, t->cancel[0]);
     const bool delivered = r.ok() && r.status >= 200 && r.status < 300;
     std::string message;
     if (delivered) {

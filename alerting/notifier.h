@@ -96,6 +96,7 @@ class Notifier {
     std::deque<AlertNotice> queue;
     bool stop = false;
     bool in_flight = false;
+    int cancel[2] = {-1, -1};  // a pipe: Stop() writes to end a request in flight
     TargetStats stats;
     std::thread thread;
   };

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <limits>
 #include <thread>
@@ -197,6 +198,9 @@ void ServerImpl::FinishShutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_hup_), nullptr);
+  // Already stopping: a second SIGTERM/SIGINT must not kill the last flush.
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGINT, SIG_IGN);
   health->Stop();
   speedrun->Close();    // commits everything accepted and hands out its answers
   admin->Close([] {});  // delivers those answers, then closes
