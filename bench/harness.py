@@ -441,6 +441,11 @@ def main():
                 if line.startswith("model name")), "?")
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.split("\n")
+    dirty = [line[3:] for line in dirty if line.strip()]
+    if dirty:
+        commit += f" + uncommitted changes in {', '.join(dirty)}"
     p(f"- date: {started:%Y-%m-%d %H:%M} UTC, {time.time() - started.timestamp():.0f} s; "
       f"commit {commit or '?'}")
     p(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}")
