@@ -248,6 +248,8 @@ TEST(ErrorsTest, RoutesSysprobeProcesses) {
        "t.toml:3:1: missing required key \"prefix\" in [[routes]]"},
       {P("[sysprobe]\ndisk_paths = [\"/\", \"tmp\"]\n"),
        "t.toml:4:20: [sysprobe].disk_paths: \"tmp\" is not an absolute path"},
+      {P("[sysprobe]\ndisk_paths = [\"/\", \"/tmp\", \"/\"]\n"),
+       "t.toml:4:28: [sysprobe].disk_paths: \"/\" is listed twice"},
       {P(kProc + "pid = 1\npid_file = \"/x\"\n"),
        "t.toml:3:1: [[processes]] \"p\": set exactly one of pid, pid_file, cmdline_regex"},
       {P(kProc),

@@ -2,6 +2,8 @@
 // checks across sections. Main thread, while loading.
 #include "config/load.h"
 
+#include <algorithm>
+
 #include <limits>
 #include <map>
 #include <regex>
@@ -222,6 +224,11 @@ void LoadSysprobe(const toml::table* table, SysprobeConfig* out) {
   for (const TableReader::Element& e : r.StringElements("disk_paths")) {
     if (e.value.empty() || e.value[0] != '/') {
       Fail(*e.node, r.Field("disk_paths") + ": " + Quote(e.value) + " is not an absolute path");
+    }
+    // One series per path: a path twice would export two samples with one label set.
+    if (std::find(out->disk_paths.begin(), out->disk_paths.end(), e.value) !=
+        out->disk_paths.end()) {
+      Fail(*e.node, r.Field("disk_paths") + ": " + Quote(e.value) + " is listed twice");
     }
     out->disk_paths.push_back(e.value);
   }

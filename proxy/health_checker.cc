@@ -61,6 +61,8 @@ class EndpointChecker final : public CodecHandler {
   uint32_t successes_in_row_ = 0, failures_in_row_ = 0;
   double pending_since_unix_ = 0;  // when the endpoint started (re)starting
   bool stopped_ = false;
+  bool confirmed_once_ = false;  // passed healthy_threshold at least once
+  bool got_bytes_ = false;
 };
 
 class HealthCheckerImpl {
@@ -161,6 +163,7 @@ void EndpointChecker::BeginCheck() {
   if (stopped_ || in_check_) return;
   in_check_ = true;
   got_head_ = false;
+  got_bytes_ = false;
   status_ = 0;
   const UpstreamState& us = owner_->topology->upstream(upstream_);
   codec_ = std::make_unique<HttpCodec>(HttpCodec::Type::kResponse, this, 16384);
@@ -198,7 +201,14 @@ void EndpointChecker::OnWrite(uv_write_t*, int) {}
 void EndpointChecker::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* self = static_cast<EndpointChecker*>(s->data);
   if (self == nullptr || !self->in_check_) return;
-  if (n > 0) self->codec_->Execute(buf->base, static_cast<size_t>(n));
+  if (n > 0) {
+    self->got_bytes_ = true;
+    HttpCodec::Status st = self->codec_->Execute(buf->base, static_cast<size_t>(n)).status;
+    if (st == HttpCodec::Status::kError || st == HttpCodec::Status::kHeadTooLarge) {
+      self->EndCheck("status");  // it answered, but not with HTTP we can read
+      return;
+    }
+  }
   if (self->got_head_) {
     const auto& expected =
         self->owner_->topology->upstream(self->upstream_).config.health_check.expected_statuses;
@@ -208,7 +218,7 @@ void EndpointChecker::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     self->EndCheck(ok ? "success" : "status");
     return;
   }
-  if (n < 0) self->EndCheck("connect");  // closed before a status line
+  if (n < 0) self->EndCheck(self->got_bytes_ ? "status" : "connect");  // closed early
 }
 
 void EndpointChecker::OnTimeout(uv_timer_t* t) {
@@ -247,6 +257,7 @@ void EndpointChecker::EndCheck(const char* result) {
       health.last_startup_seconds = took;
       owner_->startup.Observe(took);
       pending_since_unix_ = 0;
+      confirmed_once_ = true;
       if (!health.healthy) {
         health.healthy = true;
         health.healthy_since_unix = health.last_check_unix;
@@ -259,8 +270,12 @@ void EndpointChecker::EndCheck(const char* result) {
     ++failures_in_row_;
     if (health.healthy && failures_in_row_ >= hc.unhealthy_threshold) {
       health.healthy = false;
-      ++health.failures;
-      owner_->failures_family.Add({{"failure_type", result}}).Increment();
+      // A failure is an emulator that was up going down; one still booting when speedmon
+      // started (never confirmed up) is not one.
+      if (confirmed_once_) {
+        ++health.failures;
+        owner_->failures_family.Add({{"failure_type", result}}).Increment();
+      }
       // Startup runs from the failure, unless it was never confirmed up since its first
       // check: then from that first check.
       if (pending_since_unix_ == 0) pending_since_unix_ = health.last_check_unix;
