@@ -412,6 +412,20 @@ def scrape_row(name, samples):
             fmt_size(med(s[1] for s in samples))]
 
 
+def busiest():
+    """Other processes' %CPU over one second (top's second sample), busiest first: what
+    else was running when the numbers were taken."""
+    out = subprocess.run(["top", "-b", "-n", "2", "-d", "1", "-o", "%CPU", "-w", "200"],
+                         capture_output=True, text=True).stdout
+    rows = out[out.rfind("PID USER"):].splitlines()[1:]
+    busy = []
+    for row in rows:
+        f = row.split()
+        if len(f) >= 12 and f[0].isdigit() and int(f[0]) != os.getpid() and float(f[8]) >= 1:
+            busy.append(f"{f[11]} {f[8]} %")
+    return busy[:6] or ["none above 1 %"]
+
+
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     tmp = tempfile.mkdtemp(prefix="speedmon-bench.")
@@ -423,8 +437,7 @@ def main():
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, on_signal)
     load0 = os.getloadavg()
-    busy = subprocess.run(["ps", "-eo", "pcpu,comm", "--sort=-pcpu", "--no-headers"],
-                          capture_output=True, text=True).stdout.splitlines()[:6]
+    busy = busiest()
     try:
         bench.make_www()
         bench.start_upstream()
@@ -464,8 +477,8 @@ def main():
     p(f"- date: {started:%Y-%m-%d %H:%M} UTC, {time.time() - started.timestamp():.0f} s; "
       f"commit {commit or '?'}")
     p(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}")
-    p(f"- load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}; busiest "
-      f"processes at start: {'; '.join(' '.join(b.split()) for b in busy)}")
+    p(f"- load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}; other "
+      f"processes' CPU at start: {', '.join(busy)}; at end: {', '.join(busiest())}")
     p(f"- rounds: {ROUNDS}, order rotating; wrk -t1 --latency --timeout 10s; "
       f"1 worker per proxy; upstream: nginx, 1 worker")
     if not bench.hwm_reset_ok:
