@@ -31,6 +31,10 @@ class UpstreamConn;
 // below the low mark (Envoy's watermark buffers, in two numbers).
 constexpr size_t kHighWatermark = 256 * 1024;
 constexpr size_t kLowWatermark = 64 * 1024;
+// Response bytes staged for one write are flushed at this size even mid-read.
+constexpr size_t kFlushBytes = 64 * 1024;
+// Pipelined bytes kept while a request is answered; past it, reading pauses.
+constexpr size_t kMaxStash = 64 * 1024;
 
 // A write in flight: libuv needs the bytes until the callback, so each write owns them.
 // Recycled through the worker's free list, capacity kept.
@@ -60,8 +64,9 @@ class DownstreamConn final : public CodecHandler {
   void OnUpstreamBody(std::string_view data);
   void OnUpstreamComplete();
   void OnUpstreamFailed(metrics::UpstreamErrorKind kind);
-  void OnUpstreamDrained();  // the upstream's write queue fell below the low mark
-  void MaybeCloseIdle();     // draining: close if between requests
+  void OnUpstreamDrained();           // the upstream's write queue fell below the low mark
+  void FlushOutput() { FlushOut(); }  // end of an upstream read: one write for all of it
+  void MaybeCloseIdle();              // draining: close if between requests
   bool request_complete() const { return request_complete_; }
   bool waiting_for_pool = false;
 
@@ -92,8 +97,10 @@ class DownstreamConn final : public CodecHandler {
   void SetReading(uint8_t reason, bool stopped);
   void ArmTimer(uint64_t ms);
   void Write(WriteReq* wr);
-  WriteReq* NewWrite();
   void SendToUpstream(std::string_view data, bool chunk_frame);
+  void FlushUp();   // sends the staged upstream bytes (not while inside the codec)
+  WriteReq* Out();  // the response bytes staged for the client
+  void FlushOut();
   void MaybeEndExchange();
   void StartExchange(const MessageHead& head);
   void Dispatch();
@@ -120,6 +127,8 @@ class DownstreamConn final : public CodecHandler {
   bool lingering_ = false;
   bool closed_ = false;
   bool in_codec_ = false;
+  bool codec_paused_ = false;  // a complete request waits for its answer
+  WriteReq* out_ = nullptr;    // response bytes staged during one upstream read
   int pending_writes_ = 0;
   uint64_t last_activity_ms_ = 0;  // last byte from the client or written to it
   uint64_t last_upstream_ms_ = 0;  // last response byte from the upstream
@@ -241,6 +250,10 @@ class WorkerImpl {
 
   WriteReq* NewWrite();
   void FreeWrite(WriteReq* wr);
+  // Writes what it can at once (uv_try_write: no write request, no epoll_ctl) and
+  // queues the rest with `cb`. True when a request was queued (cb will run); false when
+  // all went out now or the write failed at once (wr is freed either way then).
+  bool SubmitWrite(uv_stream_t* stream, WriteReq* wr, uv_write_cb cb);
   char* read_buffer() { return read_buf_.data(); }
   size_t read_buffer_size() const { return read_buf_.size(); }
 

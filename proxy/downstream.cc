@@ -84,6 +84,12 @@ void DownstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   if (n > 0) {
     if (self->lingering_ || self->closed_) return;  // discarding after a final answer
     self->last_activity_ms_ = uv_now(&self->w_->loop);
+    if (self->codec_paused_) {
+      // A pipelined request behind the one in flight: it waits its turn.
+      self->stash_.append(buf->base, static_cast<size_t>(n));
+      if (self->stash_.size() > kMaxStash) self->SetReading(kStopPipeline, true);
+      return;
+    }
     self->Process(buf->base, static_cast<size_t>(n));
     return;
   }
@@ -91,6 +97,12 @@ void DownstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   self->peer_eof_ = true;
   if (self->lingering_ || self->closed_) {
     self->Close();
+    return;
+  }
+  if (self->codec_paused_ && self->active_) {
+    // The client half-closed after a complete request: answer it, then close.
+    self->keep_alive_after_ = false;
+    self->SetReading(kStopPipeline, true);
     return;
   }
   if (self->active_) {
@@ -112,6 +124,7 @@ void DownstreamConn::Process(const char* data, size_t len) {
     HttpCodec::Result r = codec_.Execute(data, len);
     in_codec_ = false;
     if (closed_ || close_after_flush_) return;
+    FlushUp();  // the head and the body bytes of this read go up in one write
     switch (r.status) {
       case HttpCodec::Status::kOk:
         return;
@@ -129,8 +142,11 @@ void DownstreamConn::Process(const char* data, size_t len) {
           if (len == 0) return;
           continue;
         }
+        // The request is complete and waits for its answer. Reading goes on (no
+        // epoll_ctl per request): whatever arrives meanwhile waits in the stash.
+        codec_paused_ = true;
         stash_.assign(data, len);
-        SetReading(kStopPipeline, true);
+        if (stash_.size() > kMaxStash) SetReading(kStopPipeline, true);
         return;
       case HttpCodec::Status::kHeadTooLarge:
         if (!active_) BeginMinimalExchange();
@@ -230,13 +246,9 @@ void DownstreamConn::OnUpstreamConnected(UpstreamConn* up) {
   up_ = up;
   waiting_for_pool = false;
   up->SetHeadRequest(head_request_);
-  if (!pending_up_.empty()) {
-    WriteReq* wr = w_->NewWrite();
-    wr->data.swap(pending_up_);
-    pending_up_.clear();
-    up->Write(wr);
-  }
-  if (up_ != nullptr && up_->write_queue_size() < kHighWatermark) {
+  FlushUp();
+  if (up_ != nullptr && up_->write_queue_size() < kHighWatermark &&
+      pending_up_.size() < kHighWatermark) {
     SetReading(kStopBackpressure, false);
   }
 }
@@ -263,36 +275,34 @@ bool DownstreamConn::OnMessageComplete() {
 }
 
 void DownstreamConn::SendToUpstream(std::string_view data, bool chunk_frame) {
-  if (up_ != nullptr && up_->connected()) {
-    WriteReq* wr = w_->NewWrite();
-    if (chunk_frame) AppendChunkHeader(data.size(), &wr->data);
-    wr->data.append(data);
-    if (chunk_frame) wr->data.append("\r\n");
-    up_->Write(wr);
-    if (up_ != nullptr && up_->write_queue_size() > kHighWatermark) {
-      SetReading(kStopBackpressure, true);
-    }
-    return;
-  }
+  // Staged, and sent by FlushUp once the codec has returned: one write per read.
   if (chunk_frame) AppendChunkHeader(data.size(), &pending_up_);
   pending_up_.append(data);
   if (chunk_frame) pending_up_.append("\r\n");
+  if (!in_codec_) FlushUp();
   if (pending_up_.size() > kHighWatermark) SetReading(kStopBackpressure, true);
+}
+
+void DownstreamConn::FlushUp() {
+  if (in_codec_ || pending_up_.empty() || up_ == nullptr || !up_->connected()) return;
+  WriteReq* wr = w_->NewWrite();
+  wr->data.swap(pending_up_);
+  pending_up_.clear();
+  up_->Write(wr);
+  if (up_ != nullptr && up_->write_queue_size() > kHighWatermark) {
+    SetReading(kStopBackpressure, true);
+  }
 }
 
 void DownstreamConn::OnUpstreamDrained() { SetReading(kStopBackpressure, false); }
 
 void DownstreamConn::OnUpstreamHead(const MessageHead& head, bool* skip_body) {
-  WriteReq* wr = NewWrite();
   if (head.status < 200) {
     // Interim answers (100 Continue) pass through to HTTP/1.1 clients.
     *skip_body = true;
     if (client_minor_ >= 1) {
       AppendDownstreamResponseHead(head, false, client_minor_, true,
-                                   std::string_view(request_id_, request_id_len_), &wr->data);
-      Write(wr);
-    } else {
-      w_->FreeWrite(wr);
+                                   std::string_view(request_id_, request_id_len_), &Out()->data);
     }
     return;
   }
@@ -304,20 +314,31 @@ void DownstreamConn::OnUpstreamHead(const MessageHead& head, bool* skip_body) {
                     w_->topology->upstream(upstream_).config.request_timeout.count()));
   resp_framing_ =
       AppendDownstreamResponseHead(head, head_request_, client_minor_, keep_alive_after_,
-                                   std::string_view(request_id_, request_id_len_), &wr->data);
+                                   std::string_view(request_id_, request_id_len_), &Out()->data);
   if (resp_framing_ == Framing::kUntilClose) keep_alive_after_ = false;
   *skip_body = head_request_;
-  Write(wr);
 }
 
 void DownstreamConn::OnUpstreamBody(std::string_view data) {
   resp_body_bytes_ += data.size();
   last_upstream_ms_ = uv_now(&w_->loop);
-  WriteReq* wr = NewWrite();
+  std::string& out = Out()->data;
   bool chunk = resp_framing_ == Framing::kChunked;
-  if (chunk) AppendChunkHeader(data.size(), &wr->data);
-  wr->data.append(data);
-  if (chunk) wr->data.append("\r\n");
+  if (chunk) AppendChunkHeader(data.size(), &out);
+  out.append(data);
+  if (chunk) out.append("\r\n");
+  if (out.size() >= kFlushBytes) FlushOut();
+}
+
+WriteReq* DownstreamConn::Out() {
+  if (out_ == nullptr) out_ = w_->NewWrite();
+  return out_;
+}
+
+void DownstreamConn::FlushOut() {
+  if (out_ == nullptr) return;
+  WriteReq* wr = out_;
+  out_ = nullptr;
   Write(wr);
   if (up_ != nullptr && tcp_.write_queue_size > kHighWatermark) {
     up_->SetReading(kStopBackpressure, true);
@@ -326,11 +347,8 @@ void DownstreamConn::OnUpstreamBody(std::string_view data) {
 
 void DownstreamConn::OnUpstreamComplete() {
   up_ = nullptr;
-  if (resp_framing_ == Framing::kChunked) {
-    WriteReq* wr = NewWrite();
-    wr->data.append("0\r\n\r\n");
-    Write(wr);
-  }
+  if (resp_framing_ == Framing::kChunked) Out()->data.append("0\r\n\r\n");
+  FlushOut();
   FinishExchange(status_);
 }
 
@@ -361,13 +379,12 @@ void DownstreamConn::LocalReply(int status, const char* kind, bool close) {
   }
   if (waiting_for_pool) w_->RemoveWaiter(this);
   if (close || w_->draining) keep_alive_after_ = false;
-  WriteReq* wr = NewWrite();
   AppendErrorResponse(status, kind, w_->topology->upstream(upstream_).config.name,
                       std::string_view(request_id_, request_id_len_), !keep_alive_after_,
-                      &wr->data);
+                      &Out()->data);
   status_ = status;
   response_started_ = true;
-  Write(wr);
+  FlushOut();
   FinishExchange(status);
 }
 
@@ -430,6 +447,7 @@ void DownstreamConn::ResetExchange() {
 void DownstreamConn::ResumeAfterExchange() {
   ResetExchange();
   codec_.Resume();
+  codec_paused_ = false;
   if (w_->draining) {
     CloseAfterFlush();
     return;
@@ -464,19 +482,12 @@ void DownstreamConn::MaybeCloseIdle() {
   if (!active_ && !codec_.InMessage()) CloseAfterFlush();
 }
 
-WriteReq* DownstreamConn::NewWrite() { return w_->NewWrite(); }
-
 void DownstreamConn::Write(WriteReq* wr) {
   if (closed_) {
     w_->FreeWrite(wr);
     return;
   }
-  uv_buf_t b = uv_buf_init(wr->data.data(), static_cast<unsigned>(wr->data.size()));
-  if (uv_write(&wr->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, OnWrite) != 0) {
-    w_->FreeWrite(wr);
-    return;
-  }
-  ++pending_writes_;
+  if (w_->SubmitWrite(reinterpret_cast<uv_stream_t*>(&tcp_), wr, OnWrite)) ++pending_writes_;
 }
 
 void DownstreamConn::OnWrite(uv_write_t* req, int status) {
@@ -594,6 +605,10 @@ void DownstreamConn::Close() {
   if (in_flight_counted_) {
     w_->stats->InFlightAdd(upstream_, -1);
     in_flight_counted_ = false;
+  }
+  if (out_ != nullptr) {
+    w_->FreeWrite(out_);
+    out_ = nullptr;
   }
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), OnClosed);

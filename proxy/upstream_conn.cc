@@ -115,6 +115,7 @@ void UpstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     if (self->closing_) return;
     switch (r.status) {
       case HttpCodec::Status::kOk:
+        if (self->ds_ != nullptr) self->ds_->FlushOutput();
         return;
       case HttpCodec::Status::kPaused:
         if (r.consumed < static_cast<size_t>(n)) self->keep_alive_ = false;  // junk after
@@ -195,11 +196,7 @@ void UpstreamConn::Write(WriteReq* wr) {
     w_->FreeWrite(wr);
     return;
   }
-  uv_buf_t b = uv_buf_init(wr->data.data(), static_cast<unsigned>(wr->data.size()));
-  if (uv_write(&wr->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, OnWrite) != 0) {
-    w_->FreeWrite(wr);
-    Fail(UpstreamErrorKind::kReset);
-  }
+  w_->SubmitWrite(reinterpret_cast<uv_stream_t*>(&tcp_), wr, OnWrite);
 }
 
 void UpstreamConn::OnWrite(uv_write_t* req, int status) {

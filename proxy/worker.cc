@@ -309,6 +309,22 @@ void WorkerImpl::ConnClosing(UpstreamConn* up) {
   if (draining) MaybeFinish();
 }
 
+bool WorkerImpl::SubmitWrite(uv_stream_t* stream, WriteReq* wr, uv_write_cb cb) {
+  uv_buf_t b = uv_buf_init(wr->data.data(), static_cast<unsigned>(wr->data.size()));
+  int n = uv_try_write(stream, &b, 1);
+  if (n == static_cast<int>(b.len)) {
+    FreeWrite(wr);
+    return false;
+  }
+  if (n > 0) b = uv_buf_init(b.base + n, b.len - static_cast<unsigned>(n));
+  // EAGAIN (or an error, which uv_write reports through cb): queue the rest.
+  if (uv_write(&wr->req, stream, &b, 1, cb) != 0) {
+    FreeWrite(wr);
+    return false;
+  }
+  return true;
+}
+
 WriteReq* WorkerImpl::NewWrite() {
   if (free_writes_ == nullptr) return new WriteReq;
   WriteReq* wr = free_writes_;
