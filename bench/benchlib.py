@@ -23,6 +23,9 @@ def _die_with_parent():
     # If the harness itself is SIGKILLed, the kernel still stops what it started.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    # Out of the terminal's process group: Ctrl-C reaches run.sh and the harness, which
+    # stop each process by pid in order (nginx's master before its worker is orphaned).
+    os.setpgrp()
 
 
 class Procs:

@@ -427,18 +427,22 @@ def busiest():
 
 
 def main():
-    started = datetime.datetime.now(datetime.timezone.utc)
-    tmp = tempfile.mkdtemp(prefix="speedmon-bench.")
-    bench = Bench(tmp)
-
     def on_signal(signum, _frame):
+        # Once: a second signal (run.sh's TERM after the terminal's INT) must not cut the
+        # cleanup in the finally block short.
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
         raise SystemExit(128 + signum)
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, on_signal)
+    started = datetime.datetime.now(datetime.timezone.utc)
     load0 = os.getloadavg()
-    busy = busiest()
+    tmp = tempfile.mkdtemp(prefix="speedmon-bench.")
+    bench = None
     try:
+        busy = busiest()
+        bench = Bench(tmp)
         bench.make_www()
         bench.start_upstream()
         bench.prepare_configs()
@@ -451,8 +455,9 @@ def main():
             micro = subprocess.run([MICROBENCH, "--benchmark_min_time=0.2"],
                                    capture_output=True, text=True).stdout
     finally:
-        bench.procs.stop_all()
-        if bench.bugs:
+        if bench is not None:
+            bench.procs.stop_all()
+        if bench is not None and bench.bugs:
             keep = tempfile.mkdtemp(prefix="speedmon-bench-failure.")
             shutil.copytree(os.path.join(tmp, "conf"), os.path.join(keep, "conf"))
             shutil.copytree(os.path.join(tmp, "logs"), os.path.join(keep, "logs"))
