@@ -472,15 +472,16 @@ def main():
     p("\n## speedmon side-by-side benchmark\n")
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.split("\n")
-    dirty = [line[3:] for line in dirty if line.strip()]
+    commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+        text=True).stdout.strip()
+    dirty = os.environ.get("BENCH_DIRTY", "")
     if dirty:
-        commit += f" + uncommitted changes in {', '.join(dirty)}"
+        commit += f" + uncommitted changes in {dirty.replace(',', ', ')}"
+    if os.environ.get("BENCH_SKIP_BUILD") == "1":
+        commit += " (BENCH_SKIP_BUILD: the binaries may be older)"
     p(f"- date: {started:%Y-%m-%d %H:%M} UTC, {time.time() - started.timestamp():.0f} s; "
-      f"commit {commit or '?'}")
+      f"built from commit {commit or '?'}")
     p(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}")
     p(f"- load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}; other "
       f"processes' CPU at start: {', '.join(busy)}; at end: {', '.join(busiest())}")

@@ -13,6 +13,11 @@ for tool in nginx haproxy wrk /usr/bin/python3; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/install-deps.sh)" >&2; exit 2; }
 done
 
+# What the binaries are built from, read before the build (others may commit meanwhile).
+BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+BENCH_DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | cut -c4- | paste -sd, - || true)
+export BENCH_COMMIT BENCH_DIRTY
+
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   if ! scripts/build.sh release; then
     # The bench needs two targets; a broken test elsewhere must not stop the measurement,
