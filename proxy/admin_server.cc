@@ -257,13 +257,33 @@ class AdminConn final : public CodecHandler {
   }
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     auto* self = static_cast<AdminConn*>(s->data);
-    if (n > 0 && !self->closed_) self->Feed(buf->base, static_cast<size_t>(n));
+    if (n > 0 && !self->closed_ && !self->lingering_) {
+      self->Feed(buf->base, static_cast<size_t>(n));
+    }
     delete[] buf->base;
     if (n < 0) self->Close();
   }
+
+  // After a final answer (413 while the body is still coming, a bad request): half-close
+  // and read what the client still sends, so the kernel does not answer unread bytes with
+  // a reset that destroys the answer before the client reads it.
+  void Linger() {
+    lingering_ = true;
+    shutdown_req_.data = this;
+    if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
+                    [](uv_shutdown_t* req, int status) {
+                      auto* c = static_cast<AdminConn*>(req->data);
+                      if (status < 0 && status != UV_ECANCELED) c->Close();
+                    }) != 0) {
+      Close();
+      return;
+    }
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
+    uv_timer_start(&timer_, OnTimer, 2000, 0);
+  }
   static void OnTimer(uv_timer_t* t) {
     auto* self = static_cast<AdminConn*>(t->data);
-    if (!self->waiting_) self->Close();
+    if (!self->waiting_ || self->lingering_) self->Close();
   }
   static void OnWrite(uv_write_t* req, int status) {
     auto* self = static_cast<AdminConn*>(req->handle->data);
@@ -271,7 +291,12 @@ class AdminConn final : public CodecHandler {
     delete req;
     --self->writes_;
     if (status == UV_ECANCELED) return;
-    if (status < 0 || self->close_when_written_) self->Close();
+    if (self->closed_) return;
+    if (status < 0) {
+      self->Close();
+    } else if (self->close_when_written_ && self->writes_ == 0 && !self->lingering_) {
+      self->Linger();
+    }
   }
   static void OnClosed(uv_handle_t* h) {
     auto* self = static_cast<AdminConn*>(h->data);
@@ -324,6 +349,8 @@ class AdminConn final : public CodecHandler {
   bool waiting_ = false;
   bool close_after_ = false;
   bool close_when_written_ = false;
+  bool lingering_ = false;
+  uv_shutdown_t shutdown_req_;
   bool closed_ = false;
   int closed_handles_ = 0;
   int writes_ = 0;

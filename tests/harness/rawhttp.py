@@ -294,10 +294,12 @@ def _parse_head(raw):
 
 
 def connect_refused(port, host="127.0.0.1", timeout=2.0):
-    """True if a TCP connect to host:port is refused (nobody listening)."""
+    """True if a TCP connect to host:port is refused (nobody listening). A reset during
+    connect counts too: a connection that reached a listening socket's queue just as it
+    closed is reset by the kernel, and it was not accepted either."""
     try:
         s = socket.create_connection((host, port), timeout=timeout)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     s.close()
     return False
