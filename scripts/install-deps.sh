@@ -13,6 +13,7 @@ PACKAGES=(
   prometheus prometheus-alertmanager prometheus-node-exporter
   wrk nginx-light haproxy curl python3 python3-requests
   chromium python3-yaml
+  strace valgrind          # bench/profile.py only
 )
 
 missing=()
