@@ -3,6 +3,9 @@
 #include "alerting/notifier.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include "alerting/http_client.h"
 #include "alerting/payload.h"
@@ -250,6 +253,25 @@ TEST(HttpClientTest, RefusedAndTimedOut) {
   Url unresolvable{"no-such-host.invalid", 80, ""};
   r = HttpRequest(unresolvable, "GET", "/", "", milliseconds(2000));
   EXPECT_EQ(r.error.rfind("resolve no-such-host.invalid: ", 0), 0u) << r.error;
+}
+
+TEST(HttpClientTest, CancelEndsAHungRequest) {
+  // A peer that accepts and never answers: only the cancel pipe can end the wait before
+  // the (long) timeout, and the error says which of the two happened.
+  CannedServer silent({}, /*answer=*/false);
+  int cancel[2];
+  ASSERT_EQ(pipe(cancel), 0);
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    char b = 1;
+    ASSERT_EQ(write(cancel[1], &b, 1), 1);
+  });
+  HttpResponse r = HttpRequest(silent.url(), "POST", "/", "x", std::chrono::minutes(5), cancel[0]);
+  canceller.join();
+  EXPECT_EQ(r.error, "cancelled");
+  EXPECT_EQ(r.status, 0);
+  close(cancel[0]);
+  close(cancel[1]);
 }
 
 class NotifierTest : public ::testing::Test {
