@@ -8,6 +8,7 @@ Stdlib only; run with /usr/bin/python3.
 import ctypes
 import http.client
 import os
+import random
 import re
 import signal
 import socket
@@ -82,19 +83,34 @@ class Procs:
 
 
 class Ports:
-    """Distinct free loopback ports (the kernel picks; we never hand out one twice)."""
+    """Distinct free loopback ports for listeners, chosen below the kernel's ephemeral
+    range: a port the kernel hands out with bind(0) can be taken minutes later by an
+    outgoing connection (wrk -c1000 opens a thousand), and the listener that was to use it
+    then fails with "Address already in use"."""
 
     def __init__(self):
         self.used = set()
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                low = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            low = 32768
+        self.candidates = list(range(max(1024, low - 12000), low))
+        random.shuffle(self.candidates)
 
     def get(self):
-        while True:
+        while self.candidates:
+            port = self.candidates.pop()
+            if port in self.used:
+                continue
             with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            if port not in self.used:
-                self.used.add(port)
-                return port
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            self.used.add(port)
+            return port
+        raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 # ---- /proc ----------------------------------------------------------------------------

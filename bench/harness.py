@@ -426,6 +426,104 @@ def busiest():
     return busy[:6] or ["none above 1 %"]
 
 
+def print_rounds(results):
+    for key, title, *_ in SCENARIOS:
+        print(f"\n### {title}\n")
+        if key == "c1":
+            print(latency_table(results[key]))
+        else:
+            print(throughput_table(results[key], with_transfer=key in ("20k", "1m")))
+
+
+def print_slow(slow):
+    print(f"\n### 100 MB response to a slow reader ({SLOW_RATE / 1e6:.0f} MB/s for "
+          f"{SLOW_SECONDS:.0f} s; RSS sampled every 100 ms)\n")
+    rows = []
+    for t, r in slow.items():
+        if "error" in r:
+            rows.append([t, "-", "-", "-", "-", r["error"][:60]])
+        else:
+            rows.append([t, f"{r['baseline_rss_kb'] / 1024:.1f} MB",
+                         f"{r['peak_rss_kb'] / 1024:.1f} MB", f"{r['growth_kb'] / 1024:+.1f} MB",
+                         f"{r['bytes_read'] / 1e6:.1f} MB", f"{r['status_line']}, {r['ended']}"])
+    print(table(["proxy", "RSS before", "peak RSS", "growth", "read", "response"], rows))
+
+
+def print_scrapes(scr):
+    print(f"\n### /metrics under load (wrk -t1 -c{CONNS} -d{DURATION}s on the proxy, {ROUNDS} "
+          f"runs without and {ROUNDS} with scrapes, one every {SCRAPE_INTERVAL * 1000:.0f} ms "
+          f"cycling plain, gzip and /healthz; every upstream x route cell primed)\n")
+    rows, lrows = [], []
+    for name, r in scr.items():
+        rows.append(scrape_row(f"{name}, plain", r["scrapes"]["plain"]))
+        rows.append(scrape_row(f"{name}, gzip", r["scrapes"]["gzip"]))
+        rows.append(scrape_row(f"{name}, /healthz (floor)", r["scrapes"]["healthz"]))
+        q, lo = med(x["rps"] for x in r["quiet"]), med(x["rps"] for x in r["loaded"])
+        cpu = r["cpu_ns"]
+        lrows.append([name, fmt_us(cpu / 1000) if cpu is not None else "-",
+                      f"{cpu / 15e9 * 100:.4f} %" if cpu is not None else "-",
+                      f"{q:,.0f}", f"{lo:,.0f}", f"{(lo / q - 1) * 100:+.1f} %",
+                      fmt_us(med(x["p99_us"] for x in r["quiet"])),
+                      fmt_us(med(x["p99_us"] for x in r["loaded"])),
+                      f"{r['rss_kb'] / 1024:.1f} MB"])
+    print(table(["config", "scrapes", "p50", "p99", "max", "size"], rows))
+    print("")
+    print(table(["config", "CPU per scrape", "of a core at 1/15 s", "req/s without scrapes",
+                 "req/s with", "change", "p99 without", "p99 with", "RSS after"], lrows))
+
+
+def print_idle(idle):
+    print(f"\n### Idle: speedmon's scrape (default config, cells primed) beside "
+          f"prometheus-node-exporter's, {SCRAPES} each, interleaved, no load\n")
+    print(table(["exporter", "scrapes", "p50", "p99", "max", "size"],
+                [scrape_row(k, v) for k, v in idle["scrapes"].items()]))
+    print(f"\n- speedmon idle RSS (default config, 3 s after start): "
+          f"{idle['idle_rss_kb'] / 1024:.1f} MB; after priming and {SCRAPES * 2} scrapes: "
+          f"{idle['rss_after_scrapes_kb'] / 1024:.1f} MB; 100 upstreams x 8 routes idle: "
+          f"{idle['idle_rss_100x8_kb'] / 1024:.1f} MB")
+    if "node_exporter_rss_kb" in idle:
+        print(f"- node_exporter RSS after its scrapes: "
+              f"{idle['node_exporter_rss_kb'] / 1024:.1f} MB")
+
+
+def print_micro(micro):
+    print("\n### Micro-benchmarks (speedmon_microbench --benchmark_min_time=0.2)\n")
+    print("```\n" + micro.rstrip() + "\n```")
+
+
+def run_micro():
+    if not os.path.exists(MICROBENCH):
+        raise RuntimeError(f"no {MICROBENCH} (libbenchmark-dev missing at configure time?)")
+    p = subprocess.run([MICROBENCH, "--benchmark_min_time=0.2"], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{MICROBENCH} exited {p.returncode}: {p.stderr[-300:]}")
+    return p.stdout
+
+
+def header(started, load0, busy, bench):
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "?")
+    commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+        text=True).stdout.strip()
+    dirty = os.environ.get("BENCH_DIRTY", "")
+    if dirty:
+        commit += f" + uncommitted changes in {dirty.replace(',', ', ')}"
+    if os.environ.get("BENCH_SKIP_BUILD") == "1":
+        commit += " (BENCH_SKIP_BUILD: the binaries may be older)"
+    print("\n## speedmon side-by-side benchmark\n")
+    print(f"- date: {started:%Y-%m-%d %H:%M} UTC, {time.time() - started.timestamp():.0f} s; "
+          f"built from commit {commit or '?'}")
+    print(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}")
+    print(f"- load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}; other "
+          f"processes' CPU at start: {', '.join(busy)}; at end: {', '.join(busiest())}")
+    print(f"- rounds: {ROUNDS}, order rotating; wrk -t1 --latency --timeout 10s; "
+          f"1 worker per proxy; upstream: nginx, 1 worker")
+    if not bench.hwm_reset_ok:
+        print("- peak RSS could not be reset per run (clear_refs): it is the peak since start")
+
+
 def main():
     def on_signal(signum, _frame):
         # Once: a second signal (run.sh's TERM after the terminal's INT) must not cut the
@@ -440,20 +538,32 @@ def main():
     load0 = os.getloadavg()
     tmp = tempfile.mkdtemp(prefix="speedmon-bench.")
     bench = None
+    done = []  # (printer, data) of the stages that finished
+    failed = []
     try:
         busy = busiest()
         bench = Bench(tmp)
         bench.make_www()
         bench.start_upstream()
         bench.prepare_configs()
-        results = bench.rounds()
-        slow = bench.slow_reader()
-        scr = bench.scrapes_under_load()
-        idle = bench.idle_and_node_exporter()
-        micro = None
-        if os.path.exists(MICROBENCH):
-            micro = subprocess.run([MICROBENCH, "--benchmark_min_time=0.2"],
-                                   capture_output=True, text=True).stdout
+        # A stage that fails (a port taken, a tool missing) is reported; the others still
+        # run and print, so a 25-minute run is not lost to its last step.
+        for name, run, printer in (("rounds", bench.rounds, print_rounds),
+                                   ("slow reader", bench.slow_reader, print_slow),
+                                   ("scrapes under load", bench.scrapes_under_load,
+                                    print_scrapes),
+                                   ("idle and node_exporter", bench.idle_and_node_exporter,
+                                    print_idle),
+                                   ("micro-benchmarks", run_micro, print_micro)):
+            try:
+                data = run()
+            except Exception as e:  # noqa: BLE001 - reported below, the run goes on
+                failed.append(f"stage {name} failed: {type(e).__name__}: {e}")
+                for proc in [p for p in bench.procs.live if p != "upstream"]:
+                    bench.procs.stop(proc)
+                continue
+            if data:
+                done.append((printer, data))
     finally:
         if bench is not None:
             bench.procs.stop_all()
@@ -468,90 +578,18 @@ def main():
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    p = print
-    p("\n## speedmon side-by-side benchmark\n")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "?")
-    commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
-        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-        text=True).stdout.strip()
-    dirty = os.environ.get("BENCH_DIRTY", "")
-    if dirty:
-        commit += f" + uncommitted changes in {dirty.replace(',', ', ')}"
-    if os.environ.get("BENCH_SKIP_BUILD") == "1":
-        commit += " (BENCH_SKIP_BUILD: the binaries may be older)"
-    p(f"- date: {started:%Y-%m-%d %H:%M} UTC, {time.time() - started.timestamp():.0f} s; "
-      f"built from commit {commit or '?'}")
-    p(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}")
-    p(f"- load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}; other "
-      f"processes' CPU at start: {', '.join(busy)}; at end: {', '.join(busiest())}")
-    p(f"- rounds: {ROUNDS}, order rotating; wrk -t1 --latency --timeout 10s; "
-      f"1 worker per proxy; upstream: nginx, 1 worker")
-    if not bench.hwm_reset_ok:
-        p("- peak RSS could not be reset per run (clear_refs): it is the peak since start")
-    for key, title, *_ in SCENARIOS:
-        p(f"\n### {title}\n")
-        if key == "c1":
-            p(latency_table(results[key]))
-        else:
-            p(throughput_table(results[key], with_transfer=key in ("20k", "1m")))
-
-    p(f"\n### 100 MB response to a slow reader ({SLOW_RATE / 1e6:.0f} MB/s for "
-      f"{SLOW_SECONDS:.0f} s; RSS sampled every 100 ms)\n")
-    rows = []
-    for t, r in slow.items():
-        if "error" in r:
-            rows.append([t, "-", "-", "-", "-", r["error"][:60]])
-        else:
-            rows.append([t, f"{r['baseline_rss_kb'] / 1024:.1f} MB",
-                         f"{r['peak_rss_kb'] / 1024:.1f} MB", f"{r['growth_kb'] / 1024:+.1f} MB",
-                         f"{r['bytes_read'] / 1e6:.1f} MB", f"{r['status_line']}, {r['ended']}"])
-    p(table(["proxy", "RSS before", "peak RSS", "growth", "read", "response"], rows))
-
-    p(f"\n### /metrics under load (wrk -t1 -c{CONNS} -d{DURATION}s on the proxy, {ROUNDS} "
-      f"runs without and {ROUNDS} with scrapes, one every {SCRAPE_INTERVAL * 1000:.0f} ms "
-      f"cycling plain, gzip and /healthz; every upstream x route cell primed)\n")
-    rows, lrows = [], []
-    for name, r in scr.items():
-        rows.append(scrape_row(f"{name}, plain", r["scrapes"]["plain"]))
-        rows.append(scrape_row(f"{name}, gzip", r["scrapes"]["gzip"]))
-        rows.append(scrape_row(f"{name}, /healthz (floor)", r["scrapes"]["healthz"]))
-        q, lo = med(x["rps"] for x in r["quiet"]), med(x["rps"] for x in r["loaded"])
-        cpu = r["cpu_ns"]
-        lrows.append([name, fmt_us(cpu / 1000) if cpu is not None else "-",
-                      f"{cpu / 15e9 * 100:.4f} %" if cpu is not None else "-",
-                      f"{q:,.0f}", f"{lo:,.0f}", f"{(lo / q - 1) * 100:+.1f} %",
-                      fmt_us(med(x["p99_us"] for x in r["quiet"])),
-                      fmt_us(med(x["p99_us"] for x in r["loaded"])),
-                      f"{r['rss_kb'] / 1024:.1f} MB"])
-    p(table(["config", "scrapes", "p50", "p99", "max", "size"], rows))
-    p("")
-    p(table(["config", "CPU per scrape", "of a core at 1/15 s", "req/s without scrapes",
-             "req/s with", "change", "p99 without", "p99 with", "RSS after"], lrows))
-
-    p(f"\n### Idle: speedmon's scrape (default config, cells primed) beside "
-      f"prometheus-node-exporter's, {SCRAPES} each, interleaved, no load\n")
-    p(table(["exporter", "scrapes", "p50", "p99", "max", "size"],
-            [scrape_row(k, v) for k, v in idle["scrapes"].items()]))
-    p(f"\n- speedmon idle RSS (default config, 3 s after start): "
-      f"{idle['idle_rss_kb'] / 1024:.1f} MB; after priming and {SCRAPES * 2} scrapes: "
-      f"{idle['rss_after_scrapes_kb'] / 1024:.1f} MB; 100 upstreams x 8 routes idle: "
-      f"{idle['idle_rss_100x8_kb'] / 1024:.1f} MB")
-    if "node_exporter_rss_kb" in idle:
-        p(f"- node_exporter RSS after its scrapes: {idle['node_exporter_rss_kb'] / 1024:.1f} MB")
-
-    if micro:
-        p("\n### Micro-benchmarks (speedmon_microbench --benchmark_min_time=0.2)\n")
-        p("```\n" + micro.rstrip() + "\n```")
-    for n in bench.notes:
-        p(f"- note: {n}")
+    header(started, load0, busy, bench)
+    for printer, data in done:
+        printer(data)
+    for n in bench.notes + failed:
+        print(f"- note: {n}")
     if bench.bugs:
-        p("\n### SPEEDMON FAILURES (bugs: reproduce with the config and command)\n")
+        print("\n### SPEEDMON FAILURES (bugs: reproduce with the config and command)\n")
         for what, conf, cmd, detail in bench.bugs:
-            p(f"- {what}\n  config: {conf}\n  command: {cmd}\n  detail: "
-              + detail.strip().replace("\n", "\n    ")[:2000])
+            print(f"- {what}\n  config: {conf}\n  command: {cmd}\n  detail: "
+                  + detail.strip().replace("\n", "\n    ")[:2000])
         return 1
-    return 0
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":

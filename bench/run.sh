@@ -5,7 +5,8 @@
 #   BENCH_SKIP_BUILD=1 ...       use the binaries already in build/release
 # Builds Release, then runs bench/harness.py, which starts nginx (upstream and proxy),
 # HAProxy, speedmon and node_exporter on loopback ports, stops each by pid on any exit,
-# and prints the tables. Exit status 1 when speedmon crashed or answered errors.
+# and prints the tables. Exit status 1 when speedmon crashed or answered errors, 2 when
+# a stage of the harness failed (the other stages still print).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
