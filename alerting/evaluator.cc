@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "base/json.h"
 #include "nlohmann/json.hpp"
 
 namespace speedmon::alerting {
@@ -17,8 +18,8 @@ std::string LabelsText(const Labels& labels) {
   std::string out = "{";
   for (const auto& [k, v] : labels) {
     if (out.size() > 1) out += ",";
-    out +=
-        k + "=" + nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += k + "=";
+    base::AppendJsonString(v, &out);
   }
   return out + "}";
 }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/boundary.h"
+
 namespace speedmon::alerting {
 namespace {
 
@@ -51,7 +53,9 @@ std::unique_ptr<Notifier> Notifier::Create(const std::vector<TargetConfig>& targ
   for (auto& t : n->targets_) {
     Target* raw = t.get();
     if (pipe2(t->cancel, O_NONBLOCK | O_CLOEXEC) != 0) t->cancel[0] = t->cancel[1] = -1;
-    t->thread = std::thread([n = n.get(), raw] { n->Run(raw); });
+    t->thread = std::thread([n = n.get(), raw] {
+      base::Guard(base::Component::kNotifier, "notifier thread", [&] { n->Run(raw); });
+    });
   }
   return n;
 }
@@ -129,10 +133,18 @@ void Notifier::Run(Target* t) {
     t->in_flight = true;
     lock.unlock();
 
-    std::string body = t->config.kind == TargetKind::kAlertmanager
-                           ? AlertmanagerBody(batch)
-                           : WebhookBody(batch, options_.external_url);
-    HttpResponse r = HttpRequest(t->url, "POST", t->path, body, t->config.timeout, t->cancel[0]);
+    HttpResponse r;
+    base::Guard(
+        base::Component::kNotifier, "notifier",
+        [&] {
+          std::string body = t->config.kind == TargetKind::kAlertmanager
+                                 ? AlertmanagerBody(batch)
+                                 : WebhookBody(batch, options_.external_url);
+          r = HttpRequest(t->url, "POST", t->path, body, t->config.timeout, t->cancel[0]);
+        },
+        [&] {
+          r = HttpResponse{0, "", "internal error"};
+        });
     const bool delivered = r.ok() && r.status >= 200 && r.status < 300;
     std::string message;
     if (delivered) {

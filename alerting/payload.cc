@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/json.h"
 #include "nlohmann/json.hpp"
 
 namespace speedmon::alerting {
@@ -78,7 +79,7 @@ std::string AlertmanagerBody(const std::vector<AlertNotice>& notices) {
                        {"endsAt", FormatRfc3339(n.ends_at)},
                        {"generatorURL", n.generator_url}});
   }
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  return base::ToJson(out);
 }
 
 std::string WebhookBody(const std::vector<AlertNotice>& notices, const std::string& external_url) {
@@ -108,7 +109,7 @@ std::string WebhookBody(const std::vector<AlertNotice>& notices, const std::stri
            {"commonAnnotations", Common(annotations)},
            {"externalURL", external_url},
            {"alerts", std::move(alerts)}};
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  return base::ToJson(out);
 }
 
 }  // namespace speedmon::alerting

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <tuple>
 
+#include "base/json.h"
+
 namespace speedmon::alerting {
 namespace {
 
@@ -205,8 +207,8 @@ RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
     r.metric_text += "{";
     bool first = true;
     for (const auto& [k, v] : c.match_labels) {
-      r.metric_text += (first ? "" : ",") + k + "=" +
-                       json(v).dump(-1, ' ', false, json::error_handler_t::replace);
+      r.metric_text += (first ? "" : ",") + k + "=";
+      base::AppendJsonString(v, &r.metric_text);
       first = false;
     }
     r.metric_text += "}";

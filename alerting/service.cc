@@ -7,6 +7,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "base/json.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/metric_family.h"
 
@@ -18,8 +19,7 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-// Never throws: bytes that are not UTF-8 (an id from a URL, a label value) become U+FFFD.
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string Dump(const json& j) { return base::ToJson(j); }
 
 std::string Answer(const std::string& error, const std::string& field) {
   return Dump(json{{"error", error}, {"field", field}});

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "base/json.h"
+
 namespace speedmon::metrics {
 namespace {
 
@@ -77,7 +79,14 @@ void AppendNumber(double v, std::string* out) {
   }
 }
 
+// Label values and help text must be UTF-8 in both formats; a value that is not (a
+// strategy name, a disk path) is written with U+FFFD in place of the bad bytes.
 void AppendEscaped(std::string_view s, bool quotes, std::string* out) {
+  std::string repaired;
+  if (!base::IsValidUtf8(s)) {
+    repaired = base::ValidUtf8(s);
+    s = repaired;
+  }
   for (char c : s) {
     if (c == '\\') {
       out->append("\\\\");

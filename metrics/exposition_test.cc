@@ -58,6 +58,20 @@ TEST(ExpositionTest, OpenMetricsNamesCountersWithoutTotalAndEnds) {
   EXPECT_EQ(out.find("x_empty"), std::string::npos);
 }
 
+TEST(ExpositionTest, LabelValuesThatAreNotUtf8GetReplacementCharacters) {
+  MetricFamily c{"x_total", "Help \xff.", MetricType::Counter, {}};
+  ClientMetric cm;
+  cm.label = {{"strategy", "ga\xC3\xA9\xff\"x"}};
+  cm.counter.value = 1;
+  c.metric.push_back(cm);
+  std::string out;
+  Serialize({c}, Format::kText004, &out);
+  EXPECT_EQ(out,
+            "# HELP x_total Help \xEF\xBF\xBD.\n"
+            "# TYPE x_total counter\n"
+            "x_total{strategy=\"ga\xC3\xA9\xEF\xBF\xBD\\\"x\"} 1\n");
+}
+
 TEST(ExpositionTest, Negotiation) {
   EXPECT_EQ(NegotiateFormat(""), Format::kText004);
   EXPECT_EQ(NegotiateFormat("text/plain;version=0.0.4"), Format::kText004);

@@ -6,6 +6,9 @@
 
 #include <charconv>
 
+#include "base/boundary.h"
+#include "base/json.h"
+#include "base/url.h"
 #include "metrics/exposition.h"
 #include "proxy/server_impl.h"
 #include "proxy/status_page.h"
@@ -19,7 +22,7 @@ using nlohmann::json;
 AdminResponse Json(int status, const json& body) {
   AdminResponse r;
   r.status = status;
-  r.body = body.dump();
+  r.body = base::ToJson(body);
   r.body.push_back('\n');
   return r;
 }
@@ -27,15 +30,16 @@ AdminResponse Json(int status, const json& body) {
 AdminResponse Error(int status, std::string_view message, std::string_view field = {}) {
   AdminResponse r;
   r.status = status;
-  r.body = JsonError(message, field);
+  r.body = base::JsonError(message, field);
   r.body.push_back('\n');
   return r;
 }
 
 // Parses ?limit=N: absent -> fallback; junk, negative or zero -> nullopt.
 std::optional<size_t> ParseLimit(const AdminRequest& req, size_t fallback, size_t max) {
-  std::string v = req.QueryParam("limit", "");
-  if (v.empty()) return fallback;
+  std::optional<std::string_view> param = base::QueryParam(req.query, "limit");
+  if (!param) return fallback;
+  std::string_view v = *param;
   size_t n = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || p != v.data() + v.size() || n == 0) return std::nullopt;
@@ -48,20 +52,6 @@ AdminResponse FromAnswer(const speedrun::Answer& a) {
   r.body = a.body;
   r.body.push_back('\n');
   return r;
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1 + 1 && isxdigit(s[i + 1]) &&
-        isxdigit(s[i + 2])) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
 }
 
 // Constant time in the token's length, so a wrong guess teaches nothing by timing.
@@ -98,6 +88,20 @@ std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
   all.insert(all.end(), std::make_move_iterator(runs.begin()), std::make_move_iterator(runs.end()));
   auto more = registry->Collect();
   all.insert(all.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  prometheus::MetricFamily errors{
+      "pokemon_speedrun_internal_errors_total",
+      "Exceptions caught at a boundary (callback or thread top frame), by component; each "
+      "answered one request, closed one connection or dropped one batch.",
+      prometheus::MetricType::Counter,
+      {}};
+  for (int c = 0; c < base::kComponentCount; ++c) {
+    auto component = static_cast<base::Component>(c);
+    prometheus::ClientMetric m;
+    m.label = {{"component", std::string(base::ComponentName(component))}};
+    m.counter.value = static_cast<double>(base::ExceptionCount(component));
+    errors.metric.push_back(std::move(m));
+  }
+  all.push_back(std::move(errors));
   return all;
 }
 
@@ -327,9 +331,10 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
   if (path.starts_with(kRules) && path.size() > kRules.size()) {
     if (req.method != "DELETE") return respond(Error(405, "use DELETE"));
     if (!Authorized(req, respond)) return;
-    alerting::ApiAnswer a =
-        alerts->RemoveRule(PercentDecode(std::string_view(path).substr(kRules.size())),
-                           std::chrono::system_clock::now());
+    std::optional<std::string> id =
+        base::PercentDecode(std::string_view(path).substr(kRules.size()));
+    if (!id) return respond(Error(400, "rule id has a malformed %-escape", "id"));
+    alerting::ApiAnswer a = alerts->RemoveRule(*id, std::chrono::system_clock::now());
     return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
   }
   if (path == "/api/v1/sla") {

@@ -4,11 +4,14 @@
 #include <strings.h>
 #include <uv.h>
 
+#include <atomic>
 #include <charconv>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
 
+#include "base/boundary.h"
+#include "base/json.h"
 #include "proxy/http_codec.h"
 #include "proxy/http_message.h"
 #include "proxy/topology.h"
@@ -20,40 +23,6 @@ std::string_view AdminRequest::Header(std::string_view name) const {
     if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
   }
   return {};
-}
-
-std::string AdminRequest::QueryParam(std::string_view name, std::string_view fallback) const {
-  std::string_view q = query;
-  while (!q.empty()) {
-    size_t amp = q.find('&');
-    std::string_view kv = q.substr(0, amp);
-    size_t eq = kv.find('=');
-    if (kv.substr(0, eq) == name) {
-      return eq == std::string_view::npos ? std::string() : std::string(kv.substr(eq + 1));
-    }
-    if (amp == std::string_view::npos) break;
-    q.remove_prefix(amp + 1);
-  }
-  return std::string(fallback);
-}
-
-std::string JsonError(std::string_view message, std::string_view field) {
-  std::string out = "{\"error\":\"";
-  for (char c : message) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out.push_back(c);
-  }
-  out += "\",\"field\":";
-  if (field.empty()) {
-    out += "null";
-  } else {
-    out += "\"";
-    out += field;
-    out += "\"";
-  }
-  out += "}";
-  return out;
 }
 
 namespace {
@@ -303,6 +272,23 @@ class AdminConn final : public CodecHandler {
     if (++self->closed_handles_ == 2) delete self;
   }
 
+  // Hands the request to the handler; an exception from it answers this request with a
+  // 500 (once: a handler that answered and then threw keeps its answer).
+  void Dispatch() {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    Responder once = [respond = s_->MakeResponder(id_), answered](AdminResponse r) {
+      if (!answered->exchange(true)) respond(std::move(r));
+    };
+    base::Guard(
+        base::Component::kAdmin, "admin handler", [&] { s_->handler_(req_, once); },
+        [&] {
+          AdminResponse r;
+          r.status = 500;
+          r.body = base::JsonError("internal error");
+          once(std::move(r));
+        });
+  }
+
   void Feed(const char* data, size_t len) {
     complete_ = false;
     HttpCodec::Result r = codec_.Execute(data, len);
@@ -312,7 +298,7 @@ class AdminConn final : public CodecHandler {
       uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
       uv_timer_stop(&timer_);
       waiting_ = true;
-      s_->handler_(req_, s_->MakeResponder(id_));
+      Dispatch();
       return;
     }
     if (r.status == HttpCodec::Status::kOk) return;
@@ -322,14 +308,14 @@ class AdminConn final : public CodecHandler {
     AdminResponse resp;
     if (too_large_) {
       resp.status = 413;
-      resp.body = JsonError("body exceeds max_body_bytes (" +
-                            std::to_string(s_->cfg_.max_body_bytes) + ")");
+      resp.body = base::JsonError("body exceeds max_body_bytes (" +
+                                  std::to_string(s_->cfg_.max_body_bytes) + ")");
     } else if (r.status == HttpCodec::Status::kHeadTooLarge) {
       resp.status = 431;
-      resp.body = JsonError("request head too large");
+      resp.body = base::JsonError("request head too large");
     } else {
       resp.status = 400;
-      resp.body = JsonError(std::string("malformed request: ") + codec_.error_reason());
+      resp.body = base::JsonError(std::string("malformed request: ") + codec_.error_reason());
     }
     Respond(std::move(resp));
   }

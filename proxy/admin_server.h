@@ -27,8 +27,6 @@ struct AdminRequest {
 
   // First header with this name (case-insensitive), or empty.
   std::string_view Header(std::string_view name) const;
-  // The query parameter's raw value, or `fallback` when absent.
-  std::string QueryParam(std::string_view name, std::string_view fallback = {}) const;
 };
 
 struct AdminResponse {
@@ -61,8 +59,5 @@ class AdminServer {
  private:
   std::unique_ptr<AdminServerImpl> impl_;
 };
-
-// {"error": message, "field": field-or-null}
-std::string JsonError(std::string_view message, std::string_view field = {});
 
 }  // namespace speedmon::proxy

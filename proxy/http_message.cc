@@ -6,6 +6,8 @@
 #include <array>
 #include <charconv>
 
+#include "base/json.h"
+
 namespace speedmon::proxy {
 namespace {
 
@@ -164,28 +166,19 @@ Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
 
 void AppendErrorResponse(int status, std::string_view kind, std::string_view upstream,
                          std::string_view request_id, bool close, std::string* out) {
-  std::string body = "{\"error\":\"";
-  body.append(kind);
-  body.append("\",\"status\":");
+  std::string body = "{\"error\":";
+  base::AppendJsonString(kind, &body);
+  body.append(",\"status\":");
   AppendUint(static_cast<uint64_t>(status), &body);
   body.append(",\"upstream\":");
   if (upstream.empty()) {
     body.append("null");
   } else {
-    // Upstream names come from config and are validated there; escape anyway.
-    body.push_back('"');
-    for (char c : upstream) {
-      if (c == '"' || c == '\\') body.push_back('\\');
-      body.push_back(c);
-    }
-    body.push_back('"');
+    base::AppendJsonString(upstream, &body);
   }
-  body.append(",\"request_id\":\"");
-  for (char c : request_id) {
-    if (c == '"' || c == '\\') body.push_back('\\');
-    body.push_back(c);
-  }
-  body.append("\"}\n");
+  body.append(",\"request_id\":");
+  base::AppendJsonString(request_id, &body);  // the client's bytes
+  body.append("}\n");
   out->append("HTTP/1.1 ");
   AppendUint(static_cast<uint64_t>(status), out);
   out->push_back(' ');

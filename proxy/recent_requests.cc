@@ -1,18 +1,33 @@
 // Seqlock ring of recent requests. See recent_requests.h.
 #include "proxy/recent_requests.h"
 
-#include <algorithm>
 #include <cstring>
 
 namespace speedmon::proxy {
 
+namespace {
+
+// Cuts `s` to at most `max` bytes, backing off over continuation bytes so that a UTF-8
+// character is kept whole or dropped (bytes that are not UTF-8 are cut anywhere).
+size_t CutLength(std::string_view s, size_t max) {
+  if (s.size() <= max) return s.size();
+  size_t n = max;
+  for (size_t back = 0; back < 3 && n > 0; ++back) {
+    if ((static_cast<unsigned char>(s[n]) & 0xC0) != 0x80) break;  // s[n] starts a character
+    --n;
+  }
+  return (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80 ? max : n;
+}
+
+}  // namespace
+
 void RequestRecord::SetPath(std::string_view p) {
-  path_len = static_cast<uint8_t>(std::min(p.size(), sizeof path));
+  path_len = static_cast<uint8_t>(CutLength(p, sizeof path));
   std::memcpy(path, p.data(), path_len);
 }
 
 void RequestRecord::SetRequestId(std::string_view id) {
-  id_len = static_cast<uint8_t>(std::min(id.size(), sizeof request_id));
+  id_len = static_cast<uint8_t>(CutLength(id, sizeof request_id));
   std::memcpy(request_id, id.data(), id_len);
 }
 

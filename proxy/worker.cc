@@ -11,6 +11,8 @@
 #include <cstring>
 #include <random>
 
+#include "base/boundary.h"
+#include "base/json.h"
 #include "proxy/conn.h"
 
 namespace speedmon::proxy {
@@ -112,23 +114,7 @@ void WorkerImpl::FlushAccessLog() {
 }
 
 void WorkerImpl::AccessLog(const RequestRecord& r, std::string_view client_ip) {
-  auto str = [this](std::string_view v) {
-    access_buf_.push_back('"');
-    for (char c : v) {
-      unsigned char u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        access_buf_.push_back('\\');
-        access_buf_.push_back(c);
-      } else if (u < 0x20 || u >= 0x7f) {
-        char esc[8];
-        std::snprintf(esc, sizeof esc, "\\u%04x", u);
-        access_buf_.append(esc);
-      } else {
-        access_buf_.push_back(c);
-      }
-    }
-    access_buf_.push_back('"');
-  };
+  auto str = [this](std::string_view v) { base::AppendJsonString(v, &access_buf_); };
   const UpstreamState& us = topology->upstream(r.upstream);
   char num[64];
   std::snprintf(num, sizeof num, "{\"time\":%.6f,\"client\":", r.unix_time);
@@ -412,7 +398,9 @@ Worker::Worker(int id, const config::Config& config, Topology* topology,
 Worker::~Worker() = default;
 
 void Worker::Start() {
-  thread_ = std::thread([this] { impl_->Run(); });
+  // Connection callbacks recover from their own exceptions; this is the last resort.
+  thread_ = std::thread(
+      [this] { base::Guard(base::Component::kProxy, "worker thread", [&] { impl_->Run(); }); });
 }
 
 void Worker::BeginDrain() {

@@ -187,6 +187,5 @@ std::optional<InputError> DecodeBody(std::string_view body, std::string_view con
   return error;
 }
 
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 }  // namespace speedmon::speedrun

@@ -64,6 +64,5 @@ std::optional<InputError> DecodeBody(std::string_view body, std::string_view con
 bool ParseJson(std::string_view text, int max_depth, nlohmann::json* out, std::string* error);
 
 // Serialises a JSON answer; invalid UTF-8 (from a URL-supplied id) is replaced, never thrown.
-std::string Dump(const nlohmann::json& j);
 
 }  // namespace speedmon::speedrun

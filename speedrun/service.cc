@@ -8,6 +8,10 @@
 #include <cmath>
 #include <limits>
 
+#include "base/boundary.h"
+#include "base/json.h"
+#include "base/url.h"
+
 namespace speedmon::speedrun {
 namespace {
 
@@ -17,7 +21,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr char kOtherStrategy[] = "other";
 constexpr size_t kDefaultLimit = 100;
 
-Answer JsonAnswer(int status, const json& body) { return Answer{status, Dump(body)}; }
+Answer JsonAnswer(int status, const json& body) { return Answer{status, base::ToJson(body)}; }
 
 Answer ErrorAnswer(int status, const std::string& error, const std::string& field = "") {
   // A body-level error names no field: null, as the admin server's own errors.
@@ -29,31 +33,6 @@ Answer ErrorAnswer(const InputError& e) { return ErrorAnswer(e.status, e.error, 
 
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes a path segment; nullopt for a malformed escape.
-std::optional<std::string> PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    int hi = HexDigit(s[i + 1]), lo = HexDigit(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
 }
 
 // The seed's dotted names and the exported gauge names Value() answers.
@@ -226,8 +205,10 @@ void Service::Post(bool experiments, std::string_view body, std::string_view con
 }
 
 void Service::PostPatternReuse(std::string_view pattern_id, std::function<void(Answer)> done) {
-  std::optional<std::string> id = PercentDecode(pattern_id);
+  std::optional<std::string> id = base::PercentDecode(pattern_id);
   if (!id) return done(ErrorAnswer(400, "pattern_id has a malformed %-escape", "pattern_id"));
+  if (!base::IsValidUtf8(*id))
+    return done(ErrorAnswer(400, "pattern_id must be UTF-8", "pattern_id"));
   size_t chars = Utf8Length(*id);
   if (chars < 1 || chars > kMaxIdChars) {
     return done(ErrorAnswer(400, "pattern_id must be 1 to 128 characters", "pattern_id"));
@@ -267,7 +248,15 @@ void Service::WriterLoop() {
       batch.swap(queue_);
       queued_items_ = 0;
     }
-    CommitBatch(&batch);
+    base::Guard(
+        base::Component::kStore, "store writer", [&] { CommitBatch(&batch); },
+        [&] {
+          // Nothing of the batch is known to be stored: roll back and answer each write
+          // (a write answered already keeps its answer; the admin server drops a second).
+          store_.Rollback();
+          Answer failed = ErrorAnswer(500, "internal error");
+          for (Write& w : batch) w.done(failed);
+        });
     batch.clear();
   }
 }
@@ -361,14 +350,10 @@ void Service::ApplyCommitted(std::vector<Write>* batch, const Totals& delta) {
 Answer Service::GetExperiments(std::string_view query) const {
   if (!query.empty() && query.front() == '?') query.remove_prefix(1);
   size_t limit = kDefaultLimit;
-  while (!query.empty()) {
-    std::string_view param = query.substr(0, query.find('&'));
-    query.remove_prefix(std::min(query.size(), param.size() + 1));
-    if (param.substr(0, 6) != "limit=") continue;
-    std::string_view v = param.substr(6);
+  if (std::optional<std::string_view> v = base::QueryParam(query, "limit")) {
     size_t n = 0;
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (ec != std::errc() || end != v.data() + v.size() || n < 1 ||
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || end != v->data() + v->size() || n < 1 ||
         n > limits_.recent_experiments) {
       return ErrorAnswer(
           400, "limit must be an integer from 1 to " + std::to_string(limits_.recent_experiments),
