@@ -16,7 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum class Parse { kNeedMore, kDone, kBad };
+using Parse = ResponseParse;
 
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -69,7 +69,9 @@ Parse Dechunk(std::string_view data, std::string* out) {
   }
 }
 
-Parse ParseResponse(const std::string& buf, bool eof, HttpResponse* out) {
+}  // namespace
+
+Parse ParseHttpResponse(const std::string& buf, bool eof, HttpResponse* out) {
   size_t head_end = buf.find("\r\n\r\n");
   if (head_end == std::string::npos) return eof ? Parse::kBad : Parse::kNeedMore;
   std::string_view head(buf.data(), head_end);
@@ -126,6 +128,8 @@ Parse ParseResponse(const std::string& buf, bool eof, HttpResponse* out) {
   out->body.assign(rest);
   return Parse::kDone;
 }
+
+namespace {
 
 int RemainingMs(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -298,7 +302,7 @@ HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_vi
         response.error = "response larger than 4 MiB";
         break;
       }
-      Parse p = ParseResponse(buf, false, &response);
+      Parse p = ParseHttpResponse(buf, false, &response);
       if (p == Parse::kDone) break;
       if (p == Parse::kBad) {
         response.error = "malformed response";
@@ -307,7 +311,7 @@ HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_vi
       continue;
     }
     if (n == 0) {
-      if (ParseResponse(buf, true, &response) != Parse::kDone) {
+      if (ParseHttpResponse(buf, true, &response) != Parse::kDone) {
         response.error = buf.empty() ? "connection closed without a response"
                                      : "malformed or truncated response";
       }

@@ -33,6 +33,11 @@ struct HttpResponse {
   bool ok() const { return error.empty(); }
 };
 
+// The response parser behind HttpRequest (public for its fuzz target): kDone when `buf`
+// holds a whole response (`eof`: the server closed, so a body without length ends here).
+enum class ResponseParse { kNeedMore, kDone, kBad };
+ResponseParse ParseHttpResponse(const std::string& buf, bool eof, HttpResponse* out);
+
 // Sends one request and reads the whole response (at most kMaxResponseBytes).
 // `timeout` bounds connect, send and receive together; resolving a host name
 // (getaddrinfo) is not bounded by it, which is why targets are best given as IP

@@ -13,6 +13,7 @@ PACKAGES=(
   prometheus prometheus-alertmanager prometheus-node-exporter
   wrk nginx-light haproxy curl python3 python3-requests
   chromium python3-yaml
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev   # scripts/build.sh fuzz
   strace valgrind          # bench/profile.py only
 )
 
