@@ -153,7 +153,9 @@ class AdminConn final : public CodecHandler {
     out->append(std::to_string(resp.status));
     out->push_back(' ');
     out->append(ReasonPhrase(resp.status));
-    out->append("\r\nContent-Type: ");
+    out->append("\r\n");
+    AppendDateHeader(out);
+    out->append("Content-Type: ");
     out->append(resp.content_type);
     out->append("\r\nContent-Length: ");
     out->append(std::to_string(head_request_ ? resp.body.size() : resp.body.size()));
@@ -311,10 +313,11 @@ class AdminConn final : public CodecHandler {
       resp.body = base::JsonError("body exceeds max_body_bytes (" +
                                   std::to_string(s_->cfg_.max_body_bytes) + ")");
     } else if (r.status == HttpCodec::Status::kHeadTooLarge) {
-      resp.status = 431;
-      resp.body = base::JsonError("request head too large");
+      resp.status = codec_.error_status();  // 431, or 414 for the request-target alone
+      resp.body = base::JsonError(resp.status == 414 ? "request-target too long"
+                                                     : "request head too large");
     } else {
-      resp.status = 400;
+      resp.status = codec_.error_status();  // 400, 501 or 505
       resp.body = base::JsonError(std::string("malformed request: ") + codec_.error_reason());
     }
     Respond(std::move(resp));

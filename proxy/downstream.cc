@@ -13,6 +13,22 @@ namespace {
 
 DownstreamConn* FromHandle(const uv_handle_t* h) { return static_cast<DownstreamConn*>(h->data); }
 
+// The error kind of speedmon's answer to a request the codec refused.
+const char* RefusedKind(int status) {
+  switch (status) {
+    case 414:
+      return "uri_too_long";
+    case 431:
+      return "headers_too_large";
+    case 501:
+      return "not_implemented";
+    case 505:
+      return "version_not_supported";
+    default:
+      return "bad_request";
+  }
+}
+
 double UnixNow() {
   uv_timeval64_t tv;
   uv_gettimeofday(&tv);
@@ -149,15 +165,12 @@ void DownstreamConn::Process(const char* data, size_t len) {
         if (stash_.size() > kMaxStash) SetReading(kStopPipeline, true);
         return;
       case HttpCodec::Status::kHeadTooLarge:
-        if (!active_) BeginMinimalExchange();
-        LocalReply(431, "headers_too_large", true);
-        return;
       case HttpCodec::Status::kError:
         if (response_started_) {
           Abort(status_);
         } else {
           if (!active_) BeginMinimalExchange();
-          LocalReply(400, "bad_request", true);
+          LocalReply(codec_.error_status(), RefusedKind(codec_.error_status()), true);
         }
         return;
       case HttpCodec::Status::kAborted:
@@ -191,12 +204,14 @@ HeadAction DownstreamConn::OnHead(const MessageHead& head) {
 void DownstreamConn::StartExchange(const MessageHead& head) {
   active_ = true;
   method_ = metrics::MethodFromString(head.method);
-  route_ = w_->topology->RouteIndex(head.url);
+  std::string_view authority;
+  std::string_view path = OriginForm(head.url, &authority);
+  route_ = w_->topology->RouteIndex(path);
   head_request_ = method_ == metrics::Method::kHead;
   client_minor_ = head.version_major == 1 ? head.version_minor : 1;
   client_keep_alive_ = head.keep_alive;
   keep_alive_after_ = client_keep_alive_ && !w_->draining;
-  target_.assign(head.url.substr(0, sizeof(RequestRecord::path)));
+  target_.assign(path.substr(0, sizeof(RequestRecord::path)));
   std::string_view id = head.Find("x-request-id");
   if (IsValidRequestId(id)) {
     std::memcpy(request_id_, id.data(), id.size());
@@ -211,6 +226,12 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
   in_flight_counted_ = true;
   if (head.upgrade) {
     LocalReply(501, "upgrade_not_supported", true);
+    return;
+  }
+  if (MaxForwards(head) == 0) {
+    // TRACE or OPTIONS that must go no further: speedmon is the final recipient (RFC 9110
+    // 7.6.2). It answers OPTIONS with 200 and does not implement TRACE.
+    LocalReply(head.method == "OPTIONS" ? 200 : 501, "not_implemented", false);
     return;
   }
   const UpstreamState& us = w_->topology->upstream(upstream_);
@@ -379,9 +400,13 @@ void DownstreamConn::LocalReply(int status, const char* kind, bool close) {
   }
   if (waiting_for_pool) w_->RemoveWaiter(this);
   if (close || w_->draining) keep_alive_after_ = false;
-  AppendErrorResponse(status, kind, w_->topology->upstream(upstream_).config.name,
-                      std::string_view(request_id_, request_id_len_), !keep_alive_after_,
-                      &Out()->data);
+  std::string_view id(request_id_, request_id_len_);
+  if (status == 200) {
+    AppendOptionsResponse(id, !keep_alive_after_, &Out()->data);
+  } else {
+    AppendErrorResponse(status, kind, w_->topology->upstream(upstream_).config.name, id,
+                        !keep_alive_after_, &Out()->data);
+  }
   status_ = status;
   response_started_ = true;
   FlushOut();

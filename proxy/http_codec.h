@@ -95,16 +95,22 @@ class HttpCodec {
   // True once the current message's head has been parsed.
   bool HeadDone() const { return head_done_; }
   const char* error_reason() const { return error_reason_; }
+  // After kError or kHeadTooLarge: the status a server answers a request with. 400
+  // (malformed), 414 (the request-target alone is over the head limit), 431 (the head is),
+  // 501 (a transfer coding other than chunked), 505 (an HTTP major version other than 1).
+  int error_status() const { return error_status_; }
 
  private:
   struct Impl;
   friend struct Impl;
+  void SetError(int llhttp_errno);
   std::unique_ptr<Impl> impl_;
   CodecHandler* handler_;
   uint32_t max_head_bytes_;
   bool in_message_ = false;
   bool head_done_ = false;
   const char* error_reason_ = "";
+  int error_status_ = 400;
 };
 
 }  // namespace speedmon::proxy

@@ -2,6 +2,7 @@
 #include "proxy/http_message.h"
 
 #include <strings.h>
+#include <time.h>
 
 #include <array>
 #include <charconv>
@@ -34,17 +35,33 @@ void AppendUint(uint64_t v, std::string* out) {
   out->append(buf, r.ptr);
 }
 
+bool HasConnection(const MessageHead& head) {
+  for (const Header& h : head.headers) {
+    if (IEq(h.name, "connection")) return true;
+  }
+  return false;
+}
+
+// True when any Connection line of `head` lists `name` (RFC 9110 7.6.1).
+bool ConnectionLists(const MessageHead& head, std::string_view name) {
+  for (const Header& h : head.headers) {
+    if (IEq(h.name, "connection") && ListedInConnection(h.value, name)) return true;
+  }
+  return false;
+}
+
 // Copies the end-to-end headers of `head`, skipping hop-by-hop ones and those the
-// Connection header names. `skip` names one more header to leave out (or empty).
-void AppendEndToEnd(const MessageHead& head, std::string_view skip, std::string* out) {
-  std::string_view connection = head.Find("connection");
+// Connection header names.
+void AppendEndToEnd(const MessageHead& head, std::string* out) {
+  const bool connection = HasConnection(head);
   for (const Header& h : head.headers) {
     if (IsHopByHop(h.name)) continue;
-    if (!skip.empty() && IEq(h.name, skip)) continue;
-    if (!connection.empty() && ListedInConnection(connection, h.name)) continue;
+    if (connection && ConnectionLists(head, h.name)) continue;
     AppendHeader(h.name, h.value, out);
   }
 }
+
+bool IsMethod(const MessageHead& req, std::string_view method) { return req.method == method; }
 
 }  // namespace
 
@@ -75,28 +92,88 @@ bool ListedInConnection(std::string_view connection, std::string_view name) {
   return false;
 }
 
+std::string_view OriginForm(std::string_view target, std::string_view* authority) {
+  *authority = {};
+  if (target.empty() || target.front() == '/' || target == "*") return target;
+  size_t scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos) return target;  // CONNECT's authority-form
+  std::string_view rest = target.substr(scheme_end + 3);
+  size_t path = rest.find_first_of("/?#");
+  if (path == std::string_view::npos) path = rest.size();
+  *authority = rest.substr(0, path);
+  return rest.substr(path);
+}
+
+int64_t MaxForwards(const MessageHead& req) {
+  if (!IsMethod(req, "OPTIONS") && !IsMethod(req, "TRACE")) return -1;
+  std::string_view v = Trim(req.Find("max-forwards"));
+  int64_t n = -1;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || n < 0) return -1;
+  return n;
+}
+
+void AppendDateHeader(std::string* out) {
+  struct Cache {
+    time_t second = -1;
+    char text[64];
+    size_t len = 0;
+  };
+  thread_local Cache cache;
+  time_t now = time(nullptr);
+  if (now != cache.second) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    cache.len = strftime(cache.text, sizeof cache.text, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    cache.second = now;
+  }
+  out->append(cache.text, cache.len);
+}
+
 Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& info,
                                   std::string* out) {
+  std::string_view authority;
+  std::string_view target = OriginForm(req.url, &authority);
   out->append(req.method);
   out->push_back(' ');
-  out->append(req.url);
+  if (target.empty() || target.front() == '?') out->push_back('/');
+  out->append(target);
   out->append(" HTTP/1.1\r\n");
   // X-Forwarded-For is rewritten below with the client appended, X-Request-Id replaced.
   std::string_view prior_xff;
   bool has_host = false;
-  std::string_view connection = req.Find("connection");
+  const bool connection = HasConnection(req);
+  const int64_t max_forwards = MaxForwards(req);
   for (const Header& h : req.headers) {
     if (IsHopByHop(h.name)) continue;
-    if (!connection.empty() && ListedInConnection(connection, h.name)) continue;
+    if (connection && ConnectionLists(req, h.name)) continue;
     if (IEq(h.name, "x-forwarded-for")) {
       prior_xff = h.value;  // several XFF lines fold into the last one's list; keep last
       continue;
     }
     if (IEq(h.name, "x-request-id") || IEq(h.name, "x-forwarded-proto")) continue;
-    if (IEq(h.name, "host")) has_host = true;
+    if (IEq(h.name, "host")) {
+      if (!authority.empty()) continue;  // absolute-form: the target's authority wins
+      has_host = true;
+    }
+    // An HTTP/1.0 client cannot take a 100 Continue: its expectation is ignored (RFC
+    // 9110 10.1.1).
+    if (req.version_minor == 0 && IEq(h.name, "expect")) continue;
+    if (max_forwards > 0 && IEq(h.name, "max-forwards")) {
+      out->append("Max-Forwards: ");
+      AppendUint(static_cast<uint64_t>(max_forwards - 1), out);
+      out->append("\r\n");
+      continue;
+    }
     AppendHeader(h.name, h.value, out);
   }
-  if (!has_host && !info.host.empty()) AppendHeader("Host", info.host, out);
+  if (!authority.empty()) {
+    AppendHeader("Host", authority, out);
+  } else if (!has_host && !info.host.empty()) {
+    AppendHeader("Host", info.host, out);
+  }
+  // RFC 9110 7.6.3: a gateway adds Via to the requests it forwards.
+  out->append(req.version_minor == 0 ? "Via: 1.0 speedmon\r\n" : "Via: 1.1 speedmon\r\n");
   out->append("X-Forwarded-For: ");
   if (!prior_xff.empty()) {
     out->append(prior_xff);
@@ -127,15 +204,17 @@ Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
   out->push_back(' ');
   out->append(resp.reason.empty() ? std::string_view(ReasonPhrase(resp.status)) : resp.reason);
   out->append("\r\n");
-  AppendEndToEnd(resp, {}, out);
+  AppendEndToEnd(resp, out);
   if (resp.Find("x-request-id").empty()) AppendHeader("X-Request-Id", request_id, out);
+  if (resp.Find("date").empty()) AppendDateHeader(out);  // RFC 9110 6.6.1
 
   const bool no_body =
       head_request || resp.status < 200 || resp.status == 204 || resp.status == 304;
   Framing framing;
   if (no_body) {
-    // A HEAD answer keeps the length the GET would have had.
-    if (resp.has_content_length && resp.status >= 200) {
+    // A HEAD answer keeps the length the GET would have had; 1xx and 204 never have one
+    // (RFC 9110 8.6).
+    if (resp.has_content_length && resp.status >= 200 && resp.status != 204) {
       out->append("Content-Length: ");
       AppendUint(resp.content_length, out);
       out->append("\r\n");
@@ -183,12 +262,22 @@ void AppendErrorResponse(int status, std::string_view kind, std::string_view ups
   AppendUint(static_cast<uint64_t>(status), out);
   out->push_back(' ');
   out->append(ReasonPhrase(status));
-  out->append("\r\nContent-Type: application/json\r\nContent-Length: ");
+  out->append("\r\n");
+  AppendDateHeader(out);
+  out->append("Content-Type: application/json\r\nContent-Length: ");
   AppendUint(body.size(), out);
   out->append("\r\nX-Request-Id: ");
   out->append(request_id);
   out->append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
   out->append(body);
+}
+
+void AppendOptionsResponse(std::string_view request_id, bool close, std::string* out) {
+  out->append("HTTP/1.1 200 OK\r\n");
+  AppendDateHeader(out);
+  out->append("Content-Length: 0\r\nX-Request-Id: ");
+  out->append(request_id);
+  out->append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
 }
 
 const char* ReasonPhrase(int status) {
@@ -227,6 +316,8 @@ const char* ReasonPhrase(int status) {
       return "Conflict";
     case 413:
       return "Content Too Large";
+    case 414:
+      return "URI Too Long";
     case 415:
       return "Unsupported Media Type";
     case 429:
@@ -243,6 +334,8 @@ const char* ReasonPhrase(int status) {
       return "Service Unavailable";
     case 504:
       return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return "Unknown";
   }

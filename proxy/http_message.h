@@ -27,15 +27,29 @@ bool IsHopByHop(std::string_view name);
 // True when `name` is listed in the Connection header value `connection`.
 bool ListedInConnection(std::string_view connection, std::string_view name);
 
+// A request-target in absolute-form ("http://host:port/path?q") split into the authority
+// and the origin-form rest ("/path?q"; empty when the URI has no path). Other forms come
+// back whole, with an empty authority.
+std::string_view OriginForm(std::string_view target, std::string_view* authority);
+
+// The Max-Forwards value of a TRACE or OPTIONS request (RFC 9110 7.6.2), or -1 for other
+// methods and when absent or not a number.
+int64_t MaxForwards(const MessageHead& req);
+
+// Appends "Date: <IMF-fixdate>\r\n" for now; the text is cached per thread and second.
+void AppendDateHeader(std::string* out);
+
 struct ForwardInfo {
   std::string_view client_ip;   // appended to X-Forwarded-For
   std::string_view request_id;  // X-Request-Id to send (the client's or a new one)
   std::string_view host;        // Host to add when the client sent none (HTTP/1.0)
 };
 
-// The request head speedmon sends upstream: always HTTP/1.1 keep-alive, end-to-end
-// headers in order, X-Forwarded-For/-Proto and X-Request-Id added, body framing chosen
-// from the client's (Content-Length kept, chunked kept, none -> none).
+// The request head speedmon sends upstream: always HTTP/1.1 keep-alive, origin-form,
+// end-to-end headers in order (every field a Connection line names dropped), Via,
+// X-Forwarded-For/-Proto and X-Request-Id added, Max-Forwards of TRACE/OPTIONS decremented,
+// Expect of an HTTP/1.0 request dropped, body framing chosen from the client's
+// (Content-Length kept, chunked kept, none -> none).
 // Returns the framing of the body that follows.
 Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& info,
                                   std::string* out);
@@ -45,7 +59,8 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
 // Content-Length is kept as the upstream sent it). `keep_alive` says whether speedmon
 // keeps the client connection open after this response; when the body runs until the
 // upstream closes, an HTTP/1.1 client gets it chunked and an HTTP/1.0 client gets it
-// until close. Returns the framing to use towards the client.
+// until close. A Date is added when the upstream sent none. Returns the framing to use
+// towards the client.
 Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
                                      int client_minor_version, bool keep_alive,
                                      std::string_view request_id, std::string* out);
@@ -55,6 +70,10 @@ Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
 // `upstream` empty -> null. `close` adds "Connection: close".
 void AppendErrorResponse(int status, std::string_view kind, std::string_view upstream,
                          std::string_view request_id, bool close, std::string* out);
+
+// speedmon's own answer to an OPTIONS request it is the final recipient of (Max-Forwards
+// 0): 200 with no content.
+void AppendOptionsResponse(std::string_view request_id, bool close, std::string* out);
 
 // The standard reason phrase for a status ("Service Unavailable"), or "Unknown".
 const char* ReasonPhrase(int status);

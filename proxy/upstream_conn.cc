@@ -122,6 +122,9 @@ void UpstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         self->Finished();
         return;
       case HttpCodec::Status::kAborted:
+        // Only a 101 aborts with the request still attached: speedmon never asks for
+        // an upgrade, so it is a bad response.
+        if (self->ds_ != nullptr) self->Fail(UpstreamErrorKind::kBadResponse);
         return;
       case HttpCodec::Status::kError:
       case HttpCodec::Status::kHeadTooLarge:

@@ -196,6 +196,10 @@ class RawHttp:
                     raise TruncatedResponse(f"connection ended inside the head: {bytes(self.buf)!r}")
                 raise TruncatedResponse("connection ended before a response")
 
+    def read_head(self):
+        """Reads one response head, 1xx included, and returns it (no body is read)."""
+        return _parse_head(self._read_head())
+
     def read_response(self, method="GET", sink=None):
         """Reads one response (1xx interim responses are skipped).
 
