@@ -125,6 +125,34 @@ void WorkerStats::InFlightAdd(int upstream, int delta) {
   g.store(g.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
+const char* DownstreamTimeoutName(DownstreamTimeout t) {
+  switch (t) {
+    case DownstreamTimeout::kHeader:
+      return "header";
+    case DownstreamTimeout::kRequestBody:
+      return "request_body";
+    case DownstreamTimeout::kResponseRead:
+      return "response_read";
+    case DownstreamTimeout::kIdle:
+      return "idle";
+    case DownstreamTimeout::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+const char* AcceptPauseName(AcceptPause p) {
+  switch (p) {
+    case AcceptPause::kMaxConnections:
+      return "max_connections";
+    case AcceptPause::kFdLimit:
+      return "fd_limit";
+    case AcceptPause::kCount:
+      break;
+  }
+  return "unknown";
+}
+
 RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
                                              std::vector<const WorkerStats*> workers)
     : layout_(std::move(layout)), workers_(std::move(workers)) {}
@@ -235,10 +263,48 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
       }
     }
   }
+  // Connection-level series: every label value is known, so each exists from the start.
+  MetricFamily connections{"pokemon_speedrun_downstream_connections",
+                           "Client connections open now, all workers.",
+                           MetricType::Gauge,
+                           {}};
+  MetricFamily timeouts{"pokemon_speedrun_downstream_timeouts_total",
+                        "Client connections cut by a timer, by reason.",
+                        MetricType::Counter,
+                        {}};
+  MetricFamily pauses{"pokemon_speedrun_downstream_accept_pauses_total",
+                      "Times a worker stopped accepting new connections, by reason.",
+                      MetricType::Counter,
+                      {}};
+  int64_t open = 0;
+  for (const WorkerStats* w : workers_) open += w->connections_.load(std::memory_order_relaxed);
+  ClientMetric c;
+  c.gauge.value = static_cast<double>(open);
+  connections.metric.push_back(std::move(c));
+  for (int t = 0; t < static_cast<int>(DownstreamTimeout::kCount); ++t) {
+    uint64_t n = 0;
+    for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
+    ClientMetric cm;
+    cm.label = {L("reason", DownstreamTimeoutName(static_cast<DownstreamTimeout>(t)))};
+    cm.counter.value = static_cast<double>(n);
+    timeouts.metric.push_back(std::move(cm));
+  }
+  for (int p = 0; p < static_cast<int>(AcceptPause::kCount); ++p) {
+    uint64_t n = 0;
+    for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
+    ClientMetric cm;
+    cm.label = {L("reason", AcceptPauseName(static_cast<AcceptPause>(p)))};
+    cm.counter.value = static_cast<double>(n);
+    pauses.metric.push_back(std::move(cm));
+  }
+
   std::vector<MetricFamily> out;
   for (MetricFamily* f : {&requests, &duration, &req_bytes, &resp_bytes, &in_flight, &errors}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
   }
+  out.push_back(std::move(connections));
+  out.push_back(std::move(timeouts));
+  out.push_back(std::move(pauses));
   return out;
 }
 

@@ -66,6 +66,24 @@ constexpr int kCodeSlots = 37;
 enum class UpstreamErrorKind : uint8_t { kConnect, kTimeout, kReset, kBadResponse, kCount };
 const char* UpstreamErrorKindName(UpstreamErrorKind k);
 
+// Why speedmon cut a client connection on a timer (pokemon_speedrun_downstream_timeouts_total).
+enum class DownstreamTimeout : uint8_t {
+  kHeader,        // the request head did not arrive within header_timeout (408)
+  kRequestBody,   // the client sent no request body bytes for idle_timeout
+  kResponseRead,  // the client read none of the response for idle_timeout
+  kIdle,          // a keep-alive connection stayed idle for idle_timeout
+  kCount
+};
+const char* DownstreamTimeoutName(DownstreamTimeout t);
+
+// Why a worker stopped accepting for a while (pokemon_speedrun_downstream_accept_pauses_total).
+enum class AcceptPause : uint8_t {
+  kMaxConnections,  // [proxy] max_connections (or the file-descriptor budget) reached
+  kFdLimit,         // accept() failed with EMFILE/ENFILE/ENOBUFS/ENOMEM
+  kCount
+};
+const char* AcceptPauseName(AcceptPause p);
+
 // The fixed shape of the slots, decided once from the config.
 struct StatsLayout {
   std::vector<std::string> upstreams;
@@ -95,6 +113,12 @@ class WorkerStats {
                      uint64_t request_bytes, uint64_t response_bytes);
   void RecordUpstreamError(int upstream, int endpoint, UpstreamErrorKind kind);
   void InFlightAdd(int upstream, int delta);
+  void RecordTimeout(DownstreamTimeout t) { timeouts_[static_cast<int>(t)].Add(1); }
+  void RecordAcceptPause(AcceptPause p) { accept_pauses_[static_cast<int>(p)].Add(1); }
+  void ConnectionsAdd(int delta) {
+    connections_.store(connections_.load(std::memory_order_relaxed) + delta,
+                       std::memory_order_relaxed);
+  }
 
  private:
   friend class RequestStatsCollector;
@@ -109,6 +133,9 @@ class WorkerStats {
   std::unique_ptr<RouteSlot[]> route_slots_;           // [upstream][route]
   std::unique_ptr<SingleWriterCounter[]> errors_;      // [upstream][endpoint][kind]
   std::unique_ptr<std::atomic<int64_t>[]> in_flight_;  // [upstream]
+  std::array<SingleWriterCounter, static_cast<int>(DownstreamTimeout::kCount)> timeouts_;
+  std::array<SingleWriterCounter, static_cast<int>(AcceptPause::kCount)> accept_pauses_;
+  std::atomic<int64_t> connections_{0};
   size_t upstreams_;
 };
 

@@ -35,6 +35,13 @@ constexpr size_t kLowWatermark = 64 * 1024;
 constexpr size_t kFlushBytes = 64 * 1024;
 // Pipelined bytes kept while a request is answered; past it, reading pauses.
 constexpr size_t kMaxStash = 64 * 1024;
+// A request body up to this size (with Content-Length, without Expect: 100-continue) is
+// read whole before an upstream connection is taken, as nginx's proxy_request_buffering
+// does: a client that stalls mid-body then holds no upstream connection, so a few hundred
+// such clients cannot starve the agent of the pool. Below kHighWatermark, so reading
+// never stops while a body is being buffered.
+constexpr size_t kBufferedBodyBytes = 64 * 1024;
+static_assert(kBufferedBodyBytes < kHighWatermark);
 
 // A write in flight: libuv needs the bytes until the callback, so each write owns them.
 // Recycled through the worker's free list, capacity kept.
@@ -55,7 +62,7 @@ class DownstreamConn final : public CodecHandler {
  public:
   DownstreamConn(WorkerImpl* w, int listener);
   ~DownstreamConn() override;
-  bool Accept(uv_stream_t* server);  // false: the caller closes it
+  bool Adopt(int fd);  // an accepted socket; false: the caller closes the connection
   void Close();
   // Upstream side events.
   void OnUpstreamConnected(UpstreamConn* up);
@@ -148,6 +155,7 @@ class DownstreamConn final : public CodecHandler {
   std::string pending_up_;  // bytes for the upstream before it is connected
   Framing req_framing_ = Framing::kNone;
   bool request_complete_ = false;
+  bool buffering_body_ = false;  // reading a small body before dispatching (see above)
   bool response_done_ = false;
   bool in_flight_counted_ = false;
   uint64_t req_body_bytes_ = 0;
@@ -281,15 +289,29 @@ class WorkerImpl {
   bool async_closed = false;
 
  private:
-  static void OnConnection(uv_stream_t* server, int status);
+  // Accepting: each listening socket is polled by the worker (not uv_listen), so that
+  // accepting can pause at max_connections or when the process runs out of descriptors,
+  // and resume when a connection closes or after a short back-off.
+  struct Listener {
+    uv_poll_t poll;
+    int fd = -1;
+    int index = 0;
+    WorkerImpl* w = nullptr;
+  };
+  static void OnListenerReadable(uv_poll_t* p, int status, int events);
+  void AcceptFrom(Listener* l);
+  void PauseAccepting(metrics::AcceptPause reason);
+  void ResumeAccepting();
   static void OnAsync(uv_async_t* a);
   void CloseListeners();
   void MaybeFinish();
 
   int id_;
   std::vector<int> fds_;
-  std::vector<uv_tcp_t*> listeners_;
-  std::vector<int> listener_index_;
+  std::vector<Listener*> listeners_;
+  uv_timer_t accept_timer_;  // resumes accepting after a descriptor shortage
+  bool accept_paused_ = false;
+  uint64_t last_fd_log_ms_ = 0;
   DownstreamConn* conns_ = nullptr;
   WriteReq* free_writes_ = nullptr;
   int free_write_count_ = 0;

@@ -1,12 +1,15 @@
 // The client side of a proxied exchange: parse requests, pick an endpoint, stream the
 // request up and the response down, answer errors, keep the connection or close it.
 // Worker thread only. See conn.h for ownership and the deferred-close rule.
+#include <unistd.h>
+
 #include <cstring>
 
 #include "proxy/conn.h"
 
 namespace speedmon::proxy {
 
+using metrics::DownstreamTimeout;
 using metrics::UpstreamErrorKind;
 
 namespace {
@@ -51,8 +54,11 @@ DownstreamConn::DownstreamConn(WorkerImpl* w, int listener)
 
 DownstreamConn::~DownstreamConn() = default;
 
-bool DownstreamConn::Accept(uv_stream_t* server) {
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) return false;
+bool DownstreamConn::Adopt(int fd) {
+  if (uv_tcp_open(&tcp_, fd) != 0) {
+    close(fd);
+    return false;
+  }
   uv_tcp_nodelay(&tcp_, 1);
   sockaddr_storage ss{};
   int len = sizeof ss;
@@ -241,6 +247,11 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
   req_framing_ = AppendUpstreamRequestHead(head, info, &pending_up_);
   phase_ = Phase::kWaitResponse;
   ArmTimer(us.config.request_timeout.count());
+  if (req_framing_ == Framing::kContentLength && head.content_length <= kBufferedBodyBytes &&
+      head.Find("expect").empty()) {
+    buffering_body_ = true;  // dispatched by OnMessageComplete
+    return;
+  }
   Dispatch();
 }
 
@@ -289,6 +300,11 @@ bool DownstreamConn::OnBody(std::string_view data) {
 
 bool DownstreamConn::OnMessageComplete() {
   request_complete_ = true;
+  if (buffering_body_) {
+    buffering_body_ = false;
+    if (active_ && !response_done_) Dispatch();
+    return true;
+  }
   if (active_ && !response_done_ && req_framing_ == Framing::kChunked) {
     SendToUpstream("0\r\n\r\n", false);
   }
@@ -459,7 +475,7 @@ void DownstreamConn::MaybeEndExchange() {
 void DownstreamConn::ResetExchange() {
   active_ = false;
   phase_ = Phase::kIdle;
-  request_complete_ = response_done_ = response_started_ = false;
+  request_complete_ = response_done_ = response_started_ = buffering_body_ = false;
   req_body_bytes_ = resp_body_bytes_ = 0;
   status_ = 0;
   tried_ = 0;
@@ -575,13 +591,22 @@ void DownstreamConn::OnTimer(uv_timer_t* t) {
   const auto& pc = self->w_->config.proxy;
   switch (self->phase_) {
     case Phase::kIdle:
+      self->w_->stats->RecordTimeout(DownstreamTimeout::kIdle);
       self->CloseAfterFlush();
       return;
     case Phase::kHead:
+      self->w_->stats->RecordTimeout(DownstreamTimeout::kHeader);
       if (!self->active_) self->BeginMinimalExchange();
       self->LocalReply(408, "header_timeout", true);
       return;
     case Phase::kWaitResponse:
+      if (!self->request_complete_) {
+        // The client has not finished sending its body: the upstream is not the slow
+        // one. 408 and close, counted against the client.
+        self->w_->stats->RecordTimeout(DownstreamTimeout::kRequestBody);
+        self->LocalReply(408, "request_body_timeout", true);
+        return;
+      }
       if (self->up_ != nullptr || self->waiting_for_pool) {
         if (self->endpoint_ >= 0) {
           self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
@@ -605,7 +630,9 @@ void DownstreamConn::OnTimer(uv_timer_t* t) {
         uv_timer_start(t, OnTimer, limit - quiet, 0);
         return;
       }
-      if (!held_by_client && self->endpoint_ >= 0) {
+      if (held_by_client) {
+        self->w_->stats->RecordTimeout(DownstreamTimeout::kResponseRead);
+      } else if (self->endpoint_ >= 0) {
         self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
                                              UpstreamErrorKind::kTimeout);
       }

@@ -1,14 +1,18 @@
 // The worker thread: its loop, listeners, pools and write buffers. See worker.h/conn.h.
 #include "proxy/worker.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "base/boundary.h"
@@ -23,7 +27,40 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 // bench showed a larger cache turning into resident memory).
 constexpr int kMaxFreeWrites = 64;
 constexpr size_t kMaxRecycledCapacity = 128 * 1024;
-constexpr int kBacklog = 1024;
+constexpr int kAcceptBatch = 64;
+constexpr int kFdBackoffMs = 100;
+constexpr uint64_t kFdLogIntervalMs = 5000;
+// Descriptors kept for everything but proxied connections: admin connections (so that
+// /healthz and /metrics answer while the proxy side is flooded), the store, /proc reads,
+// health checks, notifiers, the access log.
+constexpr int kReservedFds = 64;
+
+// How many client connections the process can hold, all workers: RLIMIT_NOFILE (the soft
+// limit is first raised to the hard one, as nginx's worker_rlimit_nofile would) less the
+// descriptors open now and the reserve, halved because each client connection may hold an
+// upstream connection. Computed once, when the first worker is built.
+int ClientConnectionBudget() {
+  static const int budget = [] {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return std::numeric_limits<int>::max();
+    if (rl.rlim_cur < rl.rlim_max) {
+      rlimit raised = rl;
+      raised.rlim_cur = rl.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 30)) {
+      return std::numeric_limits<int>::max();
+    }
+    int open_now = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+      while (dirent* e = readdir(d)) open_now += e->d_name[0] != '.';
+      closedir(d);
+    }
+    long left = static_cast<long>(rl.rlim_cur) - open_now - kReservedFds;
+    return static_cast<int>(std::max(1L, left / 2));
+  }();
+  return budget;
+}
 }  // namespace
 
 std::string BindReusePort(const config::Address& address, int count, int backlog,
@@ -72,7 +109,18 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
   rr_next.assign(topo->upstreams().size(), static_cast<uint32_t>(id));
   // Limits are per process in the config; each worker takes its share (rounded up).
   int workers = std::max(1, cfg.proxy.workers);
-  max_downstream = static_cast<int>((cfg.proxy.max_connections + workers - 1) / workers);
+  int64_t limit = cfg.proxy.max_connections;
+  const int budget = ClientConnectionBudget();
+  if (budget < limit) {
+    limit = budget;
+    if (id == 0) {
+      std::fprintf(stderr,
+                   "speedmon: max_connections %u is more than RLIMIT_NOFILE allows; accepting "
+                   "pauses at %d client connections (raise the limit, e.g. LimitNOFILE=)\n",
+                   cfg.proxy.max_connections, budget);
+    }
+  }
+  max_downstream = static_cast<int>(std::max<int64_t>(1, (limit + workers - 1) / workers));
   const std::string& log = cfg.proxy.access_log;
   if (!log.empty()) {
     access_fd_ = log == "-" ? STDOUT_FILENO
@@ -89,14 +137,17 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
         &access_timer_, [](uv_timer_t* t) { static_cast<WorkerImpl*>(t->data)->FlushAccessLog(); },
         1000, 1000);
   }
+  uv_timer_init(&loop, &accept_timer_);
+  accept_timer_.data = this;
   for (size_t i = 0; i < fds_.size(); ++i) {
-    auto* l = new uv_tcp_t;
-    uv_tcp_init(&loop, l);
-    l->data = this;
-    uv_tcp_open(l, fds_[i]);
-    uv_listen(reinterpret_cast<uv_stream_t*>(l), kBacklog, OnConnection);
+    auto* l = new Listener;
+    l->fd = fds_[i];
+    l->index = static_cast<int>(i);
+    l->w = this;
+    uv_poll_init_socket(&loop, &l->poll, l->fd);
+    l->poll.data = l;
+    uv_poll_start(&l->poll, UV_READABLE, OnListenerReadable);
     listeners_.push_back(l);
-    listener_index_.push_back(static_cast<int>(i));
   }
 }
 
@@ -162,19 +213,66 @@ void WorkerImpl::Run() {
   loop_close_result = uv_loop_close(&loop);
 }
 
-void WorkerImpl::OnConnection(uv_stream_t* server, int status) {
-  WorkerImpl* w = static_cast<WorkerImpl*>(server->data);
+void WorkerImpl::OnListenerReadable(uv_poll_t* p, int status, int) {
+  auto* l = static_cast<Listener*>(p->data);
   if (status < 0) return;
-  int index = 0;
-  for (size_t i = 0; i < w->listeners_.size(); ++i) {
-    if (reinterpret_cast<uv_stream_t*>(w->listeners_[i]) == server) index = static_cast<int>(i);
+  base::Guard(base::Component::kProxy, "accept", [&] { l->w->AcceptFrom(l); });
+}
+
+void WorkerImpl::AcceptFrom(Listener* l) {
+  // A bounded batch per wake-up, so one busy listener cannot starve the loop.
+  for (int i = 0; i < kAcceptBatch && !draining; ++i) {
+    if (connections.load(std::memory_order_relaxed) >= max_downstream) {
+      PauseAccepting(metrics::AcceptPause::kMaxConnections);
+      return;
+    }
+    int fd = accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // Out of descriptors or memory: the connection stays in the kernel's backlog.
+        // Pause briefly rather than spin on a readable socket that cannot be accepted.
+        uint64_t now = uv_now(&loop);
+        if (last_fd_log_ms_ == 0 || now - last_fd_log_ms_ >= kFdLogIntervalMs) {
+          last_fd_log_ms_ = now;
+          std::fprintf(stderr,
+                       "speedmon: worker %d: accept: %s; pausing accepts for %d ms "
+                       "(open client connections: %d)\n",
+                       id_, std::strerror(err), kFdBackoffMs,
+                       connections.load(std::memory_order_relaxed));
+        }
+        PauseAccepting(metrics::AcceptPause::kFdLimit);
+        uv_timer_start(
+            &accept_timer_,
+            [](uv_timer_t* t) { static_cast<WorkerImpl*>(t->data)->ResumeAccepting(); },
+            kFdBackoffMs, 0);
+        return;
+      }
+      continue;  // ECONNABORTED and the like: that client is gone, try the next one
+    }
+    auto* ds = new DownstreamConn(this, l->index);
+    ds->next = conns_;
+    if (conns_ != nullptr) conns_->prev = ds;
+    conns_ = ds;
+    connections.fetch_add(1, std::memory_order_relaxed);
+    stats->ConnectionsAdd(1);
+    if (!ds->Adopt(fd)) ds->Close();
   }
-  auto* ds = new DownstreamConn(w, index);
-  ds->next = w->conns_;
-  if (w->conns_ != nullptr) w->conns_->prev = ds;
-  w->conns_ = ds;
-  int n = w->connections.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (!ds->Accept(server) || n > w->max_downstream || w->draining) ds->Close();
+}
+
+void WorkerImpl::PauseAccepting(metrics::AcceptPause reason) {
+  if (accept_paused_) return;
+  accept_paused_ = true;
+  stats->RecordAcceptPause(reason);
+  for (Listener* l : listeners_) uv_poll_stop(&l->poll);
+}
+
+void WorkerImpl::ResumeAccepting() {
+  if (!accept_paused_ || draining) return;
+  accept_paused_ = false;
+  for (Listener* l : listeners_) uv_poll_start(&l->poll, UV_READABLE, OnListenerReadable);
 }
 
 void WorkerImpl::ConnClosed(DownstreamConn* ds) {
@@ -182,7 +280,13 @@ void WorkerImpl::ConnClosed(DownstreamConn* ds) {
   if (ds->next != nullptr) ds->next->prev = ds->prev;
   if (conns_ == ds) conns_ = ds->next;
   delete ds;
-  connections.fetch_sub(1, std::memory_order_relaxed);
+  int left = connections.fetch_sub(1, std::memory_order_relaxed) - 1;
+  stats->ConnectionsAdd(-1);
+  // Below the limit again: accept (a descriptor shortage waits for its timer).
+  if (accept_paused_ && left < max_downstream &&
+      !uv_is_active(reinterpret_cast<uv_handle_t*>(&accept_timer_))) {
+    ResumeAccepting();
+  }
   if (draining) MaybeFinish();
 }
 
@@ -345,11 +449,15 @@ void WorkerImpl::OnAsync(uv_async_t* a) {
 }
 
 void WorkerImpl::CloseListeners() {
-  for (uv_tcp_t* l : listeners_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(l),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  for (Listener* l : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), [](uv_handle_t* h) {
+      auto* l = static_cast<Listener*>(h->data);
+      close(l->fd);
+      delete l;
+    });
   }
   listeners_.clear();
+  uv_timer_stop(&accept_timer_);
 }
 
 void WorkerImpl::BeginDrain() {
@@ -385,6 +493,7 @@ void WorkerImpl::MaybeFinish() {
   }
   FlushAccessLog();
   uv_close(reinterpret_cast<uv_handle_t*>(&access_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&accept_timer_), nullptr);
   std::lock_guard<std::mutex> lock(async_mu);
   async_closed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);

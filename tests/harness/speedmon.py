@@ -154,7 +154,8 @@ class Speedmon:
     """A running speedmon. Ports: admin_port, listener_port(name) / port (the first)."""
 
     def __init__(self, config, startup_timeout=STARTUP_TIMEOUT, extra_args=(), attempts=3,
-                 workdir=None):
+                 workdir=None, wrapper=()):
+        """wrapper: a command that execs speedmon, e.g. ("prlimit", "--nofile=128:128", "--")."""
         binary = speedmon_bin()
         self.config = config
         workdir = workdir or procs.temp_dir()
@@ -162,7 +163,7 @@ class Speedmon:
         for attempt in range(attempts):
             with open(self.config_path, "w") as f:
                 f.write(toml_dumps(config))
-            self.proc = procs.Process([binary, "--config", self.config_path, *extra_args],
+            self.proc = procs.Process([*wrapper, binary, "--config", self.config_path, *extra_args],
                                       name="speedmon", workdir=workdir)
             try:
                 self._wait_ready(startup_timeout)
