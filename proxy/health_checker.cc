@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "base/boundary.h"
 #include "proxy/http_codec.h"
 
 namespace speedmon::proxy {
@@ -41,6 +42,10 @@ class EndpointChecker final : public CodecHandler {
   static void OnConnect(uv_connect_t* req, int status);
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void OnWrite(uv_write_t* req, int status);
+  template <class F>
+  static void Guarded(EndpointChecker* self, F&& f);
+  void Connected(int status);
+  void Received(ssize_t n, const uv_buf_t* buf);
   void BeginCheck();
   void EndCheck(const char* result);  // "success", "timeout", "connect", "status"
   void CloseConn();
@@ -156,7 +161,8 @@ void EndpointChecker::Stop() {
 }
 
 void EndpointChecker::OnTick(uv_timer_t* t) {
-  static_cast<EndpointChecker*>(t->data)->BeginCheck();
+  auto* self = static_cast<EndpointChecker*>(t->data);
+  Guarded(self, [&] { self->BeginCheck(); });
 }
 
 void EndpointChecker::BeginCheck() {
@@ -180,6 +186,11 @@ void EndpointChecker::BeginCheck() {
 void EndpointChecker::OnConnect(uv_connect_t* req, int status) {
   auto* self = static_cast<EndpointChecker*>(req->handle->data);
   if (status == UV_ECANCELED || self == nullptr || !self->in_check_) return;
+  Guarded(self, [&] { self->Connected(status); });
+}
+
+void EndpointChecker::Connected(int status) {
+  EndpointChecker* self = this;
   if (status < 0) {
     self->EndCheck("connect");
     return;
@@ -201,6 +212,11 @@ void EndpointChecker::OnWrite(uv_write_t*, int) {}
 void EndpointChecker::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* self = static_cast<EndpointChecker*>(s->data);
   if (self == nullptr || !self->in_check_) return;
+  Guarded(self, [&] { self->Received(n, buf); });
+}
+
+void EndpointChecker::Received(ssize_t n, const uv_buf_t* buf) {
+  EndpointChecker* self = this;
   if (n > 0) {
     self->got_bytes_ = true;
     HttpCodec::Status st = self->codec_->Execute(buf->base, static_cast<size_t>(n)).status;
@@ -223,7 +239,20 @@ void EndpointChecker::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 
 void EndpointChecker::OnTimeout(uv_timer_t* t) {
   auto* self = static_cast<EndpointChecker*>(t->data);
-  if (self->in_check_) self->EndCheck("timeout");
+  Guarded(self, [&] {
+    if (self->in_check_) self->EndCheck("timeout");
+  });
+}
+
+template <class F>
+void EndpointChecker::Guarded(EndpointChecker* self, F&& f) {
+  // An exception abandons the check in progress (the endpoint's health stays as it was;
+  // the next tick checks again), never the process.
+  base::Guard(base::Component::kHealth, "health check", f, [self] {
+    self->in_check_ = false;
+    uv_timer_stop(&self->timeout_);
+    self->CloseConn();
+  });
 }
 
 void EndpointChecker::CloseConn() {

@@ -441,11 +441,13 @@ void WorkerImpl::FreeWrite(WriteReq* wr) {
 void WorkerImpl::OnAsync(uv_async_t* a) {
   WorkerImpl* w = static_cast<WorkerImpl*>(a->data);
   int cmd = w->command.load(std::memory_order_acquire);
-  if (cmd == 2) {
-    w->StopNow();
-  } else if (cmd == 1) {
-    w->BeginDrain();
-  }
+  base::Guard(base::Component::kLifecycle, "worker command", [&] {
+    if (cmd == 2) {
+      w->StopNow();
+    } else if (cmd == 1) {
+      w->BeginDrain();
+    }
+  });
 }
 
 void WorkerImpl::CloseListeners() {
