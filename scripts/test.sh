@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: unit, integration and e2e, then the same under ASan+UBSan.
-#   scripts/test.sh            both flavours
-#   scripts/test.sh release    only the release build
+# Sets up and runs every test: unit, integration and e2e, then the same under ASan+UBSan,
+# then each fuzz target for a few seconds (clang, ASan+UBSan+libFuzzer).
+#   scripts/test.sh            all three flavours
+#   scripts/test.sh release    only the release build (also: asan, fuzz)
 #   SPEEDMON_TEST_FILTER=regex scripts/test.sh release   (a ctest -R filter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-flavours=("${@:-release asan}")
+flavours=("${@:-release asan fuzz}")
 read -r -a flavours <<<"${flavours[*]}"
 status=0
 for f in "${flavours[@]}"; do
