@@ -59,6 +59,8 @@ class Rewriter final : public CodecHandler {
   explicit Rewriter(bool request, int variant) : request_(request), variant_(variant) {}
   HeadAction OnHead(const MessageHead& h) override {
     std::string out;
+    // The data plane answers an upgrade (CONNECT included) itself and forwards nothing.
+    if (request_ && h.upgrade) return HeadAction::kAbort;
     if (request_) {
       speedmon::proxy::ForwardInfo info{"127.0.0.1", "0123456789abcdef0123456789abcdef",
                                         "127.0.0.1:8081"};

@@ -77,8 +77,10 @@ bool IsValidHost(std::string_view h) {
 }
 
 // The request-target in absolute-form must be an http(s) URI with a host (RFC 9110 4.2.1);
-// origin-form and "*" are checked by llhttp.
+// origin-form and "*" are checked by llhttp. No form has a fragment (RFC 9112 3.2): llhttp
+// parses "/a#b", and forwarding it would send the upstream an invalid request line.
 bool IsValidTarget(std::string_view url) {
+  if (url.find('#') != std::string_view::npos) return false;
   if (url.empty() || url.front() == '/' || url == "*") return true;
   size_t colon = url.find("://");
   if (colon == std::string_view::npos) return false;
@@ -263,7 +265,9 @@ struct HttpCodec::Impl {
     }
     if (request) {
       if (hosts == 0 && p->http_minor == 1) return self->Refuse("missing Host", 400);
-      if (p->method != HTTP_CONNECT && !IsValidTarget(self->View(self->url))) {
+      std::string_view target = self->View(self->url);
+      if (p->method == HTTP_CONNECT ? target.find('#') != std::string_view::npos
+                                    : !IsValidTarget(target)) {
         return self->Refuse("invalid request-target", 400);
       }
     }

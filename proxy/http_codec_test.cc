@@ -248,6 +248,11 @@ void ExpectRequestStatus(const Case& k) {
 TEST(HttpCodecRfcTest, RequestHeadRules) {
   const Case cases[] = {
       {"Host missing in 1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+      // Found by the header-rewrite fuzz target: a fragment was forwarded upstream.
+      {"fragment in origin-form", "GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"fragment in absolute-form", "GET http://x/a#b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"empty scheme", "GET ://x/a HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"fragment in CONNECT", "CONNECT ://# HTTP/1.1\r\nHost: 1\r\n\r\n", 400},
       {"Host missing in 1.0", "GET / HTTP/1.0\r\n\r\n", 0},
       {"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 0},
       {"two Host lines", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400},
