@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/test_configs.h"
 
 namespace speedmon::config {
 namespace {
@@ -36,6 +37,16 @@ void ExpectErrors(const std::vector<BadCase>& cases) {
 }
 
 std::string P(const std::string& text) { return std::string(kPool) + text; }
+
+TEST(ErrorsTest, TheBaseIsValid) {
+  // config/testdata/valid/errors_base.toml holds it, so it is started in the
+  // integration test with the other valid configs.
+  std::string base = std::string(kPool) + kRule;
+  std::string file = ValidConfigText("errors_base");
+  EXPECT_TRUE(file.ends_with(base)) << file;
+  LoadResult r = LoadFromString(base, "t.toml");
+  EXPECT_TRUE(r.ok()) << r.error->ToString();
+}
 
 TEST(ErrorsTest, TomlSyntax) {
   ExpectErrors({
