@@ -70,7 +70,7 @@ class Alertmanager {
       _exit(127);
     }
     if (pid_ < 0) return false;
-    Url u{"127.0.0.1", port_, ""};
+    config::Address u{"127.0.0.1", port_};
     return Eventually(
         [&] { return HttpRequest(u, "GET", "/-/ready", "", milliseconds(1000)).status == 200; });
   }
@@ -91,7 +91,7 @@ class Alertmanager {
 
   // GET /api/v2/alerts (active ones): the alerts whose labels include `alertname`.
   json Alerts(const std::string& alertname) const {
-    Url u{"127.0.0.1", port_, ""};
+    config::Address u{"127.0.0.1", port_};
     HttpResponse r = HttpRequest(u, "GET", "/api/v2/alerts?active=true", "", milliseconds(5000));
     json out = json::array();
     if (r.status != 200) return out;

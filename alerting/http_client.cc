@@ -150,15 +150,16 @@ int WaitFor(int fd, short events, Clock::time_point deadline, int cancel_fd) {
 }
 
 // A connected non-blocking socket, or -1 with *error set.
-int Connect(const Url& url, Clock::time_point deadline, int cancel_fd, std::string* error) {
+int Connect(const config::Address& to, Clock::time_point deadline, int cancel_fd,
+            std::string* error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  std::string port = std::to_string(url.port);
-  int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res);
+  std::string port = std::to_string(to.port);
+  int rc = getaddrinfo(to.host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) {
-    *error = "resolve " + url.host + ": " + gai_strerror(rc);
+    *error = "resolve " + to.host + ": " + gai_strerror(rc);
     return -1;
   }
   int fd = -1;
@@ -194,76 +195,17 @@ int Connect(const Url& url, Clock::time_point deadline, int cancel_fd, std::stri
 
 }  // namespace
 
-std::string Url::HostPort() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
-std::optional<Url> ParseUrl(std::string_view text, std::string* error) {
-  auto fail = [error](const char* message) -> std::optional<Url> {
-    if (error) *error = message;
-    return std::nullopt;
-  };
-  constexpr std::string_view kScheme = "http://";
-  if (text.substr(0, kScheme.size()) != kScheme) {
-    return fail("only http:// URLs are supported");
-  }
-  text.remove_prefix(kScheme.size());
-  size_t slash = text.find('/');
-  std::string_view authority = text.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? "" : text.substr(slash);
-  if (authority.find('@') != std::string_view::npos) return fail("user info is not supported");
-  if (path.find_first_of("?#") != std::string_view::npos ||
-      authority.find_first_of("?#") != std::string_view::npos) {
-    return fail("queries and fragments are not supported");
-  }
-  Url url;
-  std::string_view port_text;
-  if (!authority.empty() && authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return fail("unterminated [ in host");
-    url.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return fail("unexpected text after ]");
-      port_text = after.substr(1);
-      if (port_text.empty()) return fail("empty port");
-    }
-  } else {
-    size_t colon = authority.find(':');
-    url.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      if (port_text.empty()) return fail("empty port");
-    }
-  }
-  if (url.host.empty()) return fail("empty host");
-  if (!port_text.empty()) {
-    if (port_text.size() > 5) return fail("port must be 1..65535");
-    int port = 0;
-    for (char c : port_text) {
-      if (c < '0' || c > '9') return fail("port must be 1..65535");
-      port = port * 10 + (c - '0');
-    }
-    if (port < 1 || port > 65535) return fail("port must be 1..65535");
-    url.port = static_cast<uint16_t>(port);
-  }
-  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  url.path = std::string(path);
-  return url;
-}
-
-HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_view path,
+HttpResponse HttpRequest(const config::Address& to, std::string_view method, std::string_view path,
                          std::string_view body, std::chrono::milliseconds timeout, int cancel_fd) {
   HttpResponse response;
   const auto deadline = Clock::now() + timeout;
-  int fd = Connect(url, deadline, cancel_fd, &response.error);
+  int fd = Connect(to, deadline, cancel_fd, &response.error);
   if (fd < 0) return response;
 
   std::string request;
   request.reserve(256 + body.size());
   request.append(method).append(" ").append(path.empty() ? "/" : path).append(" HTTP/1.1\r\n");
-  request.append("Host: ").append(url.HostPort()).append("\r\n");
+  request.append("Host: ").append(to.ToString()).append("\r\n");
   request.append("User-Agent: speedmon\r\nConnection: close\r\nAccept: application/json\r\n");
   if (!body.empty() || method == "POST" || method == "PUT") {
     request.append("Content-Type: application/json\r\n");

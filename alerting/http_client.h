@@ -13,18 +13,9 @@
 #include <string>
 #include <string_view>
 
+#include "config/config.h"
+
 namespace speedmon::alerting {
-
-struct Url {
-  std::string host;  // "127.0.0.1", "::1" (without brackets), "alertmanager"
-  uint16_t port = 80;
-  std::string path;              // "" or "/prefix" (never ends with '/'), or "/hook"
-  std::string HostPort() const;  // "127.0.0.1:9093", "[::1]:9093": the Host header
-};
-
-// Parses "http://host[:port][/path]". Refuses other schemes, userinfo, queries,
-// fragments, empty hosts and ports outside 1..65535; `error` says which.
-std::optional<Url> ParseUrl(std::string_view text, std::string* error);
 
 struct HttpResponse {
   int status = 0;     // 0 when the exchange failed
@@ -38,7 +29,8 @@ struct HttpResponse {
 enum class ResponseParse { kNeedMore, kDone, kBad };
 ResponseParse ParseHttpResponse(const std::string& buf, bool eof, HttpResponse* out);
 
-// Sends one request and reads the whole response (at most kMaxResponseBytes).
+// Sends one request to `to` (config::ParseHttpUrl gives it from a URL) and reads the
+// whole response (at most kMaxResponseBytes).
 // `timeout` bounds connect, send and receive together; resolving a host name
 // (getaddrinfo) is not bounded by it, which is why targets are best given as IP
 // literals or names the local resolver answers (/etc/hosts, Docker's DNS).
@@ -46,7 +38,7 @@ ResponseParse ParseHttpResponse(const std::string& buf, bool eof, HttpResponse* 
 // Never throws; every failure is a response with `error` set.
 // `cancel_fd`, when >= 0, is polled beside the socket: once it is readable the request
 // ends at once with error "cancelled" (how a stopping notifier stops a hung request).
-HttpResponse HttpRequest(const Url& url, std::string_view method, std::string_view path,
+HttpResponse HttpRequest(const config::Address& to, std::string_view method, std::string_view path,
                          std::string_view body, std::chrono::milliseconds timeout,
                          int cancel_fd = -1);
 

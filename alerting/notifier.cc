@@ -35,7 +35,7 @@ std::unique_ptr<Notifier> Notifier::Create(const std::vector<TargetConfig>& targ
     auto t = std::make_unique<Target>();
     t->config = tc;
     std::string why;
-    auto url = ParseUrl(tc.url, &why);
+    std::optional<config::HttpUrl> url = config::ParseHttpUrl(tc.url, &why);
     if (!url) {
       if (error) {
         *error = std::string(tc.kind == TargetKind::kAlertmanager ? "alertmanager" : "webhook") +
@@ -43,9 +43,11 @@ std::unique_ptr<Notifier> Notifier::Create(const std::vector<TargetConfig>& targ
       }
       return nullptr;
     }
-    t->url = *url;
-    t->path = tc.kind == TargetKind::kAlertmanager ? url->path + "/api/v2/alerts"
-                                                   : (url->path.empty() ? "/" : url->path);
+    t->address = url->address;
+    std::string_view path = url->path;
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    t->path = tc.kind == TargetKind::kAlertmanager ? std::string(path) + "/api/v2/alerts"
+                                                   : (path.empty() ? "/" : std::string(path));
     t->stats.target = tc.url;
     t->stats.kind = tc.kind;
     n->targets_.push_back(std::move(t));
@@ -140,7 +142,7 @@ void Notifier::Run(Target* t) {
           std::string body = t->config.kind == TargetKind::kAlertmanager
                                  ? AlertmanagerBody(batch)
                                  : WebhookBody(batch, options_.external_url);
-          r = HttpRequest(t->url, "POST", t->path, body, t->config.timeout, t->cancel[0]);
+          r = HttpRequest(t->address, "POST", t->path, body, t->config.timeout, t->cancel[0]);
         },
         [&] {
           r = HttpResponse{0, "", "internal error"};

@@ -66,7 +66,8 @@ struct TargetStats {
 class Notifier {
  public:
   // Starts one sender thread per target. nullptr and *error ("alertmanager URL
-  // \"x\": only http:// URLs are supported") when a URL does not parse.
+  // \"x\": only http:// URLs are supported") when a URL does not parse with
+  // config::ParseHttpUrl (which config::Load ran on the configured ones).
   static std::unique_ptr<Notifier> Create(const std::vector<TargetConfig>& targets,
                                           NotifierOptions options, std::string* error);
   // Stops and joins the sender threads (waiting at most one request timeout each);
@@ -89,8 +90,8 @@ class Notifier {
  private:
   struct Target {
     TargetConfig config;
-    Url url;
-    std::string path;
+    config::Address address;
+    std::string path;  // the request target: the URL's path, "/api/v2/alerts" appended
     mutable std::mutex mu;
     std::condition_variable cv;
     std::deque<AlertNotice> queue;

@@ -83,7 +83,7 @@ class CannedServer {
     if (thread_.joinable()) thread_.join();
     close(fd_);
   }
-  Url url() const { return Url{"127.0.0.1", port_, ""}; }
+  config::Address address() const { return config::Address{"127.0.0.1", port_}; }
 
  private:
   int fd_;
@@ -142,56 +142,11 @@ TEST(PayloadTest, WebhookBodyExact) {
   EXPECT_EQ(json::parse(WebhookBody({b}, ""))["status"], "resolved");
 }
 
-TEST(ParseUrlTest, GoodAndBad) {
-  std::string error;
-  auto u = ParseUrl("http://127.0.0.1:9093", &error);
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host, "127.0.0.1");
-  EXPECT_EQ(u->port, 9093);
-  EXPECT_EQ(u->path, "");
-  u = ParseUrl("http://alertmanager/prefix/", &error);
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->port, 80);
-  EXPECT_EQ(u->path, "/prefix");
-  EXPECT_EQ(u->HostPort(), "alertmanager:80");
-  u = ParseUrl("http://[::1]:9999/hook", &error);
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host, "::1");
-  EXPECT_EQ(u->path, "/hook");
-  EXPECT_EQ(u->HostPort(), "[::1]:9999");
-
-  struct Bad {
-    const char* url;
-    const char* error;
-  };
-  for (auto [url, message] : {
-           Bad{"https://127.0.0.1:9093", "only http:// URLs are supported"},
-           Bad{"127.0.0.1:9093", "only http:// URLs are supported"},
-           Bad{"", "only http:// URLs are supported"},
-           Bad{"http://", "empty host"},
-           Bad{"http://:9093", "empty host"},
-           Bad{"http://h:", "empty port"},
-           Bad{"http://h:0", "port must be 1..65535"},
-           Bad{"http://h:65536", "port must be 1..65535"},
-           Bad{"http://h:123456", "port must be 1..65535"},
-           Bad{"http://h:9x", "port must be 1..65535"},
-           Bad{"http://u:p@h:1", "user info is not supported"},
-           Bad{"http://h:1/a?b=c", "queries and fragments are not supported"},
-           Bad{"http://h:1#f", "queries and fragments are not supported"},
-           Bad{"http://[::1", "unterminated [ in host"},
-           Bad{"http://[::1]x", "unexpected text after ]"},
-       }) {
-    error.clear();
-    EXPECT_FALSE(ParseUrl(url, &error)) << url;
-    EXPECT_EQ(error, message) << url;
-  }
-}
-
 TEST(HttpClientTest, PostReachesTheServerAndStatusComesBack) {
   TestReceiver receiver;
   receiver.SetStatus(202);
-  auto url = *ParseUrl(receiver.url(), nullptr);
-  HttpResponse r = HttpRequest(url, "POST", "/api/v2/alerts", "[1,2]", kWait);
+  config::Address to = config::ParseHttpUrl(receiver.url())->address;
+  HttpResponse r = HttpRequest(to, "POST", "/api/v2/alerts", "[1,2]", kWait);
   EXPECT_EQ(r.error, "");
   EXPECT_EQ(r.status, 202);
   EXPECT_EQ(r.body, "{}");
@@ -209,48 +164,48 @@ TEST(HttpClientTest, ChunkedAndCloseDelimitedBodies) {
   {
     CannedServer s({"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
                     "lo\r\n6;ext=1\r\n world\r\n0\r\n\r\n"});
-    HttpResponse r = HttpRequest(s.url(), "GET", "/x", "", kWait);
+    HttpResponse r = HttpRequest(s.address(), "GET", "/x", "", kWait);
     EXPECT_EQ(r.error, "");
     EXPECT_EQ(r.body, "hello world");
   }
   {
     CannedServer s({"HTTP/1.0 200 OK\r\n\r\nuntil", " close"});
-    HttpResponse r = HttpRequest(s.url(), "GET", "/x", "", kWait);
+    HttpResponse r = HttpRequest(s.address(), "GET", "/x", "", kWait);
     EXPECT_EQ(r.error, "");
     EXPECT_EQ(r.body, "until close");
   }
   {
     CannedServer s({"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"});
-    HttpResponse r = HttpRequest(s.url(), "GET", "/x", "", kWait);
+    HttpResponse r = HttpRequest(s.address(), "GET", "/x", "", kWait);
     EXPECT_EQ(r.error, "malformed or truncated response");
     EXPECT_EQ(r.status, 0);
   }
   {
     CannedServer s({"SMTP ready\r\n\r\n"});
-    EXPECT_EQ(HttpRequest(s.url(), "GET", "/x", "", kWait).error, "malformed response");
+    EXPECT_EQ(HttpRequest(s.address(), "GET", "/x", "", kWait).error, "malformed response");
   }
   {
     CannedServer s({});
-    EXPECT_EQ(HttpRequest(s.url(), "GET", "/x", "", kWait).error,
+    EXPECT_EQ(HttpRequest(s.address(), "GET", "/x", "", kWait).error,
               "connection closed without a response");
   }
   {
     CannedServer s({"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"});
-    EXPECT_EQ(HttpRequest(s.url(), "GET", "/x", "", kWait).error, "malformed response");
+    EXPECT_EQ(HttpRequest(s.address(), "GET", "/x", "", kWait).error, "malformed response");
   }
 }
 
 TEST(HttpClientTest, RefusedAndTimedOut) {
-  Url closed{"127.0.0.1", FreePort(), ""};
+  config::Address closed{"127.0.0.1", FreePort()};
   HttpResponse r = HttpRequest(closed, "POST", "/", "x", kWait);
   EXPECT_EQ(r.error, "connect: Connection refused");
   EXPECT_EQ(r.status, 0);
 
   CannedServer silent({}, /*answer=*/false);
-  r = HttpRequest(silent.url(), "POST", "/", "x", milliseconds(200));
+  r = HttpRequest(silent.address(), "POST", "/", "x", milliseconds(200));
   EXPECT_EQ(r.error, "read: timed out");
 
-  Url unresolvable{"no-such-host.invalid", 80, ""};
+  config::Address unresolvable{"no-such-host.invalid", 80};
   r = HttpRequest(unresolvable, "GET", "/", "", milliseconds(2000));
   EXPECT_EQ(r.error.rfind("resolve no-such-host.invalid: ", 0), 0u) << r.error;
 }
@@ -266,7 +221,8 @@ TEST(HttpClientTest, CancelEndsAHungRequest) {
     char b = 1;
     ASSERT_EQ(write(cancel[1], &b, 1), 1);
   });
-  HttpResponse r = HttpRequest(silent.url(), "POST", "/", "x", std::chrono::minutes(5), cancel[0]);
+  HttpResponse r =
+      HttpRequest(silent.address(), "POST", "/", "x", std::chrono::minutes(5), cancel[0]);
   canceller.join();
   EXPECT_EQ(r.error, "cancelled");
   EXPECT_EQ(r.status, 0);
@@ -425,7 +381,12 @@ TEST_F(NotifierTest, BadUrlIsRefusedAtCreate) {
   EXPECT_FALSE(Notifier::Create({Hook("https://x/hook")}, {}, &error));
   EXPECT_EQ(error, "webhook URL \"https://x/hook\": only http:// URLs are supported");
   EXPECT_FALSE(Notifier::Create({Am("http://:1")}, {}, &error));
-  EXPECT_EQ(error, "alertmanager URL \"http://:1\": empty host");
+  EXPECT_EQ(error,
+            "alertmanager URL \"http://:1\": expected http://host:port[/path] (IPv6 in brackets, "
+            "port 1..65535)");
+  EXPECT_FALSE(Notifier::Create({Hook("http://127.0.0.1:1/hook?x=1")}, {}, &error));
+  EXPECT_EQ(error,
+            "webhook URL \"http://127.0.0.1:1/hook?x=1\": queries and fragments are not supported");
 }
 
 TEST_F(NotifierTest, StopWithAPendingQueueReturns) {

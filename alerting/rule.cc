@@ -14,78 +14,10 @@ using config::Duration;
 using config::Severity;
 using nlohmann::json;
 
-constexpr size_t kMaxIdChars = 128;
-constexpr size_t kMaxNameChars = 256;
-constexpr size_t kMaxTextChars = 4096;
-constexpr size_t kMaxLabels = 32;
-constexpr const char* kIdError = "id must be 1 to 128 characters of A-Z a-z 0-9 _ . -";
-
 RuleResult Fail(std::string error, std::string field) {
   RuleResult r;
   r.error = RuleError{std::move(error), std::move(field)};
   return r;
-}
-
-bool IsValidId(const std::string& id) {
-  if (id.empty() || id.size() > kMaxIdChars) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-// Labels the rule sets itself; a user label of the same name would make the alert lie.
-bool IsReservedLabel(const std::string& name) {
-  return name == "alertname" || name == "severity" || name == "rule_id";
-}
-
-// Checks what both config and JSON rules must satisfy and fills metric/scale.
-std::optional<RuleError> Finish(Rule* r) {
-  if (!IsValidId(r->id)) {
-    return RuleError{kIdError, "id"};
-  }
-  if (r->name.empty() || r->name.size() > kMaxNameChars) {
-    return RuleError{"name must be 1 to 256 characters", "name"};
-  }
-  if (r->description.size() > kMaxTextChars) {
-    return RuleError{"description is longer than 4096 characters", "description"};
-  }
-  if (const SeedMetric* seed = FindSeedMetric(r->metric)) {
-    r->metric = seed->exported;
-    r->scale = seed->scale;
-  } else if (r->metric.find('.') != std::string::npos) {
-    std::string known;
-    for (const auto& s : SeedMetrics()) known += std::string(known.empty() ? "" : ", ") + s.dotted;
-    return RuleError{"unknown dotted metric name \"" + r->metric +
-                         "\"; use an exported metric name or one of: " + known,
-                     "metric"};
-  }
-  if (!std::isfinite(r->threshold))
-    return RuleError{"threshold must be a finite number", "threshold"};
-  if (r->labels.size() > kMaxLabels) return RuleError{"at most 32 labels", "labels"};
-  for (const auto& [k, v] : r->labels) {
-    if (!config::IsValidLabelName(k)) {
-      return RuleError{"invalid label name \"" + k + "\"", "labels"};
-    }
-    if (IsReservedLabel(k)) {
-      return RuleError{"label \"" + k + "\" is set by the rule itself", "labels"};
-    }
-    if (v.size() > kMaxTextChars) return RuleError{"label \"" + k + "\" is too long", "labels"};
-  }
-  if (r->annotations.size() > kMaxLabels) {
-    return RuleError{"at most 32 annotations", "annotations"};
-  }
-  for (const auto& [k, v] : r->annotations) {
-    if (!config::IsValidLabelName(k)) {
-      return RuleError{"invalid annotation name \"" + k + "\"", "annotations"};
-    }
-    if (v.size() > kMaxTextChars) {
-      return RuleError{"annotation \"" + k + "\" is too long", "annotations"};
-    }
-  }
-  return std::nullopt;
 }
 
 // Reads an optional {"k": "v"} object into `out`.
@@ -127,21 +59,19 @@ std::optional<RuleError> ReadDuration(const json& body, const char* field, Durat
 Rule MakeDefault(const char* id, const char* name, const char* description, const char* metric,
                  CompareOp op, double threshold, int for_seconds, Severity severity,
                  const char* summary, const char* long_description) {
-  Rule r;
-  r.id = id;
-  r.name = name;
-  r.description = description;
-  r.metric_text = metric;
-  r.metric = metric;
-  r.op = op;
-  r.threshold = threshold;
-  r.for_duration = Duration(for_seconds * 1000LL);
-  r.severity = severity;
-  r.annotations["summary"] = summary;
-  r.annotations["description"] = long_description;
-  r.origin = RuleOrigin::kDefault;
-  Finish(&r);  // resolves the dotted name; the table below is valid by construction
-  return r;
+  config::AlertRuleConfig c;
+  c.id = id;
+  c.name = name;
+  c.description = description;
+  c.metric = metric;
+  c.op = op;
+  c.threshold = threshold;
+  c.for_duration = Duration(for_seconds * 1000LL);
+  c.severity = severity;
+  c.annotations["summary"] = summary;
+  c.annotations["description"] = long_description;
+  // The table below is valid by construction (rule_test checks it).
+  return *RuleFromConfig(c, RuleOrigin::kDefault).rule;
 }
 
 }  // namespace
@@ -196,11 +126,18 @@ bool Rule::SameDefinition(const Rule& o) const {
 }
 
 RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
+  if (std::optional<config::RuleProblem> problem = config::CheckAlertRule(c)) {
+    return Fail(problem->message, problem->field);
+  }
   Rule r;
   r.id = c.id;
   r.name = c.name;
   r.description = c.description;
   r.metric = c.metric;
+  if (const config::SeedMetric* seed = config::FindSeedMetric(c.metric)) {
+    r.metric = seed->exported;
+    r.scale = seed->scale;
+  }
   r.matchers = c.match_labels;
   r.metric_text = c.metric;
   if (!c.match_labels.empty()) {
@@ -213,11 +150,7 @@ RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
     }
     r.metric_text += "}";
   }
-  auto aggregation = ParseAggregation(c.aggregation);
-  if (!aggregation) {
-    return Fail("aggregation must be one of max, min, sum, avg, count", "aggregation");
-  }
-  r.aggregation = *aggregation;
+  r.aggregation = *ParseAggregation(c.aggregation);  // CheckAlertRule accepted it
   r.op = c.op;
   r.threshold = c.threshold;
   r.for_duration = c.for_duration;
@@ -226,10 +159,11 @@ RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
   r.labels = c.labels;
   r.annotations = c.annotations;
   r.origin = origin;
-  if (auto e = Finish(&r)) return Fail(e->error, e->field);
   return RuleResult{std::move(r), {}};
 }
 
+// The JSON is read into the config's struct, so an API rule passes the same checks
+// (CheckAlertRule, in RuleFromConfig) as one from the file.
 RuleResult RuleFromJson(std::string_view body_text) {
   json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return Fail("body is not valid JSON", "");
@@ -243,44 +177,39 @@ RuleResult RuleFromJson(std::string_view body_text) {
     if (!known) return Fail("unknown field \"" + key + "\"", key);
   }
 
-  Rule r;
-  r.origin = RuleOrigin::kApi;
-  if (auto e = ReadString(body, "id", &r.id, true)) return Fail(e->error, e->field);
-  if (!IsValidId(r.id)) return Fail(kIdError, "id");
-  if (auto e = ReadString(body, "name", &r.name, false)) return Fail(e->error, e->field);
-  if (body.find("name") == body.end()) r.name = r.id;  // as in the config file
-  if (auto e = ReadString(body, "description", &r.description, false)) {
+  config::AlertRuleConfig c;
+  if (auto e = ReadString(body, "id", &c.id, true)) return Fail(e->error, e->field);
+  if (auto e = ReadString(body, "name", &c.name, false)) return Fail(e->error, e->field);
+  if (body.find("name") == body.end()) c.name = c.id;  // as in the config file
+  if (auto e = ReadString(body, "description", &c.description, false)) {
     return Fail(e->error, e->field);
   }
-  if (auto e = ReadString(body, "metric", &r.metric_text, true)) return Fail(e->error, e->field);
-  auto selector = config::ParseMetricSelector(r.metric_text);
+  std::string metric_text;
+  if (auto e = ReadString(body, "metric", &metric_text, true)) return Fail(e->error, e->field);
+  auto selector = config::ParseMetricSelector(metric_text);
   if (!selector.selector) return Fail("metric: " + selector.error, "metric");
-  r.metric = selector.selector->metric;
-  r.matchers = selector.selector->match_labels;
+  c.metric = selector.selector->metric;
+  c.match_labels = selector.selector->match_labels;
+
+  if (auto e = ReadString(body, "aggregation", &c.aggregation, false)) {
+    return Fail(e->error, e->field);
+  }
 
   std::string text;
-  if (auto e = ReadString(body, "aggregation", &text, false)) return Fail(e->error, e->field);
-  auto aggregation = ParseAggregation(text);
-  if (!aggregation) {
-    return Fail("aggregation must be one of max, min, sum, avg, count", "aggregation");
-  }
-  r.aggregation = *aggregation;
-
-  text.clear();
   if (auto e = ReadString(body, "operator", &text, true)) return Fail(e->error, e->field);
   auto op = config::ParseCompareOp(text);
   if (!op) return Fail("operator must be one of > < >= <= == !=", "operator");
-  r.op = *op;
+  c.op = *op;
 
   auto threshold = body.find("threshold");
   if (threshold == body.end() || threshold->is_null()) {
     return Fail("threshold is required", "threshold");
   }
   if (!threshold->is_number()) return Fail("threshold must be a number", "threshold");
-  r.threshold = threshold->get<double>();
+  c.threshold = threshold->get<double>();
 
-  if (auto e = ReadDuration(body, "for", &r.for_duration)) return Fail(e->error, e->field);
-  if (auto e = ReadDuration(body, "keep_firing_for", &r.keep_firing_for)) {
+  if (auto e = ReadDuration(body, "for", &c.for_duration)) return Fail(e->error, e->field);
+  if (auto e = ReadDuration(body, "keep_firing_for", &c.keep_firing_for)) {
     return Fail(e->error, e->field);
   }
 
@@ -289,14 +218,15 @@ RuleResult RuleFromJson(std::string_view body_text) {
   if (!text.empty()) {
     auto severity = config::ParseSeverity(text);
     if (!severity) return Fail("severity must be one of info, warning, critical", "severity");
-    r.severity = *severity;
+    c.severity = *severity;
   }
-  if (auto e = ReadStringMap(body, "labels", &r.labels)) return Fail(e->error, e->field);
-  if (auto e = ReadStringMap(body, "annotations", &r.annotations)) {
+  if (auto e = ReadStringMap(body, "labels", &c.labels)) return Fail(e->error, e->field);
+  if (auto e = ReadStringMap(body, "annotations", &c.annotations)) {
     return Fail(e->error, e->field);
   }
-  if (auto e = Finish(&r)) return Fail(e->error, e->field);
-  return RuleResult{std::move(r), {}};
+  RuleResult r = RuleFromConfig(c, RuleOrigin::kApi);
+  if (r.ok()) r.rule->metric_text = std::move(metric_text);  // shown as the user wrote it
+  return r;
 }
 
 json RuleToJson(const Rule& r) {

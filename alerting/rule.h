@@ -33,7 +33,7 @@ enum class RuleOrigin { kDefault, kConfig, kApi };
 const char* RuleOriginName(RuleOrigin o);  // "default", "config", "api"
 
 struct Rule {
-  std::string id;    // unique; [A-Za-z0-9_.:-], 1..128 chars (it is a URL segment)
+  std::string id;    // unique; [A-Za-z0-9_.-], 1..128 chars (it is a URL segment)
   std::string name;  // the alertname label
   std::string description;
   std::string metric_text;  // as the user wrote it: "system.cpu_percent", "up{job=\"x\"}"
@@ -66,11 +66,13 @@ struct RuleResult {
   bool ok() const { return rule.has_value(); }
 };
 
-// Builds a rule from an already-parsed config entry (config::Load checked its syntax).
-// Still refuses what only alerting knows: an unknown dotted name, a bad aggregation.
+// Builds a rule from a config entry. It refuses exactly what config::CheckAlertRule
+// refuses, the check config::Load already ran on every rule of a loaded file, so for
+// those it cannot fail; entries built in code (tests, the defaults) get the same check.
 RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin);
 
-// Parses and validates a POST /api/v1/alert-rules body:
+// Parses a POST /api/v1/alert-rules body into a config::AlertRuleConfig and builds it with
+// RuleFromConfig, so the API and the file accept the same rules:
 //   {"id": "...", "name": "...", "description": "...", "metric": "...",
 //    "aggregation": "max|min|sum|avg|count" (optional; absent = per series),
 //    "operator": "> < >= <= == !=", "threshold": number,

@@ -1,4 +1,4 @@
-// CollectablesValueSource and the seed-name table. Main thread (see value_source.h).
+// CollectablesValueSource. Main thread (see value_source.h).
 #include "alerting/value_source.h"
 
 #include <algorithm>
@@ -163,27 +163,6 @@ std::vector<Sample> CollectablesValueSource::Query(
   }
   if (!out.empty()) last_error_.clear();
   return out;
-}
-
-const std::vector<SeedMetric>& SeedMetrics() {
-  static const std::vector<SeedMetric> kTable = {
-      {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1},
-      {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1},
-      {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1},
-      {"speedrun.average_script_compilation_ms",
-       "pokemon_speedrun_script_compilation_average_seconds", 1000},
-      {"speedrun.average_checkpoint_loading_ms",
-       "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
-      {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
-  };
-  return kTable;
-}
-
-const SeedMetric* FindSeedMetric(const std::string& dotted) {
-  for (const auto& s : SeedMetrics()) {
-    if (dotted == s.dotted) return &s;
-  }
-  return nullptr;
 }
 
 }  // namespace speedmon::alerting

@@ -76,17 +76,4 @@ class CollectablesValueSource : public ValueSource {
 // to the same double: "85.01", "0.5", "1e+30", "+Inf", "NaN".
 std::string FormatValue(double v);
 
-// The seed's dotted metric names and where they live among the exported metrics.
-struct SeedMetric {
-  const char* dotted;    // "speedrun.average_script_compilation_ms"
-  const char* exported;  // "pokemon_speedrun_script_compilation_average_seconds"
-  double scale;          // exported value * scale = the seed's unit (s -> ms: 1000)
-};
-
-// The table above: six entries (SPEC.md "Default alert rules").
-const std::vector<SeedMetric>& SeedMetrics();
-
-// The entry for a dotted name, or nullptr.
-const SeedMetric* FindSeedMetric(const std::string& dotted);
-
 }  // namespace speedmon::alerting

@@ -176,34 +176,6 @@ TEST(CollectablesValueSourceNoRoundTest, QueryBeforeAnyRoundCollects) {
   EXPECT_TRUE(std::isnan(g[0].value));
 }
 
-TEST(SeedMetricsTest, DottedNamesMapToExportedNamesWithScale) {
-  struct Case {
-    const char* dotted;
-    const char* exported;
-    double scale;
-  };
-  const Case cases[] = {
-      {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1},
-      {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1},
-      {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1},
-      {"speedrun.average_script_compilation_ms",
-       "pokemon_speedrun_script_compilation_average_seconds", 1000},
-      {"speedrun.average_checkpoint_loading_ms",
-       "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
-      {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
-  };
-  ASSERT_EQ(SeedMetrics().size(), 6u);
-  for (const auto& c : cases) {
-    const SeedMetric* s = FindSeedMetric(c.dotted);
-    ASSERT_NE(s, nullptr) << c.dotted;
-    EXPECT_STREQ(s->exported, c.exported);
-    EXPECT_EQ(s->scale, c.scale);
-  }
-  EXPECT_EQ(FindSeedMetric("system.cpu"), nullptr);
-  EXPECT_EQ(FindSeedMetric("pokemon_speedrun_system_cpu_percent"), nullptr);
-  EXPECT_EQ(FindSeedMetric(""), nullptr);
-}
-
 TEST(FormatValueTest, ShortestRoundTrip) {
   EXPECT_EQ(FormatValue(85.01), "85.01");
   EXPECT_EQ(FormatValue(0.5), "0.5");

@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The one validation of a config, for --check-config, start-up and (in the server)
+  // SIGHUP alike: what Load accepts the components accept. Start-up can still fail on
+  // what the machine decides: resolving a name, binding a port, opening the store.
   speedmon::config::LoadResult loaded =
       config_path.empty()
           ? speedmon::config::LoadFromString(speedmon::config::DefaultConfigText(), "<default>")

@@ -233,13 +233,15 @@ std::optional<LoadBalancing> ParseLoadBalancing(std::string_view text);
 bool IsValidAggregation(std::string_view text);  // max|min|sum|avg|count
 
 // "http://host:port[/path]", the only URL form [[alerting.alertmanagers]] and
-// [[alerting.webhooks]] take (no TLS: both run beside speedmon). `path` is "/" when the
-// URL has none, else as written (query included).
+// [[alerting.webhooks]] take (no TLS: both run beside speedmon), and the one parser of
+// them: the loader checks the config with it and the notifier sends with its result.
+// No user info, query or fragment. `path` is "/" when the URL has none, else as written.
+// On failure *error (when not null) says why: "queries and fragments are not supported".
 struct HttpUrl {
   Address address;
   std::string path = "/";
 };
-std::optional<HttpUrl> ParseHttpUrl(std::string_view url);
+std::optional<HttpUrl> ParseHttpUrl(std::string_view url, std::string* error = nullptr);
 
 // A rule's `metric` split into name and equality matchers, so a rule added at run time
 // (POST /api/v1/alert-rules) is read exactly as one from the config file.
@@ -258,5 +260,33 @@ struct SelectorResult {
 };
 SelectorResult ParseMetricSelector(std::string_view text);
 bool IsValidLabelName(std::string_view name);  // [a-zA-Z_][a-zA-Z0-9_]*
+
+// The seed's dotted metric names and where they live among the exported metrics. A rule
+// may name one of these instead of an exported metric; alerting then reads `exported`.
+struct SeedMetric {
+  const char* dotted;    // "speedrun.average_script_compilation_ms"
+  const char* exported;  // "pokemon_speedrun_script_compilation_average_seconds"
+  double scale;          // exported value * scale = the seed's unit (s -> ms: 1000)
+};
+
+// The six of them (SPEC.md "Default alert rules").
+const std::vector<SeedMetric>& SeedMetrics();
+
+// The entry for a dotted name, or nullptr.
+const SeedMetric* FindSeedMetric(std::string_view dotted);
+
+// What an alert rule must satisfy beyond its syntax, wherever it comes from: the loader
+// runs it on every [[alerting.rules]] entry, alerting on every rule it builds (config and
+// POST /api/v1/alert-rules alike), so a rule the file check accepts is one alerting
+// accepts. Checked: id (1..128 of [A-Za-z0-9_.-]), name (1..256), description (<= 4096),
+// a dotted metric is a seed name, aggregation, a finite threshold, labels and
+// annotations (<= 32 each, valid names, values <= 4096, no label the rule sets itself).
+// The first problem found: `field` is the rule's key ("metric"), `message` the text the
+// admin API answers ("unknown dotted metric name ...").
+struct RuleProblem {
+  std::string field;
+  std::string message;
+};
+std::optional<RuleProblem> CheckAlertRule(const AlertRuleConfig& rule);
 
 }  // namespace speedmon::config

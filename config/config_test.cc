@@ -12,6 +12,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/test_configs.h"
 
 namespace speedmon::config {
 namespace {
@@ -105,31 +106,7 @@ TEST(DefaultConfigTest, Summary) {
 }
 
 TEST(SummaryTest, TokenNoHealthCheckMemoryStore) {
-  LoadResult r = LoadFromString(R"(
-[admin]
-address = "0.0.0.0:9000"
-auth_token = "t"
-[[listeners]]
-name = "l"
-address = "127.0.0.1:0"
-upstream = "u"
-[[upstreams]]
-name = "u"
-endpoints = ["a:1", "[::1]:2"]
-load_balancing = "round_robin"
-[speedrun]
-store_path = ""
-[alerting]
-default_rules = false
-[[alerting.rules]]
-id = "x"
-metric = "m"
-operator = ">"
-threshold = 0
-[[alerting.webhooks]]
-url = "http://h:1"
-)",
-                                "my.toml");
+  LoadResult r = LoadFromString(ValidConfigText("summary"), "my.toml");
   ASSERT_TRUE(r.ok()) << r.error->ToString();
   EXPECT_EQ(Summary(*r.config),
             "config my.toml: ok\n"

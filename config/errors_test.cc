@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/test_configs.h"
 
 namespace speedmon::config {
 namespace {
@@ -36,6 +37,16 @@ void ExpectErrors(const std::vector<BadCase>& cases) {
 }
 
 std::string P(const std::string& text) { return std::string(kPool) + text; }
+
+TEST(ErrorsTest, TheBaseIsValid) {
+  // config/testdata/valid/errors_base.toml holds it, so it is started in the
+  // integration test with the other valid configs.
+  std::string base = std::string(kPool) + kRule;
+  std::string file = ValidConfigText("errors_base");
+  EXPECT_TRUE(file.ends_with(base)) << file;
+  LoadResult r = LoadFromString(base, "t.toml");
+  EXPECT_TRUE(r.ok()) << r.error->ToString();
+}
 
 TEST(ErrorsTest, TomlSyntax) {
   ExpectErrors({
@@ -370,18 +381,70 @@ TEST(ErrorsTest, AlertRules) {
 }
 
 TEST(ErrorsTest, Notifiers) {
-  const std::string kUrl = " (expected http://host:port[/path])";
+  const std::string kHostPort =
+      ": expected http://host:port[/path] (IPv6 in brackets, port 1..65535)";
   ExpectErrors({
       {P("[[alerting.alertmanagers]]\nurl = \"https://am:9093\"\n"),
-       "t.toml:4:7: [[alerting.alertmanagers]].url: invalid URL \"https://am:9093\"" + kUrl},
+       "t.toml:4:7: [[alerting.alertmanagers]].url: invalid URL \"https://am:9093\": only "
+       "http:// URLs are supported"},
       {P("[[alerting.webhooks]]\nurl = \"http://hooks/hook\"\n"),
-       "t.toml:4:7: [[alerting.webhooks]].url: invalid URL \"http://hooks/hook\"" + kUrl},
+       "t.toml:4:7: [[alerting.webhooks]].url: invalid URL \"http://hooks/hook\"" + kHostPort},
+      // The notifier used to refuse these only at start: the loader refuses them now.
+      {P("[[alerting.webhooks]]\nurl = \"http://hooks:9999/hook?token=x\"\n"),
+       "t.toml:4:7: [[alerting.webhooks]].url: invalid URL \"http://hooks:9999/hook?token=x\": "
+       "queries and fragments are not supported"},
+      {P("[[alerting.alertmanagers]]\nurl = \"http://am:9093/#top\"\n"),
+       "t.toml:4:7: [[alerting.alertmanagers]].url: invalid URL \"http://am:9093/#top\": queries "
+       "and fragments are not supported"},
+      {P("[[alerting.alertmanagers]]\nurl = \"http://admin:pw@am:9093\"\n"),
+       "t.toml:4:7: [[alerting.alertmanagers]].url: invalid URL \"http://admin:pw@am:9093\": user "
+       "info is not supported"},
       {P("[[alerting.webhooks]]\nurl = \"http://hooks:1\"\ntimeout = \"0s\"\n"),
        "t.toml:5:11: [[alerting.webhooks]].timeout: must be greater than 0s"},
       {P("[[alerting.webhooks]]\ntimeout = \"1s\"\n"),
        "t.toml:3:1: missing required key \"url\" in [[alerting.webhooks]]"},
       {P("[alerting]\nalertmanagers = { url = \"http://a:1\" }\n"),
        "t.toml:4:17: [alerting].alertmanagers: expected an array of tables"},
+  });
+}
+
+// What alerting refuses in a rule (config::CheckAlertRule) the loader refuses, at the key.
+TEST(ErrorsTest, AlertRuleConstraintsAlertingShares) {
+  const std::string kHead = "[[alerting.rules]]\nid = \"r\"\n";
+  const std::string kTail = "operator = \">\"\nthreshold = 1\n";
+  auto rule = [&](const std::string& metric, const std::string& extra) {
+    return P(kHead + "metric = \"" + metric + "\"\n" + kTail + extra);
+  };
+  const std::string kKnown =
+      "system.cpu_percent, system.memory_percent, speedrun.experiment_success_rate, "
+      "speedrun.average_script_compilation_ms, speedrun.average_checkpoint_loading_ms, "
+      "prometheus.healthy_processes";
+  std::string labels = "labels = {";
+  for (int i = 0; i < 33; ++i) labels += (i ? ", l" : " l") + std::to_string(i) + " = \"v\"";
+  labels += " }\n";
+  ExpectErrors({
+      {rule("speedrun.nope", ""),
+       "t.toml:5:10: [[alerting.rules]].metric: unknown dotted metric name \"speedrun.nope\"; use "
+       "an exported metric name or one of: " +
+           kKnown},
+      {P(kHead + "metric = 'system.cpu{cpu=\"0\"}'\n" + kTail),
+       "t.toml:5:10: [[alerting.rules]].metric: unknown dotted metric name \"system.cpu\"; use an "
+       "exported metric name or one of: " +
+           kKnown},
+      {rule("m", "aggregation = \"median\"\n"),
+       "t.toml:8:15: [[alerting.rules]].aggregation: \"median\" is not one of none, max, min, "
+       "sum, avg, count"},
+      {rule("m", "labels = { alertname = \"x\" }\n"),
+       "t.toml:8:10: [[alerting.rules]].labels: label \"alertname\" is set by the rule itself"},
+      {rule("m", labels), "t.toml:8:10: [[alerting.rules]].labels: at most 32 labels"},
+      {rule("m", "labels = { team = \"" + std::string(4097, 'x') + "\" }\n"),
+       "t.toml:8:10: [[alerting.rules]].labels: label \"team\" is too long"},
+      {rule("m", "annotations = { \"run-book\" = \"x\" }\n"),
+       "t.toml:8:15: [[alerting.rules]].annotations: invalid annotation name \"run-book\""},
+      {rule("m", "name = \"" + std::string(257, 'n') + "\"\n"),
+       "t.toml:8:8: [[alerting.rules]].name: name must be 1 to 256 characters"},
+      {rule("m", "description = \"" + std::string(4097, 'd') + "\"\n"),
+       "t.toml:8:15: [[alerting.rules]].description: description is longer than 4096 characters"},
   });
 }
 

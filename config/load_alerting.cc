@@ -99,6 +99,12 @@ void LoadRule(const toml::table& table, UniqueNames* ids, AlertRuleConfig* rule)
     }
   }
   r.ReadStringTable("annotations", &rule->annotations);
+
+  // What the checks above leave to the rule constraints alerting applies too (an unknown
+  // dotted metric, reserved labels, lengths): the same function, at the same key.
+  if (std::optional<RuleProblem> problem = CheckAlertRule(*rule)) {
+    r.FailAt(problem->field, problem->message);
+  }
 }
 
 // [[alerting.alertmanagers]] and [[alerting.webhooks]] share one shape.
@@ -109,8 +115,9 @@ void LoadNotifiers(const TableReader& alerting, std::string_view key, std::vecto
     TableReader r(*table, name, {"url", "timeout"});
     T notifier;
     notifier.url = r.RequireString("url");
-    if (!ParseHttpUrl(notifier.url)) {
-      r.FailAt("url", "invalid URL " + Quote(notifier.url) + " (expected http://host:port[/path])");
+    std::string why;
+    if (!ParseHttpUrl(notifier.url, &why)) {
+      r.FailAt("url", "invalid URL " + Quote(notifier.url) + ": " + why);
     }
     r.ReadDuration("timeout", &notifier.timeout, Duration(1));
     out->push_back(std::move(notifier));

@@ -1,10 +1,12 @@
 // Tests that good configs load into exactly the values written, and that defaults apply
-// where a key is absent. Single-threaded.
+// where a key is absent. The configs are the files of config/testdata/valid/
+// (test_configs.h). Single-threaded.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "config/config.h"
+#include "config/test_configs.h"
 
 namespace speedmon::config {
 namespace {
@@ -15,126 +17,18 @@ Config MustLoad(const std::string& text) {
   return r.ok() ? *r.config : Config{};
 }
 
-// Every key of the schema, none at its default value.
-constexpr const char* kFull = R"toml(
-[admin]
-address = "0.0.0.0:9000"
-auth_token = "s3cret-token"
-allow_unauthenticated_writes = true
-max_body_bytes = 2048
-
-[proxy]
-workers = 3
-max_connections = 500
-header_timeout = "2s"
-idle_timeout = "1m30s"
-max_header_bytes = 1024
-drain_timeout = "0s"
-recent_requests = 0
-access_log = "-"
-record_requests = false
-
-[[listeners]]
-name = "a"
-address = "[::1]:0"
-upstream = "pool"
-
-[[listeners]]
-name = "b"
-address = "127.0.0.1:0"
-upstream = "pool"
-
-[[upstreams]]
-name = "pool"
-endpoints = ["127.0.0.1:8081", "[::1]:8082", "emulator_3:8083"]
-connect_timeout = "250ms"
-request_timeout = "2m"
-max_connections = 7
-load_balancing = "round_robin"
-  [upstreams.health_check]
-  enabled = false
-  path = "/healthz?deep=1"
-  interval = "10s"
-  timeout = "10s"
-  healthy_threshold = 2
-  unhealthy_threshold = 5
-  expected_statuses = [200, 204]
-
-[[routes]]
-name = "action"
-prefix = "/action"
-
-[[routes]]
-name = "checkpoint_load"
-prefix = "/checkpoint/load"
-
-[sysprobe]
-cache_duration = "0s"
-disk_paths = ["/", "/var/lib/docker"]
-
-[[processes]]
-name = "by-pid"
-pid = 4242
-
-[[processes]]
-name = "by-file"
-pid_file = "/run/emu.pid"
-
-[[processes]]
-name = "by-cmdline"
-cmdline_regex = "pokemon-gym.*808[1-4]"
-
-[speedrun]
-store_path = ""
-window_experiments = 10
-window_patterns = 20
-max_strategy_labels = 4
-retention_rows = 5000
-
-[sla]
-experiment_success_rate_min = 90
-script_compilation_target_ms = 80.5
-checkpoint_loading_target_ms = 400
-target_compliance_min = 99.5
-pattern_quality_min = 0
-system_availability_min = 100
-
-[alerting]
-evaluation_interval = "5s"
-resend_interval = "2m"
-resolved_retention = "1h"
-default_rules = false
-
-[[alerting.rules]]
-id = "emu1_down"
-name = "Emulator 1 down"
-description = "emulator-1 failed its health checks"
-metric = 'pokemon_speedrun_upstream_healthy{upstream="emulator-1", endpoint="127.0.0.1:8081"}'
-aggregation = "min"
-operator = "<"
-threshold = 1
-for = "30s"
-keep_firing_for = "1m"
-severity = "CRITICAL"
-labels = { team = "speedrun", page = "yes" }
-annotations = { summary = "emulator-1 is down", runbook_url = "http://wiki/emu" }
-
-[[alerting.rules]]
-id = "cpu"
-metric = "system.cpu_percent"
-operator = ">="
-threshold = 85.5
-
-[[alerting.alertmanagers]]
-url = "http://127.0.0.1:9093"
-timeout = "3s"
-
-[[alerting.webhooks]]
-url = "http://hooks:9999/hook"
-)toml";
+TEST(ValidConfigsTest, EveryFileLoads) {
+  std::vector<std::string> names = ValidConfigNames();
+  EXPECT_GE(names.size(), 13u);
+  for (const std::string& name : names) {
+    LoadResult r = LoadFromString(ValidConfigText(name), name + ".toml");
+    EXPECT_TRUE(r.ok()) << name << ": " << r.error->ToString();
+  }
+}
 
 TEST(LoadTest, FullConfigReadsEveryKey) {
-  Config c = MustLoad(kFull);
+  // Every key of the schema, none at its default value.
+  Config c = MustLoad(ValidConfigText("full"));
   EXPECT_EQ(c.source, "t.toml");
 
   EXPECT_EQ(c.admin.address.ToString(), "0.0.0.0:9000");
@@ -250,15 +144,7 @@ TEST(LoadTest, FullConfigReadsEveryKey) {
 }
 
 TEST(LoadTest, MinimalConfigTakesDefaults) {
-  Config c = MustLoad(R"(
-[[listeners]]
-name = "l"
-address = "127.0.0.1:18081"
-upstream = "u"
-[[upstreams]]
-name = "u"
-endpoints = ["127.0.0.1:8081"]
-)");
+  Config c = MustLoad(ValidConfigText("minimal"));
   const Config d;  // the struct defaults, which are the documented ones
   EXPECT_EQ(c.admin.address.ToString(), "127.0.0.1:8000");
   EXPECT_EQ(c.admin.auth_token, "");
@@ -286,14 +172,7 @@ endpoints = ["127.0.0.1:8081"]
 }
 
 TEST(LoadTest, HealthCheckTablePresentEnablesIt) {
-  Config c = MustLoad(R"(
-listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
-[[upstreams]]
-name = "u"
-endpoints = ["127.0.0.1:8081"]
-  [upstreams.health_check]
-  interval = "2s"
-)");
+  Config c = MustLoad(ValidConfigText("health_check_table"));
   const HealthCheckConfig& h = c.upstreams[0].health_check;
   EXPECT_TRUE(h.enabled);
   EXPECT_EQ(h.path, "/status");
@@ -306,52 +185,25 @@ endpoints = ["127.0.0.1:8081"]
 
 TEST(LoadTest, InlineTablesAndAnyFileOrder) {
   // Listeners before their upstreams; inline tables as well as [[...]].
-  Config c = MustLoad(R"(
-listeners = [{name = "l1", address = "127.0.0.1:1", upstream = "u1"},
-             {name = "l2", address = "127.0.0.1:2", upstream = "u2"}]
-[[upstreams]]
-name = "u2"
-endpoints = ["localhost:2"]
-[[upstreams]]
-name = "u1"
-endpoints = ["localhost:1"]
-)");
+  Config c = MustLoad(ValidConfigText("inline_tables_any_order"));
   ASSERT_EQ(c.upstreams.size(), 2u);
   EXPECT_EQ(c.UpstreamIndex("u1"), 1);
   EXPECT_EQ(c.listeners[0].upstream, "u1");
 }
 
 TEST(LoadTest, AdminNotLoopbackAllowedWithTokenOrOptIn) {
-  const char* kPool = R"(
-listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
-upstreams = [{name = "u", endpoints = ["127.0.0.1:1"]}]
-)";
-  Config c =
-      MustLoad(std::string(kPool) + "[admin]\naddress = \"0.0.0.0:8000\"\nauth_token = \"t\"\n");
+  Config c = MustLoad(ValidConfigText("admin_token"));
   EXPECT_EQ(c.admin.auth_token, "t");
-  c = MustLoad(std::string(kPool) +
-               "[admin]\naddress = \"[::]:8000\"\nallow_unauthenticated_writes = true\n");
+  c = MustLoad(ValidConfigText("admin_open"));
   EXPECT_EQ(c.admin.address.ToString(), "[::]:8000");
-  c = MustLoad(std::string(kPool) + "[admin]\naddress = \"localhost:0\"\n");
+  c = MustLoad(ValidConfigText("admin_localhost"));
   EXPECT_EQ(c.admin.address.ToString(), "localhost:0");
-  c = MustLoad(std::string(kPool) + "[admin]\naddress = \"[::1]:8000\"\n");
+  c = MustLoad(ValidConfigText("admin_ipv6_loopback"));
   EXPECT_TRUE(c.admin.address.IsLoopback());
 }
 
 TEST(LoadTest, NumbersAcceptIntegersAndFloats) {
-  Config c = MustLoad(R"(
-listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
-upstreams = [{name = "u", endpoints = ["127.0.0.1:1"]}]
-[sla]
-pattern_quality_min = 1
-experiment_success_rate_min = 0.0
-[[alerting.rules]]
-id = "r"
-metric = "m{}"
-operator = "!="
-threshold = -2.5e3
-severity = "Info"
-)");
+  Config c = MustLoad(ValidConfigText("numbers"));
   EXPECT_EQ(c.sla.pattern_quality_min, 1.0);
   EXPECT_EQ(c.sla.experiment_success_rate_min, 0.0);
   EXPECT_EQ(c.alerting.rules[0].threshold, -2500.0);
@@ -362,25 +214,14 @@ severity = "Info"
 
 TEST(LoadTest, DeeplyNestedRegexWithinTheLengthLimit) {
   std::string regex = std::string(500, '(') + "emu" + std::string(500, ')');
-  Config c = MustLoad(R"(
-listeners = [{name = "l", address = "127.0.0.1:0", upstream = "u"}]
-upstreams = [{name = "u", endpoints = ["127.0.0.1:1"]}]
-[[processes]]
-name = "p"
-cmdline_regex = ")" + regex +
-                      "\"\n");
+  Config c = MustLoad(ValidConfigText("nested_regex"));
   EXPECT_EQ(c.processes[0].cmdline_regex, regex);
 }
 
 TEST(LoadTest, SameNamesAcrossKindsAreFine) {
   // A listener, an upstream, a route and a process may share a name: they are
   // different lists.
-  Config c = MustLoad(R"(
-listeners = [{name = "x", address = "127.0.0.1:0", upstream = "x"}]
-upstreams = [{name = "x", endpoints = ["127.0.0.1:1"]}]
-routes = [{name = "x", prefix = "/x"}]
-processes = [{name = "x", pid = 1}]
-)");
+  Config c = MustLoad(ValidConfigText("same_names"));
   EXPECT_EQ(c.processes[0].pid, 1);
 }
 

@@ -112,18 +112,29 @@ std::optional<Address> ParseAddress(std::string_view text, bool allow_port_zero)
   return Address{std::string(host), *port};
 }
 
-std::optional<HttpUrl> ParseHttpUrl(std::string_view url) {
+std::optional<HttpUrl> ParseHttpUrl(std::string_view url, std::string* error) {
+  auto fail = [error](const char* message) -> std::optional<HttpUrl> {
+    if (error != nullptr) *error = message;
+    return std::nullopt;
+  };
   constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) return std::nullopt;
+  if (url.substr(0, kScheme.size()) != kScheme) return fail("only http:// URLs are supported");
   std::string_view rest = url.substr(kScheme.size());
   size_t slash = rest.find('/');
-  std::optional<Address> address = ParseAddress(rest.substr(0, slash), false);
-  if (!address) return std::nullopt;
+  std::string_view authority = rest.substr(0, slash);
+  if (authority.find('@') != std::string_view::npos) return fail("user info is not supported");
+  // The notifier appends to the path ("/api/v2/alerts"), and neither Alertmanager nor a
+  // webhook needs either, so both are refused rather than sent somewhere surprising.
+  if (rest.find_first_of("?#") != std::string_view::npos) {
+    return fail("queries and fragments are not supported");
+  }
+  std::optional<Address> address = ParseAddress(authority, /*allow_port_zero=*/false);
+  if (!address) return fail("expected http://host:port[/path] (IPv6 in brackets, port 1..65535)");
   HttpUrl parsed{*address, "/"};
   if (slash != std::string_view::npos) {
     // It goes on a request line as is.
     for (char c : rest.substr(slash)) {
-      if (c < 0x21 || c > 0x7e) return std::nullopt;
+      if (c < 0x21 || c > 0x7e) return fail("the path must be printable ASCII without spaces");
     }
     parsed.path = std::string(rest.substr(slash));
   }

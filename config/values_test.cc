@@ -153,24 +153,86 @@ TEST(AddressTest, IsLoopback) {
   EXPECT_FALSE((Address{"localhost.example", 1}).IsLoopback());
 }
 
-TEST(ParseHttpUrlTest, ValidAndInvalid) {
+TEST(ParseHttpUrlTest, Valid) {
   std::optional<HttpUrl> u = ParseHttpUrl("http://127.0.0.1:9093");
   ASSERT_TRUE(u.has_value());
   EXPECT_EQ(u->address.ToString(), "127.0.0.1:9093");
   EXPECT_EQ(u->path, "/");
-  u = ParseHttpUrl("http://[::1]:9999/hook/a?x=1");
+  u = ParseHttpUrl("http://[::1]:9999/hook/a");
   ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->address.host, "::1");
   EXPECT_EQ(u->address.ToString(), "[::1]:9999");
-  EXPECT_EQ(u->path, "/hook/a?x=1");
-  u = ParseHttpUrl("http://alertmanager:9093/");
+  EXPECT_EQ(u->path, "/hook/a");
+  u = ParseHttpUrl("http://alertmanager:9093/prefix/");
   ASSERT_TRUE(u.has_value());
-  EXPECT_EQ(u->path, "/");
-  for (const char* text :
-       {"", "http://", "https://127.0.0.1:9093", "http://127.0.0.1", "http://127.0.0.1/x",
-        "http://127.0.0.1:0", "127.0.0.1:9093", "HTTP://127.0.0.1:9093", "http://:9093",
-        "http://127.0.0.1:9093/a b", "ftp://127.0.0.1:21"}) {
-    EXPECT_FALSE(ParseHttpUrl(text).has_value()) << text;
+  EXPECT_EQ(u->address.ToString(), "alertmanager:9093");
+  EXPECT_EQ(u->path, "/prefix/");
+}
+
+TEST(ParseHttpUrlTest, InvalidSaysWhy) {
+  const std::string kHostPort =
+      "expected http://host:port[/path] (IPv6 in brackets, port 1..65535)";
+  struct Bad {
+    std::string url;
+    std::string error;
+  };
+  for (const Bad& c : std::vector<Bad>{
+           {"", "only http:// URLs are supported"},
+           {"https://127.0.0.1:9093", "only http:// URLs are supported"},
+           {"HTTP://127.0.0.1:9093", "only http:// URLs are supported"},
+           {"ftp://127.0.0.1:21", "only http:// URLs are supported"},
+           {"127.0.0.1:9093", "only http:// URLs are supported"},
+           {"http://u:p@h:1", "user info is not supported"},
+           {"http://u@h:1/x", "user info is not supported"},
+           {"http://h:1/a?b=c", "queries and fragments are not supported"},
+           {"http://h:1?b=c", "queries and fragments are not supported"},
+           {"http://h:1#f", "queries and fragments are not supported"},
+           {"http://h:1/a#f", "queries and fragments are not supported"},
+           {"http://", kHostPort},
+           {"http://:9093", kHostPort},
+           {"http://127.0.0.1", kHostPort},
+           {"http://127.0.0.1/x", kHostPort},
+           {"http://127.0.0.1:0", kHostPort},
+           {"http://h:", kHostPort},
+           {"http://h:65536", kHostPort},
+           {"http://h:9x", kHostPort},
+           {"http://[::1", kHostPort},
+           {"http://[::1]x", kHostPort},
+           {"http://127.0.0.1:9093/a b", "the path must be printable ASCII without spaces"},
+       }) {
+    std::string error;
+    EXPECT_FALSE(ParseHttpUrl(c.url, &error).has_value()) << c.url;
+    EXPECT_EQ(error, c.error) << c.url;
+    EXPECT_FALSE(ParseHttpUrl(c.url).has_value()) << c.url;  // the error is optional
   }
+}
+
+TEST(SeedMetricsTest, DottedNamesMapToExportedNamesWithScale) {
+  struct Case {
+    const char* dotted;
+    const char* exported;
+    double scale;
+  };
+  const Case cases[] = {
+      {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1},
+      {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1},
+      {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1},
+      {"speedrun.average_script_compilation_ms",
+       "pokemon_speedrun_script_compilation_average_seconds", 1000},
+      {"speedrun.average_checkpoint_loading_ms",
+       "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
+      {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
+  };
+  ASSERT_EQ(SeedMetrics().size(), 6u);
+  for (const auto& c : cases) {
+    const SeedMetric* s = FindSeedMetric(c.dotted);
+    ASSERT_NE(s, nullptr) << c.dotted;
+    EXPECT_STREQ(s->exported, c.exported);
+    EXPECT_EQ(s->scale, c.scale);
+  }
+  EXPECT_EQ(FindSeedMetric("system.cpu"), nullptr);
+  EXPECT_EQ(FindSeedMetric("pokemon_speedrun_system_cpu_percent"), nullptr);
+  EXPECT_EQ(FindSeedMetric(""), nullptr);
 }
 
 TEST(EnumNamesTest, RoundTrip) {

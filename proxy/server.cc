@@ -131,13 +131,7 @@ std::string ServerImpl::Start() {
   OnHealthChange();
   uv_timer_init(&loop, &eval_timer_);
   eval_timer_.data = this;
-  uint64_t every = static_cast<uint64_t>(config.alerting.evaluation_interval.count());
-  uv_timer_start(
-      &eval_timer_,
-      [](uv_timer_t* t) {
-        static_cast<ServerImpl*>(t->data)->alerts->Evaluate(std::chrono::system_clock::now());
-      },
-      every, every);
+  StartEvaluationTimer();
 
   uv_signal_init(&loop, &sig_term_);
   uv_signal_init(&loop, &sig_int_);
@@ -157,6 +151,18 @@ std::string ServerImpl::Start() {
   Log("listening:" + listen_list + "; admin on " + config.admin.address.host + ":" +
       std::to_string(admin->port()) + "; " + std::to_string(n) + " workers");
   return "";
+}
+
+void ServerImpl::StartEvaluationTimer() {
+  // Restarting an active uv timer replaces its period: the next round is one new
+  // interval from now.
+  uint64_t every = static_cast<uint64_t>(config.alerting.evaluation_interval.count());
+  uv_timer_start(
+      &eval_timer_,
+      [](uv_timer_t* t) {
+        static_cast<ServerImpl*>(t->data)->alerts->Evaluate(std::chrono::system_clock::now());
+      },
+      every, every);
 }
 
 int ServerImpl::Run() {
@@ -235,6 +241,8 @@ void ServerImpl::Reload() {
     Log("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
     return;
   }
+  // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
+  // refuses nothing a loaded file holds; it stays a guard, not a second validation.
   std::string error;
   if (!alerts->Reload(r.config->alerting, std::chrono::system_clock::now(), &error)) {
     reloads->Add({{"result", "failure"}}).Increment();
@@ -242,8 +250,10 @@ void ServerImpl::Reload() {
     return;
   }
   speedrun->SetSlaConfig(r.config->sla);
+  bool new_interval = r.config->alerting.evaluation_interval != config.alerting.evaluation_interval;
   config.alerting = r.config->alerting;
   config.sla = r.config->sla;
+  if (new_interval) StartEvaluationTimer();
   reloads->Add({{"result", "success"}}).Increment();
   Log("SIGHUP: reloaded [alerting] and [sla] from " + config.source +
       "; listeners, upstreams and routes change on restart");

@@ -61,6 +61,8 @@ class ServerImpl {
   void FinishShutdown();
   void Reload();
   void OnHealthChange();
+  // (Re)starts eval_timer_ at config.alerting.evaluation_interval.
+  void StartEvaluationTimer();
 
   uv_signal_t sig_term_, sig_int_, sig_hup_;
   uv_timer_t drain_timer_;

@@ -1,0 +1,105 @@
+// The alert-rule constraints of config.h (CheckAlertRule) and the seed metric table they
+// use. Pure functions; any thread (the admin API checks rules added at run time).
+#include <cmath>
+#include <string>
+
+#include "config/config.h"
+
+namespace speedmon::config {
+namespace {
+
+constexpr size_t kMaxIdChars = 128;
+constexpr size_t kMaxNameChars = 256;
+constexpr size_t kMaxTextChars = 4096;
+constexpr size_t kMaxLabels = 32;
+
+bool IsValidId(const std::string& id) {
+  if (id.empty() || id.size() > kMaxIdChars) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Labels the rule sets itself; a user label of the same name would make the alert lie.
+bool IsReservedLabel(const std::string& name) {
+  return name == "alertname" || name == "severity" || name == "rule_id";
+}
+
+std::optional<RuleProblem> CheckLabels(const std::map<std::string, std::string>& labels) {
+  if (labels.size() > kMaxLabels) return RuleProblem{"labels", "at most 32 labels"};
+  for (const auto& [k, v] : labels) {
+    if (!IsValidLabelName(k)) return RuleProblem{"labels", "invalid label name \"" + k + "\""};
+    if (IsReservedLabel(k)) {
+      return RuleProblem{"labels", "label \"" + k + "\" is set by the rule itself"};
+    }
+    if (v.size() > kMaxTextChars) return RuleProblem{"labels", "label \"" + k + "\" is too long"};
+  }
+  return std::nullopt;
+}
+
+std::optional<RuleProblem> CheckAnnotations(const std::map<std::string, std::string>& annotations) {
+  if (annotations.size() > kMaxLabels) return RuleProblem{"annotations", "at most 32 annotations"};
+  for (const auto& [k, v] : annotations) {
+    if (!IsValidLabelName(k)) {
+      return RuleProblem{"annotations", "invalid annotation name \"" + k + "\""};
+    }
+    if (v.size() > kMaxTextChars) {
+      return RuleProblem{"annotations", "annotation \"" + k + "\" is too long"};
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+const std::vector<SeedMetric>& SeedMetrics() {
+  static const std::vector<SeedMetric> kTable = {
+      {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1},
+      {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1},
+      {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1},
+      {"speedrun.average_script_compilation_ms",
+       "pokemon_speedrun_script_compilation_average_seconds", 1000},
+      {"speedrun.average_checkpoint_loading_ms",
+       "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
+      {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
+  };
+  return kTable;
+}
+
+const SeedMetric* FindSeedMetric(std::string_view dotted) {
+  for (const auto& s : SeedMetrics()) {
+    if (dotted == s.dotted) return &s;
+  }
+  return nullptr;
+}
+
+std::optional<RuleProblem> CheckAlertRule(const AlertRuleConfig& rule) {
+  if (!IsValidId(rule.id)) {
+    return RuleProblem{"id", "id must be 1 to 128 characters of A-Z a-z 0-9 _ . -"};
+  }
+  if (rule.name.empty() || rule.name.size() > kMaxNameChars) {
+    return RuleProblem{"name", "name must be 1 to 256 characters"};
+  }
+  if (rule.description.size() > kMaxTextChars) {
+    return RuleProblem{"description", "description is longer than 4096 characters"};
+  }
+  if (rule.metric.find('.') != std::string::npos && FindSeedMetric(rule.metric) == nullptr) {
+    std::string known;
+    for (const auto& s : SeedMetrics()) known += std::string(known.empty() ? "" : ", ") + s.dotted;
+    return RuleProblem{"metric", "unknown dotted metric name \"" + rule.metric +
+                                     "\"; use an exported metric name or one of: " + known};
+  }
+  if (!IsValidAggregation(rule.aggregation)) {
+    return RuleProblem{"aggregation", "aggregation must be one of max, min, sum, avg, count"};
+  }
+  if (!std::isfinite(rule.threshold)) {
+    return RuleProblem{"threshold", "threshold must be a finite number"};
+  }
+  if (auto problem = CheckLabels(rule.labels)) return problem;
+  return CheckAnnotations(rule.annotations);
+}
+
+}  // namespace speedmon::config
