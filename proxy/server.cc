@@ -9,6 +9,7 @@
 #include <limits>
 #include <thread>
 
+#include "base/boundary.h"
 #include "proxy/server_impl.h"
 #include "sysprobe/from_config.h"
 
@@ -125,8 +126,9 @@ std::string ServerImpl::Start() {
   }
   for (auto& w : workers) w->Start();
   listeners_up = true;
-  health = std::make_unique<HealthChecker>(&loop, topology.get(), *registry,
-                                           [this] { OnHealthChange(); });
+  health = std::make_unique<HealthChecker>(&loop, topology.get(), *registry, [this] {
+    base::Guard(base::Component::kHealth, "health change", [&] { OnHealthChange(); });
+  });
   health->Start();
   OnHealthChange();
   uv_timer_init(&loop, &eval_timer_);
@@ -137,11 +139,20 @@ std::string ServerImpl::Start() {
   uv_signal_init(&loop, &sig_int_);
   uv_signal_init(&loop, &sig_hup_);
   sig_term_.data = sig_int_.data = sig_hup_.data = this;
-  auto on_stop = [](uv_signal_t* s, int) { static_cast<ServerImpl*>(s->data)->BeginDrain(); };
+  auto on_stop = [](uv_signal_t* s, int) {
+    auto* self = static_cast<ServerImpl*>(s->data);
+    base::Guard(base::Component::kLifecycle, "SIGTERM", [&] { self->BeginDrain(); });
+  };
   uv_signal_start(&sig_term_, on_stop, SIGTERM);
   uv_signal_start(&sig_int_, on_stop, SIGINT);
   uv_signal_start(
-      &sig_hup_, [](uv_signal_t* s, int) { static_cast<ServerImpl*>(s->data)->Reload(); }, SIGHUP);
+      &sig_hup_,
+      [](uv_signal_t* s, int) {
+        auto* self = static_cast<ServerImpl*>(s->data);
+        // A reload that throws keeps the running config, as a rejected file does.
+        base::Guard(base::Component::kLifecycle, "SIGHUP", [&] { self->Reload(); });
+      },
+      SIGHUP);
   uv_timer_init(&loop, &drain_timer_);
   drain_timer_.data = this;
   std::string listen_list;
@@ -160,7 +171,9 @@ void ServerImpl::StartEvaluationTimer() {
   uv_timer_start(
       &eval_timer_,
       [](uv_timer_t* t) {
-        static_cast<ServerImpl*>(t->data)->alerts->Evaluate(std::chrono::system_clock::now());
+        auto* self = static_cast<ServerImpl*>(t->data);
+        base::Guard(base::Component::kAlerting, "rule evaluation",
+                    [&] { self->alerts->Evaluate(std::chrono::system_clock::now()); });
       },
       every, every);
 }
@@ -178,8 +191,12 @@ void ServerImpl::BeginDrain() {
   for (auto& w : workers) w->BeginDrain();
   drain_started_ms_ = uv_now(&loop);
   uv_timer_start(
-      &drain_timer_, [](uv_timer_t* t) { static_cast<ServerImpl*>(t->data)->OnDrainTick(); }, 20,
-      20);
+      &drain_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<ServerImpl*>(t->data);
+        base::Guard(base::Component::kLifecycle, "drain", [&] { self->OnDrainTick(); });
+      },
+      20, 20);
 }
 
 void ServerImpl::OnDrainTick() {
