@@ -229,7 +229,9 @@ class AdminConn final : public CodecHandler {
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     auto* self = static_cast<AdminConn*>(s->data);
     if (n > 0 && !self->closed_ && !self->lingering_) {
-      self->Feed(buf->base, static_cast<size_t>(n));
+      base::Guard(
+          base::Component::kAdmin, "admin read",
+          [&] { self->Feed(buf->base, static_cast<size_t>(n)); }, [&] { self->Close(); });
     }
     delete[] buf->base;
     if (n < 0) self->Close();
@@ -380,7 +382,9 @@ void AdminServerImpl::OnAsync(uv_async_t* a) {
     std::lock_guard<std::mutex> lock(s->mailbox_->mu);
     items.swap(s->mailbox_->items);
   }
-  for (auto& [id, resp] : items) s->Deliver(id, std::move(resp));
+  for (auto& [id, resp] : items) {
+    base::Guard(base::Component::kAdmin, "admin answer", [&] { s->Deliver(id, std::move(resp)); });
+  }
 }
 
 void AdminServerImpl::Deliver(uint64_t conn_id, AdminResponse resp) {
