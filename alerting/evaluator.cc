@@ -8,6 +8,7 @@
 #include <set>
 
 #include "base/json.h"
+#include "base/log.h"
 #include "nlohmann/json.hpp"
 
 namespace speedmon::alerting {
@@ -63,7 +64,7 @@ const char* AlertStateName(AlertState s) {
 Evaluator::Evaluator(ValueSource* source, EvaluatorOptions options)
     : source_(source), options_(std::move(options)) {
   if (!options_.log) {
-    options_.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    options_.log = [](const std::string& line) { base::LogInfo(line); };
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "base/boundary.h"
+#include "base/log.h"
 
 namespace speedmon::alerting {
 namespace {
@@ -22,7 +23,7 @@ bool Retryable(const HttpResponse& r) {
 
 Notifier::Notifier(NotifierOptions options) : options_(std::move(options)) {
   if (!options_.log) {
-    options_.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    options_.log = [](const std::string& line) { base::LogWarning(line); };
   }
   options_.max_pending = std::max<size_t>(options_.max_pending, 1);
   options_.max_batch = std::max<size_t>(options_.max_batch, 1);

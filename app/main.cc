@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/log.h"
 #include "config/config.h"
 #include "proxy/server.h"
 
@@ -75,12 +76,13 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  speedmon::base::SetLogOptions(loaded.config->log.format, loaded.config->log.level);
   // Writes to a closed socket must come back as EPIPE, not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);
   speedmon::proxy::Server server(std::move(*loaded.config));
   std::string error = server.Start();
   if (!error.empty()) {
-    std::fprintf(stderr, "speedmon: %s\n", error.c_str());
+    speedmon::base::LogError(error);
     return 1;
   }
   return server.Run();

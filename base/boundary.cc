@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
+#include <string>
+
+#include "base/log.h"
 
 namespace speedmon::base {
 namespace {
@@ -44,11 +46,12 @@ void RecordException(Component c, std::string_view where, std::string_view what)
                     .count();
   int64_t last = k.last_log_ms.load(std::memory_order_relaxed);
   if (now - last < 1000 || !k.last_log_ms.compare_exchange_strong(last, now)) return;
-  std::string_view name = ComponentName(c);
-  std::fprintf(stderr, "speedmon: internal error in %.*s (%.*s): %.*s [%llu so far]\n",
-               static_cast<int>(name.size()), name.data(), static_cast<int>(where.size()),
-               where.data(), static_cast<int>(what.size()), what.data(),
-               static_cast<unsigned long long>(n));
+  try {
+    LogError("internal error in " + std::string(ComponentName(c)) + " (" + std::string(where) +
+             "): " + std::string(what) + " [" + std::to_string(n) + " so far]");
+  } catch (...) {
+    // Out of memory while reporting: the count above still tells.
+  }
 }
 
 uint64_t ExceptionCount(Component c) noexcept {

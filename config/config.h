@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/log.h"
+
 namespace speedmon::config {
 
 using Duration = std::chrono::milliseconds;
@@ -157,8 +159,15 @@ struct AlertingConfig {
   std::vector<WebhookConfig> webhooks;
 };
 
+// [log]: the daemon's own log on stderr (not the access log).
+struct LogConfig {
+  base::LogFormat format = base::LogFormat::kText;  // "text" or "json"
+  base::LogLevel level = base::LogLevel::kInfo;     // "debug", "info", "warning", "error"
+};
+
 struct Config {
   std::string source;  // file path, or "<default>"
+  LogConfig log;
   AdminConfig admin;
   ProxyConfig proxy;
   std::vector<ListenerConfig> listeners;

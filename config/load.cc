@@ -57,6 +57,22 @@ void LoadAdmin(const toml::table* table, AdminConfig* out) {
   }
 }
 
+void LoadLog(const toml::table* table, LogConfig* out) {
+  if (table == nullptr) return;
+  TableReader r(*table, "[log]", {"format", "level"});
+  std::string format, level;
+  r.ReadString("format", &format);
+  if (format == "json") {
+    out->format = base::LogFormat::kJson;
+  } else if (!format.empty() && format != "text") {
+    r.FailAt("format", "must be \"text\" or \"json\"");
+  }
+  r.ReadString("level", &level);
+  if (!level.empty() && !base::ParseLogLevel(level, &out->level)) {
+    r.FailAt("level", "must be \"debug\", \"info\", \"warning\" or \"error\"");
+  }
+}
+
 void LoadProxy(const toml::table* table, ProxyConfig* out) {
   if (table == nullptr) return;
   TableReader r(*table, "[proxy]",
@@ -303,9 +319,10 @@ void LoadSla(const toml::table* table, SlaConfig* out) {
 
 Config LoadConfigTable(const toml::table& root_table) {
   TableReader root(root_table, "",
-                   {"admin", "proxy", "listeners", "upstreams", "routes", "sysprobe", "processes",
-                    "speedrun", "sla", "alerting"});
+                   {"log", "admin", "proxy", "listeners", "upstreams", "routes", "sysprobe",
+                    "processes", "speedrun", "sla", "alerting"});
   Config config;
+  LoadLog(root.SubTable("log"), &config.log);
   LoadAdmin(root.SubTable("admin"), &config.admin);
   LoadProxy(root.SubTable("proxy"), &config.proxy);
   // Upstreams before listeners, whatever the file order: listeners name them.

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/boundary.h"
+#include "base/log.h"
 #include "proxy/server_impl.h"
 #include "sysprobe/from_config.h"
 
@@ -18,7 +19,7 @@ namespace speedmon::proxy {
 namespace {
 constexpr int kBacklog = 1024;
 
-void Log(const std::string& line) { std::fprintf(stderr, "speedmon: %s\n", line.c_str()); }
+void Log(const std::string& line) { base::LogInfo(line); }
 }  // namespace
 
 ServerImpl::ServerImpl(config::Config cfg) : config(std::move(cfg)) {
@@ -270,9 +271,11 @@ void ServerImpl::Reload() {
   bool new_interval = r.config->alerting.evaluation_interval != config.alerting.evaluation_interval;
   config.alerting = r.config->alerting;
   config.sla = r.config->sla;
+  config.log = r.config->log;
+  base::SetLogOptions(config.log.format, config.log.level);
   if (new_interval) StartEvaluationTimer();
   reloads->Add({{"result", "success"}}).Increment();
-  Log("SIGHUP: reloaded [alerting] and [sla] from " + config.source +
+  Log("SIGHUP: reloaded [log], [alerting] and [sla] from " + config.source +
       "; listeners, upstreams and routes change on restart");
 }
 

@@ -17,6 +17,7 @@
 
 #include "base/boundary.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "proxy/conn.h"
 
 namespace speedmon::proxy {
@@ -114,10 +115,10 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
   if (budget < limit) {
     limit = budget;
     if (id == 0) {
-      std::fprintf(stderr,
-                   "speedmon: max_connections %u is more than RLIMIT_NOFILE allows; accepting "
-                   "pauses at %d client connections (raise the limit, e.g. LimitNOFILE=)\n",
-                   cfg.proxy.max_connections, budget);
+      base::LogInfo("max_connections " + std::to_string(cfg.proxy.max_connections) +
+                    " is more than RLIMIT_NOFILE allows; accepting pauses at " +
+                    std::to_string(budget) +
+                    " client connections (raise the limit, e.g. systemd's LimitNOFILE=)");
     }
   }
   max_downstream = static_cast<int>(std::max<int64_t>(1, (limit + workers - 1) / workers));
@@ -126,9 +127,9 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
     access_fd_ = log == "-" ? STDOUT_FILENO
                             : open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     access_fd_owned_ = log != "-" && access_fd_ >= 0;
-    if (access_fd_ < 0)
-      std::fprintf(stderr, "speedmon: cannot open access log %s: %s\n", log.c_str(),
-                   std::strerror(errno));
+    if (access_fd_ < 0) {
+      base::LogError("cannot open access log " + log + ": " + std::strerror(errno));
+    }
   }
   uv_timer_init(&loop, &access_timer_);
   access_timer_.data = this;
@@ -237,11 +238,10 @@ void WorkerImpl::AcceptFrom(Listener* l) {
         uint64_t now = uv_now(&loop);
         if (last_fd_log_ms_ == 0 || now - last_fd_log_ms_ >= kFdLogIntervalMs) {
           last_fd_log_ms_ = now;
-          std::fprintf(stderr,
-                       "speedmon: worker %d: accept: %s; pausing accepts for %d ms "
-                       "(open client connections: %d)\n",
-                       id_, std::strerror(err), kFdBackoffMs,
-                       connections.load(std::memory_order_relaxed));
+          base::LogWarning("worker " + std::to_string(id_) + ": accept: " + std::strerror(err) +
+                           "; pausing accepts for " + std::to_string(kFdBackoffMs) +
+                           " ms (open client connections: " +
+                           std::to_string(connections.load(std::memory_order_relaxed)) + ")");
         }
         PauseAccepting(metrics::AcceptPause::kFdLimit);
         uv_timer_start(

@@ -104,7 +104,7 @@ class EvaluationIntervalReloadTest(harness.HarnessTestCase):
         elapsed = time.monotonic() - start
         # Five rounds at 100ms take at least 0.5s; at the old hour they never come.
         self.assertGreaterEqual(elapsed, 0.4, prom.value(s, EVALUATIONS))
-        self.assertIn("SIGHUP: reloaded [alerting]", self.sm.stderr())
+        self.assertIn("SIGHUP: reloaded [log], [alerting] and [sla]", self.sm.stderr())
 
         # Back to an hour: after the reload no further round, exactly.
         self.reload_interval("1h")
