@@ -4,13 +4,10 @@
 #include <cstring>
 #include <string>
 
+#include "base/build_info.h"
 #include "base/log.h"
 #include "config/config.h"
 #include "proxy/server.h"
-
-#ifndef SPEEDMON_VERSION
-#define SPEEDMON_VERSION "0.0.0"
-#endif
 
 namespace {
 
@@ -43,11 +40,14 @@ int main(int argc, char** argv) {
       std::fputs(speedmon::config::DefaultConfigText().c_str(), stdout);
       return 0;
     } else if (a == "--version") {
-      std::printf("speedmon %s (built %s %s, %s)\n", SPEEDMON_VERSION, __DATE__, __TIME__,
+      std::printf(
+          "speedmon %.*s (revision %.*s, %s build)\n",
+          static_cast<int>(speedmon::base::Version().size()), speedmon::base::Version().data(),
+          static_cast<int>(speedmon::base::Revision().size()), speedmon::base::Revision().data(),
 #ifdef NDEBUG
-                  "release"
+          "release"
 #else
-                  "debug"
+          "debug"
 #endif
       );
       return 0;

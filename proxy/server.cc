@@ -1,6 +1,7 @@
 // The daemon's lifecycle: start, signals, drain, stop. See server.h.
 #include "proxy/server.h"
 
+#include <prometheus/gauge.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "base/boundary.h"
+#include "base/build_info.h"
 #include "base/log.h"
 #include "proxy/server_impl.h"
 #include "sysprobe/from_config.h"
@@ -35,6 +37,12 @@ ServerImpl::ServerImpl(config::Config cfg) : config(std::move(cfg)) {
                  .Register(*registry);
   reloads->Add({{"result", "success"}});
   reloads->Add({{"result", "failure"}});
+  prometheus::BuildGauge()
+      .Name("pokemon_speedrun_build_info")
+      .Help("Always 1; the labels say which speedmon this is.")
+      .Register(*registry)
+      .Add({{"version", std::string(base::Version())}, {"revision", std::string(base::Revision())}})
+      .Set(1);
 }
 
 ServerImpl::~ServerImpl() {

@@ -1,9 +1,10 @@
-"""The daemon's log on stderr: every line has a time and a level, as text or as one JSON
-object, and a hostile byte in a message cannot forge a line."""
+"""Operability: the daemon's log on stderr (every line with time and level, as text or as
+one JSON object), which build is running (--version, pokemon_speedrun_build_info)."""
 
 import json
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -45,6 +46,29 @@ class LogTest(harness.HarnessTestCase):
         sm = self.start_speedmon(cfg)
         self.assertEqual(sm.stop(), 0)
         self.assertEqual(sm.stderr(), "")
+
+
+class BuildInfoTest(harness.HarnessTestCase):
+    def test_version_prints_the_revision(self):
+        out = subprocess.run([harness.speedmon_bin(), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+        m = re.fullmatch(r"speedmon (\d+\.\d+\.\d+) \(revision ([0-9a-f]{12})(\+dirty)?, "
+                         r"(release|debug) build\)\n", out)
+        self.assertIsNotNone(m, out)
+        # The build was configured at this commit or an earlier one of this checkout.
+        log = subprocess.run(["git", "-C", os.environ["SPEEDMON_SOURCE_DIR"], "log",
+                              "--format=%h", "--abbrev=12", "-n", "200"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        self.assertIn(m.group(2), log)
+
+    def test_build_info_metric(self):
+        fake = self.start_fake()
+        sm = self.proxy_for(fake)
+        out = subprocess.run([harness.speedmon_bin(), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+        version, revision = re.match(r"speedmon (\S+) \(revision ([^,]+),", out).groups()
+        self.assertMetric(sm.metrics(), 1, "pokemon_speedrun_build_info", version=version,
+                          revision=revision)
 
 
 if __name__ == "__main__":
