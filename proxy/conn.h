@@ -283,9 +283,11 @@ class WorkerImpl {
   // Appends one JSON line to the access log buffer (when [proxy].access_log is set).
   void AccessLog(const RequestRecord& r, std::string_view client_ip);
   bool access_log_on() const { return access_fd_ >= 0; }
+  void ReopenAccessLog();  // SIGUSR1 (after logrotate)
   uv_async_t async;
   std::atomic<int> command{0};  // 1 drain, 2 stop
-  std::mutex async_mu;          // async_send must not race the handle's close
+  std::atomic<bool> reopen_log{false};
+  std::mutex async_mu;  // async_send must not race the handle's close
   bool async_closed = false;
 
  private:
@@ -318,6 +320,7 @@ class WorkerImpl {
   std::vector<char> read_buf_;
   bool finishing_ = false;
   void FlushAccessLog();
+  void OpenAccessLog();
   int access_fd_ = -1;
   bool access_fd_owned_ = false;
   std::string access_buf_;

@@ -147,7 +147,20 @@ std::string ServerImpl::Start() {
   uv_signal_init(&loop, &sig_term_);
   uv_signal_init(&loop, &sig_int_);
   uv_signal_init(&loop, &sig_hup_);
-  sig_term_.data = sig_int_.data = sig_hup_.data = this;
+  uv_signal_init(&loop, &sig_usr1_);
+  sig_term_.data = sig_int_.data = sig_hup_.data = sig_usr1_.data = this;
+  uv_signal_start(
+      &sig_usr1_,
+      [](uv_signal_t* s, int) {
+        auto* self = static_cast<ServerImpl*>(s->data);
+        base::Guard(base::Component::kLifecycle, "SIGUSR1", [&] {
+          for (auto& w : self->workers) w->ReopenAccessLog();
+          if (!self->config.proxy.access_log.empty()) {
+            Log("SIGUSR1: reopening the access log " + self->config.proxy.access_log);
+          }
+        });
+      },
+      SIGUSR1);
   auto on_stop = [](uv_signal_t* s, int) {
     auto* self = static_cast<ServerImpl*>(s->data);
     base::Guard(base::Component::kLifecycle, "SIGTERM", [&] { self->BeginDrain(); });
@@ -230,6 +243,7 @@ void ServerImpl::FinishShutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sig_hup_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sig_usr1_), nullptr);
   // Already stopping: a second SIGTERM/SIGINT must not kill the last flush.
   std::signal(SIGTERM, SIG_IGN);
   std::signal(SIGINT, SIG_IGN);

@@ -64,7 +64,7 @@ class ServerImpl {
   // (Re)starts eval_timer_ at config.alerting.evaluation_interval.
   void StartEvaluationTimer();
 
-  uv_signal_t sig_term_, sig_int_, sig_hup_;
+  uv_signal_t sig_term_, sig_int_, sig_hup_, sig_usr1_;
   uv_timer_t drain_timer_;
   uv_timer_t eval_timer_;
   uint64_t drain_started_ms_ = 0;

@@ -122,18 +122,10 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
     }
   }
   max_downstream = static_cast<int>(std::max<int64_t>(1, (limit + workers - 1) / workers));
-  const std::string& log = cfg.proxy.access_log;
-  if (!log.empty()) {
-    access_fd_ = log == "-" ? STDOUT_FILENO
-                            : open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    access_fd_owned_ = log != "-" && access_fd_ >= 0;
-    if (access_fd_ < 0) {
-      base::LogError("cannot open access log " + log + ": " + std::strerror(errno));
-    }
-  }
+  OpenAccessLog();
   uv_timer_init(&loop, &access_timer_);
   access_timer_.data = this;
-  if (access_fd_ >= 0) {
+  if (!cfg.proxy.access_log.empty()) {
     uv_timer_start(
         &access_timer_, [](uv_timer_t* t) { static_cast<WorkerImpl*>(t->data)->FlushAccessLog(); },
         1000, 1000);
@@ -150,6 +142,30 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
     uv_poll_start(&l->poll, UV_READABLE, OnListenerReadable);
     listeners_.push_back(l);
   }
+}
+
+void WorkerImpl::OpenAccessLog() {
+  const std::string& log = config.proxy.access_log;
+  if (log.empty()) return;
+  if (log == "-") {
+    access_fd_ = STDOUT_FILENO;
+    return;
+  }
+  access_fd_ = open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  access_fd_owned_ = access_fd_ >= 0;
+  if (access_fd_ < 0) {
+    base::LogError("cannot open access log " + log + ": " + std::strerror(errno));
+  }
+}
+
+void WorkerImpl::ReopenAccessLog() {
+  // SIGUSR1 after logrotate moved the file: what is buffered goes to the old file, the
+  // next lines to a new one at the configured path.
+  FlushAccessLog();
+  if (access_fd_owned_) close(access_fd_);
+  access_fd_ = -1;
+  access_fd_owned_ = false;
+  OpenAccessLog();
 }
 
 void WorkerImpl::FlushAccessLog() {
@@ -442,6 +458,7 @@ void WorkerImpl::OnAsync(uv_async_t* a) {
   WorkerImpl* w = static_cast<WorkerImpl*>(a->data);
   int cmd = w->command.load(std::memory_order_acquire);
   base::Guard(base::Component::kLifecycle, "worker command", [&] {
+    if (w->reopen_log.exchange(false, std::memory_order_acq_rel)) w->ReopenAccessLog();
     if (cmd == 2) {
       w->StopNow();
     } else if (cmd == 1) {
@@ -519,6 +536,13 @@ void Worker::BeginDrain() {
   if (impl_->async_closed) return;
   int expected = 0;
   impl_->command.compare_exchange_strong(expected, 1, std::memory_order_acq_rel);
+  uv_async_send(&impl_->async);
+}
+
+void Worker::ReopenAccessLog() {
+  std::lock_guard<std::mutex> lock(impl_->async_mu);
+  if (impl_->async_closed) return;
+  impl_->reopen_log.store(true, std::memory_order_release);
   uv_async_send(&impl_->async);
 }
 

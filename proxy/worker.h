@@ -34,6 +34,8 @@ class Worker {
   void BeginDrain();
   // Close everything now (after the drain timeout). Thread-safe.
   void Stop();
+  // Reopen the access log at its configured path (after rotation). Thread-safe.
+  void ReopenAccessLog();
   void Join();
 
   // Live downstream connections (for /api/v1/upstreams and tests). Thread-safe.

@@ -3,6 +3,7 @@ and at shutdown, with JSON-escaped paths."""
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -55,6 +56,41 @@ class AccessLogTest(harness.HarnessTestCase):
             lines = [json.loads(line) for line in f if line.strip()]
         self.assertEqual(len(lines), 1)
         self.assertEqual(lines[0]["status"], 503)
+
+    def test_sigusr1_reopens_the_log_after_rotation(self):
+        fake = self.start_fake()
+        log = os.path.join(self.workdir, "access.log")
+        sm = self.proxy_for(fake, proxy={"access_log": log}, workers=2)
+        c = self.raw(sm.port)
+
+        def lines(path, n):
+            deadline = time.time() + 5
+            got = []
+            while time.time() < deadline:
+                if os.path.exists(path):
+                    with open(path) as f:
+                        got = [json.loads(line)["path"] for line in f if line.strip()]
+                if len(got) >= n:
+                    break
+                time.sleep(0.1)
+            return got
+
+        for p in ("/bytes/1", "/bytes/2"):
+            self.assertEqual(c.request("GET", p).status, 200)
+        self.assertEqual(lines(log, 2), ["/bytes/1", "/bytes/2"])
+        os.rename(log, log + ".1")  # what logrotate does
+        self.assertEqual(c.request("GET", "/bytes/3").status, 200)
+        sm.signal(signal.SIGUSR1)
+        # The line written before the signal went to the renamed file; SIGUSR1 opens a new one.
+        self.assertEqual(lines(log + ".1", 3), ["/bytes/1", "/bytes/2", "/bytes/3"])
+        deadline = time.time() + 5
+        while not os.path.exists(log) and time.time() < deadline:
+            time.sleep(0.05)
+        for p in ("/bytes/4", "/bytes/5"):
+            self.assertEqual(c.request("GET", p).status, 200)
+        self.assertEqual(lines(log, 2), ["/bytes/4", "/bytes/5"])
+        self.assertEqual(lines(log + ".1", 3), ["/bytes/1", "/bytes/2", "/bytes/3"])
+        self.assertIn("SIGUSR1: reopening the access log", sm.stderr())
 
 
 if __name__ == "__main__":
