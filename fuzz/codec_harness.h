@@ -10,14 +10,14 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/http_codec.h"
+#include "http/http_codec.h"
 
 namespace speedmon::fuzz {
 
-using proxy::CodecHandler;
-using proxy::HeadAction;
-using proxy::HttpCodec;
-using proxy::MessageHead;
+using http::CodecHandler;
+using http::HeadAction;
+using http::HttpCodec;
+using http::MessageHead;
 
 // The events of one run. Body bytes are merged into one event per message, since a
 // split may cut one body callback in two.

@@ -5,15 +5,15 @@
 #include <cstdlib>
 #include <string>
 
-#include "proxy/http_codec.h"
-#include "proxy/http_message.h"
+#include "http/http_codec.h"
+#include "http/http_message.h"
 
 namespace {
 
-using speedmon::proxy::CodecHandler;
-using speedmon::proxy::HeadAction;
-using speedmon::proxy::HttpCodec;
-using speedmon::proxy::MessageHead;
+using speedmon::http::CodecHandler;
+using speedmon::http::HeadAction;
+using speedmon::http::HttpCodec;
+using speedmon::http::MessageHead;
 
 void Fail(const char* what, const std::string& out) {
   std::fprintf(stderr, "%s:\n%s\n", what, out.c_str());
@@ -33,7 +33,7 @@ class Checker final : public CodecHandler {
                                                   "Transfer-Encoding"};
       bool own = false;
       for (std::string_view o : kOwn) own = own || hd.name == o;
-      if (!own && speedmon::proxy::IsHopByHop(hd.name)) {
+      if (!own && speedmon::http::IsHopByHop(hd.name)) {
         std::fprintf(stderr, "hop-by-hop field forwarded: %.*s\n", static_cast<int>(hd.name.size()),
                      hd.name.data());
         std::abort();
@@ -62,13 +62,13 @@ class Rewriter final : public CodecHandler {
     // The data plane answers an upgrade (CONNECT included) itself and forwards nothing.
     if (request_ && h.upgrade) return HeadAction::kAbort;
     if (request_) {
-      speedmon::proxy::ForwardInfo info{"127.0.0.1", "0123456789abcdef0123456789abcdef",
-                                        "127.0.0.1:8081"};
-      speedmon::proxy::AppendUpstreamRequestHead(h, info, &out);
+      speedmon::http::ForwardInfo info{"127.0.0.1", "0123456789abcdef0123456789abcdef",
+                                       "127.0.0.1:8081"};
+      speedmon::http::AppendUpstreamRequestHead(h, info, &out);
       Reparse(HttpCodec::Type::kRequest, out);
     } else {
-      speedmon::proxy::AppendDownstreamResponseHead(h, (variant_ & 1) != 0, (variant_ & 2) ? 0 : 1,
-                                                    (variant_ & 4) != 0, "req-id", &out);
+      speedmon::http::AppendDownstreamResponseHead(h, (variant_ & 1) != 0, (variant_ & 2) ? 0 : 1,
+                                                   (variant_ & 4) != 0, "req-id", &out);
       Reparse(HttpCodec::Type::kResponse, out);
     }
     return HeadAction::kAbort;

@@ -3,6 +3,6 @@
 #include "fuzz/codec_harness.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  speedmon::fuzz::CheckSplits(speedmon::proxy::HttpCodec::Type::kRequest, data, size);
+  speedmon::fuzz::CheckSplits(speedmon::http::HttpCodec::Type::kRequest, data, size);
   return 0;
 }

@@ -12,11 +12,18 @@
 
 #include "base/boundary.h"
 #include "base/json.h"
-#include "proxy/http_codec.h"
-#include "proxy/http_message.h"
+#include "http/http_codec.h"
+#include "http/http_message.h"
 #include "proxy/topology.h"
 
 namespace speedmon::proxy {
+
+using http::AppendDateHeader;
+using http::CodecHandler;
+using http::HeadAction;
+using http::HttpCodec;
+using http::MessageHead;
+using http::ReasonPhrase;
 
 std::string_view AdminRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {

@@ -16,13 +16,20 @@
 #include <string>
 #include <vector>
 
+#include "http/http_codec.h"
+#include "http/http_message.h"
 #include "metrics/request_stats.h"
-#include "proxy/http_codec.h"
-#include "proxy/http_message.h"
 #include "proxy/recent_requests.h"
 #include "proxy/topology.h"
 
 namespace speedmon::proxy {
+
+using http::CodecHandler;
+using http::Framing;
+using http::HeadAction;
+using http::HttpCodec;
+using http::MessageHead;
+using http::RequestIdGenerator;
 
 class WorkerImpl;
 class UpstreamConn;

@@ -10,6 +10,16 @@
 
 namespace speedmon::proxy {
 
+using http::AppendChunkHeader;
+using http::AppendDownstreamResponseHead;
+using http::AppendErrorResponse;
+using http::AppendOptionsResponse;
+using http::AppendUpstreamRequestHead;
+using http::ForwardInfo;
+using http::IsValidRequestId;
+using http::MaxForwards;
+using http::OriginForm;
+
 using metrics::DownstreamTimeout;
 using metrics::UpstreamErrorKind;
 

@@ -7,9 +7,14 @@
 #include <chrono>
 
 #include "base/boundary.h"
-#include "proxy/http_codec.h"
+#include "http/http_codec.h"
 
 namespace speedmon::proxy {
+
+using http::CodecHandler;
+using http::HeadAction;
+using http::HttpCodec;
+using http::MessageHead;
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-namespace speedmon::proxy {
+namespace speedmon::http {
 
 struct Header {
   std::string_view name;
@@ -113,4 +113,4 @@ class HttpCodec {
   int error_status_ = 400;
 };
 
-}  // namespace speedmon::proxy
+}  // namespace speedmon::http

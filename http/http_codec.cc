@@ -1,12 +1,12 @@
 // llhttp behind the HttpCodec interface. See http_codec.h.
-#include "proxy/http_codec.h"
+#include "http/http_codec.h"
 
 #include <llhttp.h>
 
 #include <ctype.h>
 #include <strings.h>
 
-namespace speedmon::proxy {
+namespace speedmon::http {
 namespace {
 
 // RFC 9110 token characters. llhttp 8 lets "Host : x" through; a name with white space
@@ -400,4 +400,4 @@ void HttpCodec::Reset() {
   in_message_ = head_done_ = false;
 }
 
-}  // namespace speedmon::proxy
+}  // namespace speedmon::http

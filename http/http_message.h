@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/http_codec.h"
+#include "http/http_codec.h"
 
-namespace speedmon::proxy {
+namespace speedmon::http {
 
 // How a body is framed on the wire of one hop.
 enum class Framing {
@@ -94,4 +94,4 @@ class RequestIdGenerator {
 // True if `id` is acceptable to forward as-is: 1..128 visible ASCII characters.
 bool IsValidRequestId(std::string_view id);
 
-}  // namespace speedmon::proxy
+}  // namespace speedmon::http

@@ -1,5 +1,5 @@
 // Head rewriting between hops and JSON error answers. See http_message.h.
-#include "proxy/http_message.h"
+#include "http/http_message.h"
 
 #include <strings.h>
 #include <time.h>
@@ -9,7 +9,7 @@
 
 #include "base/json.h"
 
-namespace speedmon::proxy {
+namespace speedmon::http {
 namespace {
 
 bool IEq(std::string_view a, std::string_view b) {
@@ -370,4 +370,4 @@ bool IsValidRequestId(std::string_view id) {
   return true;
 }
 
-}  // namespace speedmon::proxy
+}  // namespace speedmon::http

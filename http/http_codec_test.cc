@@ -1,11 +1,11 @@
-#include "proxy/http_codec.h"
+#include "http/http_codec.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace speedmon::proxy {
+namespace speedmon::http {
 namespace {
 
 // Records every event as text, so a test compares one string.
@@ -420,4 +420,4 @@ TEST(HttpCodecRfcTest, ResponseRules) {
 }
 
 }  // namespace
-}  // namespace speedmon::proxy
+}  // namespace speedmon::http
