@@ -822,6 +822,8 @@ class Soak:
         rc = self.reload_checks
         p(f"  reloads    {self.hups} SIGHUP, counted success {self.reloads[0]:.0f} failure "
           f"{self.reloads[1]:.0f}" + (f", applied within {max(rc):.2f} s" if rc else ""))
+        if self.flavour == "asan":
+            p(f"  asan       ASAN_OPTIONS={os.environ.get('ASAN_OPTIONS', '')}")
         if self.samples:
             s0, s1 = self.samples[0], self.samples[-1]
             p(f"  RSS        {s0[1] / 1024:.1f} -> {s1[1] / 1024:.1f} MiB" + (
@@ -917,7 +919,12 @@ def main():
               file=sys.stderr)
         return 2
     if flavour == "asan":
-        os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        # ASan keeps freed memory in a quarantine (256 MB by default) to catch use after
+        # free: RSS then climbs for minutes whatever speedmon does. A small quarantine
+        # fills during the warm-up third, so the curve measures speedmon; LeakSanitizer
+        # reports leaks at exit either way.
+        os.environ.setdefault("ASAN_OPTIONS",
+                              "detect_leaks=1:abort_on_error=1:quarantine_size_mb=16")
         os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     soak = Soak(seconds, flavour)
     # SIGTERM/SIGINT/SIGHUP to the soak: unwind, so everything started is stopped (procs

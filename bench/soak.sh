@@ -6,7 +6,9 @@
 #   bench/soak.sh 600 asan        against build/asan/app/speedmon (built with
 #                                 JOBS=${JOBS:-1} scripts/build.sh asan when missing)
 # Environment: SPEEDMON_BIN (overrides the flavour's binary), SOAK_AGENT_RPS (40,
-# requests/s per agent thread), SOAK_KEEP_TMP=1 (keep the temp dir: config, logs, store).
+# requests/s per agent thread), SOAK_KEEP_TMP=1 (keep the temp dir: config, logs, store),
+# ASAN_OPTIONS (asan default: detect_leaks=1:abort_on_error=1:quarantine_size_mb=16, a
+# quarantine small enough to fill during the warm-up, so the RSS curve is speedmon's).
 # Exit status: 0 every check held, 1 a check failed, 2 the soak itself could not run.
 # Installs nothing; builds nothing except the asan flavour when it is asked and missing.
 set -euo pipefail
