@@ -6,6 +6,7 @@
 
 #include <charconv>
 
+#include "admin/router.h"
 #include "base/boundary.h"
 #include "base/json.h"
 #include "base/url.h"
@@ -52,6 +53,20 @@ AdminResponse FromAnswer(const speedrun::Answer& a) {
   r.body = a.body;
   r.body.push_back('\n');
   return r;
+}
+
+// "GET, HEAD, POST" -> "GET or POST": the methods to name in a 405's message.
+std::string AllowedText(std::string_view allow) {
+  std::string out;
+  while (!allow.empty()) {
+    size_t comma = allow.find(", ");
+    std::string_view m = allow.substr(0, comma);
+    allow = comma == std::string_view::npos ? std::string_view() : allow.substr(comma + 2);
+    if (m == "HEAD") continue;
+    if (!out.empty()) out.append(" or ");
+    out.append(m);
+  }
+  return out;
 }
 
 // Constant time in the token's length, so a wrong guess teaches nothing by timing.
@@ -106,242 +121,231 @@ std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
 }
 
 void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
-  const std::string& path = req.path;
-  const bool get = req.method == "GET" || req.method == "HEAD";
-
-  if (path == "/metrics") {
-    if (!get) return respond(Error(405, "use GET"));
-    auto format = metrics::NegotiateFormat(req.Header("accept"));
-    AdminResponse r;
-    r.content_type = metrics::ContentType(format);
-    metrics::Serialize(CollectAll(), format, &r.body);
-    if (metrics::AcceptsGzip(req.Header("accept-encoding"))) {
-      std::string gz;
-      if (metrics::Gzip(r.body, &gz)) {
-        r.body.swap(gz);
-        r.headers.emplace_back("Content-Encoding", "gzip");
-      }
+  admin::RouteMatch match = admin::MatchRoute(req.method, req.path);
+  switch (match.result) {
+    case admin::RouteMatch::Result::kFound:
+      break;
+    case admin::RouteMatch::Result::kNotFound:
+      return respond(Error(404, "no such path: " + req.path));
+    case admin::RouteMatch::Result::kMethodNotAllowed: {
+      AdminResponse r = Error(405, "use " + AllowedText(match.allow));
+      r.headers.emplace_back("Allow", match.allow);
+      return respond(std::move(r));
     }
-    r.headers.emplace_back("Vary", "Accept, Accept-Encoding");
-    return respond(std::move(r));
+    case admin::RouteMatch::Result::kBadParameter:
+      return match.route == admin::Route::kPatternReuse
+                 ? respond(Error(400, "pattern_id has a malformed %-escape", "pattern_id"))
+                 : respond(Error(400, "rule id has a malformed %-escape", "id"));
   }
-  if (path == "/" || path == "/index.html") {
-    if (!get) return respond(Error(405, "use GET"));
-    AdminResponse r;
-    r.content_type = "text/html; charset=utf-8";
-    r.body = StatusPageHtml();
-    return respond(std::move(r));
-  }
-  if (path == "/healthz") {
-    if (!get) return respond(Error(405, "use GET"));
-    return respond(Json(200, {{"status", "ok"}}));
-  }
-  if (path == "/ready") {
-    if (!get) return respond(Error(405, "use GET"));
-    int healthy = topology->HealthyCount();
-    bool ready = listeners_up && !draining && healthy > 0;
-    return respond(Json(ready ? 200 : 503, {{"ready", ready},
-                                            {"listeners_up", listeners_up && !draining},
-                                            {"healthy_endpoints", healthy},
-                                            {"endpoints", topology->EndpointCount()}}));
-  }
-  if (path == "/api/v1/upstreams") {
-    if (!get) return respond(Error(405, "use GET"));
-    auto summaries = request_stats->Summaries();
-    json ups = json::array();
-    for (size_t u = 0; u < topology->upstreams().size(); ++u) {
-      const UpstreamState& us = topology->upstream(static_cast<int>(u));
+  using admin::Route;
+  switch (match.route) {
+    case Route::kMetrics: {
+      auto format = metrics::NegotiateFormat(req.Header("accept"));
+      AdminResponse r;
+      r.content_type = metrics::ContentType(format);
+      metrics::Serialize(CollectAll(), format, &r.body);
+      if (metrics::AcceptsGzip(req.Header("accept-encoding"))) {
+        std::string gz;
+        if (metrics::Gzip(r.body, &gz)) {
+          r.body.swap(gz);
+          r.headers.emplace_back("Content-Encoding", "gzip");
+        }
+      }
+      r.headers.emplace_back("Vary", "Accept, Accept-Encoding");
+      return respond(std::move(r));
+    }
+    case Route::kStatusPage: {
+      AdminResponse r;
+      r.content_type = "text/html; charset=utf-8";
+      r.body = StatusPageHtml();
+      return respond(std::move(r));
+    }
+    case Route::kHealthz: {
+      return respond(Json(200, {{"status", "ok"}}));
+    }
+    case Route::kReady: {
+      int healthy = topology->HealthyCount();
+      bool ready = listeners_up && !draining && healthy > 0;
+      return respond(Json(ready ? 200 : 503, {{"ready", ready},
+                                              {"listeners_up", listeners_up && !draining},
+                                              {"healthy_endpoints", healthy},
+                                              {"endpoints", topology->EndpointCount()}}));
+    }
+    case Route::kUpstreams: {
+      auto summaries = request_stats->Summaries();
+      json ups = json::array();
+      for (size_t u = 0; u < topology->upstreams().size(); ++u) {
+        const UpstreamState& us = topology->upstream(static_cast<int>(u));
+        json eps = json::array();
+        for (const auto& e : us.endpoints) {
+          eps.push_back(
+              {{"address", e->label}, {"healthy", e->healthy.load(std::memory_order_relaxed)}});
+        }
+        json routes = json::array();
+        for (const auto& s : summaries) {
+          if (s.upstream != us.config.name) continue;
+          double success = s.requests == 0 ? 0.0
+                                           : 100.0 * static_cast<double>(s.requests - s.errors5xx) /
+                                                 static_cast<double>(s.requests);
+          routes.push_back({{"route", s.route},
+                            {"requests", s.requests},
+                            {"errors_5xx", s.errors5xx},
+                            {"success_rate", success},
+                            {"request_bytes", s.request_bytes},
+                            {"response_bytes", s.response_bytes},
+                            {"latency_ms",
+                             {{"min", s.min_ms},
+                              {"avg", s.avg_ms},
+                              {"p50", s.p50_ms},
+                              {"p95", s.p95_ms},
+                              {"p99", s.p99_ms},
+                              {"max", s.max_ms}}}});
+        }
+        ups.push_back({{"name", us.config.name}, {"endpoints", eps}, {"routes", routes}});
+      }
+      return respond(Json(200, {{"upstreams", ups}}));
+    }
+    case Route::kRequests: {
+      auto limit = ParseLimit(req, 100, 100000);
+      if (!limit) return respond(Error(400, "limit must be a positive integer", "limit"));
+      std::vector<RequestRecord> all;
+      for (const auto& r : recent) r->Snapshot(&all);
+      std::sort(all.begin(), all.end(), [](const RequestRecord& a, const RequestRecord& b) {
+        return a.unix_time > b.unix_time;
+      });
+      if (all.size() > *limit) all.resize(*limit);
+      json out = json::array();
+      for (const auto& r : all) {
+        const UpstreamState& us = topology->upstream(r.upstream);
+        out.push_back(
+            {{"time", r.unix_time},
+             {"upstream", us.config.name},
+             {"endpoint", r.endpoint >= 0 ? json(us.endpoints[r.endpoint]->label) : json(nullptr)},
+             {"route", topology->route_names()[r.route]},
+             {"method", metrics::MethodName(static_cast<metrics::Method>(r.method))},
+             {"path", std::string(r.path_view())},
+             {"status", r.status},
+             {"duration_ms", static_cast<double>(r.duration_ns) / 1e6},
+             {"request_bytes", r.request_bytes},
+             {"response_bytes", r.response_bytes},
+             {"request_id", std::string(r.id_view())}});
+      }
+      return respond(Json(200, {{"requests", out}}));
+    }
+    case Route::kExperiments: {
+      if (req.method == "POST") {
+        if (!Authorized(req, respond)) return;
+        return speedrun->PostExperiments(req.body, req.Header("content-type"),
+                                         [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+      }
+      return respond(FromAnswer(speedrun->GetExperiments(req.query)));
+    }
+    case Route::kPatterns: {
+      if (!Authorized(req, respond)) return;
+      return speedrun->PostPatterns(req.body, req.Header("content-type"),
+                                    [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+    }
+    case Route::kPatternReuse: {
+      if (!Authorized(req, respond)) return;
+      return speedrun->PostPatternReuse(match.param,
+                                        [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+    }
+    case Route::kSystem: {
+      auto s = system->sampler().Get();
+      json disks = json::array();
+      for (const auto& d : s->disks) {
+        disks.push_back({{"path", d.path},
+                         {"ok", d.ok},
+                         {"total_bytes", d.total},
+                         {"used_bytes", d.used},
+                         {"free_bytes", d.free},
+                         {"percent", d.ok ? json(d.percent) : json(nullptr)}});
+      }
+      return respond(Json(
+          200, {{"timestamp", s->timestamp},
+                {"cpu_percent", s->cpu_ok ? json(s->cpu_percent) : json(nullptr)},
+                {"cpu_count", s->cpu_count},
+                {"load_average", {s->load_average_1m, s->load_average_5m, s->load_average_15m}},
+                {"memory_total_bytes", s->memory_total},
+                {"memory_available_bytes", s->memory_available},
+                {"memory_used_bytes", s->memory_used},
+                {"memory_percent", s->memory_ok ? json(s->memory_percent) : json(nullptr)},
+                {"swap_total_bytes", s->swap_total},
+                {"swap_used_bytes", s->swap_used},
+                {"swap_percent", s->swap_percent},
+                {"disks", disks},
+                {"network",
+                 {{"bytes_sent", s->bytes_sent},
+                  {"bytes_recv", s->bytes_recv},
+                  {"packets_sent", s->packets_sent},
+                  {"packets_recv", s->packets_recv}}},
+                {"process_count", s->process_count},
+                {"boot_time", s->boot_time},
+                {"uptime_seconds", s->uptime_seconds}}));
+    }
+    case Route::kProcesses: {
+      system->SampleProcesses();
+      json procs = json::array();
+      for (const auto& p : system->processes()) {
+        const auto& x = p.last;
+        procs.push_back({{"name", p.name},
+                         {"running", x.found},
+                         {"pid", x.found ? json(x.pid) : json(nullptr)},
+                         {"state", x.found ? json(std::string(1, x.state)) : json(nullptr)},
+                         {"cpu_seconds", x.cpu_seconds},
+                         {"resident_bytes", x.resident_bytes},
+                         {"virtual_bytes", x.virtual_bytes},
+                         {"threads", x.threads},
+                         {"open_fds", x.open_fds},
+                         {"start_time", x.start_time},
+                         {"restarts", x.restarts}});
+      }
       json eps = json::array();
-      for (const auto& e : us.endpoints) {
+      for (const auto& h : health->Snapshot()) {
         eps.push_back(
-            {{"address", e->label}, {"healthy", e->healthy.load(std::memory_order_relaxed)}});
+            {{"upstream", h.upstream},
+             {"endpoint", h.endpoint},
+             {"health_checked", h.checked},
+             {"healthy", h.healthy},
+             {"checks", h.checks},
+             {"check_failures", h.check_failures},
+             {"failures", h.failures},
+             {"last_check", h.last_check_unix > 0 ? json(h.last_check_unix) : json(nullptr)},
+             {"last_result", h.last_result.empty() ? json(nullptr) : json(h.last_result)},
+             {"last_status", h.last_status},
+             {"startup_seconds",
+              h.last_startup_seconds >= 0 ? json(h.last_startup_seconds) : json(nullptr)}});
       }
-      json routes = json::array();
-      for (const auto& s : summaries) {
-        if (s.upstream != us.config.name) continue;
-        double success = s.requests == 0 ? 0.0
-                                         : 100.0 * static_cast<double>(s.requests - s.errors5xx) /
-                                               static_cast<double>(s.requests);
-        routes.push_back({{"route", s.route},
-                          {"requests", s.requests},
-                          {"errors_5xx", s.errors5xx},
-                          {"success_rate", success},
-                          {"request_bytes", s.request_bytes},
-                          {"response_bytes", s.response_bytes},
-                          {"latency_ms",
-                           {{"min", s.min_ms},
-                            {"avg", s.avg_ms},
-                            {"p50", s.p50_ms},
-                            {"p95", s.p95_ms},
-                            {"p99", s.p99_ms},
-                            {"max", s.max_ms}}}});
+      return respond(Json(200, {{"processes", procs},
+                                {"endpoints", eps},
+                                {"healthy_endpoints", health->healthy()},
+                                {"total_endpoints", health->total()}}));
+    }
+    case Route::kAlerts: {
+      AdminResponse r;
+      r.body = alerts->AlertsJson(std::chrono::system_clock::now());
+      r.body.push_back('\n');
+      return respond(std::move(r));
+    }
+    case Route::kAlertRules: {
+      if (req.method == "POST") {
+        if (!Authorized(req, respond)) return;
+        alerting::ApiAnswer a = alerts->AddRule(req.body, std::chrono::system_clock::now());
+        return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
       }
-      ups.push_back({{"name", us.config.name}, {"endpoints", eps}, {"routes", routes}});
+      AdminResponse r;
+      r.body = alerts->RulesJson();
+      r.body.push_back('\n');
+      return respond(std::move(r));
     }
-    return respond(Json(200, {{"upstreams", ups}}));
-  }
-  if (path == "/api/v1/requests") {
-    if (!get) return respond(Error(405, "use GET"));
-    auto limit = ParseLimit(req, 100, 100000);
-    if (!limit) return respond(Error(400, "limit must be a positive integer", "limit"));
-    std::vector<RequestRecord> all;
-    for (const auto& r : recent) r->Snapshot(&all);
-    std::sort(all.begin(), all.end(), [](const RequestRecord& a, const RequestRecord& b) {
-      return a.unix_time > b.unix_time;
-    });
-    if (all.size() > *limit) all.resize(*limit);
-    json out = json::array();
-    for (const auto& r : all) {
-      const UpstreamState& us = topology->upstream(r.upstream);
-      out.push_back(
-          {{"time", r.unix_time},
-           {"upstream", us.config.name},
-           {"endpoint", r.endpoint >= 0 ? json(us.endpoints[r.endpoint]->label) : json(nullptr)},
-           {"route", topology->route_names()[r.route]},
-           {"method", metrics::MethodName(static_cast<metrics::Method>(r.method))},
-           {"path", std::string(r.path_view())},
-           {"status", r.status},
-           {"duration_ms", static_cast<double>(r.duration_ns) / 1e6},
-           {"request_bytes", r.request_bytes},
-           {"response_bytes", r.response_bytes},
-           {"request_id", std::string(r.id_view())}});
-    }
-    return respond(Json(200, {{"requests", out}}));
-  }
-  if (path == "/api/v1/experiments") {
-    if (req.method == "POST") {
+    case Route::kAlertRule: {
       if (!Authorized(req, respond)) return;
-      return speedrun->PostExperiments(req.body, req.Header("content-type"),
-                                       [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
-    }
-    if (!get) return respond(Error(405, "use GET or POST"));
-    return respond(FromAnswer(speedrun->GetExperiments(req.query)));
-  }
-  if (path == "/api/v1/patterns") {
-    if (req.method != "POST") return respond(Error(405, "use POST"));
-    if (!Authorized(req, respond)) return;
-    return speedrun->PostPatterns(req.body, req.Header("content-type"),
-                                  [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
-  }
-  constexpr std::string_view kPatterns = "/api/v1/patterns/";
-  constexpr std::string_view kReuse = "/reuse";
-  if (path.starts_with(kPatterns) && path.ends_with(kReuse) &&
-      path.size() > kPatterns.size() + kReuse.size()) {
-    if (req.method != "POST") return respond(Error(405, "use POST"));
-    if (!Authorized(req, respond)) return;
-    std::string_view id = std::string_view(path).substr(
-        kPatterns.size(), path.size() - kPatterns.size() - kReuse.size());
-    if (id.find('/') != std::string_view::npos) return respond(Error(404, "no such path: " + path));
-    return speedrun->PostPatternReuse(id,
-                                      [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
-  }
-  if (path == "/api/v1/system") {
-    if (!get) return respond(Error(405, "use GET"));
-    auto s = system->sampler().Get();
-    json disks = json::array();
-    for (const auto& d : s->disks) {
-      disks.push_back({{"path", d.path},
-                       {"ok", d.ok},
-                       {"total_bytes", d.total},
-                       {"used_bytes", d.used},
-                       {"free_bytes", d.free},
-                       {"percent", d.ok ? json(d.percent) : json(nullptr)}});
-    }
-    return respond(
-        Json(200, {{"timestamp", s->timestamp},
-                   {"cpu_percent", s->cpu_ok ? json(s->cpu_percent) : json(nullptr)},
-                   {"cpu_count", s->cpu_count},
-                   {"load_average", {s->load_average_1m, s->load_average_5m, s->load_average_15m}},
-                   {"memory_total_bytes", s->memory_total},
-                   {"memory_available_bytes", s->memory_available},
-                   {"memory_used_bytes", s->memory_used},
-                   {"memory_percent", s->memory_ok ? json(s->memory_percent) : json(nullptr)},
-                   {"swap_total_bytes", s->swap_total},
-                   {"swap_used_bytes", s->swap_used},
-                   {"swap_percent", s->swap_percent},
-                   {"disks", disks},
-                   {"network",
-                    {{"bytes_sent", s->bytes_sent},
-                     {"bytes_recv", s->bytes_recv},
-                     {"packets_sent", s->packets_sent},
-                     {"packets_recv", s->packets_recv}}},
-                   {"process_count", s->process_count},
-                   {"boot_time", s->boot_time},
-                   {"uptime_seconds", s->uptime_seconds}}));
-  }
-  if (path == "/api/v1/processes") {
-    if (!get) return respond(Error(405, "use GET"));
-    system->SampleProcesses();
-    json procs = json::array();
-    for (const auto& p : system->processes()) {
-      const auto& x = p.last;
-      procs.push_back({{"name", p.name},
-                       {"running", x.found},
-                       {"pid", x.found ? json(x.pid) : json(nullptr)},
-                       {"state", x.found ? json(std::string(1, x.state)) : json(nullptr)},
-                       {"cpu_seconds", x.cpu_seconds},
-                       {"resident_bytes", x.resident_bytes},
-                       {"virtual_bytes", x.virtual_bytes},
-                       {"threads", x.threads},
-                       {"open_fds", x.open_fds},
-                       {"start_time", x.start_time},
-                       {"restarts", x.restarts}});
-    }
-    json eps = json::array();
-    for (const auto& h : health->Snapshot()) {
-      eps.push_back(
-          {{"upstream", h.upstream},
-           {"endpoint", h.endpoint},
-           {"health_checked", h.checked},
-           {"healthy", h.healthy},
-           {"checks", h.checks},
-           {"check_failures", h.check_failures},
-           {"failures", h.failures},
-           {"last_check", h.last_check_unix > 0 ? json(h.last_check_unix) : json(nullptr)},
-           {"last_result", h.last_result.empty() ? json(nullptr) : json(h.last_result)},
-           {"last_status", h.last_status},
-           {"startup_seconds",
-            h.last_startup_seconds >= 0 ? json(h.last_startup_seconds) : json(nullptr)}});
-    }
-    return respond(Json(200, {{"processes", procs},
-                              {"endpoints", eps},
-                              {"healthy_endpoints", health->healthy()},
-                              {"total_endpoints", health->total()}}));
-  }
-  if (path == "/api/v1/alerts") {
-    if (!get) return respond(Error(405, "use GET"));
-    AdminResponse r;
-    r.body = alerts->AlertsJson(std::chrono::system_clock::now());
-    r.body.push_back('\n');
-    return respond(std::move(r));
-  }
-  if (path == "/api/v1/alert-rules") {
-    if (req.method == "POST") {
-      if (!Authorized(req, respond)) return;
-      alerting::ApiAnswer a = alerts->AddRule(req.body, std::chrono::system_clock::now());
+      alerting::ApiAnswer a = alerts->RemoveRule(match.param, std::chrono::system_clock::now());
       return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
     }
-    if (!get) return respond(Error(405, "use GET or POST"));
-    AdminResponse r;
-    r.body = alerts->RulesJson();
-    r.body.push_back('\n');
-    return respond(std::move(r));
+    case Route::kSla:
+      return respond(FromAnswer(speedrun->GetSla()));
   }
-  constexpr std::string_view kRules = "/api/v1/alert-rules/";
-  if (path.starts_with(kRules) && path.size() > kRules.size()) {
-    if (req.method != "DELETE") return respond(Error(405, "use DELETE"));
-    if (!Authorized(req, respond)) return;
-    std::optional<std::string> id =
-        base::PercentDecode(std::string_view(path).substr(kRules.size()));
-    if (!id) return respond(Error(400, "rule id has a malformed %-escape", "id"));
-    alerting::ApiAnswer a = alerts->RemoveRule(*id, std::chrono::system_clock::now());
-    return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
-  }
-  if (path == "/api/v1/sla") {
-    if (!get) return respond(Error(405, "use GET"));
-    return respond(FromAnswer(speedrun->GetSla()));
-  }
-  respond(Error(404, "no such path: " + path));
 }
 
 }  // namespace speedmon::proxy

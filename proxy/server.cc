@@ -256,12 +256,21 @@ void ServerImpl::FinishShutdown() {
 
 void ServerImpl::OnHealthChange() {
   bool any_checked = false;
-  for (const auto& h : health->Snapshot()) {
+  std::vector<EndpointHealth> now = health->Snapshot();
+  for (size_t i = 0; i < now.size(); ++i) {
+    const EndpointHealth& h = now[i];
     if (!h.checked) continue;
     any_checked = true;
-    Log("endpoint " + h.upstream + "/" + h.endpoint +
-        (h.healthy ? " is healthy" : " is unhealthy (" + h.last_result + ")"));
+    // Only the endpoints whose state changed since the last call (one flapping endpoint
+    // among a hundred is one line).
+    bool changed = i >= logged_health_.size() || !logged_health_[i].checked ||
+                   logged_health_[i].healthy != h.healthy;
+    if (changed) {
+      Log("endpoint " + h.upstream + "/" + h.endpoint +
+          (h.healthy ? " is healthy" : " is unhealthy (" + h.last_result + ")"));
+    }
   }
+  logged_health_ = std::move(now);
   // The SLA's system availability: the healthy share of checked endpoints.
   speedrun->SetHealthyProcessRatio(any_checked
                                        ? 100.0 * health->healthy() / std::max(1, health->total())

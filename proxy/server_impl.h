@@ -68,6 +68,7 @@ class ServerImpl {
   uv_timer_t drain_timer_;
   uv_timer_t eval_timer_;
   uint64_t drain_started_ms_ = 0;
+  std::vector<EndpointHealth> logged_health_;  // what OnHealthChange last logged
   bool stopped_workers_ = false;
   int exit_code_ = 0;
 };

@@ -205,17 +205,16 @@ void Service::Post(bool experiments, std::string_view body, std::string_view con
 }
 
 void Service::PostPatternReuse(std::string_view pattern_id, std::function<void(Answer)> done) {
-  std::optional<std::string> id = base::PercentDecode(pattern_id);
-  if (!id) return done(ErrorAnswer(400, "pattern_id has a malformed %-escape", "pattern_id"));
-  if (!base::IsValidUtf8(*id))
+  if (!base::IsValidUtf8(pattern_id)) {
     return done(ErrorAnswer(400, "pattern_id must be UTF-8", "pattern_id"));
-  size_t chars = Utf8Length(*id);
+  }
+  size_t chars = Utf8Length(pattern_id);
   if (chars < 1 || chars > kMaxIdChars) {
     return done(ErrorAnswer(400, "pattern_id must be 1 to 128 characters", "pattern_id"));
   }
   Write w;
   w.kind = Write::Kind::kReuse;
-  w.pattern_id = std::move(*id);
+  w.pattern_id = std::string(pattern_id);
   w.done = std::move(done);
   Enqueue(std::move(w));
 }

@@ -105,10 +105,10 @@ class Service {
   void PostPatterns(std::string_view body, std::string_view content_type,
                     std::function<void(Answer)> done);
 
-  // POST /api/v1/patterns/{pattern_id}/reuse. `pattern_id` is the raw path segment
-  // (percent-encoded as in the URL; decoded here). Answers after commit:
-  // 200 {"pattern_id":"...","reuse_count":N}, or 404 for a pattern not (or no longer)
-  // stored; synchronously 400 for a malformed id and 503 as above.
+  // POST /api/v1/patterns/{pattern_id}/reuse. `pattern_id` is the decoded path segment
+  // (any bytes). Answers after commit: 200 {"pattern_id":"...","reuse_count":N}, or 404
+  // for a pattern not (or no longer) stored; synchronously 400 for an id that is not
+  // 1..128 characters of UTF-8, and 503 as above.
   void PostPatternReuse(std::string_view pattern_id, std::function<void(Answer)> done);
 
   // GET /api/v1/experiments?limit=N: `query` is the raw query string ("limit=5",

@@ -208,17 +208,16 @@ TEST_F(ServiceTest, PatternsReusesAndQuality) {
             1);
   EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 2);
 
-  a = ReuseAndWait(*s, "a%2Fb");
+  a = ReuseAndWait(*s, "a/b");  // ids arrive decoded (the admin router decodes the URL)
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(a.body, R"({"pattern_id":"a/b","reuse_count":3})");
   EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 3);
   a = ReuseAndWait(*s, "nope");
   EXPECT_EQ(a.status, 404);
   EXPECT_EQ(a.body, R"({"error":"unknown pattern","field":"pattern_id"})");
-  a = ReuseAndWait(*s, "bad%zz");
+  a = ReuseAndWait(*s, "bad\xff");
   EXPECT_EQ(a.status, 400);
-  EXPECT_EQ(a.body, R"({"error":"pattern_id has a malformed %-escape","field":"pattern_id"})");
-  EXPECT_EQ(ReuseAndWait(*s, "x%2").status, 400);
+  EXPECT_EQ(a.body, R"({"error":"pattern_id must be UTF-8","field":"pattern_id"})");
   EXPECT_EQ(ReuseAndWait(*s, "").status, 400);
   EXPECT_EQ(ReuseAndWait(*s, std::string(129, 'p')).status, 400);
   EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 3);

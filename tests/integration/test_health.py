@@ -228,6 +228,12 @@ class KillAndRestartTest(HealthTestBase):
         self.assertGreaterEqual(seen["by_route"].pop("GET /status"), 1)  # its health checks
         self.assertEqual(seen["by_route"], {"GET /bytes/100": 1, "POST /action": 1})
         self.assertEqual(seen["duplicate_request_ids"], [])
+        # The log names each transition once, and only the endpoint that changed.
+        log = self.sm.stderr()
+        self.assertEqual(log.count(f"endpoint emu2/{address} is unhealthy"), 1, log)
+        self.assertEqual(log.count(f"endpoint emu2/{address} is healthy"), 2, log)  # start, back
+        for other in (self.fakes[0], self.fakes[2]):
+            self.assertEqual(log.count(f"/{other.address} is healthy"), 1, log)
 
     def test_all_down_is_not_ready_until_one_returns(self):
         self.start_three()

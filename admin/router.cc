@@ -1,0 +1,96 @@
+// The admin route table. See router.h.
+#include "admin/router.h"
+
+#include <optional>
+
+#include "base/url.h"
+
+namespace speedmon::admin {
+namespace {
+
+struct Entry {
+  std::string_view prefix;  // the path, or the part before {id}
+  std::string_view suffix;  // after {id}; only for routes with a parameter
+  bool has_param;
+  Route route;
+  uint8_t methods;
+};
+
+// One row per route; paths are unique, so the order does not matter.
+constexpr Entry kRoutes[] = {
+    {"/metrics", "", false, Route::kMetrics, kGet},
+    {"/", "", false, Route::kStatusPage, kGet},
+    {"/index.html", "", false, Route::kStatusPage, kGet},
+    {"/healthz", "", false, Route::kHealthz, kGet},
+    {"/ready", "", false, Route::kReady, kGet},
+    {"/api/v1/upstreams", "", false, Route::kUpstreams, kGet},
+    {"/api/v1/requests", "", false, Route::kRequests, kGet},
+    {"/api/v1/experiments", "", false, Route::kExperiments, kGet | kPost},
+    {"/api/v1/patterns", "", false, Route::kPatterns, kPost},
+    {"/api/v1/patterns/", "/reuse", true, Route::kPatternReuse, kPost},
+    {"/api/v1/system", "", false, Route::kSystem, kGet},
+    {"/api/v1/processes", "", false, Route::kProcesses, kGet},
+    {"/api/v1/alerts", "", false, Route::kAlerts, kGet},
+    {"/api/v1/alert-rules", "", false, Route::kAlertRules, kGet | kPost},
+    {"/api/v1/alert-rules/", "", true, Route::kAlertRule, kDelete},
+    {"/api/v1/sla", "", false, Route::kSla, kGet},
+};
+
+uint8_t MethodBit(std::string_view method) {
+  if (method == "GET" || method == "HEAD") return kGet;
+  if (method == "POST") return kPost;
+  if (method == "DELETE") return kDelete;
+  return 0;
+}
+
+std::string AllowHeader(uint8_t methods) {
+  std::string out;
+  auto add = [&out](std::string_view m) {
+    if (!out.empty()) out.append(", ");
+    out.append(m);
+  };
+  if (methods & kGet) {
+    add("GET");
+    add("HEAD");
+  }
+  if (methods & kPost) add("POST");
+  if (methods & kDelete) add("DELETE");
+  return out;
+}
+
+// The {id} segment of `path` for `e`, or false when the path does not have this shape.
+bool ParamOf(const Entry& e, std::string_view path, std::string_view* param) {
+  if (!path.starts_with(e.prefix) || !path.ends_with(e.suffix)) return false;
+  if (path.size() <= e.prefix.size() + e.suffix.size()) return false;
+  *param = path.substr(e.prefix.size(), path.size() - e.prefix.size() - e.suffix.size());
+  return param->find('/') == std::string_view::npos;
+}
+
+}  // namespace
+
+RouteMatch MatchRoute(std::string_view method, std::string_view path) {
+  RouteMatch m;
+  for (const Entry& e : kRoutes) {
+    std::string_view param;
+    if (e.has_param ? !ParamOf(e, path, &param) : path != e.prefix) continue;
+    if ((MethodBit(method) & e.methods) == 0) {
+      m.result = RouteMatch::Result::kMethodNotAllowed;
+      m.allow = AllowHeader(e.methods);
+      return m;
+    }
+    m.route = e.route;
+    if (e.has_param) {
+      std::optional<std::string> decoded = base::PercentDecode(param);
+      if (!decoded) {
+        m.result = RouteMatch::Result::kBadParameter;
+        return m;
+      }
+      m.param = std::move(*decoded);
+    }
+    m.result = RouteMatch::Result::kFound;
+    return m;
+  }
+  return m;
+}
+
+}  // namespace speedmon::admin
