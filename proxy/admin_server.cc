@@ -389,8 +389,9 @@ void AdminServerImpl::OnAsync(uv_async_t* a) {
     std::lock_guard<std::mutex> lock(s->mailbox_->mu);
     items.swap(s->mailbox_->items);
   }
-  for (auto& [id, resp] : items) {
-    base::Guard(base::Component::kAdmin, "admin answer", [&] { s->Deliver(id, std::move(resp)); });
+  for (auto& item : items) {
+    base::Guard(base::Component::kAdmin, "admin answer",
+                [&] { s->Deliver(item.first, std::move(item.second)); });
   }
 }
 
