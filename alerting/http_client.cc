@@ -11,29 +11,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/strings.h"
+
 namespace speedmon::alerting {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 using Parse = ResponseParse;
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Decodes a chunked body starting at `data`. kNeedMore until the last chunk and the
 // end of the trailers have arrived.
@@ -45,7 +30,7 @@ Parse Dechunk(std::string_view data, std::string* out) {
     if (eol == std::string_view::npos) return Parse::kNeedMore;
     std::string_view line = data.substr(pos, eol - pos);
     line = line.substr(0, line.find(';'));
-    line = Trim(line);
+    line = base::TrimSpaceTab(line);
     if (line.empty() || line.size() > 15) return Parse::kBad;
     size_t size = 0;
     for (char c : line) {
@@ -95,10 +80,12 @@ Parse ParseHttpResponse(const std::string& buf, bool eof, HttpResponse* out) {
     pos = next + 2;
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string_view name = Trim(line.substr(0, colon));
-    std::string_view value = Trim(line.substr(colon + 1));
-    if (IEquals(name, "transfer-encoding") && IEquals(value, "chunked")) chunked = true;
-    if (IEquals(name, "content-length")) {
+    std::string_view name = base::TrimSpaceTab(line.substr(0, colon));
+    std::string_view value = base::TrimSpaceTab(line.substr(colon + 1));
+    if (base::EqualsIgnoreCase(name, "transfer-encoding") &&
+        base::EqualsIgnoreCase(value, "chunked"))
+      chunked = true;
+    if (base::EqualsIgnoreCase(name, "content-length")) {
       size_t n = 0;
       if (value.empty() || value.size() > 12) return Parse::kBad;
       for (char c : value) {

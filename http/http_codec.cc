@@ -4,7 +4,8 @@
 #include <llhttp.h>
 
 #include <ctype.h>
-#include <strings.h>
+
+#include "base/strings.h"
 
 namespace speedmon::http {
 namespace {
@@ -41,10 +42,6 @@ bool IsToken(std::string_view s) {
     if (!ok) return false;
   }
   return true;
-}
-
-bool IEq(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 // uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name or IPv4 address, or an
@@ -85,7 +82,8 @@ bool IsValidTarget(std::string_view url) {
   size_t colon = url.find("://");
   if (colon == std::string_view::npos) return false;
   std::string_view scheme = url.substr(0, colon);
-  if (!IEq(scheme, "http") && !IEq(scheme, "https")) return false;
+  if (!base::EqualsIgnoreCase(scheme, "http") && !base::EqualsIgnoreCase(scheme, "https"))
+    return false;
   std::string_view rest = url.substr(colon + 3);
   std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
   return !authority.empty() && IsValidHost(authority);
@@ -95,7 +93,7 @@ bool IsValidTarget(std::string_view url) {
 bool OnlyChunked(const MessageHead& h) {
   int codings = 0;
   for (const Header& hd : h.headers) {
-    if (!IEq(hd.name, "transfer-encoding")) continue;
+    if (!base::EqualsIgnoreCase(hd.name, "transfer-encoding")) continue;
     std::string_view v = hd.value;
     while (true) {
       size_t comma = v.find(',');
@@ -103,7 +101,7 @@ bool OnlyChunked(const MessageHead& h) {
       while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
       while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
       if (!item.empty()) {
-        if (!IEq(item, "chunked")) return false;
+        if (!base::EqualsIgnoreCase(item, "chunked")) return false;
         ++codings;
       }
       if (comma == std::string_view::npos) break;
@@ -117,7 +115,7 @@ bool OnlyChunked(const MessageHead& h) {
 
 std::string_view MessageHead::Find(std::string_view name) const {
   for (const Header& h : headers) {
-    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0) {
+    if (base::EqualsIgnoreCase(h.name, name)) {
       return h.value;
     }
   }
@@ -246,7 +244,7 @@ struct HttpCodec::Impl {
         --value.len;
       }
       h.headers.push_back(Header{self->View(name), self->View(value)});
-      if (request && IEq(h.headers.back().name, "host")) {
+      if (request && base::EqualsIgnoreCase(h.headers.back().name, "host")) {
         if (++hosts > 1) return self->Refuse("more than one Host", 400);
         if (!IsValidHost(h.headers.back().value)) return self->Refuse("invalid Host", 400);
       }

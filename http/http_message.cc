@@ -1,26 +1,16 @@
 // Head rewriting between hops and JSON error answers. See http_message.h.
 #include "http/http_message.h"
 
-#include <strings.h>
 #include <time.h>
 
 #include <array>
 #include <charconv>
 
 #include "base/json.h"
+#include "base/strings.h"
 
 namespace speedmon::http {
 namespace {
-
-bool IEq(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 void AppendHeader(std::string_view name, std::string_view value, std::string* out) {
   out->append(name);
@@ -37,7 +27,7 @@ void AppendUint(uint64_t v, std::string* out) {
 
 bool HasConnection(const MessageHead& head) {
   for (const Header& h : head.headers) {
-    if (IEq(h.name, "connection")) return true;
+    if (base::EqualsIgnoreCase(h.name, "connection")) return true;
   }
   return false;
 }
@@ -45,7 +35,8 @@ bool HasConnection(const MessageHead& head) {
 // True when any Connection line of `head` lists `name` (RFC 9110 7.6.1).
 bool ConnectionLists(const MessageHead& head, std::string_view name) {
   for (const Header& h : head.headers) {
-    if (IEq(h.name, "connection") && ListedInConnection(h.value, name)) return true;
+    if (base::EqualsIgnoreCase(h.name, "connection") && ListedInConnection(h.value, name))
+      return true;
   }
   return false;
 }
@@ -77,7 +68,7 @@ bool IsHopByHop(std::string_view name) {
                                                             "proxy-authenticate",
                                                             "content-length"};
   for (std::string_view h : kHop) {
-    if (IEq(name, h)) return true;
+    if (base::EqualsIgnoreCase(name, h)) return true;
   }
   return false;
 }
@@ -85,7 +76,7 @@ bool IsHopByHop(std::string_view name) {
 bool ListedInConnection(std::string_view connection, std::string_view name) {
   while (!connection.empty()) {
     size_t comma = connection.find(',');
-    if (IEq(Trim(connection.substr(0, comma)), name)) return true;
+    if (base::EqualsIgnoreCase(base::TrimSpaceTab(connection.substr(0, comma)), name)) return true;
     if (comma == std::string_view::npos) break;
     connection.remove_prefix(comma + 1);
   }
@@ -106,7 +97,7 @@ std::string_view OriginForm(std::string_view target, std::string_view* authority
 
 int64_t MaxForwards(const MessageHead& req) {
   if (!IsMethod(req, "OPTIONS") && !IsMethod(req, "TRACE")) return -1;
-  std::string_view v = Trim(req.Find("max-forwards"));
+  std::string_view v = base::TrimSpaceTab(req.Find("max-forwards"));
   int64_t n = -1;
   auto r = std::from_chars(v.data(), v.data() + v.size(), n);
   if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || n < 0) return -1;
@@ -147,19 +138,21 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
   for (const Header& h : req.headers) {
     if (IsHopByHop(h.name)) continue;
     if (connection && ConnectionLists(req, h.name)) continue;
-    if (IEq(h.name, "x-forwarded-for")) {
+    if (base::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
       prior_xff = h.value;  // several XFF lines fold into the last one's list; keep last
       continue;
     }
-    if (IEq(h.name, "x-request-id") || IEq(h.name, "x-forwarded-proto")) continue;
-    if (IEq(h.name, "host")) {
+    if (base::EqualsIgnoreCase(h.name, "x-request-id") ||
+        base::EqualsIgnoreCase(h.name, "x-forwarded-proto"))
+      continue;
+    if (base::EqualsIgnoreCase(h.name, "host")) {
       if (!authority.empty()) continue;  // absolute-form: the target's authority wins
       has_host = true;
     }
     // An HTTP/1.0 client cannot take a 100 Continue: its expectation is ignored (RFC
     // 9110 10.1.1).
-    if (req.version_minor == 0 && IEq(h.name, "expect")) continue;
-    if (max_forwards > 0 && IEq(h.name, "max-forwards")) {
+    if (req.version_minor == 0 && base::EqualsIgnoreCase(h.name, "expect")) continue;
+    if (max_forwards > 0 && base::EqualsIgnoreCase(h.name, "max-forwards")) {
       out->append("Max-Forwards: ");
       AppendUint(static_cast<uint64_t>(max_forwards - 1), out);
       out->append("\r\n");

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "base/json.h"
+#include "base/strings.h"
 
 namespace speedmon::metrics {
 namespace {
@@ -15,24 +16,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-// Lower-cased comparison of a header token.
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // True when a comma-separated header lists `token` with q > 0 (a parameterised media
 // type such as "application/openmetrics-text; version=1.0.0" matches on its type).
@@ -42,13 +25,13 @@ bool ListsToken(std::string_view header, std::string_view token) {
     std::string_view item = header.substr(0, comma);
     header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
     size_t semi = item.find(';');
-    std::string_view name = Trim(item.substr(0, semi));
-    if (!IEquals(name, token)) continue;
+    std::string_view name = base::TrimSpaceTab(item.substr(0, semi));
+    if (!base::EqualsIgnoreCase(name, token)) continue;
     bool zero_q = false;
     while (semi != std::string_view::npos) {
       item = item.substr(semi + 1);
       semi = item.find(';');
-      std::string_view param = Trim(item.substr(0, semi));
+      std::string_view param = base::TrimSpaceTab(item.substr(0, semi));
       if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
         double q = std::strtod(std::string(param.substr(2)).c_str(), nullptr);
         zero_q = q <= 0;

@@ -1,7 +1,6 @@
 // The admin HTTP server on the main loop. See admin_server.h.
 #include "proxy/admin_server.h"
 
-#include <strings.h>
 #include <uv.h>
 
 #include <atomic>
@@ -12,6 +11,7 @@
 
 #include "base/boundary.h"
 #include "base/json.h"
+#include "base/strings.h"
 #include "http/http_codec.h"
 #include "http/http_message.h"
 #include "proxy/topology.h"
@@ -27,7 +27,7 @@ using http::ReasonPhrase;
 
 std::string_view AdminRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+    if (base::EqualsIgnoreCase(k, name)) return v;
   }
   return {};
 }

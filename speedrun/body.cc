@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cmath>
 
+#include "base/strings.h"
+
 namespace speedmon::speedrun {
 namespace {
 
@@ -14,18 +16,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 // Builds the DOM through nlohmann's own DOM builder, but stops at the first value nested
@@ -103,7 +93,7 @@ std::string TooManyItems(size_t max) {
 
 std::optional<Framing> FramingFor(std::string_view content_type) {
   std::string_view media = content_type.substr(0, content_type.find(';'));
-  std::string type = Lower(Trim(media));
+  std::string type = Lower(base::TrimWhitespace(media));
   if (type.empty() || type == "application/json" || type == "application/x-www-form-urlencoded") {
     return Framing::kJson;
   }
@@ -138,7 +128,7 @@ std::optional<InputError> Decode(std::string_view body, std::string_view content
     return Error(415, "unsupported Content-Type \"" + std::string(content_type.substr(0, 100)) +
                           "\": use application/json or application/x-ndjson");
   }
-  if (Trim(body).empty()) return Error(400, "empty body");
+  if (base::TrimWhitespace(body).empty()) return Error(400, "empty body");
 
   std::string message;
   if (*framing == Framing::kJson) {
@@ -162,7 +152,7 @@ std::optional<InputError> Decode(std::string_view body, std::string_view content
     std::string_view line = body.substr(0, end);
     body.remove_prefix(end == std::string_view::npos ? body.size() : end + 1);
     ++line_number;
-    if (Trim(line).empty()) continue;
+    if (base::TrimWhitespace(line).empty()) continue;
     std::string field = "items[" + std::to_string(out->items.size()) + "]";
     if (out->items.size() == limits.max_items) return Error(413, TooManyItems(limits.max_items));
     json item;
@@ -186,6 +176,5 @@ std::optional<InputError> DecodeBody(std::string_view body, std::string_view con
   if (error) *out = DecodedBody();  // nothing of a refused body is used
   return error;
 }
-
 
 }  // namespace speedmon::speedrun

@@ -5,6 +5,8 @@
 #include <climits>
 #include <cmath>
 
+#include "base/strings.h"
+
 namespace speedmon::sysprobe {
 namespace {
 
@@ -27,16 +29,6 @@ std::string_view NextToken(std::string_view* rest) {
   std::string_view token = rest->substr(begin, end - begin);
   rest->remove_prefix(end);
   return token;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (IsBlank(s.front()) || s.front() == '\n' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (IsBlank(s.back()) || s.back() == '\n' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 // The whole token must be the number: "12x" and "" fail, as does overflow.
@@ -196,7 +188,7 @@ std::optional<LoadAvg> ParseLoadAvg(std::string_view text) {
     }
   }
   int64_t last_pid;
-  if (ParseInt(Trim(NextToken(&text)), &last_pid)) load.last_pid = last_pid;
+  if (ParseInt(base::TrimWhitespace(NextToken(&text)), &last_pid)) load.last_pid = last_pid;
   return load;
 }
 
@@ -209,13 +201,13 @@ std::optional<NetDevTotals> ParseNetDev(std::string_view text) {
     // name; large counters may follow it without a space ("eth0:182321483").
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;  // the two header lines
-    std::string_view name = Trim(line.substr(0, colon));
+    std::string_view name = base::TrimWhitespace(line.substr(0, colon));
     std::string_view rest = line.substr(colon + 1);
     if (name.empty()) continue;
     uint64_t counters[10];
     bool valid = true;
     for (uint64_t& counter : counters) {
-      if (!ParseInt(Trim(NextToken(&rest)), &counter)) {
+      if (!ParseInt(base::TrimWhitespace(NextToken(&rest)), &counter)) {
         valid = false;
         break;
       }
@@ -235,11 +227,12 @@ std::optional<NetDevTotals> ParseNetDev(std::string_view text) {
 
 std::optional<Uptime> ParseUptime(std::string_view text) {
   Uptime uptime;
-  if (!ParseNonNegativeDouble(Trim(NextToken(&text)), &uptime.uptime_seconds)) {
+  if (!ParseNonNegativeDouble(base::TrimWhitespace(NextToken(&text)), &uptime.uptime_seconds)) {
     return std::nullopt;
   }
   double idle;
-  if (ParseNonNegativeDouble(Trim(NextToken(&text)), &idle)) uptime.idle_seconds = idle;
+  if (ParseNonNegativeDouble(base::TrimWhitespace(NextToken(&text)), &idle))
+    uptime.idle_seconds = idle;
   return uptime;
 }
 
@@ -250,7 +243,8 @@ std::optional<PidStat> ParsePidStat(std::string_view text) {
     return std::nullopt;
   }
   PidStat stat;
-  if (!ParseInt(Trim(text.substr(0, open)), &stat.pid) || stat.pid <= 0) return std::nullopt;
+  if (!ParseInt(base::TrimWhitespace(text.substr(0, open)), &stat.pid) || stat.pid <= 0)
+    return std::nullopt;
   stat.comm = std::string(text.substr(open + 1, close - open - 1));
 
   std::string_view rest = text.substr(close + 1);
@@ -261,7 +255,7 @@ std::optional<PidStat> ParsePidStat(std::string_view text) {
   // that would otherwise shift the columns we want.
   int64_t fields[25];
   for (int field = 4; field <= 24; ++field) {
-    if (!ParseInt(Trim(NextToken(&rest)), &fields[field])) return std::nullopt;
+    if (!ParseInt(base::TrimWhitespace(NextToken(&rest)), &fields[field])) return std::nullopt;
   }
   auto unsigned_field = [&](int field) {
     return fields[field] < 0 ? 0 : static_cast<uint64_t>(fields[field]);
@@ -316,7 +310,7 @@ std::optional<int64_t> ParseMaxOpenFiles(std::string_view limits) {
 
 std::optional<int> ParsePidFile(std::string_view text) {
   int pid;
-  if (!ParseInt(Trim(text), &pid) || pid <= 0) return std::nullopt;
+  if (!ParseInt(base::TrimWhitespace(text), &pid) || pid <= 0) return std::nullopt;
   return pid;
 }
 
