@@ -7,12 +7,12 @@
 #include <charconv>
 
 #include "admin/router.h"
+#include "admin/status_page.h"
 #include "base/boundary.h"
 #include "base/json.h"
 #include "base/url.h"
 #include "metrics/exposition.h"
 #include "proxy/server_impl.h"
-#include "proxy/status_page.h"
 
 namespace speedmon::proxy {
 
@@ -157,7 +157,7 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
     case Route::kStatusPage: {
       AdminResponse r;
       r.content_type = "text/html; charset=utf-8";
-      r.body = StatusPageHtml();
+      r.body = admin::StatusPageHtml();
       return respond(std::move(r));
     }
     case Route::kHealthz: {
