@@ -86,7 +86,7 @@ RuleResult RuleFromJson(std::string_view body);
 // "keep_firing_for" as duration strings, "metric" as written, plus "origin".
 nlohmann::json RuleToJson(const Rule& rule);
 
-// The seed's five rules plus checkpoint loading (SPEC.md "Default alert rules"):
+// The seed's five rules plus checkpoint loading (the defaults in README.md, "Dashboards and alerts"):
 //   slow_script_compilation         SlowScriptCompilation         > 150 ms  5m warning
 //   slow_checkpoint_loading         SlowCheckpointLoading         > 750 ms  5m warning
 //   high_cpu_usage                  HighCpuUsage                  > 85 %    2m critical

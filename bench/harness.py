@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The side-by-side benchmark behind bench/run.sh (issue 7).
+"""The side-by-side benchmark behind bench/run.sh.
 
 Starts one nginx as the fast upstream, then speedmon (recording on and off), nginx as a
 keep-alive reverse proxy and HAProxy, one worker each, and drives every one with the same

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ingest benchmark (issue 4): durable experiment ingest through the admin API, and what
+"""Ingest benchmark: durable experiment ingest through the admin API, and what
 it costs the proxy.
 
   bench/ingest.py [--rounds N] [--seconds S]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The side-by-side benchmark of issue 7, in one command (see docs/BENCHMARKS.md):
+# The side-by-side benchmark, in one command (see docs/BENCHMARKS.md):
 #   bench/run.sh                 ~6-8 minutes: 3 rounds, 5 s (1 KiB) and 3 s runs
 #   BENCH_LONG=1 bench/run.sh    5 rounds, 15 s and 10 s runs, 30 s slow reader
 #   BENCH_SKIP_BUILD=1 ...       use the binaries already in build/release

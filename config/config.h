@@ -1,4 +1,4 @@
-// speedmon's configuration: the TOML schema of SPEC.md as typed, validated structs.
+// speedmon's configuration: the TOML schema (config/default.toml) as typed, validated structs.
 //
 // Loaded once on the main thread (at start and on SIGHUP) and then shared read-only:
 // a Config is never mutated after Load returns, so any thread may read it.
@@ -278,7 +278,7 @@ struct SeedMetric {
   double scale;          // exported value * scale = the seed's unit (s -> ms: 1000)
 };
 
-// The six of them (SPEC.md "Default alert rules").
+// The six of them (the defaults listed in README.md).
 const std::vector<SeedMetric>& SeedMetrics();
 
 // The entry for a dotted name, or nullptr.

@@ -16,7 +16,7 @@ namespace speedmon::config::internal {
 namespace {
 
 // Bounds on every list: each listener, upstream and route multiplies the per-worker
-// stats slots (DESIGN.md), so they are counted in hundreds, not thousands.
+// stats slots (docs/ARCHITECTURE.md), so they are counted in hundreds, not thousands.
 constexpr size_t kMaxListeners = 256;
 constexpr size_t kMaxUpstreams = 256;
 constexpr size_t kMaxEndpoints = 64;  // per upstream

@@ -8,7 +8,7 @@ promtool itself checks the Prometheus config, the rules and their unit tests (ct
 those separately); this file checks what promtool cannot: that the dashboard is what
 make_dashboard.py generates, that every panel has a datasource and PromQL that parses,
 that every metric any expr or rule names is one speedmon exports (EXPORTED below, the
-contract of SPEC.md) or a recording rule, that every exported metric is on the
+contract of README.md, "Metrics") or a recording rule, that every exported metric is on the
 dashboard, that every alert is tested firing and not firing, and that the compose and
 provisioning files parse and point at each other. The live check (every dashboard query
 answered with data by a Prometheus that scrapes a running speedmon) is an e2e test.
@@ -34,7 +34,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import make_dashboard  # noqa: E402
 
-# Every metric speedmon exports, by type (SPEC.md "Metrics"). Histograms are exported as
+# Every metric speedmon exports, by type (README.md, "Metrics"). Histograms are exported as
 # NAME_bucket, NAME_sum and NAME_count.
 EXPORTED = {
     # proxy

@@ -4,7 +4,7 @@
 // Pure functions; the admin (main) thread validates, the store's writer thread reads the
 // validated structs. A validated record is immutable from then on.
 //
-// Validation rules (SPEC.md "Admin API"), checked field by field in the order below; the
+// Validation rules (README.md, "Post an experiment"), checked field by field in the order below; the
 // first bad field is reported as InputError{400, message, "<prefix>field"}:
 //   - Fields this version does not know are ignored, so a runner that sends more (a newer
 //     seed, a dataclass' asdict()) is not refused. A misspelt optional field is therefore

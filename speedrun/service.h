@@ -116,7 +116,7 @@ class Service {
   // "limit". 200 {"experiments":[newest first, ToJson form], "total": all-time count}.
   Answer GetExperiments(std::string_view query) const;
 
-  // GET /api/v1/sla: 200 with the SPEC.md shape (see SlaJson in sla.h).
+  // GET /api/v1/sla: 200 with the shape of SlaJson in sla.h.
   Answer GetSla() const;
 
   // The current value of a number alert rules read, NaN when there is no data or the

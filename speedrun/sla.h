@@ -4,7 +4,7 @@
 // Not thread-safe: Service keeps one SlaWindow under its state mutex; the writer thread
 // adds records after each commit, the main thread reads reports and sets availability.
 //
-// The five requirements (SPEC.md "SLA shape"; a requirement with no data is null and does
+// The five requirements (a requirement with no data is null and does
 // not fail the overall):
 //   experiment_success_rate  successes * 100 / experiments; only "success" counts.
 //                            Compliant when >= experiment_success_rate_min.
@@ -116,7 +116,7 @@ class SlaWindow {
   double availability_ = std::numeric_limits<double>::quiet_NaN();
 };
 
-// The GET /api/v1/sla body (SPEC.md shape) plus "latency_targets_ms" (the per-experiment
+// The GET /api/v1/sla body plus "latency_targets_ms" (the per-experiment
 // compile and checkpoint targets the two percentages are counted against).
 nlohmann::json SlaJson(const SlaReport& report, const config::SlaConfig& sla);
 

@@ -7,7 +7,7 @@
 // locks make that safe, and a scrape sees each committed batch whole or not at all for
 // counters (they are added to after the commit, never before).
 //
-// Families (SPEC.md "Metrics"):
+// Families (README.md, "Metrics"):
 //   pokemon_speedrun_experiments_total{status,strategy}        counter
 //   pokemon_speedrun_pattern_discoveries_total{pattern_type}    counter (all six types from 0)
 //   pokemon_speedrun_pattern_reuses_total                       counter

@@ -1,6 +1,6 @@
 """Runs the speedmon binary ($SPEEDMON_BIN) on loopback ports for a test.
 
-proxy_config() builds the config as a dict (the TOML of SPEC.md), toml_dumps() writes
+proxy_config() builds the config as a dict (the TOML of config/default.toml), toml_dumps() writes
 it, Speedmon starts `$SPEEDMON_BIN --config FILE`, waits for GET /healthz on the admin
 address and for every listener to accept, and fails with speedmon's stderr otherwise.
 """

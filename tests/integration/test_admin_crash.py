@@ -215,7 +215,7 @@ class CrashTest(harness.HarnessTestCase):
 
 
     def test_sigterm_mid_traffic_answers_every_recorded_write(self):
-        """SPEC.md: SIGTERM drains, finishing in-flight requests. A POST speedmon has read
+        """SIGTERM drains, finishing in-flight requests. A POST speedmon has read
         is either answered after its commit or not recorded: the runner must never get a
         reset for an experiment that is in the store (it would count it as failed)."""
         for round_no in range(1, ROUNDS + 1):

@@ -24,7 +24,7 @@ SLA = "/api/v1/sla"
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 
-# The speedrun families (SPEC.md "Metrics"); system gauges move on their own, so a
+# The speedrun families (README.md, "Metrics"); system gauges move on their own, so a
 # before/after comparison looks only at these.
 SPEEDRUN_PREFIXES = ("pokemon_speedrun_experiment", "pokemon_speedrun_pattern",
                      "pokemon_speedrun_script", "pokemon_speedrun_checkpoint",

@@ -398,7 +398,7 @@ class DownAtStartTest(HealthTestBase):
     """An emulator that is not up yet when speedmon starts (unhealthy_threshold 10)."""
 
     def test_startup_counts_from_the_first_check(self):
-        # Issue 3: process_startup_seconds runs "from an endpoint's first check or its
+        # process_startup_seconds runs "from an endpoint's first check or its
         # failure to its next healthy". This endpoint never failed after being up: its
         # startup is the whole wait since its first check, at speedmon's start.
         slow = dict(HEALTH_CHECK, unhealthy_threshold=10)
