@@ -102,6 +102,12 @@ class DownstreamConn final : public CodecHandler {
   static void OnWrite(uv_write_t* req, int status);
   static void OnClosed(uv_handle_t* h);
   static void OnShutdown(uv_shutdown_t* req, int status);
+  // The callbacks' bodies; the callbacks run them under base::Guard (an exception closes
+  // this connection).
+  static void HandleRead(DownstreamConn* self, ssize_t n, const uv_buf_t* buf);
+  static void HandleTimer(DownstreamConn* self, uv_timer_t* t);
+  static void HandleWrite(DownstreamConn* self, WriteReq* wr, int status);
+  static void HandleShutdown(DownstreamConn* self, int status);
 
   void Process(const char* data, size_t len);
   void ResumeAfterExchange();
@@ -210,6 +216,11 @@ class UpstreamConn final : public CodecHandler {
   static void OnWrite(uv_write_t* req, int status);
   static void OnTimer(uv_timer_t* t);
   static void OnClosed(uv_handle_t* h);
+  // The callbacks' bodies, run under base::Guard (an exception fails this connection).
+  static void HandleConnect(UpstreamConn* self, int status);
+  static void HandleRead(UpstreamConn* self, ssize_t n, const uv_buf_t* buf);
+  static void HandleWrite(UpstreamConn* self, uv_write_t* req, int status);
+  static void HandleTimer(UpstreamConn* self);
 
   void Fail(metrics::UpstreamErrorKind kind);
   void Finished();

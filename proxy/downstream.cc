@@ -115,40 +115,41 @@ void DownstreamConn::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void DownstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   DownstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(s));
   base::Guard(
-      base::Component::kProxy, "client read",
-      [&] {
-        if (n > 0) {
-          if (self->lingering_ || self->closed_) return;  // discarding after a final answer
-          self->last_activity_ms_ = uv_now(&self->w_->loop);
-          if (self->codec_paused_) {
-            // A pipelined request behind the one in flight: it waits its turn.
-            self->stash_.append(buf->base, static_cast<size_t>(n));
-            if (self->stash_.size() > kMaxStash) self->SetReading(kStopPipeline, true);
-            return;
-          }
-          self->Process(buf->base, static_cast<size_t>(n));
-          return;
-        }
-        if (n == 0) return;  // EAGAIN
-        self->peer_eof_ = true;
-        if (self->lingering_ || self->closed_) {
-          self->Close();
-          return;
-        }
-        if (self->codec_paused_ && self->active_) {
-          // The client half-closed after a complete request: answer it, then close.
-          self->keep_alive_after_ = false;
-          self->SetReading(kStopPipeline, true);
-          return;
-        }
-        if (self->active_) {
-          // The client left before its answer was complete (nginx's 499).
-          self->Abort(self->response_started_ ? self->status_ : 499);
-          return;
-        }
-        self->Close();
-      },
+      base::Component::kProxy, "client read", [&] { HandleRead(self, n, buf); },
       [&] { self->Close(); });
+}
+
+void DownstreamConn::HandleRead(DownstreamConn* self, ssize_t n, const uv_buf_t* buf) {
+  if (n > 0) {
+    if (self->lingering_ || self->closed_) return;  // discarding after a final answer
+    self->last_activity_ms_ = uv_now(&self->w_->loop);
+    if (self->codec_paused_) {
+      // A pipelined request behind the one in flight: it waits its turn.
+      self->stash_.append(buf->base, static_cast<size_t>(n));
+      if (self->stash_.size() > kMaxStash) self->SetReading(kStopPipeline, true);
+      return;
+    }
+    self->Process(buf->base, static_cast<size_t>(n));
+    return;
+  }
+  if (n == 0) return;  // EAGAIN
+  self->peer_eof_ = true;
+  if (self->lingering_ || self->closed_) {
+    self->Close();
+    return;
+  }
+  if (self->codec_paused_ && self->active_) {
+    // The client half-closed after a complete request: answer it, then close.
+    self->keep_alive_after_ = false;
+    self->SetReading(kStopPipeline, true);
+    return;
+  }
+  if (self->active_) {
+    // The client left before its answer was complete (nginx's 499).
+    self->Abort(self->response_started_ ? self->status_ : 499);
+    return;
+  }
+  self->Close();
 }
 
 void DownstreamConn::Process(const char* data, size_t len) {
@@ -551,28 +552,29 @@ void DownstreamConn::OnWrite(uv_write_t* req, int status) {
   WriteReq* wr = reinterpret_cast<WriteReq*>(req);
   DownstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(req->handle));
   base::Guard(
-      base::Component::kProxy, "client write",
-      [&] {
-        self->w_->FreeWrite(wr);
-        --self->pending_writes_;
-        if (self->closed_) return;
-        if (status < 0) {
-          if (self->active_ && !self->response_done_) {
-            self->Abort(self->response_started_ ? self->status_ : 499);
-          } else {
-            self->Close();
-          }
-          return;
-        }
-        self->last_activity_ms_ = uv_now(&self->w_->loop);
-        if (self->up_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
-          self->up_->SetReading(kStopBackpressure, false);
-        }
-        if (self->close_after_flush_ && self->pending_writes_ == 0 && !self->lingering_) {
-          self->StartLinger();
-        }
-      },
+      base::Component::kProxy, "client write", [&] { HandleWrite(self, wr, status); },
       [&] { self->Close(); });
+}
+
+void DownstreamConn::HandleWrite(DownstreamConn* self, WriteReq* wr, int status) {
+  self->w_->FreeWrite(wr);
+  --self->pending_writes_;
+  if (self->closed_) return;
+  if (status < 0) {
+    if (self->active_ && !self->response_done_) {
+      self->Abort(self->response_started_ ? self->status_ : 499);
+    } else {
+      self->Close();
+    }
+    return;
+  }
+  self->last_activity_ms_ = uv_now(&self->w_->loop);
+  if (self->up_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
+    self->up_->SetReading(kStopBackpressure, false);
+  }
+  if (self->close_after_flush_ && self->pending_writes_ == 0 && !self->lingering_) {
+    self->StartLinger();
+  }
 }
 
 void DownstreamConn::CloseAfterFlush() {
@@ -604,77 +606,79 @@ void DownstreamConn::StartLinger() {
 void DownstreamConn::OnShutdown(uv_shutdown_t* req, int status) {
   DownstreamConn* self = static_cast<DownstreamConn*>(req->data);
   base::Guard(
-      base::Component::kProxy, "client shutdown",
-      [&] {
-        if (status == UV_ECANCELED || self->closed_) return;
-        if (status < 0 || self->peer_eof_) self->Close();
-      },
+      base::Component::kProxy, "client shutdown", [&] { HandleShutdown(self, status); },
       [&] { self->Close(); });
+}
+
+void DownstreamConn::HandleShutdown(DownstreamConn* self, int status) {
+  if (status == UV_ECANCELED || self->closed_) return;
+  if (status < 0 || self->peer_eof_) self->Close();
 }
 
 void DownstreamConn::OnTimer(uv_timer_t* t) {
   DownstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(t));
   base::Guard(
-      base::Component::kProxy, "client timer",
-      [&] {
-        const auto& pc = self->w_->config.proxy;
-        switch (self->phase_) {
-          case Phase::kIdle:
-            self->w_->stats->RecordTimeout(DownstreamTimeout::kIdle);
-            self->CloseAfterFlush();
-            return;
-          case Phase::kHead:
-            self->w_->stats->RecordTimeout(DownstreamTimeout::kHeader);
-            if (!self->active_) self->BeginMinimalExchange();
-            self->LocalReply(408, "header_timeout", true);
-            return;
-          case Phase::kWaitResponse:
-            if (!self->request_complete_) {
-              // The client has not finished sending its body: the upstream is not the slow
-              // one. 408 and close, counted against the client.
-              self->w_->stats->RecordTimeout(DownstreamTimeout::kRequestBody);
-              self->LocalReply(408, "request_body_timeout", true);
-              return;
-            }
-            if (self->up_ != nullptr || self->waiting_for_pool) {
-              if (self->endpoint_ >= 0) {
-                self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
-                                                     UpstreamErrorKind::kTimeout);
-              }
-            }
-            self->LocalReply(504, "upstream_timeout", !self->request_complete_);
-            return;
-          case Phase::kStreaming: {
-            // Two clocks: an upstream silent for request_timeout is a timeout; a client that
-            // reads nothing for idle_timeout (while it holds the upstream back) is gone.
-            bool held_by_client =
-                self->up_ != nullptr && (self->up_->read_stops_ & kStopBackpressure);
-            uint64_t last = held_by_client ? self->last_activity_ms_ : self->last_upstream_ms_;
-            uint64_t limit =
-                held_by_client ? static_cast<uint64_t>(pc.idle_timeout.count())
-                               : static_cast<uint64_t>(self->w_->topology->upstream(self->upstream_)
-                                                           .config.request_timeout.count());
-            uint64_t quiet = uv_now(&self->w_->loop) - last;
-            if (quiet < limit) {
-              uv_timer_start(t, OnTimer, limit - quiet, 0);
-              return;
-            }
-            if (held_by_client) {
-              self->w_->stats->RecordTimeout(DownstreamTimeout::kResponseRead);
-            } else if (self->endpoint_ >= 0) {
-              self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
-                                                   UpstreamErrorKind::kTimeout);
-            }
-            self->Abort(self->status_);
-            return;
-          }
-          case Phase::kLocalReply:
-          case Phase::kClosing:
-            self->Close();
-            return;
-        }
-      },
+      base::Component::kProxy, "client timer", [&] { HandleTimer(self, t); },
       [&] { self->Close(); });
+}
+
+void DownstreamConn::HandleTimer(DownstreamConn* self, uv_timer_t* t) {
+  const auto& pc = self->w_->config.proxy;
+  switch (self->phase_) {
+    case Phase::kIdle:
+      self->w_->stats->RecordTimeout(DownstreamTimeout::kIdle);
+      self->CloseAfterFlush();
+      return;
+    case Phase::kHead:
+      self->w_->stats->RecordTimeout(DownstreamTimeout::kHeader);
+      if (!self->active_) self->BeginMinimalExchange();
+      self->LocalReply(408, "header_timeout", true);
+      return;
+    case Phase::kWaitResponse:
+      if (!self->request_complete_) {
+        // The client has not finished sending its body: the upstream is not the slow
+        // one. 408 and close, counted against the client.
+        self->w_->stats->RecordTimeout(DownstreamTimeout::kRequestBody);
+        self->LocalReply(408, "request_body_timeout", true);
+        return;
+      }
+      if (self->up_ != nullptr || self->waiting_for_pool) {
+        if (self->endpoint_ >= 0) {
+          self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
+                                               UpstreamErrorKind::kTimeout);
+        }
+      }
+      self->LocalReply(504, "upstream_timeout", false);  // the request was complete
+      return;
+    case Phase::kStreaming: {
+      // Two clocks: an upstream silent for request_timeout is a timeout; a client that
+      // reads nothing for idle_timeout (while it holds the upstream back) is gone.
+      bool held_by_client = self->up_ != nullptr && (self->up_->read_stops_ & kStopBackpressure);
+      uint64_t last = held_by_client ? self->last_activity_ms_ : self->last_upstream_ms_;
+      uint64_t limit =
+          held_by_client
+              ? static_cast<uint64_t>(pc.idle_timeout.count())
+              : static_cast<uint64_t>(
+                    self->w_->topology->upstream(self->upstream_).config.request_timeout.count());
+      uint64_t quiet = uv_now(&self->w_->loop) - last;
+      if (quiet < limit) {
+        uv_timer_start(t, OnTimer, limit - quiet, 0);
+        return;
+      }
+      if (held_by_client) {
+        self->w_->stats->RecordTimeout(DownstreamTimeout::kResponseRead);
+      } else if (self->endpoint_ >= 0) {
+        self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
+                                             UpstreamErrorKind::kTimeout);
+      }
+      self->Abort(self->status_);
+      return;
+    }
+    case Phase::kLocalReply:
+    case Phase::kClosing:
+      self->Close();
+      return;
+  }
 }
 
 void DownstreamConn::Close() {

@@ -39,35 +39,37 @@ void UpstreamConn::Connect() {
 void UpstreamConn::OnConnect(uv_connect_t* req, int status) {
   UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(req->handle));
   base::Guard(
-      base::Component::kProxy, "upstream connect",
-      [&] {
-        if (status == UV_ECANCELED || self->closing_) return;
-        if (status < 0) {
-          self->Fail(UpstreamErrorKind::kConnect);
-          return;
-        }
-        self->connected_ = true;
-        uv_timer_stop(&self->timer_);
-        uv_tcp_nodelay(&self->tcp_, 1);
-        self->SetReading(0, false);
-        if (self->ds_ != nullptr) self->ds_->OnUpstreamConnected(self);
-      },
-      [&] { self->Fail(metrics::UpstreamErrorKind::kConnect); });
+      base::Component::kProxy, "upstream connect", [&] { HandleConnect(self, status); },
+      [&] { self->Fail(UpstreamErrorKind::kConnect); });
+}
+
+void UpstreamConn::HandleConnect(UpstreamConn* self, int status) {
+  if (status == UV_ECANCELED || self->closing_) return;
+  if (status < 0) {
+    self->Fail(UpstreamErrorKind::kConnect);
+    return;
+  }
+  self->connected_ = true;
+  uv_timer_stop(&self->timer_);
+  uv_tcp_nodelay(&self->tcp_, 1);
+  self->SetReading(0, false);
+  if (self->ds_ != nullptr) self->ds_->OnUpstreamConnected(self);
 }
 
 void UpstreamConn::OnTimer(uv_timer_t* t) {
   UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(t));
   base::Guard(
-      base::Component::kProxy, "upstream timer",
-      [&] {
-        if (self->closing_) return;
-        if (!self->connected_) {
-          self->Fail(UpstreamErrorKind::kConnect);  // refused at once, or connect_timeout
-        } else if (self->in_pool) {
-          self->Close();  // idle too long in the pool
-        }
-      },
-      [&] { self->Fail(metrics::UpstreamErrorKind::kTimeout); });
+      base::Component::kProxy, "upstream timer", [&] { HandleTimer(self); },
+      [&] { self->Fail(UpstreamErrorKind::kTimeout); });
+}
+
+void UpstreamConn::HandleTimer(UpstreamConn* self) {
+  if (self->closing_) return;
+  if (!self->connected_) {
+    self->Fail(UpstreamErrorKind::kConnect);  // refused at once, or connect_timeout
+  } else if (self->in_pool) {
+    self->Close();  // idle too long in the pool
+  }
 }
 
 void UpstreamConn::Attach(DownstreamConn* ds) {
@@ -115,50 +117,51 @@ void UpstreamConn::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void UpstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(s));
   base::Guard(
-      base::Component::kProxy, "upstream read",
-      [&] {
-        if (self->closing_) return;
-        if (self->ds_ == nullptr) {
-          // Idle in the pool: bytes or a close from the server end this connection.
-          self->Close();
-          return;
-        }
-        if (n > 0) {
-          self->got_bytes_ = true;
-          HttpCodec::Result r = self->codec_.Execute(buf->base, static_cast<size_t>(n));
-          if (self->closing_) return;
-          switch (r.status) {
-            case HttpCodec::Status::kOk:
-              if (self->ds_ != nullptr) self->ds_->FlushOutput();
-              return;
-            case HttpCodec::Status::kPaused:
-              if (r.consumed < static_cast<size_t>(n)) self->keep_alive_ = false;  // junk after
-              self->Finished();
-              return;
-            case HttpCodec::Status::kAborted:
-              // Only a 101 aborts with the request still attached: speedmon never asks for
-              // an upgrade, so it is a bad response.
-              if (self->ds_ != nullptr) self->Fail(UpstreamErrorKind::kBadResponse);
-              return;
-            case HttpCodec::Status::kError:
-            case HttpCodec::Status::kHeadTooLarge:
-              self->Fail(UpstreamErrorKind::kBadResponse);
-              return;
-          }
-          return;
-        }
-        if (n == 0) return;
-        // EOF or a reset. A body that runs until close ends here.
-        HttpCodec::Status st = self->codec_.Finish();
-        if (self->closing_) return;
-        if (st == HttpCodec::Status::kOk && self->complete_) {
-          self->keep_alive_ = false;
-          self->Finished();
-          return;
-        }
-        self->Fail(UpstreamErrorKind::kReset);
-      },
-      [&] { self->Fail(metrics::UpstreamErrorKind::kReset); });
+      base::Component::kProxy, "upstream read", [&] { HandleRead(self, n, buf); },
+      [&] { self->Fail(UpstreamErrorKind::kReset); });
+}
+
+void UpstreamConn::HandleRead(UpstreamConn* self, ssize_t n, const uv_buf_t* buf) {
+  if (self->closing_) return;
+  if (self->ds_ == nullptr) {
+    // Idle in the pool: bytes or a close from the server end this connection.
+    self->Close();
+    return;
+  }
+  if (n > 0) {
+    self->got_bytes_ = true;
+    HttpCodec::Result r = self->codec_.Execute(buf->base, static_cast<size_t>(n));
+    if (self->closing_) return;
+    switch (r.status) {
+      case HttpCodec::Status::kOk:
+        if (self->ds_ != nullptr) self->ds_->FlushOutput();
+        return;
+      case HttpCodec::Status::kPaused:
+        if (r.consumed < static_cast<size_t>(n)) self->keep_alive_ = false;  // junk after
+        self->Finished();
+        return;
+      case HttpCodec::Status::kAborted:
+        // Only a 101 aborts with the request still attached: speedmon never asks for
+        // an upgrade, so it is a bad response.
+        if (self->ds_ != nullptr) self->Fail(UpstreamErrorKind::kBadResponse);
+        return;
+      case HttpCodec::Status::kError:
+      case HttpCodec::Status::kHeadTooLarge:
+        self->Fail(UpstreamErrorKind::kBadResponse);
+        return;
+    }
+    return;
+  }
+  if (n == 0) return;
+  // EOF or a reset. A body that runs until close ends here.
+  HttpCodec::Status st = self->codec_.Finish();
+  if (self->closing_) return;
+  if (st == HttpCodec::Status::kOk && self->complete_) {
+    self->keep_alive_ = false;
+    self->Finished();
+    return;
+  }
+  self->Fail(UpstreamErrorKind::kReset);
 }
 
 HeadAction UpstreamConn::OnHead(const MessageHead& head) {
@@ -221,19 +224,20 @@ void UpstreamConn::Write(WriteReq* wr) {
 void UpstreamConn::OnWrite(uv_write_t* req, int status) {
   UpstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(req->handle));
   base::Guard(
-      base::Component::kProxy, "upstream write",
-      [&] {
-        self->w_->FreeWrite(reinterpret_cast<WriteReq*>(req));
-        if (self->closing_) return;
-        if (status < 0) {
-          self->Fail(UpstreamErrorKind::kReset);
-          return;
-        }
-        if (self->ds_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
-          self->ds_->OnUpstreamDrained();
-        }
-      },
-      [&] { self->Fail(metrics::UpstreamErrorKind::kReset); });
+      base::Component::kProxy, "upstream write", [&] { HandleWrite(self, req, status); },
+      [&] { self->Fail(UpstreamErrorKind::kReset); });
+}
+
+void UpstreamConn::HandleWrite(UpstreamConn* self, uv_write_t* req, int status) {
+  self->w_->FreeWrite(reinterpret_cast<WriteReq*>(req));
+  if (self->closing_) return;
+  if (status < 0) {
+    self->Fail(UpstreamErrorKind::kReset);
+    return;
+  }
+  if (self->ds_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
+    self->ds_->OnUpstreamDrained();
+  }
 }
 
 void UpstreamConn::Close() {
