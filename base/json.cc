@@ -52,8 +52,12 @@ size_t SequenceAt(std::string_view s, size_t i, size_t* skip) {
 }  // namespace
 
 bool IsValidUtf8(std::string_view s) {
+  // ASCII first, byte by byte without the sequence decoder: label values, names and
+  // paths almost always are, and the scrape path checks every label value.
+  size_t i = 0;
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
   size_t skip = 0;
-  for (size_t i = 0; i < s.size();) {
+  while (i < s.size()) {
     size_t n = SequenceAt(s, i, &skip);
     if (n == 0) return false;
     i += n;
