@@ -66,9 +66,14 @@ class AdminServerImpl {
     conns_.erase(id);
     MaybeDone();
   }
+  // The answer for one request. Only its first call counts: a handler that answered and
+  // then threw keeps its answer, and a late second answer cannot reach the connection's
+  // next request.
   Responder MakeResponder(uint64_t conn_id) {
     std::weak_ptr<Mailbox> weak = mailbox_;
-    return [weak, conn_id](AdminResponse resp) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    return [weak, conn_id, answered](AdminResponse resp) {
+      if (answered->exchange(true)) return;
       auto box = weak.lock();
       if (!box) return;
       std::lock_guard<std::mutex> lock(box->mu);
@@ -284,19 +289,16 @@ class AdminConn final : public CodecHandler {
   }
 
   // Hands the request to the handler; an exception from it answers this request with a
-  // 500 (once: a handler that answered and then threw keeps its answer).
+  // 500 (unless the handler answered before it threw).
   void Dispatch() {
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    Responder once = [respond = s_->MakeResponder(id_), answered](AdminResponse r) {
-      if (!answered->exchange(true)) respond(std::move(r));
-    };
+    Responder respond = s_->MakeResponder(id_);
     base::Guard(
-        base::Component::kAdmin, "admin handler", [&] { s_->handler_(req_, once); },
+        base::Component::kAdmin, "admin handler", [&] { s_->handler_(req_, respond); },
         [&] {
           AdminResponse r;
           r.status = 500;
           r.body = base::JsonError("internal error");
-          once(std::move(r));
+          respond(std::move(r));
         });
   }
 

@@ -36,8 +36,8 @@ struct AdminResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-// Answers one request. Call exactly once, from any thread. Calling it after the
-// client left is harmless.
+// Answers one request, from any thread. Only the first call counts; calling it after
+// the client left is harmless.
 using Responder = std::function<void(AdminResponse)>;
 using AdminHandler = std::function<void(const AdminRequest&, Responder)>;
 
