@@ -43,15 +43,16 @@ uint8_t MethodBit(std::string_view method) {
   return 0;
 }
 
-std::string AllowHeader(uint8_t methods) {
+// The allowed methods joined by `separator`; HEAD (implied by GET) only when asked.
+std::string MethodList(uint8_t methods, std::string_view separator, bool with_head) {
   std::string out;
-  auto add = [&out](std::string_view m) {
-    if (!out.empty()) out.append(", ");
+  auto add = [&](std::string_view m) {
+    if (!out.empty()) out.append(separator);
     out.append(m);
   };
   if (methods & kGet) {
     add("GET");
-    add("HEAD");
+    if (with_head) add("HEAD");
   }
   if (methods & kPost) add("POST");
   if (methods & kDelete) add("DELETE");
@@ -75,7 +76,8 @@ RouteMatch MatchRoute(std::string_view method, std::string_view path) {
     if (e.has_param ? !ParamOf(e, path, &param) : path != e.prefix) continue;
     if ((MethodBit(method) & e.methods) == 0) {
       m.result = RouteMatch::Result::kMethodNotAllowed;
-      m.allow = AllowHeader(e.methods);
+      m.allow = MethodList(e.methods, ", ", true);
+      m.allow_text = MethodList(e.methods, " or ", false);
       return m;
     }
     m.route = e.route;

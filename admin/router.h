@@ -41,8 +41,9 @@ struct RouteMatch {
   };
   Result result = Result::kNotFound;
   Route route = Route::kHealthz;
-  std::string param;  // the percent-decoded {id}, when the route has one
-  std::string allow;  // for kMethodNotAllowed
+  std::string param;       // the percent-decoded {id}, when the route has one
+  std::string allow;       // for kMethodNotAllowed: the Allow header ("GET, HEAD, POST")
+  std::string allow_text;  // for kMethodNotAllowed: the same for people ("GET or POST")
 };
 
 // Matches exact paths; {id} is one non-empty segment (no '/') and is percent-decoded.

@@ -45,6 +45,8 @@ TEST(Router, MethodNotAllowedListsTheAllowedOnes) {
   RouteMatch m = MatchRoute("POST", "/metrics");
   EXPECT_EQ(m.result, R::kMethodNotAllowed);
   EXPECT_EQ(m.allow, "GET, HEAD");
+  EXPECT_EQ(m.allow_text, "GET");
+  EXPECT_EQ(MatchRoute("PUT", "/api/v1/alert-rules").allow_text, "GET or POST");
   EXPECT_EQ(MatchRoute("DELETE", "/api/v1/experiments").allow, "GET, HEAD, POST");
   EXPECT_EQ(MatchRoute("GET", "/api/v1/patterns").allow, "POST");
   EXPECT_EQ(MatchRoute("GET", "/api/v1/alert-rules/x").allow, "DELETE");

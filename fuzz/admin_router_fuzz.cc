@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view path = space == std::string_view::npos ? in : in.substr(space + 1);
   speedmon::admin::RouteMatch m = speedmon::admin::MatchRoute(method, path);
   using R = speedmon::admin::RouteMatch::Result;
-  if (m.result == R::kMethodNotAllowed && m.allow.empty()) std::abort();
+  if (m.result == R::kMethodNotAllowed && (m.allow.empty() || m.allow_text.empty())) std::abort();
   if (m.result != R::kMethodNotAllowed && !m.allow.empty()) std::abort();
   if (m.result == R::kFound && m.param.size() > path.size()) std::abort();
   return 0;

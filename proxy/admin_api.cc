@@ -55,20 +55,6 @@ AdminResponse FromAnswer(const speedrun::Answer& a) {
   return r;
 }
 
-// "GET, HEAD, POST" -> "GET or POST": the methods to name in a 405's message.
-std::string AllowedText(std::string_view allow) {
-  std::string out;
-  while (!allow.empty()) {
-    size_t comma = allow.find(", ");
-    std::string_view m = allow.substr(0, comma);
-    allow = comma == std::string_view::npos ? std::string_view() : allow.substr(comma + 2);
-    if (m == "HEAD") continue;
-    if (!out.empty()) out.append(" or ");
-    out.append(m);
-  }
-  return out;
-}
-
 // Constant time in the token's length, so a wrong guess teaches nothing by timing.
 bool SameToken(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -128,7 +114,7 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
     case admin::RouteMatch::Result::kNotFound:
       return respond(Error(404, "no such path: " + req.path));
     case admin::RouteMatch::Result::kMethodNotAllowed: {
-      AdminResponse r = Error(405, "use " + AllowedText(match.allow));
+      AdminResponse r = Error(405, "use " + match.allow_text);
       r.headers.emplace_back("Allow", match.allow);
       return respond(std::move(r));
     }
