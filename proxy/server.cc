@@ -20,8 +20,6 @@ namespace speedmon::proxy {
 
 namespace {
 constexpr int kBacklog = 1024;
-
-void Log(const std::string& line) { base::LogInfo(line); }
 }  // namespace
 
 ServerImpl::ServerImpl(config::Config cfg) : config(std::move(cfg)) {
@@ -156,7 +154,7 @@ std::string ServerImpl::Start() {
         base::Guard(base::Component::kLifecycle, "SIGUSR1", [&] {
           for (auto& w : self->workers) w->ReopenAccessLog();
           if (!self->config.proxy.access_log.empty()) {
-            Log("SIGUSR1: reopening the access log " + self->config.proxy.access_log);
+            base::LogInfo("SIGUSR1: reopening the access log " + self->config.proxy.access_log);
           }
         });
       },
@@ -181,8 +179,8 @@ std::string ServerImpl::Start() {
   for (const auto& l : config.listeners) {
     listen_list += " " + l.name + "=" + l.address.ToString();
   }
-  Log("listening:" + listen_list + "; admin on " + config.admin.address.host + ":" +
-      std::to_string(admin->port()) + "; " + std::to_string(n) + " workers");
+  base::LogInfo("listening:" + listen_list + "; admin on " + config.admin.address.host + ":" +
+                std::to_string(admin->port()) + "; " + std::to_string(n) + " workers");
   return "";
 }
 
@@ -209,7 +207,7 @@ void ServerImpl::BeginDrain() {
   if (draining) return;
   draining = true;
   listeners_up = false;
-  Log("draining: no new connections; finishing in-flight requests");
+  base::LogInfo("draining: no new connections; finishing in-flight requests");
   for (auto& w : workers) w->BeginDrain();
   drain_started_ms_ = uv_now(&loop);
   uv_timer_start(
@@ -226,7 +224,7 @@ void ServerImpl::OnDrainTick() {
   for (auto& w : workers) all_done = all_done && w->connections() == 0;
   uint64_t waited = uv_now(&loop) - drain_started_ms_;
   if (!all_done && waited < static_cast<uint64_t>(config.proxy.drain_timeout.count())) return;
-  if (!all_done) Log("drain timeout: closing the remaining connections");
+  if (!all_done) base::LogWarning("drain timeout: closing the remaining connections");
   FinishShutdown();
 }
 
@@ -235,7 +233,8 @@ void ServerImpl::FinishShutdown() {
   for (auto& w : workers) w->Stop();
   for (auto& w : workers) {
     w->Join();
-    if (w->loop_close_result() != 0) Log("a worker loop closed with handles left open");
+    if (w->loop_close_result() != 0)
+      base::LogWarning("a worker loop closed with handles left open");
   }
   workers.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
@@ -251,7 +250,7 @@ void ServerImpl::FinishShutdown() {
   speedrun->Close();    // commits everything accepted and hands out its answers
   admin->Close([] {});  // delivers those answers, then closes
   alerts->WaitIdle(std::chrono::seconds(2));  // let queued notifications go out
-  Log("stopped");
+  base::LogInfo("stopped");
 }
 
 void ServerImpl::OnHealthChange() {
@@ -266,8 +265,9 @@ void ServerImpl::OnHealthChange() {
     bool changed = i >= logged_health_.size() || !logged_health_[i].checked ||
                    logged_health_[i].healthy != h.healthy;
     if (changed) {
-      Log("endpoint " + h.upstream + "/" + h.endpoint +
-          (h.healthy ? " is healthy" : " is unhealthy (" + h.last_result + ")"));
+      base::Log(h.healthy ? base::LogLevel::kInfo : base::LogLevel::kWarning,
+                "endpoint " + h.upstream + "/" + h.endpoint +
+                    (h.healthy ? " is healthy" : " is unhealthy (" + h.last_result + ")"));
     }
   }
   logged_health_ = std::move(now);
@@ -281,13 +281,13 @@ void ServerImpl::Reload() {
   // The proxy's shape (listeners, upstreams, routes) is fixed at start: stats slots and
   // sockets are resolved once. SIGHUP validates the file; a bad one is logged and counted.
   if (config.source.empty() || config.source == "<default>") {
-    Log("SIGHUP: running with the embedded default config; nothing to reload");
+    base::LogInfo("SIGHUP: running with the embedded default config; nothing to reload");
     return;
   }
   config::LoadResult r = config::LoadFromFile(config.source);
   if (!r.ok()) {
     reloads->Add({{"result", "failure"}}).Increment();
-    Log("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
+    base::LogWarning("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
     return;
   }
   // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
@@ -295,7 +295,7 @@ void ServerImpl::Reload() {
   std::string error;
   if (!alerts->Reload(r.config->alerting, std::chrono::system_clock::now(), &error)) {
     reloads->Add({{"result", "failure"}}).Increment();
-    Log("SIGHUP: alerting config rejected, keeping the running one: " + error);
+    base::LogWarning("SIGHUP: alerting config rejected, keeping the running one: " + error);
     return;
   }
   speedrun->SetSlaConfig(r.config->sla);
@@ -306,8 +306,8 @@ void ServerImpl::Reload() {
   base::SetLogOptions(config.log.format, config.log.level);
   if (new_interval) StartEvaluationTimer();
   reloads->Add({{"result", "success"}}).Increment();
-  Log("SIGHUP: reloaded [log], [alerting] and [sla] from " + config.source +
-      "; listeners, upstreams and routes change on restart");
+  base::LogInfo("SIGHUP: reloaded [log], [alerting] and [sla] from " + config.source +
+                "; listeners, upstreams and routes change on restart");
 }
 
 Server::Server(config::Config config) : impl_(std::make_unique<ServerImpl>(std::move(config))) {}
