@@ -1,13 +1,13 @@
-// speedmon's main(): flags, config, signals, run.
+// speedmon's main(): flags, config, then the daemon (app/daemon.h).
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "app/daemon.h"
 #include "base/build_info.h"
 #include "base/log.h"
 #include "config/config.h"
-#include "proxy/server.h"
 
 namespace {
 
@@ -79,11 +79,11 @@ int main(int argc, char** argv) {
   speedmon::base::SetLogOptions(loaded.config->log.format, loaded.config->log.level);
   // Writes to a closed socket must come back as EPIPE, not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);
-  speedmon::proxy::Server server(std::move(*loaded.config));
-  std::string error = server.Start();
-  if (!error.empty()) {
-    speedmon::base::LogError(error);
+  speedmon::app::Daemon daemon(std::move(*loaded.config));
+  speedmon::base::Status started = daemon.Start();
+  if (!started.ok()) {
+    speedmon::base::LogError(started.message());
     return 1;
   }
-  return server.Run();
+  return daemon.Run();
 }

@@ -11,13 +11,14 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "config/config.h"
 
 struct uv_loop_s;
 
-namespace speedmon::proxy {
+namespace speedmon::admin {
 
-struct AdminRequest {
+struct Request {
   std::string method;
   std::string path;   // without the query
   std::string query;  // after '?', undecoded
@@ -29,7 +30,7 @@ struct AdminRequest {
   std::string_view Header(std::string_view name) const;
 };
 
-struct AdminResponse {
+struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
@@ -38,26 +39,26 @@ struct AdminResponse {
 
 // Answers one request, from any thread. Only the first call counts; calling it after
 // the client left is harmless.
-using Responder = std::function<void(AdminResponse)>;
-using AdminHandler = std::function<void(const AdminRequest&, Responder)>;
+using Responder = std::function<void(Response)>;
+using Handler = std::function<void(const Request&, Responder)>;
 
-class AdminServerImpl;
+class ServerImpl;
 
-class AdminServer {
+class Server {
  public:
   // REQUIRES: `loop` is the main loop and outlives the server.
-  AdminServer(uv_loop_s* loop, const config::AdminConfig& config, uint32_t max_header_bytes,
-              AdminHandler handler);
-  ~AdminServer();
-  // Binds and listens. Returns "" or an error message.
-  std::string Listen();
+  Server(uv_loop_s* loop, const config::AdminConfig& config, uint32_t max_header_bytes,
+         Handler handler);
+  ~Server();
+  // Binds and listens.
+  base::Status Listen();
   // The bound port (useful with port 0).
   int port() const;
   // Stop listening and close every connection; `done` runs when all handles are closed.
   void Close(std::function<void()> done);
 
  private:
-  std::unique_ptr<AdminServerImpl> impl_;
+  std::unique_ptr<ServerImpl> impl_;
 };
 
-}  // namespace speedmon::proxy
+}  // namespace speedmon::admin

@@ -1,5 +1,6 @@
-// The admin API's handlers: thin — parse the path, call the library, serialise.
-// Main thread.
+// The admin API's handlers. See api.h.
+#include "admin/api.h"
+
 #include <nlohmann/json.hpp>
 
 #include <strings.h>
@@ -8,28 +9,31 @@
 
 #include "admin/router.h"
 #include "admin/status_page.h"
+#include "alerting/service.h"
 #include "base/boundary.h"
 #include "base/json.h"
 #include "base/url.h"
 #include "metrics/exposition.h"
-#include "proxy/server_impl.h"
+#include "metrics/system_collector.h"
+#include "proxy/data_plane.h"
+#include "speedrun/service.h"
 
-namespace speedmon::proxy {
+namespace speedmon::admin {
 
 namespace {
 
 using nlohmann::json;
 
-AdminResponse Json(int status, const json& body) {
-  AdminResponse r;
+Response Json(int status, const json& body) {
+  Response r;
   r.status = status;
   r.body = base::ToJson(body);
   r.body.push_back('\n');
   return r;
 }
 
-AdminResponse Error(int status, std::string_view message, std::string_view field = {}) {
-  AdminResponse r;
+Response Error(int status, std::string_view message, std::string_view field = {}) {
+  Response r;
   r.status = status;
   r.body = base::JsonError(message, field);
   r.body.push_back('\n');
@@ -37,7 +41,7 @@ AdminResponse Error(int status, std::string_view message, std::string_view field
 }
 
 // Parses ?limit=N: absent -> fallback; junk, negative or zero -> nullopt.
-std::optional<size_t> ParseLimit(const AdminRequest& req, size_t fallback, size_t max) {
+std::optional<size_t> ParseLimit(const Request& req, size_t fallback, size_t max) {
   std::optional<std::string_view> param = base::QueryParam(req.query, "limit");
   if (!param) return fallback;
   std::string_view v = *param;
@@ -47,8 +51,8 @@ std::optional<size_t> ParseLimit(const AdminRequest& req, size_t fallback, size_
   return std::min(n, max);
 }
 
-AdminResponse FromAnswer(const speedrun::Answer& a) {
-  AdminResponse r;
+Response FromAnswer(const speedrun::Answer& a) {
+  Response r;
   r.status = a.status;
   r.body = a.body;
   r.body.push_back('\n');
@@ -64,8 +68,8 @@ bool SameToken(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-bool ServerImpl::Authorized(const AdminRequest& req, const Responder& respond) const {
-  const std::string& token = config.admin.auth_token;
+bool Api::Authorized(const Request& req, const Responder& respond) const {
+  const std::string& token = p_.config->auth_token;
   if (token.empty()) return true;
   std::string_view h = req.Header("authorization");
   constexpr std::string_view kBearer = "Bearer ";
@@ -73,63 +77,35 @@ bool ServerImpl::Authorized(const AdminRequest& req, const Responder& respond) c
       SameToken(h.substr(kBearer.size()), token)) {
     return true;
   }
-  AdminResponse r = Error(401, "this write needs \"Authorization: Bearer <token>\"");
+  Response r = Error(401, "this write needs \"Authorization: Bearer <token>\"");
   r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"speedmon\"");
   respond(std::move(r));
   return false;
 }
 
-std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
-  std::vector<prometheus::MetricFamily> all = request_stats->Collect();
-  auto sys = system->Collect();
-  all.insert(all.end(), std::make_move_iterator(sys.begin()), std::make_move_iterator(sys.end()));
-  auto al = alerts->collectable()->Collect();
-  all.insert(all.end(), std::make_move_iterator(al.begin()), std::make_move_iterator(al.end()));
-  auto runs = speedrun->CollectMetrics();
-  all.insert(all.end(), std::make_move_iterator(runs.begin()), std::make_move_iterator(runs.end()));
-  auto more = registry->Collect();
-  all.insert(all.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-  prometheus::MetricFamily errors{
-      "pokemon_speedrun_internal_errors_total",
-      "Exceptions caught at a boundary (callback or thread top frame), by component; each "
-      "answered one request, closed one connection or dropped one batch.",
-      prometheus::MetricType::Counter,
-      {}};
-  for (int c = 0; c < base::kComponentCount; ++c) {
-    auto component = static_cast<base::Component>(c);
-    prometheus::ClientMetric m;
-    m.label = {{"component", std::string(base::ComponentName(component))}};
-    m.counter.value = static_cast<double>(base::ExceptionCount(component));
-    errors.metric.push_back(std::move(m));
-  }
-  all.push_back(std::move(errors));
-  return all;
-}
-
-void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
-  admin::RouteMatch match = admin::MatchRoute(req.method, req.path);
+void Api::Handle(const Request& req, Responder respond) const {
+  RouteMatch match = MatchRoute(req.method, req.path);
   switch (match.result) {
-    case admin::RouteMatch::Result::kFound:
+    case RouteMatch::Result::kFound:
       break;
-    case admin::RouteMatch::Result::kNotFound:
+    case RouteMatch::Result::kNotFound:
       return respond(Error(404, "no such path: " + req.path));
-    case admin::RouteMatch::Result::kMethodNotAllowed: {
-      AdminResponse r = Error(405, "use " + match.allow_text);
+    case RouteMatch::Result::kMethodNotAllowed: {
+      Response r = Error(405, "use " + match.allow_text);
       r.headers.emplace_back("Allow", match.allow);
       return respond(std::move(r));
     }
-    case admin::RouteMatch::Result::kBadParameter:
-      return match.route == admin::Route::kPatternReuse
+    case RouteMatch::Result::kBadParameter:
+      return match.route == Route::kPatternReuse
                  ? respond(Error(400, "pattern_id has a malformed %-escape", "pattern_id"))
                  : respond(Error(400, "rule id has a malformed %-escape", "id"));
   }
-  using admin::Route;
   switch (match.route) {
     case Route::kMetrics: {
       auto format = metrics::NegotiateFormat(req.Header("accept"));
-      AdminResponse r;
+      Response r;
       r.content_type = metrics::ContentType(format);
-      metrics::Serialize(CollectAll(), format, &r.body);
+      metrics::Serialize(p_.collect(), format, &r.body);
       if (metrics::AcceptsGzip(req.Header("accept-encoding"))) {
         std::string gz;
         if (metrics::Gzip(r.body, &gz)) {
@@ -141,27 +117,29 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
       return respond(std::move(r));
     }
     case Route::kStatusPage: {
-      AdminResponse r;
+      Response r;
       r.content_type = "text/html; charset=utf-8";
-      r.body = admin::StatusPageHtml();
+      r.body = StatusPageHtml();
       return respond(std::move(r));
     }
     case Route::kHealthz: {
       return respond(Json(200, {{"status", "ok"}}));
     }
     case Route::kReady: {
-      int healthy = topology->HealthyCount();
-      bool ready = listeners_up && !draining && healthy > 0;
+      const proxy::Topology& topology = p_.data_plane->topology();
+      int healthy = topology.HealthyCount();
+      bool listening = p_.serving() && p_.data_plane->accepting();
+      bool ready = listening && healthy > 0;
       return respond(Json(ready ? 200 : 503, {{"ready", ready},
-                                              {"listeners_up", listeners_up && !draining},
+                                              {"listeners_up", listening},
                                               {"healthy_endpoints", healthy},
-                                              {"endpoints", topology->EndpointCount()}}));
+                                              {"endpoints", topology.EndpointCount()}}));
     }
     case Route::kUpstreams: {
-      auto summaries = request_stats->Summaries();
+      const proxy::Topology& topology = p_.data_plane->topology();
+      auto summaries = p_.data_plane->request_stats()->Summaries();
       json ups = json::array();
-      for (size_t u = 0; u < topology->upstreams().size(); ++u) {
-        const UpstreamState& us = topology->upstream(static_cast<int>(u));
+      for (const proxy::UpstreamState& us : topology.upstreams()) {
         json eps = json::array();
         for (const auto& e : us.endpoints) {
           eps.push_back(
@@ -194,20 +172,15 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
     case Route::kRequests: {
       auto limit = ParseLimit(req, 100, 100000);
       if (!limit) return respond(Error(400, "limit must be a positive integer", "limit"));
-      std::vector<RequestRecord> all;
-      for (const auto& r : recent) r->Snapshot(&all);
-      std::sort(all.begin(), all.end(), [](const RequestRecord& a, const RequestRecord& b) {
-        return a.unix_time > b.unix_time;
-      });
-      if (all.size() > *limit) all.resize(*limit);
+      const proxy::Topology& topology = p_.data_plane->topology();
       json out = json::array();
-      for (const auto& r : all) {
-        const UpstreamState& us = topology->upstream(r.upstream);
+      for (const proxy::RequestRecord& r : p_.data_plane->RecentRequests(*limit)) {
+        const proxy::UpstreamState& us = topology.upstream(r.upstream);
         out.push_back(
             {{"time", r.unix_time},
              {"upstream", us.config.name},
              {"endpoint", r.endpoint >= 0 ? json(us.endpoints[r.endpoint]->label) : json(nullptr)},
-             {"route", topology->route_names()[r.route]},
+             {"route", topology.route_names()[r.route]},
              {"method", metrics::MethodName(static_cast<metrics::Method>(r.method))},
              {"path", std::string(r.path_view())},
              {"status", r.status},
@@ -221,23 +194,24 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
     case Route::kExperiments: {
       if (req.method == "POST") {
         if (!Authorized(req, respond)) return;
-        return speedrun->PostExperiments(req.body, req.Header("content-type"),
-                                         [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+        return p_.speedrun->PostExperiments(
+            req.body, req.Header("content-type"),
+            [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
       }
-      return respond(FromAnswer(speedrun->GetExperiments(req.query)));
+      return respond(FromAnswer(p_.speedrun->GetExperiments(req.query)));
     }
     case Route::kPatterns: {
       if (!Authorized(req, respond)) return;
-      return speedrun->PostPatterns(req.body, req.Header("content-type"),
-                                    [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+      return p_.speedrun->PostPatterns(req.body, req.Header("content-type"),
+                                       [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
     }
     case Route::kPatternReuse: {
       if (!Authorized(req, respond)) return;
-      return speedrun->PostPatternReuse(match.param,
-                                        [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+      return p_.speedrun->PostPatternReuse(
+          match.param, [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
     }
     case Route::kSystem: {
-      auto s = system->sampler().Get();
+      auto s = p_.system->sampler().Get();
       json disks = json::array();
       for (const auto& d : s->disks) {
         disks.push_back({{"path", d.path},
@@ -270,9 +244,9 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
                 {"uptime_seconds", s->uptime_seconds}}));
     }
     case Route::kProcesses: {
-      system->SampleProcesses();
+      p_.system->SampleProcesses();
       json procs = json::array();
-      for (const auto& p : system->processes()) {
+      for (const auto& p : p_.system->processes()) {
         const auto& x = p.last;
         procs.push_back({{"name", p.name},
                          {"running", x.found},
@@ -287,7 +261,7 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
                          {"restarts", x.restarts}});
       }
       json eps = json::array();
-      for (const auto& h : health->Snapshot()) {
+      for (const auto& h : p_.data_plane->health().Snapshot()) {
         eps.push_back(
             {{"upstream", h.upstream},
              {"endpoint", h.endpoint},
@@ -304,34 +278,64 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
       }
       return respond(Json(200, {{"processes", procs},
                                 {"endpoints", eps},
-                                {"healthy_endpoints", health->healthy()},
-                                {"total_endpoints", health->total()}}));
+                                {"healthy_endpoints", p_.data_plane->health().healthy()},
+                                {"total_endpoints", p_.data_plane->health().total()}}));
     }
     case Route::kAlerts: {
-      AdminResponse r;
-      r.body = alerts->AlertsJson(std::chrono::system_clock::now());
+      Response r;
+      r.body = p_.alerts->AlertsJson(std::chrono::system_clock::now());
       r.body.push_back('\n');
       return respond(std::move(r));
     }
     case Route::kAlertRules: {
       if (req.method == "POST") {
         if (!Authorized(req, respond)) return;
-        alerting::ApiAnswer a = alerts->AddRule(req.body, std::chrono::system_clock::now());
+        alerting::ApiAnswer a = p_.alerts->AddRule(req.body, std::chrono::system_clock::now());
         return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
       }
-      AdminResponse r;
-      r.body = alerts->RulesJson();
+      Response r;
+      r.body = p_.alerts->RulesJson();
       r.body.push_back('\n');
       return respond(std::move(r));
     }
     case Route::kAlertRule: {
       if (!Authorized(req, respond)) return;
-      alerting::ApiAnswer a = alerts->RemoveRule(match.param, std::chrono::system_clock::now());
+      alerting::ApiAnswer a = p_.alerts->RemoveRule(match.param, std::chrono::system_clock::now());
       return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
     }
     case Route::kSla:
-      return respond(FromAnswer(speedrun->GetSla()));
+      return respond(FromAnswer(p_.speedrun->GetSla()));
   }
 }
 
-}  // namespace speedmon::proxy
+int HttpStatusFor(base::StatusCode code) {
+  switch (code) {
+    case base::StatusCode::kOk:
+      return 200;
+    case base::StatusCode::kInvalidArgument:
+      return 400;
+    case base::StatusCode::kUnauthenticated:
+      return 401;
+    case base::StatusCode::kNotFound:
+      return 404;
+    case base::StatusCode::kAlreadyExists:
+      return 409;
+    case base::StatusCode::kFailedPrecondition:
+      return 409;
+    case base::StatusCode::kTooLarge:
+      return 413;
+    case base::StatusCode::kUnsupportedFormat:
+      return 415;
+    case base::StatusCode::kUnavailable:
+      return 503;
+    case base::StatusCode::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+Response ErrorResponse(const base::Status& status) {
+  return Error(HttpStatusFor(status.code()), status.message(), status.field());
+}
+
+}  // namespace speedmon::admin

@@ -1,5 +1,5 @@
-// The admin HTTP server on the main loop. See admin_server.h.
-#include "proxy/admin_server.h"
+// The admin HTTP server on the main loop. See server.h.
+#include "admin/server.h"
 
 #include <uv.h>
 
@@ -16,7 +16,7 @@
 #include "http/http_message.h"
 #include "proxy/topology.h"
 
-namespace speedmon::proxy {
+namespace speedmon::admin {
 
 using http::AppendDateHeader;
 using http::CodecHandler;
@@ -25,7 +25,7 @@ using http::HttpCodec;
 using http::MessageHead;
 using http::ReasonPhrase;
 
-std::string_view AdminRequest::Header(std::string_view name) const {
+std::string_view Request::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (base::EqualsIgnoreCase(k, name)) return v;
   }
@@ -37,7 +37,7 @@ namespace {
 // Answers that arrive from other threads wait here for the main loop.
 struct Mailbox {
   std::mutex mu;
-  std::deque<std::pair<uint64_t, AdminResponse>> items;
+  std::deque<std::pair<uint64_t, Response>> items;
   bool closed = false;
   uv_async_t* async = nullptr;
 };
@@ -46,10 +46,9 @@ struct Mailbox {
 
 class AdminConn;
 
-class AdminServerImpl {
+class ServerImpl {
  public:
-  AdminServerImpl(uv_loop_t* loop, const config::AdminConfig& cfg, uint32_t max_head,
-                  AdminHandler handler)
+  ServerImpl(uv_loop_t* loop, const config::AdminConfig& cfg, uint32_t max_head, Handler handler)
       : loop_(loop), cfg_(cfg), max_head_(max_head), handler_(std::move(handler)) {
     mailbox_ = std::make_shared<Mailbox>();
     uv_async_init(loop_, &async_, OnAsync);
@@ -59,9 +58,9 @@ class AdminServerImpl {
     listener_.data = this;
   }
 
-  std::string Listen();
+  base::Status Listen();
   void Close(std::function<void()> done);
-  void Deliver(uint64_t conn_id, AdminResponse resp);
+  void Deliver(uint64_t conn_id, Response resp);
   void ConnGone(uint64_t id) {
     conns_.erase(id);
     MaybeDone();
@@ -72,7 +71,7 @@ class AdminServerImpl {
   Responder MakeResponder(uint64_t conn_id) {
     std::weak_ptr<Mailbox> weak = mailbox_;
     auto answered = std::make_shared<std::atomic<bool>>(false);
-    return [weak, conn_id, answered](AdminResponse resp) {
+    return [weak, conn_id, answered](Response resp) {
       if (answered->exchange(true)) return;
       auto box = weak.lock();
       if (!box) return;
@@ -87,7 +86,7 @@ class AdminServerImpl {
   uv_loop_t* loop_;
   config::AdminConfig cfg_;
   uint32_t max_head_;
-  AdminHandler handler_;
+  Handler handler_;
 
  private:
   static void OnConnection(uv_stream_t* server, int status);
@@ -109,7 +108,7 @@ class AdminServerImpl {
 
 class AdminConn final : public CodecHandler {
  public:
-  AdminConn(AdminServerImpl* s, uint64_t id)
+  AdminConn(ServerImpl* s, uint64_t id)
       : s_(s), id_(id), codec_(HttpCodec::Type::kRequest, this, s->max_head_) {
     uv_tcp_init(s->loop_, &tcp_);
     tcp_.data = this;
@@ -155,7 +154,7 @@ class AdminConn final : public CodecHandler {
     }
   }
 
-  void Respond(AdminResponse resp) {
+  void Respond(Response resp) {
     if (closed_ || !waiting_) return;
     waiting_ = false;
     bool close = !keep_alive_ || close_after_ || s_->closing_;
@@ -206,7 +205,7 @@ class AdminConn final : public CodecHandler {
 
   // CodecHandler
   HeadAction OnHead(const MessageHead& h) override {
-    req_ = AdminRequest{};
+    req_ = Request{};
     req_.method = std::string(h.method);
     std::string_view url = h.url;
     size_t q = url.find('?');
@@ -295,7 +294,7 @@ class AdminConn final : public CodecHandler {
     base::Guard(
         base::Component::kAdmin, "admin handler", [&] { s_->handler_(req_, respond); },
         [&] {
-          AdminResponse r;
+          Response r;
           r.status = 500;
           r.body = base::JsonError("internal error");
           respond(std::move(r));
@@ -318,7 +317,7 @@ class AdminConn final : public CodecHandler {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     waiting_ = true;
     close_after_ = true;
-    AdminResponse resp;
+    Response resp;
     if (too_large_) {
       resp.status = 413;
       resp.body = base::JsonError("body exceeds max_body_bytes (" +
@@ -334,12 +333,12 @@ class AdminConn final : public CodecHandler {
     Respond(std::move(resp));
   }
 
-  AdminServerImpl* s_;
+  ServerImpl* s_;
   uint64_t id_;
   HttpCodec codec_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
-  AdminRequest req_;
+  Request req_;
   std::string stash_;
   bool loopback_ = false;
   bool keep_alive_ = true;
@@ -354,29 +353,30 @@ class AdminConn final : public CodecHandler {
   bool closed_ = false;
   int closed_handles_ = 0;
   int writes_ = 0;
-  friend class AdminServerImpl;
+  friend class ServerImpl;
 };
 
-std::string AdminServerImpl::Listen() {
+base::Status ServerImpl::Listen() {
   sockaddr_storage ss{};
   socklen_t len = 0;
   std::string error;
-  if (!Resolve(cfg_.address, &ss, &len, &error)) return error;
+  if (!proxy::Resolve(cfg_.address, &ss, &len, &error)) return base::UnavailableError(error);
   int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&ss), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, OnConnection);
   if (rc != 0) {
-    return "cannot listen on admin address " + cfg_.address.ToString() + ": " + uv_strerror(rc);
+    return base::UnavailableError("cannot listen on admin address " + cfg_.address.ToString() +
+                                  ": " + uv_strerror(rc));
   }
   sockaddr_storage bound{};
   int blen = sizeof bound;
   uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &blen);
   port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  return "";
+  return base::OkStatus();
 }
 
-void AdminServerImpl::OnConnection(uv_stream_t* server, int status) {
-  auto* s = static_cast<AdminServerImpl*>(server->data);
+void ServerImpl::OnConnection(uv_stream_t* server, int status) {
+  auto* s = static_cast<ServerImpl*>(server->data);
   if (status < 0 || s->closing_) return;
   uint64_t id = s->next_id_++;
   auto* c = new AdminConn(s, id);
@@ -384,9 +384,9 @@ void AdminServerImpl::OnConnection(uv_stream_t* server, int status) {
   if (!c->Accept(server) || s->conns_.size() > 1024) c->Close();
 }
 
-void AdminServerImpl::OnAsync(uv_async_t* a) {
-  auto* s = static_cast<AdminServerImpl*>(a->data);
-  std::deque<std::pair<uint64_t, AdminResponse>> items;
+void ServerImpl::OnAsync(uv_async_t* a) {
+  auto* s = static_cast<ServerImpl*>(a->data);
+  std::deque<std::pair<uint64_t, Response>> items;
   {
     std::lock_guard<std::mutex> lock(s->mailbox_->mu);
     items.swap(s->mailbox_->items);
@@ -397,12 +397,12 @@ void AdminServerImpl::OnAsync(uv_async_t* a) {
   }
 }
 
-void AdminServerImpl::Deliver(uint64_t conn_id, AdminResponse resp) {
+void ServerImpl::Deliver(uint64_t conn_id, Response resp) {
   auto it = conns_.find(conn_id);
   if (it != conns_.end()) it->second->Respond(std::move(resp));
 }
 
-void AdminServerImpl::Close(std::function<void()> done) {
+void ServerImpl::Close(std::function<void()> done) {
   closing_ = true;
   done_ = std::move(done);
   // Answers still on their way (a store commit) are delivered before the connections
@@ -412,13 +412,13 @@ void AdminServerImpl::Close(std::function<void()> done) {
   for (AdminConn* c : all) c->CloseWhenIdle();
   closing_handles_ = 1;
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), [](uv_handle_t* h) {
-    auto* s = static_cast<AdminServerImpl*>(h->data);
+    auto* s = static_cast<ServerImpl*>(h->data);
     --s->closing_handles_;
     s->MaybeDone();
   });
 }
 
-void AdminServerImpl::MaybeDone() {
+void ServerImpl::MaybeDone() {
   if (!closing_ || closing_handles_ != 0 || !conns_.empty() || async_closed_) return;
   async_closed_ = true;
   {
@@ -426,7 +426,7 @@ void AdminServerImpl::MaybeDone() {
     mailbox_->closed = true;
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) {
-    auto* s = static_cast<AdminServerImpl*>(h->data);
+    auto* s = static_cast<ServerImpl*>(h->data);
     if (s->done_) {
       auto done = std::move(s->done_);
       s->done_ = nullptr;
@@ -435,13 +435,12 @@ void AdminServerImpl::MaybeDone() {
   });
 }
 
-AdminServer::AdminServer(uv_loop_s* loop, const config::AdminConfig& config,
-                         uint32_t max_header_bytes, AdminHandler handler)
-    : impl_(std::make_unique<AdminServerImpl>(loop, config, max_header_bytes, std::move(handler))) {
-}
-AdminServer::~AdminServer() = default;
-std::string AdminServer::Listen() { return impl_->Listen(); }
-int AdminServer::port() const { return impl_->port(); }
-void AdminServer::Close(std::function<void()> done) { impl_->Close(std::move(done)); }
+Server::Server(uv_loop_s* loop, const config::AdminConfig& config, uint32_t max_header_bytes,
+               Handler handler)
+    : impl_(std::make_unique<ServerImpl>(loop, config, max_header_bytes, std::move(handler))) {}
+Server::~Server() = default;
+base::Status Server::Listen() { return impl_->Listen(); }
+int Server::port() const { return impl_->port(); }
+void Server::Close(std::function<void()> done) { impl_->Close(std::move(done)); }
 
-}  // namespace speedmon::proxy
+}  // namespace speedmon::admin

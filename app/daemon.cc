@@ -1,0 +1,376 @@
+// The daemon's wiring and lifecycle: start, signals, reload, drain, stop. See daemon.h.
+#include "app/daemon.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <uv.h>
+
+#include <chrono>
+#include <csignal>
+#include <limits>
+#include <thread>
+
+#include "admin/api.h"
+#include "admin/server.h"
+#include "alerting/service.h"
+#include "base/boundary.h"
+#include "base/build_info.h"
+#include "base/log.h"
+#include "metrics/system_collector.h"
+#include "proxy/data_plane.h"
+#include "speedrun/service.h"
+#include "sysprobe/from_config.h"
+
+namespace speedmon::app {
+
+class DaemonImpl {
+ public:
+  explicit DaemonImpl(config::Config config);
+  ~DaemonImpl();
+  base::Status Start();
+  int Run();
+
+ private:
+  base::Status StartComponents();
+  void StartSignals();
+  // Undoes a Start() that failed half way: closes what was opened, runs the loop dry.
+  void AbortStart();
+  void BeginDrain();
+  void OnDrainTick();
+  void FinishShutdown();
+  void Reload();
+  void OnHealthChange();
+  // (Re)starts eval_timer_ at config_.alerting.evaluation_interval.
+  void StartEvaluationTimer();
+  std::vector<prometheus::MetricFamily> CollectAll() const;
+
+  // The running config. The parts SIGHUP may change ([log], [alerting], [sla]) are only
+  // read on the main thread; every component keeps its own copy of what it was built
+  // from, so a reload never writes under another thread.
+  config::Config config_;
+  uv_loop_t loop_;
+  std::shared_ptr<prometheus::Registry> registry_;  // main-thread metrics (health, reloads)
+  prometheus::Family<prometheus::Counter>* reloads_ = nullptr;  // {result}
+  std::shared_ptr<metrics::SystemCollector> system_;
+  std::unique_ptr<speedrun::Service> speedrun_;
+  std::unique_ptr<alerting::Service> alerts_;
+  std::unique_ptr<proxy::DataPlane> data_plane_;
+  std::unique_ptr<admin::Api> api_;
+  std::unique_ptr<admin::Server> admin_;
+
+  uv_signal_t sig_term_, sig_int_, sig_hup_, sig_usr1_;
+  uv_timer_t drain_timer_;
+  uv_timer_t eval_timer_;
+  bool draining_ = false;
+  uint64_t drain_started_ms_ = 0;
+  std::vector<proxy::EndpointHealth> logged_health_;  // what OnHealthChange last logged
+  int exit_code_ = 0;
+};
+
+DaemonImpl::DaemonImpl(config::Config cfg) : config_(std::move(cfg)) {
+  if (config_.proxy.workers <= 0) {
+    config_.proxy.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  uv_loop_init(&loop_);
+  registry_ = std::make_shared<prometheus::Registry>();
+  reloads_ = &prometheus::BuildCounter()
+                  .Name("pokemon_speedrun_config_reloads_total")
+                  .Help("SIGHUP config reloads by result (success, failure).")
+                  .Register(*registry_);
+  reloads_->Add({{"result", "success"}});
+  reloads_->Add({{"result", "failure"}});
+  prometheus::BuildGauge()
+      .Name("pokemon_speedrun_build_info")
+      .Help("Always 1; the labels say which speedmon this is.")
+      .Register(*registry_)
+      .Add({{"version", std::string(base::Version())}, {"revision", std::string(base::Revision())}})
+      .Set(1);
+}
+
+DaemonImpl::~DaemonImpl() {
+  data_plane_.reset();  // joins the workers if they still run
+  uv_loop_close(&loop_);
+}
+
+base::Status DaemonImpl::Start() {
+  base::Status status = StartComponents();
+  if (!status.ok()) {
+    AbortStart();
+    return status;
+  }
+  StartSignals();
+  std::string listen_list;
+  for (const auto& l : config_.listeners) {
+    listen_list += " " + l.name + "=" + l.address.ToString();
+  }
+  base::LogInfo("listening:" + listen_list + "; admin on " + config_.admin.address.host + ":" +
+                std::to_string(admin_->port()) + "; " + std::to_string(data_plane_->workers()) +
+                " workers");
+  return base::OkStatus();
+}
+
+base::Status DaemonImpl::StartComponents() {
+  std::vector<metrics::WatchedProcess> watched;
+  for (const auto& p : config_.processes) {
+    metrics::WatchedProcess w;
+    w.name = p.name;
+    w.watcher = std::make_unique<sysprobe::ProcessWatcher>(sysprobe::SelectorFrom(p));
+    if (!w.watcher->valid()) {
+      return base::InvalidArgumentError("[[processes]] " + p.name + ": " + w.watcher->error());
+    }
+    watched.push_back(std::move(w));
+  }
+  system_ = std::make_shared<metrics::SystemCollector>(
+      std::make_shared<sysprobe::SystemSampler>(sysprobe::SamplerOptionsFrom(config_.sysprobe)),
+      std::move(watched));
+  system_->sampler().Get();  // the first CPU figure needs a baseline: take it now
+
+  speedrun::ServiceLimits limits;
+  limits.max_body_bytes = config_.admin.max_body_bytes;
+  speedrun_ = std::make_unique<speedrun::Service>(config_.speedrun, config_.sla,
+                                                  std::make_shared<prometheus::Registry>(), limits);
+  if (auto err = speedrun_->Open()) return base::UnavailableError("speedrun store: " + *err);
+
+  auto source = std::make_shared<alerting::CollectablesValueSource>();
+  alerting::ServiceOptions alert_options;
+  alert_options.external_url = "http://" + config_.admin.address.ToString();
+  std::string error;
+  alerts_ = alerting::Service::Create(config_.alerting, source, alert_options, &error);
+  if (!alerts_) return base::InvalidArgumentError("alerting: " + error);
+
+  // The admin address first: a worker that was created holds its listening sockets until
+  // its loop has run, so the data plane comes last of what can fail.
+  admin_ =
+      std::make_unique<admin::Server>(&loop_, config_.admin, config_.proxy.max_header_bytes,
+                                      [this](const admin::Request& req, admin::Responder respond) {
+                                        api_->Handle(req, std::move(respond));
+                                      });
+  base::Status listening = admin_->Listen();
+  if (!listening.ok()) return listening;
+  base::StatusOr<std::unique_ptr<proxy::DataPlane>> dp =
+      proxy::DataPlane::Create(config_, &loop_, *registry_, [this] {
+        base::Guard(base::Component::kHealth, "health change", [&] { OnHealthChange(); });
+      });
+  if (!dp.ok()) return dp.status();
+  data_plane_ = std::move(dp).value();
+
+  admin::ApiParts parts;
+  parts.config = &config_.admin;
+  parts.data_plane = data_plane_.get();
+  parts.system = system_.get();
+  parts.speedrun = speedrun_.get();
+  parts.alerts = alerts_.get();
+  parts.collect = [this] { return CollectAll(); };
+  parts.serving = [this] { return !draining_; };
+  api_ = std::make_unique<admin::Api>(std::move(parts));
+
+  source->Add(data_plane_->request_stats());
+  source->Add(system_);
+  source->Add(registry_);
+  source->Add(speedrun_->collectable());
+  data_plane_->Start();
+  OnHealthChange();
+  return base::OkStatus();
+}
+
+void DaemonImpl::AbortStart() {
+  if (data_plane_) data_plane_->Stop();
+  if (admin_) admin_->Close([] {});
+  if (speedrun_) speedrun_->Close();
+  uv_run(&loop_, UV_RUN_DEFAULT);  // finishes the closes; nothing else is armed yet
+  data_plane_.reset();
+}
+
+void DaemonImpl::StartSignals() {
+  uv_timer_init(&loop_, &eval_timer_);
+  eval_timer_.data = this;
+  StartEvaluationTimer();
+  uv_timer_init(&loop_, &drain_timer_);
+  drain_timer_.data = this;
+
+  uv_signal_init(&loop_, &sig_term_);
+  uv_signal_init(&loop_, &sig_int_);
+  uv_signal_init(&loop_, &sig_hup_);
+  uv_signal_init(&loop_, &sig_usr1_);
+  sig_term_.data = sig_int_.data = sig_hup_.data = sig_usr1_.data = this;
+  uv_signal_start(
+      &sig_usr1_,
+      [](uv_signal_t* s, int) {
+        auto* self = static_cast<DaemonImpl*>(s->data);
+        base::Guard(base::Component::kLifecycle, "SIGUSR1", [&] {
+          self->data_plane_->ReopenAccessLogs();
+          if (!self->config_.proxy.access_log.empty()) {
+            base::LogInfo("SIGUSR1: reopening the access log " + self->config_.proxy.access_log);
+          }
+        });
+      },
+      SIGUSR1);
+  auto on_stop = [](uv_signal_t* s, int) {
+    auto* self = static_cast<DaemonImpl*>(s->data);
+    base::Guard(base::Component::kLifecycle, "SIGTERM", [&] { self->BeginDrain(); });
+  };
+  uv_signal_start(&sig_term_, on_stop, SIGTERM);
+  uv_signal_start(&sig_int_, on_stop, SIGINT);
+  uv_signal_start(
+      &sig_hup_,
+      [](uv_signal_t* s, int) {
+        auto* self = static_cast<DaemonImpl*>(s->data);
+        // A reload that throws keeps the running config, as a rejected file does.
+        base::Guard(base::Component::kLifecycle, "SIGHUP", [&] { self->Reload(); });
+      },
+      SIGHUP);
+}
+
+void DaemonImpl::StartEvaluationTimer() {
+  // Restarting an active uv timer replaces its period: the next round is one new
+  // interval from now.
+  uint64_t every = static_cast<uint64_t>(config_.alerting.evaluation_interval.count());
+  uv_timer_start(
+      &eval_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<DaemonImpl*>(t->data);
+        base::Guard(base::Component::kAlerting, "rule evaluation",
+                    [&] { self->alerts_->Evaluate(std::chrono::system_clock::now()); });
+      },
+      every, every);
+}
+
+int DaemonImpl::Run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+void DaemonImpl::BeginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  base::LogInfo("draining: no new connections; finishing in-flight requests");
+  data_plane_->BeginDrain();
+  drain_started_ms_ = uv_now(&loop_);
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<DaemonImpl*>(t->data);
+        base::Guard(base::Component::kLifecycle, "drain", [&] { self->OnDrainTick(); });
+      },
+      20, 20);
+}
+
+void DaemonImpl::OnDrainTick() {
+  bool all_done = data_plane_->connections() == 0;
+  uint64_t waited = uv_now(&loop_) - drain_started_ms_;
+  if (!all_done && waited < static_cast<uint64_t>(config_.proxy.drain_timeout.count())) return;
+  if (!all_done) base::LogWarning("drain timeout: closing the remaining connections");
+  FinishShutdown();
+}
+
+void DaemonImpl::FinishShutdown() {
+  uv_timer_stop(&drain_timer_);
+  data_plane_->Stop();
+  for (uv_handle_t* h :
+       {reinterpret_cast<uv_handle_t*>(&drain_timer_), reinterpret_cast<uv_handle_t*>(&eval_timer_),
+        reinterpret_cast<uv_handle_t*>(&sig_term_), reinterpret_cast<uv_handle_t*>(&sig_int_),
+        reinterpret_cast<uv_handle_t*>(&sig_hup_), reinterpret_cast<uv_handle_t*>(&sig_usr1_)}) {
+    uv_close(h, nullptr);
+  }
+  // Already stopping: a second SIGTERM/SIGINT must not kill the last flush.
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGINT, SIG_IGN);
+  speedrun_->Close();    // commits everything accepted and hands out its answers
+  admin_->Close([] {});  // delivers those answers, then closes
+  alerts_->WaitIdle(std::chrono::seconds(2));  // let queued notifications go out
+  base::LogInfo("stopped");
+}
+
+void DaemonImpl::OnHealthChange() {
+  bool any_checked = false;
+  const proxy::HealthChecker& health = data_plane_->health();
+  std::vector<proxy::EndpointHealth> now = health.Snapshot();
+  for (size_t i = 0; i < now.size(); ++i) {
+    const proxy::EndpointHealth& h = now[i];
+    if (!h.checked) continue;
+    any_checked = true;
+    // Only the endpoints whose state changed since the last call (one flapping endpoint
+    // among a hundred is one line).
+    bool changed = i >= logged_health_.size() || !logged_health_[i].checked ||
+                   logged_health_[i].healthy != h.healthy;
+    if (changed) {
+      base::Log(h.healthy ? base::LogLevel::kInfo : base::LogLevel::kWarning,
+                "endpoint " + h.upstream + "/" + h.endpoint +
+                    (h.healthy ? " is healthy" : " is unhealthy (" + h.last_result + ")"));
+    }
+  }
+  logged_health_ = std::move(now);
+  // The SLA's system availability: the healthy share of checked endpoints.
+  speedrun_->SetHealthyProcessRatio(any_checked
+                                        ? 100.0 * health.healthy() / std::max(1, health.total())
+                                        : std::numeric_limits<double>::quiet_NaN());
+}
+
+void DaemonImpl::Reload() {
+  // The proxy's shape (listeners, upstreams, routes) is fixed at start: stats slots and
+  // sockets are resolved once. SIGHUP validates the file; a bad one is logged and counted.
+  if (config_.source.empty() || config_.source == "<default>") {
+    base::LogInfo("SIGHUP: running with the embedded default config; nothing to reload");
+    return;
+  }
+  config::LoadResult r = config::LoadFromFile(config_.source);
+  if (!r.ok()) {
+    reloads_->Add({{"result", "failure"}}).Increment();
+    base::LogWarning("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
+    return;
+  }
+  // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
+  // refuses nothing a loaded file holds; it stays a guard, not a second validation.
+  std::string error;
+  if (!alerts_->Reload(r.config->alerting, std::chrono::system_clock::now(), &error)) {
+    reloads_->Add({{"result", "failure"}}).Increment();
+    base::LogWarning("SIGHUP: alerting config rejected, keeping the running one: " + error);
+    return;
+  }
+  speedrun_->SetSlaConfig(r.config->sla);
+  bool new_interval =
+      r.config->alerting.evaluation_interval != config_.alerting.evaluation_interval;
+  config_.alerting = r.config->alerting;
+  config_.sla = r.config->sla;
+  config_.log = r.config->log;
+  base::SetLogOptions(config_.log.format, config_.log.level);
+  if (new_interval) StartEvaluationTimer();
+  reloads_->Add({{"result", "success"}}).Increment();
+  base::LogInfo("SIGHUP: reloaded [log], [alerting] and [sla] from " + config_.source +
+                "; listeners, upstreams and routes change on restart");
+}
+
+std::vector<prometheus::MetricFamily> DaemonImpl::CollectAll() const {
+  std::vector<prometheus::MetricFamily> all = data_plane_->request_stats()->Collect();
+  auto append = [&all](std::vector<prometheus::MetricFamily> more) {
+    all.insert(all.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
+  };
+  append(system_->Collect());
+  append(alerts_->collectable()->Collect());
+  append(speedrun_->CollectMetrics());
+  append(registry_->Collect());
+  prometheus::MetricFamily errors{
+      "pokemon_speedrun_internal_errors_total",
+      "Exceptions caught at a boundary (callback or thread top frame), by component; each "
+      "answered one request, closed one connection or dropped one batch.",
+      prometheus::MetricType::Counter,
+      {}};
+  for (int c = 0; c < base::kComponentCount; ++c) {
+    auto component = static_cast<base::Component>(c);
+    prometheus::ClientMetric m;
+    m.label = {{"component", std::string(base::ComponentName(component))}};
+    m.counter.value = static_cast<double>(base::ExceptionCount(component));
+    errors.metric.push_back(std::move(m));
+  }
+  all.push_back(std::move(errors));
+  return all;
+}
+
+Daemon::Daemon(config::Config config) : impl_(std::make_unique<DaemonImpl>(std::move(config))) {}
+Daemon::~Daemon() = default;
+base::Status Daemon::Start() { return impl_->Start(); }
+int Daemon::Run() { return impl_->Run(); }
+
+}  // namespace speedmon::app
