@@ -40,23 +40,15 @@ Response Error(int status, std::string_view message, std::string_view field = {}
   return r;
 }
 
-// Parses ?limit=N: absent -> fallback; junk, negative or zero -> nullopt.
-std::optional<size_t> ParseLimit(const Request& req, size_t fallback, size_t max) {
+// ?limit=N: absent -> fallback; junk, zero or out of size_t -> nullopt.
+std::optional<size_t> ParseLimit(const Request& req, size_t fallback) {
   std::optional<std::string_view> param = base::QueryParam(req.query, "limit");
   if (!param) return fallback;
   std::string_view v = *param;
   size_t n = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || p != v.data() + v.size() || n == 0) return std::nullopt;
-  return std::min(n, max);
-}
-
-Response FromAnswer(const speedrun::Answer& a) {
-  Response r;
-  r.status = a.status;
-  r.body = a.body;
-  r.body.push_back('\n');
-  return r;
+  return n;
 }
 
 // Constant time in the token's length, so a wrong guess teaches nothing by timing.
@@ -170,8 +162,9 @@ void Api::Handle(const Request& req, Responder respond) const {
       return respond(Json(200, {{"upstreams", ups}}));
     }
     case Route::kRequests: {
-      auto limit = ParseLimit(req, 100, 100000);
+      std::optional<size_t> limit = ParseLimit(req, 100);
       if (!limit) return respond(Error(400, "limit must be a positive integer", "limit"));
+      limit = std::min<size_t>(*limit, 100000);
       const proxy::Topology& topology = p_.data_plane->topology();
       json out = json::array();
       for (const proxy::RequestRecord& r : p_.data_plane->RecentRequests(*limit)) {
@@ -192,23 +185,34 @@ void Api::Handle(const Request& req, Responder respond) const {
       return respond(Json(200, {{"requests", out}}));
     }
     case Route::kExperiments: {
+      auto answer = [respond](base::StatusOr<speedrun::WriteResult> r) {
+        respond(WriteResponse(r));
+      };
       if (req.method == "POST") {
         if (!Authorized(req, respond)) return;
-        return p_.speedrun->PostExperiments(
-            req.body, req.Header("content-type"),
-            [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+        return p_.speedrun->PostExperiments(req.body, req.Header("content-type"), answer);
       }
-      return respond(FromAnswer(p_.speedrun->GetExperiments(req.query)));
+      size_t max = p_.speedrun->max_experiments_limit();
+      std::optional<size_t> limit = ParseLimit(req, std::min<size_t>(100, max));
+      if (!limit) {
+        return respond(
+            Error(400, "limit must be an integer from 1 to " + std::to_string(max), "limit"));
+      }
+      base::StatusOr<speedrun::ExperimentPage> page = p_.speedrun->GetExperiments(*limit);
+      if (!page.ok()) return respond(ErrorResponse(page.status()));
+      return respond(Json(200, speedrun::ToJson(*page)));
     }
     case Route::kPatterns: {
       if (!Authorized(req, respond)) return;
-      return p_.speedrun->PostPatterns(req.body, req.Header("content-type"),
-                                       [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+      return p_.speedrun->PostPatterns(
+          req.body, req.Header("content-type"),
+          [respond](base::StatusOr<speedrun::WriteResult> r) { respond(WriteResponse(r)); });
     }
     case Route::kPatternReuse: {
       if (!Authorized(req, respond)) return;
       return p_.speedrun->PostPatternReuse(
-          match.param, [respond](speedrun::Answer a) { respond(FromAnswer(a)); });
+          match.param,
+          [respond](base::StatusOr<speedrun::WriteResult> r) { respond(WriteResponse(r)); });
     }
     case Route::kSystem: {
       auto s = p_.system->sampler().Get();
@@ -290,8 +294,9 @@ void Api::Handle(const Request& req, Responder respond) const {
     case Route::kAlertRules: {
       if (req.method == "POST") {
         if (!Authorized(req, respond)) return;
-        alerting::ApiAnswer a = p_.alerts->AddRule(req.body, std::chrono::system_clock::now());
-        return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
+        base::StatusOr<alerting::Rule> added = p_.alerts->AddRule(req.body);
+        if (!added.ok()) return respond(ErrorResponse(added.status()));
+        return respond(Json(201, alerting::RuleToJson(*added)));
       }
       Response r;
       r.body = p_.alerts->RulesJson();
@@ -300,11 +305,12 @@ void Api::Handle(const Request& req, Responder respond) const {
     }
     case Route::kAlertRule: {
       if (!Authorized(req, respond)) return;
-      alerting::ApiAnswer a = p_.alerts->RemoveRule(match.param, std::chrono::system_clock::now());
-      return respond(FromAnswer(speedrun::Answer{a.status, a.body}));
+      base::Status removed = p_.alerts->RemoveRule(match.param, std::chrono::system_clock::now());
+      if (!removed.ok()) return respond(ErrorResponse(removed));
+      return respond(Json(200, {{"deleted", match.param}}));
     }
     case Route::kSla:
-      return respond(FromAnswer(p_.speedrun->GetSla()));
+      return respond(Json(200, p_.speedrun->GetSla()));
   }
 }
 
@@ -336,6 +342,13 @@ int HttpStatusFor(base::StatusCode code) {
 
 Response ErrorResponse(const base::Status& status) {
   return Error(HttpStatusFor(status.code()), status.message(), status.field());
+}
+
+Response WriteResponse(const base::StatusOr<speedrun::WriteResult>& result) {
+  if (!result.ok()) return ErrorResponse(result.status());
+  using Kind = speedrun::WriteResult::Kind;
+  bool created = result->kind == Kind::kCreated || result->kind == Kind::kBatch;
+  return Json(created ? 201 : 200, speedrun::ToJson(*result));
 }
 
 }  // namespace speedmon::admin

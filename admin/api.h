@@ -30,7 +30,8 @@ class DataPlane;
 }
 namespace speedmon::speedrun {
 class Service;
-}
+struct WriteResult;
+}  // namespace speedmon::speedrun
 
 namespace speedmon::admin {
 
@@ -66,5 +67,8 @@ class Api {
 int HttpStatusFor(base::StatusCode code);
 // The error answer for a non-OK status: HttpStatusFor and the JSON error body.
 Response ErrorResponse(const base::Status& status);
+// A speedrun write's answer: 201 for what was created (one record or a batch), 200 for a
+// duplicate or a counted reuse, or ErrorResponse. The body is speedrun::ToJson(result).
+Response WriteResponse(const base::StatusOr<speedrun::WriteResult>& result);
 
 }  // namespace speedmon::admin

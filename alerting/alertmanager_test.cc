@@ -144,17 +144,15 @@ TEST(AlertmanagerIntegrationTest, FiresResolvesAndSurvivesAnOutage) {
   o.initial_backoff = milliseconds(100);
   o.max_backoff = milliseconds(1000);
   o.log = [](const std::string&) {};
-  std::string error;
-  auto s = Service::Create(c, source, o, &error);
-  ASSERT_TRUE(s) << error;
-  ASSERT_EQ(s->AddRule(R"({"id":"cpu_runbook","name":"CpuWithRunbook",)"
-                       R"("metric":"system.cpu_percent","operator":">","threshold":85,)"
-                       R"("severity":"critical","labels":{"team":"speedrun"},)"
-                       R"("annotations":{"summary":"CPU {{ $value }}%",)"
-                       R"("runbook_url":"http://runbooks/cpu"}})",
-                       Time{})
-                .status,
-            201);
+  base::StatusOr<std::unique_ptr<Service>> created = Service::Create(c, source, o);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  std::unique_ptr<Service> s = std::move(created).value();
+  ASSERT_TRUE(s->AddRule(R"({"id":"cpu_runbook","name":"CpuWithRunbook",)"
+                         R"("metric":"system.cpu_percent","operator":">","threshold":85,)"
+                         R"("severity":"critical","labels":{"team":"speedrun"},)"
+                         R"("annotations":{"summary":"CPU {{ $value }}%",)"
+                         R"("runbook_url":"http://runbooks/cpu"}})")
+                  .ok());
 
   // CPU above 85 % for the default rule's 2 minutes: evaluated 2 minutes ago and now,
   // so the alert's times are real and Alertmanager treats it as current.

@@ -14,46 +14,46 @@ using config::Duration;
 using config::Severity;
 using nlohmann::json;
 
-RuleResult Fail(std::string error, std::string field) {
-  RuleResult r;
-  r.error = RuleError{std::move(error), std::move(field)};
-  return r;
+base::Status Fail(std::string error, std::string field) {
+  return base::InvalidArgumentError(std::move(error), std::move(field));
 }
 
 // Reads an optional {"k": "v"} object into `out`.
-std::optional<RuleError> ReadStringMap(const json& body, const char* field, Labels* out) {
+base::Status ReadStringMap(const json& body, const char* field, Labels* out) {
   auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it == body.end() || it->is_null()) return base::OkStatus();
   const std::string error = std::string(field) + " must be an object of strings";
-  if (!it->is_object()) return RuleError{error, field};
+  if (!it->is_object()) return base::InvalidArgumentError(error, field);
   for (const auto& [k, v] : it->items()) {
-    if (!v.is_string()) return RuleError{error, field};
+    if (!v.is_string()) return base::InvalidArgumentError(error, field);
     (*out)[k] = v.get<std::string>();
   }
-  return std::nullopt;
+  return base::OkStatus();
 }
 
 // Reads a string field; absent or null is an error only when `required`.
-std::optional<RuleError> ReadString(const json& body, const char* field, std::string* out,
-                                    bool required) {
+base::Status ReadString(const json& body, const char* field, std::string* out, bool required) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) {
-    if (required) return RuleError{std::string(field) + " is required", field};
-    return std::nullopt;
+    if (required) return base::InvalidArgumentError(std::string(field) + " is required", field);
+    return base::OkStatus();
   }
-  if (!it->is_string()) return RuleError{std::string(field) + " must be a string", field};
+  if (!it->is_string())
+    return base::InvalidArgumentError(std::string(field) + " must be a string", field);
   *out = it->get<std::string>();
-  return std::nullopt;
+  return base::OkStatus();
 }
 
-std::optional<RuleError> ReadDuration(const json& body, const char* field, Duration* out) {
+base::Status ReadDuration(const json& body, const char* field, Duration* out) {
   auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it == body.end() || it->is_null()) return base::OkStatus();
   std::optional<Duration> d;
   if (it->is_string()) d = config::ParseDuration(it->get<std::string>());
-  if (!d) return RuleError{std::string(field) + " must be a duration such as \"5m\"", field};
+  if (!d)
+    return base::InvalidArgumentError(std::string(field) + " must be a duration such as \"5m\"",
+                                      field);
   *out = *d;
-  return std::nullopt;
+  return base::OkStatus();
 }
 
 Rule MakeDefault(const char* id, const char* name, const char* description, const char* metric,
@@ -71,7 +71,7 @@ Rule MakeDefault(const char* id, const char* name, const char* description, cons
   c.annotations["summary"] = summary;
   c.annotations["description"] = long_description;
   // The table below is valid by construction (rule_test checks it).
-  return *RuleFromConfig(c, RuleOrigin::kDefault).rule;
+  return *RuleFromConfig(c, RuleOrigin::kDefault);
 }
 
 }  // namespace
@@ -125,7 +125,7 @@ bool Rule::SameDefinition(const Rule& o) const {
   return key(*this) == key(o);
 }
 
-RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
+base::StatusOr<Rule> RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
   if (std::optional<config::RuleProblem> problem = config::CheckAlertRule(c)) {
     return Fail(problem->message, problem->field);
   }
@@ -159,12 +159,12 @@ RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
   r.labels = c.labels;
   r.annotations = c.annotations;
   r.origin = origin;
-  return RuleResult{std::move(r), {}};
+  return r;
 }
 
 // The JSON is read into the config's struct, so an API rule passes the same checks
 // (CheckAlertRule, in RuleFromConfig) as one from the file.
-RuleResult RuleFromJson(std::string_view body_text) {
+base::StatusOr<Rule> RuleFromJson(std::string_view body_text) {
   json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return Fail("body is not valid JSON", "");
   if (!body.is_object()) return Fail("body must be a JSON object", "");
@@ -178,25 +178,21 @@ RuleResult RuleFromJson(std::string_view body_text) {
   }
 
   config::AlertRuleConfig c;
-  if (auto e = ReadString(body, "id", &c.id, true)) return Fail(e->error, e->field);
-  if (auto e = ReadString(body, "name", &c.name, false)) return Fail(e->error, e->field);
+  if (base::Status e = ReadString(body, "id", &c.id, true); !e.ok()) return e;
+  if (base::Status e = ReadString(body, "name", &c.name, false); !e.ok()) return e;
   if (body.find("name") == body.end()) c.name = c.id;  // as in the config file
-  if (auto e = ReadString(body, "description", &c.description, false)) {
-    return Fail(e->error, e->field);
-  }
+  if (base::Status e = ReadString(body, "description", &c.description, false); !e.ok()) return e;
   std::string metric_text;
-  if (auto e = ReadString(body, "metric", &metric_text, true)) return Fail(e->error, e->field);
+  if (base::Status e = ReadString(body, "metric", &metric_text, true); !e.ok()) return e;
   auto selector = config::ParseMetricSelector(metric_text);
   if (!selector.selector) return Fail("metric: " + selector.error, "metric");
   c.metric = selector.selector->metric;
   c.match_labels = selector.selector->match_labels;
 
-  if (auto e = ReadString(body, "aggregation", &c.aggregation, false)) {
-    return Fail(e->error, e->field);
-  }
+  if (base::Status e = ReadString(body, "aggregation", &c.aggregation, false); !e.ok()) return e;
 
   std::string text;
-  if (auto e = ReadString(body, "operator", &text, true)) return Fail(e->error, e->field);
+  if (base::Status e = ReadString(body, "operator", &text, true); !e.ok()) return e;
   auto op = config::ParseCompareOp(text);
   if (!op) return Fail("operator must be one of > < >= <= == !=", "operator");
   c.op = *op;
@@ -208,24 +204,20 @@ RuleResult RuleFromJson(std::string_view body_text) {
   if (!threshold->is_number()) return Fail("threshold must be a number", "threshold");
   c.threshold = threshold->get<double>();
 
-  if (auto e = ReadDuration(body, "for", &c.for_duration)) return Fail(e->error, e->field);
-  if (auto e = ReadDuration(body, "keep_firing_for", &c.keep_firing_for)) {
-    return Fail(e->error, e->field);
-  }
+  if (base::Status e = ReadDuration(body, "for", &c.for_duration); !e.ok()) return e;
+  if (base::Status e = ReadDuration(body, "keep_firing_for", &c.keep_firing_for); !e.ok()) return e;
 
   text.clear();
-  if (auto e = ReadString(body, "severity", &text, false)) return Fail(e->error, e->field);
+  if (base::Status e = ReadString(body, "severity", &text, false); !e.ok()) return e;
   if (!text.empty()) {
     auto severity = config::ParseSeverity(text);
     if (!severity) return Fail("severity must be one of info, warning, critical", "severity");
     c.severity = *severity;
   }
-  if (auto e = ReadStringMap(body, "labels", &c.labels)) return Fail(e->error, e->field);
-  if (auto e = ReadStringMap(body, "annotations", &c.annotations)) {
-    return Fail(e->error, e->field);
-  }
-  RuleResult r = RuleFromConfig(c, RuleOrigin::kApi);
-  if (r.ok()) r.rule->metric_text = std::move(metric_text);  // shown as the user wrote it
+  if (base::Status e = ReadStringMap(body, "labels", &c.labels); !e.ok()) return e;
+  if (base::Status e = ReadStringMap(body, "annotations", &c.annotations); !e.ok()) return e;
+  base::StatusOr<Rule> r = RuleFromConfig(c, RuleOrigin::kApi);
+  if (r.ok()) r->metric_text = std::move(metric_text);  // shown as the user wrote it
   return r;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "alerting/value_source.h"
+#include "base/status.h"
 #include "config/config.h"
 #include "nlohmann/json.hpp"
 
@@ -54,22 +55,12 @@ struct Rule {
   bool SameDefinition(const Rule& other) const;
 };
 
-// A refused rule: `field` names the JSON key / config key at fault ("" for the body).
-struct RuleError {
-  std::string error;
-  std::string field;
-};
-
-struct RuleResult {
-  std::optional<Rule> rule;
-  RuleError error;  // set when !rule
-  bool ok() const { return rule.has_value(); }
-};
-
 // Builds a rule from a config entry. It refuses exactly what config::CheckAlertRule
 // refuses, the check config::Load already ran on every rule of a loaded file, so for
 // those it cannot fail; entries built in code (tests, the defaults) get the same check.
-RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin);
+// A refused rule is kInvalidArgument; its field() names the JSON or config key at fault
+// ("" for the body as a whole).
+base::StatusOr<Rule> RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin);
 
 // Parses a POST /api/v1/alert-rules body into a config::AlertRuleConfig and builds it with
 // RuleFromConfig, so the API and the file accept the same rules:
@@ -80,13 +71,14 @@ RuleResult RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin);
 //    "labels": {"k": "v"}, "annotations": {"summary": "...", ...}}
 // Required: id, metric, operator, threshold; name defaults to id (as in the config). Unknown keys
 // are refused (a typo must not silently drop a setting). The first problem found is returned.
-RuleResult RuleFromJson(std::string_view body);
+base::StatusOr<Rule> RuleFromJson(std::string_view body);
 
 // The GET /api/v1/alert-rules element: the fields above with "for" and
 // "keep_firing_for" as duration strings, "metric" as written, plus "origin".
 nlohmann::json RuleToJson(const Rule& rule);
 
-// The seed's five rules plus checkpoint loading (the defaults in README.md, "Dashboards and alerts"):
+// The seed's five rules plus checkpoint loading (the defaults in README.md, "Dashboards and
+// alerts"):
 //   slow_script_compilation         SlowScriptCompilation         > 150 ms  5m warning
 //   slow_checkpoint_loading         SlowCheckpointLoading         > 750 ms  5m warning
 //   high_cpu_usage                  HighCpuUsage                  > 85 %    2m critical

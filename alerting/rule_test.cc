@@ -31,9 +31,9 @@ std::string With(const std::string& key, const json* value) {
 }
 
 TEST(RuleFromJsonTest, AcceptsTheSeedsCustomRule) {
-  RuleResult r = RuleFromJson(kGood);
-  ASSERT_TRUE(r.ok()) << r.error.error;
-  const Rule& rule = *r.rule;
+  base::StatusOr<Rule> r = RuleFromJson(kGood);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const Rule& rule = *r;
   EXPECT_EQ(rule.id, "custom_performance");
   EXPECT_EQ(rule.name, "Custom Performance Alert");
   EXPECT_EQ(rule.description, "Custom performance threshold exceeded");
@@ -61,18 +61,18 @@ TEST(RuleFromJsonTest, AcceptsTheSeedsCustomRule) {
 }
 
 TEST(RuleFromJsonTest, MinimalRuleGetsDefaults) {
-  RuleResult r = RuleFromJson(
+  base::StatusOr<Rule> r = RuleFromJson(
       R"({"id":"up","metric":"pokemon_speedrun_upstream_healthy{upstream=\"emulator-1\"}",)"
       R"("operator":"==","threshold":0,"aggregation":"count"})");
-  ASSERT_TRUE(r.ok()) << r.error.error;
-  EXPECT_EQ(r.rule->name, "up");
-  EXPECT_EQ(r.rule->metric, "pokemon_speedrun_upstream_healthy");
-  EXPECT_EQ(r.rule->matchers, (Labels{{"upstream", "emulator-1"}}));
-  EXPECT_EQ(r.rule->aggregation, Aggregation::kCount);
-  EXPECT_EQ(r.rule->scale, 1);
-  EXPECT_EQ(r.rule->for_duration.count(), 0);
-  EXPECT_EQ(r.rule->severity, config::Severity::kWarning);
-  EXPECT_TRUE(r.rule->labels.empty());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->name, "up");
+  EXPECT_EQ(r->metric, "pokemon_speedrun_upstream_healthy");
+  EXPECT_EQ(r->matchers, (Labels{{"upstream", "emulator-1"}}));
+  EXPECT_EQ(r->aggregation, Aggregation::kCount);
+  EXPECT_EQ(r->scale, 1);
+  EXPECT_EQ(r->for_duration.count(), 0);
+  EXPECT_EQ(r->severity, config::Severity::kWarning);
+  EXPECT_TRUE(r->labels.empty());
 }
 
 TEST(RuleFromJsonTest, RefusesBadRulesWithExactMessages) {
@@ -151,21 +151,21 @@ TEST(RuleFromJsonTest, RefusesBadRulesWithExactMessages) {
        "annotations"},
   };
   for (const auto& c : cases) {
-    RuleResult r = RuleFromJson(c.body);
+    base::StatusOr<Rule> r = RuleFromJson(c.body);
     EXPECT_FALSE(r.ok()) << c.body;
-    EXPECT_EQ(r.error.error, c.error) << c.body;
-    EXPECT_EQ(r.error.field, c.field) << c.body;
+    EXPECT_EQ(r.status().message(), c.error) << c.body;
+    EXPECT_EQ(r.status().field(), c.field) << c.body;
   }
 }
 
 TEST(RuleFromJsonTest, BoundsOnLabelCounts) {
   json labels = json::object();
   for (int i = 0; i < 33; ++i) labels["l" + std::to_string(i)] = "v";
-  RuleResult r = RuleFromJson(With("labels", &labels));
-  EXPECT_EQ(r.error.error, "at most 32 labels");
-  EXPECT_EQ(r.error.field, "labels");
+  base::StatusOr<Rule> r = RuleFromJson(With("labels", &labels));
+  EXPECT_EQ(r.status().message(), "at most 32 labels");
+  EXPECT_EQ(r.status().field(), "labels");
   r = RuleFromJson(With("annotations", &labels));
-  EXPECT_EQ(r.error.error, "at most 32 annotations");
+  EXPECT_EQ(r.status().message(), "at most 32 annotations");
 }
 
 TEST(RuleFromConfigTest, BuildsAndChecksWhatOnlyAlertingKnows) {
@@ -179,27 +179,27 @@ TEST(RuleFromConfigTest, BuildsAndChecksWhatOnlyAlertingKnows) {
   c.threshold = 0;
   c.for_duration = std::chrono::seconds(30);
   c.severity = config::Severity::kCritical;
-  RuleResult r = RuleFromConfig(c, RuleOrigin::kConfig);
-  ASSERT_TRUE(r.ok()) << r.error.error;
-  EXPECT_EQ(r.rule->metric_text,
+  base::StatusOr<Rule> r = RuleFromConfig(c, RuleOrigin::kConfig);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->metric_text,
             "pokemon_speedrun_upstream_healthy{endpoint=\"a\\\"b\",upstream=\"emulator-1\"}");
-  EXPECT_EQ(r.rule->aggregation, Aggregation::kMin);
-  EXPECT_EQ(r.rule->origin, RuleOrigin::kConfig);
+  EXPECT_EQ(r->aggregation, Aggregation::kMin);
+  EXPECT_EQ(r->origin, RuleOrigin::kConfig);
 
   c.aggregation = "";
-  EXPECT_EQ(RuleFromConfig(c, RuleOrigin::kConfig).rule->aggregation, Aggregation::kPerSeries);
+  EXPECT_EQ(RuleFromConfig(c, RuleOrigin::kConfig)->aggregation, Aggregation::kPerSeries);
   c.aggregation = "none";
-  EXPECT_EQ(RuleFromConfig(c, RuleOrigin::kConfig).rule->aggregation, Aggregation::kPerSeries);
+  EXPECT_EQ(RuleFromConfig(c, RuleOrigin::kConfig)->aggregation, Aggregation::kPerSeries);
 
   c.metric = "system.disk_percent";
   r = RuleFromConfig(c, RuleOrigin::kConfig);
   EXPECT_FALSE(r.ok());
-  EXPECT_EQ(r.error.field, "metric");
+  EXPECT_EQ(r.status().field(), "metric");
 
   c.metric = "system.memory_percent";
   c.labels = {{"rule_id", "x"}};
   r = RuleFromConfig(c, RuleOrigin::kConfig);
-  EXPECT_EQ(r.error.error, "label \"rule_id\" is set by the rule itself");
+  EXPECT_EQ(r.status().message(), "label \"rule_id\" is set by the rule itself");
 }
 
 TEST(DefaultRulesTest, TheSixSeedRules) {

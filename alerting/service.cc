@@ -21,10 +21,6 @@ using prometheus::MetricType;
 
 std::string Dump(const json& j) { return base::ToJson(j); }
 
-std::string Answer(const std::string& error, const std::string& field) {
-  return Dump(json{{"error", error}, {"field", field}});
-}
-
 json TimeOrNull(const std::optional<Time>& t) {
   return t ? json(FormatRfc3339(*t)) : json(nullptr);
 }
@@ -211,42 +207,42 @@ class Service::Metrics : public prometheus::Collectable {
   std::map<std::string, TargetStats> retired_;
 };
 
-bool BuildRules(const config::AlertingConfig& config, std::vector<Rule>* rules,
-                std::string* error) {
-  rules->clear();
-  if (config.default_rules) *rules = DefaultRules();
+base::StatusOr<std::vector<Rule>> BuildRules(const config::AlertingConfig& config) {
+  std::vector<Rule> rules;
+  if (config.default_rules) rules = DefaultRules();
   std::map<std::string, bool> config_ids;
   for (const auto& rc : config.rules) {
-    RuleResult r = RuleFromConfig(rc, RuleOrigin::kConfig);
+    base::StatusOr<Rule> r = RuleFromConfig(rc, RuleOrigin::kConfig);
     if (!r.ok()) {
-      *error = "alerting rule \"" + rc.id + "\": " + r.error.field + ": " + r.error.error;
-      return false;
+      return base::InvalidArgumentError(
+          "alerting rule \"" + rc.id + "\": " + r.status().field() + ": " + r.status().message(),
+          r.status().field());
     }
-    if (config_ids[r.rule->id]) {
-      *error = "alerting rule \"" + rc.id + "\": duplicate id";
-      return false;
+    if (config_ids[r->id]) {
+      return base::InvalidArgumentError("alerting rule \"" + rc.id + "\": duplicate id", "id");
     }
-    config_ids[r.rule->id] = true;
+    config_ids[r->id] = true;
     bool replaced = false;
-    for (auto& existing : *rules) {
-      if (existing.id == r.rule->id) {
-        existing = *r.rule;
+    for (auto& existing : rules) {
+      if (existing.id == r->id) {
+        existing = *r;
         replaced = true;
       }
     }
-    if (!replaced) rules->push_back(std::move(*r.rule));
+    if (!replaced) rules.push_back(std::move(r).value());
   }
-  return true;
+  return rules;
 }
 
-std::unique_ptr<Service> Service::Create(const config::AlertingConfig& config,
-                                         std::shared_ptr<ValueSource> source,
-                                         ServiceOptions options, std::string* error) {
-  std::vector<Rule> rules;
-  if (!BuildRules(config, &rules, error)) return nullptr;
+base::StatusOr<std::unique_ptr<Service>> Service::Create(const config::AlertingConfig& config,
+                                                         std::shared_ptr<ValueSource> source,
+                                                         ServiceOptions options) {
+  base::StatusOr<std::vector<Rule>> rules = BuildRules(config);
+  if (!rules.ok()) return rules.status();
+  std::string error;
   std::shared_ptr<Notifier> notifier =
-      Notifier::Create(Targets(config), MakeNotifierOptions(options), error);
-  if (!notifier) return nullptr;
+      Notifier::Create(Targets(config), MakeNotifierOptions(options), &error);
+  if (!notifier) return base::InvalidArgumentError(error);
 
   std::unique_ptr<Service> s(new Service());
   s->config_ = config;
@@ -260,7 +256,7 @@ std::unique_ptr<Service> Service::Create(const config::AlertingConfig& config,
   eo.log = s->options_.log;
   s->evaluator_ = std::make_unique<Evaluator>(s->source_.get(), std::move(eo));
   std::vector<AlertNotice> none;
-  s->evaluator_->ReplaceRules(std::move(rules), Time{}, &none);
+  s->evaluator_->ReplaceRules(std::move(rules).value(), Time{}, &none);
   s->notifier_ = std::move(notifier);
   s->collectable_ = std::make_shared<Metrics>();
   s->collectable_->SetNotifier(s->notifier_);
@@ -290,29 +286,28 @@ void Service::Evaluate(Time now) {
   Publish();
 }
 
-ApiAnswer Service::AddRule(std::string_view body, Time now) {
-  (void)now;
-  RuleResult r = RuleFromJson(body);
-  if (!r.ok()) return {400, Answer(r.error.error, r.error.field)};
-  if (evaluator_->FindRule(r.rule->id)) {
-    return {409, Answer("rule \"" + r.rule->id + "\" already exists", "id")};
+base::StatusOr<Rule> Service::AddRule(std::string_view body) {
+  base::StatusOr<Rule> r = RuleFromJson(body);
+  if (!r.ok()) return r.status();
+  if (evaluator_->FindRule(r->id)) {
+    return base::AlreadyExistsError("rule \"" + r->id + "\" already exists", "id");
   }
-  json shown = RuleToJson(*r.rule);
-  if (!evaluator_->AddRule(std::move(*r.rule))) {
-    return {400, Answer("at most 1000 rules", "")};
+  Rule added = *r;
+  if (!evaluator_->AddRule(std::move(r).value())) {
+    return base::TooLargeError("at most 1000 rules");
   }
   Publish();
-  return {201, Dump(shown)};
+  return added;
 }
 
-ApiAnswer Service::RemoveRule(std::string_view id, Time now) {
+base::Status Service::RemoveRule(std::string_view id, Time now) {
   std::vector<AlertNotice> notices;
   if (!evaluator_->RemoveRule(std::string(id), now, &notices)) {
-    return {404, Answer("no rule with id \"" + std::string(id) + "\"", "id")};
+    return base::NotFoundError("no rule with id \"" + std::string(id) + "\"", "id");
   }
   notifier_->Send(notices);
   Publish();
-  return {200, Dump(json{{"deleted", std::string(id)}})};
+  return base::OkStatus();
 }
 
 std::string Service::AlertsJson(Time now) const {
@@ -338,13 +333,15 @@ std::string Service::RulesJson() const {
   return Dump(json{{"rules", std::move(rules)}});
 }
 
-bool Service::Reload(const config::AlertingConfig& config, Time now, std::string* error) {
-  std::vector<Rule> rules;
-  if (!BuildRules(config, &rules, error)) return false;
+base::Status Service::Reload(const config::AlertingConfig& config, Time now) {
+  base::StatusOr<std::vector<Rule>> built = BuildRules(config);
+  if (!built.ok()) return built.status();
+  std::vector<Rule> rules = std::move(built).value();
   std::shared_ptr<Notifier> notifier;
   if (!SameTargets(config, config_)) {
-    notifier = Notifier::Create(Targets(config), MakeNotifierOptions(options_), error);
-    if (!notifier) return false;
+    std::string error;
+    notifier = Notifier::Create(Targets(config), MakeNotifierOptions(options_), &error);
+    if (!notifier) return base::InvalidArgumentError(error);
   }
   // Rules added at run time survive a reload unless the config now claims their id.
   for (const auto& status : evaluator_->Rules()) {
@@ -364,7 +361,7 @@ bool Service::Reload(const config::AlertingConfig& config, Time now, std::string
   notifier_->Send(notices);
   config_ = config;
   Publish();
-  return true;
+  return base::OkStatus();
 }
 
 }  // namespace speedmon::alerting

@@ -28,6 +28,7 @@
 #include "alerting/notifier.h"
 #include "alerting/rule.h"
 #include "alerting/value_source.h"
+#include "base/status.h"
 #include "config/config.h"
 #include "prometheus/collectable.h"
 
@@ -43,21 +44,15 @@ struct ServiceOptions {
   config::Duration max_backoff{30000};
 };
 
-// An admin API answer: HTTP status and JSON body.
-struct ApiAnswer {
-  int status = 200;
-  std::string body;
-};
-
 class Service {
  public:
   // Rules: DefaultRules() when config.default_rules, then config.rules in order (a config
   // rule with a default's id replaces that default). Targets: every alertmanager, then
-  // every webhook. nullptr and *error when a rule is refused (two config rules with one
+  // every webhook. kInvalidArgument when a rule is refused (two config rules with one
   // id, an unknown dotted metric name, ...) or a URL does not parse.
-  static std::unique_ptr<Service> Create(const config::AlertingConfig& config,
-                                         std::shared_ptr<ValueSource> source,
-                                         ServiceOptions options, std::string* error);
+  static base::StatusOr<std::unique_ptr<Service>> Create(const config::AlertingConfig& config,
+                                                         std::shared_ptr<ValueSource> source,
+                                                         ServiceOptions options);
   ~Service();  // stops the sender threads (see Notifier::~Notifier)
 
   config::Duration evaluation_interval() const { return config_.evaluation_interval; }
@@ -65,17 +60,14 @@ class Service {
   // One evaluation round at `now` (system_clock::now() in the daemon).
   void Evaluate(Time now);
 
-  // POST /api/v1/alert-rules with `body`:
-  //   201 and the rule as GET /api/v1/alert-rules shows it;
-  //   400 {"error": "...", "field": "..."} when RuleFromJson refuses it (or 1000 rules);
-  //   409 {"error": "rule \"ID\" already exists", "field": "id"}.
-  // The rule is evaluated from the next round on.
-  ApiAnswer AddRule(std::string_view body, Time now);
+  // POST /api/v1/alert-rules with `body` (see RuleFromJson): the rule as added, evaluated
+  // from the next round on; kInvalidArgument (with the field) when RuleFromJson refuses
+  // it, kAlreadyExists (field "id") for a taken id, kTooLarge past 1000 rules.
+  base::StatusOr<Rule> AddRule(std::string_view body);
 
-  // DELETE /api/v1/alert-rules/{id} (id already URL-decoded):
-  //   200 {"deleted": "ID"}; its firing alerts are sent as resolved;
-  //   404 {"error": "no rule with id \"ID\"", "field": "id"}.
-  ApiAnswer RemoveRule(std::string_view id, Time now);
+  // DELETE /api/v1/alert-rules/{id} (id already URL-decoded): its firing alerts are sent
+  // as resolved; kNotFound (field "id") for an unknown id.
+  base::Status RemoveRule(std::string_view id, Time now);
 
   // GET /api/v1/alerts:
   //   {"alerts": [{"id": rule id, "name": alertname, "state": "pending|firing",
@@ -96,8 +88,8 @@ class Service {
   // the API stay (unless the config now has their id). Unchanged rules keep their
   // alerts; changed or dropped ones resolve. The notifier is rebuilt only when the
   // targets change (joining the old sender threads: at most one request timeout).
-  // On error nothing changes and *error says why.
-  bool Reload(const config::AlertingConfig& config, Time now, std::string* error);
+  // On error nothing changes.
+  base::Status Reload(const config::AlertingConfig& config, Time now);
 
   // alerting's metrics; register it with the exposition. Safe to outlive the Service.
   std::shared_ptr<prometheus::Collectable> collectable() const;
@@ -123,6 +115,6 @@ class Service {
 };
 
 // The rule list Create/Reload build from a config (exposed for tests).
-bool BuildRules(const config::AlertingConfig& config, std::vector<Rule>* rules, std::string* error);
+base::StatusOr<std::vector<Rule>> BuildRules(const config::AlertingConfig& config);
 
 }  // namespace speedmon::alerting

@@ -130,14 +130,15 @@ base::Status DaemonImpl::StartComponents() {
   limits.max_body_bytes = config_.admin.max_body_bytes;
   speedrun_ = std::make_unique<speedrun::Service>(config_.speedrun, config_.sla,
                                                   std::make_shared<prometheus::Registry>(), limits);
-  if (auto err = speedrun_->Open()) return base::UnavailableError("speedrun store: " + *err);
+  if (base::Status s = speedrun_->Open(); !s.ok()) return s.WithContext("speedrun store");
 
   auto source = std::make_shared<alerting::CollectablesValueSource>();
   alerting::ServiceOptions alert_options;
   alert_options.external_url = "http://" + config_.admin.address.ToString();
-  std::string error;
-  alerts_ = alerting::Service::Create(config_.alerting, source, alert_options, &error);
-  if (!alerts_) return base::InvalidArgumentError("alerting: " + error);
+  base::StatusOr<std::unique_ptr<alerting::Service>> alerts =
+      alerting::Service::Create(config_.alerting, source, alert_options);
+  if (!alerts.ok()) return alerts.status().WithContext("alerting");
+  alerts_ = std::move(alerts).value();
 
   // The admin address first: a worker that was created holds its listening sockets until
   // its loop has run, so the data plane comes last of what can fail.
@@ -322,10 +323,11 @@ void DaemonImpl::Reload() {
   }
   // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
   // refuses nothing a loaded file holds; it stays a guard, not a second validation.
-  std::string error;
-  if (!alerts_->Reload(r.config->alerting, std::chrono::system_clock::now(), &error)) {
+  base::Status reloaded = alerts_->Reload(r.config->alerting, std::chrono::system_clock::now());
+  if (!reloaded.ok()) {
     reloads_->Add({{"result", "failure"}}).Increment();
-    base::LogWarning("SIGHUP: alerting config rejected, keeping the running one: " + error);
+    base::LogWarning("SIGHUP: alerting config rejected, keeping the running one: " +
+                     reloaded.message());
     return;
   }
   speedrun_->SetSlaConfig(r.config->sla);

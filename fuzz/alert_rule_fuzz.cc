@@ -9,12 +9,12 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
-  speedmon::alerting::RuleResult r = speedmon::alerting::RuleFromJson(body);
+  speedmon::base::StatusOr<speedmon::alerting::Rule> r = speedmon::alerting::RuleFromJson(body);
   if (!r.ok()) {
-    if (r.error.error.empty()) std::abort();
+    if (r.status().message().empty()) std::abort();
     return 0;
   }
-  std::string text = speedmon::base::ToJson(speedmon::alerting::RuleToJson(*r.rule));
+  std::string text = speedmon::base::ToJson(speedmon::alerting::RuleToJson(*r));
   if (nlohmann::json::parse(text, nullptr, false).is_discarded()) std::abort();
   return 0;
 }

@@ -21,17 +21,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   speedrun::BodyLimits limits;
   limits.max_items = 64;
   speedrun::DecodedBody decoded;
-  if (speedrun::DecodeBody(body, content_type, limits, &decoded)) return 0;
+  if (!speedrun::DecodeBody(body, content_type, limits, &decoded).ok()) return 0;
   for (size_t i = 0; i < decoded.items.size(); ++i) {
     std::string path = decoded.single ? "" : decoded.ItemPath(i);
     std::string text;
     if (experiments) {
       speedrun::Experiment e;
-      if (speedrun::ValidateExperiment(decoded.items[i], path, 1.7e9, &e)) continue;
+      if (!speedrun::ValidateExperiment(decoded.items[i], path, 1.7e9, &e).ok()) continue;
       text = base::ToJson(speedrun::ToJson(e));
     } else {
       speedrun::Pattern p;
-      if (speedrun::ValidatePattern(decoded.items[i], path, 1.7e9, &p)) continue;
+      if (!speedrun::ValidatePattern(decoded.items[i], path, 1.7e9, &p).ok()) continue;
       text = base::ToJson(speedrun::ToJson(p));
     }
     if (!base::IsValidUtf8(text) || nlohmann::json::parse(text, nullptr, false).is_discarded()) {

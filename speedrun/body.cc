@@ -81,10 +81,6 @@ class BoundedSax {
   std::string error_;
 };
 
-InputError Error(int status, std::string message, std::string field = "") {
-  return InputError{status, std::move(message), std::move(field)};
-}
-
 std::string TooManyItems(size_t max) {
   return "batch has more than " + std::to_string(max) + " items";
 }
@@ -105,45 +101,45 @@ std::string DecodedBody::ItemPath(size_t index) const {
   return single ? std::string() : "items[" + std::to_string(index) + "]";
 }
 
-bool ParseJson(std::string_view text, int max_depth, json* out, std::string* error) {
-  *out = json();
-  BoundedSax sax(out, max_depth);
+base::StatusOr<json> ParseJson(std::string_view text, int max_depth) {
+  json out;
+  BoundedSax sax(&out, max_depth);
   bool ok = json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json,
                             /*strict=*/true, /*ignore_comments=*/false);
-  if (ok && !sax.failed()) return true;
-  *error = sax.failed() ? sax.error() : "invalid JSON";
-  *out = json();
-  return false;
+  if (ok && !sax.failed()) return out;
+  return base::InvalidArgumentError(sax.failed() ? sax.error() : "invalid JSON");
 }
 
 namespace {
 
-std::optional<InputError> Decode(std::string_view body, std::string_view content_type,
-                                 const BodyLimits& limits, DecodedBody* out) {
+base::Status Decode(std::string_view body, std::string_view content_type, const BodyLimits& limits,
+                    DecodedBody* out) {
   if (body.size() > limits.max_body_bytes) {
-    return Error(413, "body larger than " + std::to_string(limits.max_body_bytes) + " bytes");
+    return base::TooLargeError("body larger than " + std::to_string(limits.max_body_bytes) +
+                               " bytes");
   }
   std::optional<Framing> framing = FramingFor(content_type);
   if (!framing) {
-    return Error(415, "unsupported Content-Type \"" + std::string(content_type.substr(0, 100)) +
-                          "\": use application/json or application/x-ndjson");
+    return base::UnsupportedFormatError("unsupported Content-Type \"" +
+                                        std::string(content_type.substr(0, 100)) +
+                                        "\": use application/json or application/x-ndjson");
   }
-  if (base::TrimWhitespace(body).empty()) return Error(400, "empty body");
+  if (base::TrimWhitespace(body).empty()) return base::InvalidArgumentError("empty body");
 
-  std::string message;
   if (*framing == Framing::kJson) {
-    json root;
-    if (!ParseJson(body, limits.max_depth, &root, &message)) return Error(400, message);
+    base::StatusOr<json> parsed = ParseJson(body, limits.max_depth);
+    if (!parsed.ok()) return parsed.status();
+    json root = std::move(parsed).value();
     if (root.is_object()) {
       out->single = true;
       out->items.push_back(std::move(root));
-      return std::nullopt;
+      return base::OkStatus();
     }
-    if (!root.is_array()) return Error(400, "body must be a JSON object or array");
-    if (root.size() > limits.max_items) return Error(413, TooManyItems(limits.max_items));
+    if (!root.is_array()) return base::InvalidArgumentError("body must be a JSON object or array");
+    if (root.size() > limits.max_items) return base::TooLargeError(TooManyItems(limits.max_items));
     out->items.reserve(root.size());
     for (json& item : root) out->items.push_back(std::move(item));
-    return std::nullopt;
+    return base::OkStatus();
   }
 
   size_t line_number = 0;
@@ -154,27 +150,31 @@ std::optional<InputError> Decode(std::string_view body, std::string_view content
     ++line_number;
     if (base::TrimWhitespace(line).empty()) continue;
     std::string field = "items[" + std::to_string(out->items.size()) + "]";
-    if (out->items.size() == limits.max_items) return Error(413, TooManyItems(limits.max_items));
-    json item;
-    if (!ParseJson(line, limits.max_depth, &item, &message)) {
-      return Error(400, "line " + std::to_string(line_number) + ": " + message, field);
+    if (out->items.size() == limits.max_items)
+      return base::TooLargeError(TooManyItems(limits.max_items));
+    base::StatusOr<json> parsed = ParseJson(line, limits.max_depth);
+    if (!parsed.ok()) {
+      return base::InvalidArgumentError(
+          "line " + std::to_string(line_number) + ": " + parsed.status().message(), field);
     }
+    json item = std::move(parsed).value();
     if (!item.is_object()) {
-      return Error(400, "line " + std::to_string(line_number) + ": not a JSON object", field);
+      return base::InvalidArgumentError(
+          "line " + std::to_string(line_number) + ": not a JSON object", field);
     }
     out->items.push_back(std::move(item));
   }
-  return std::nullopt;
+  return base::OkStatus();
 }
 
 }  // namespace
 
-std::optional<InputError> DecodeBody(std::string_view body, std::string_view content_type,
-                                     const BodyLimits& limits, DecodedBody* out) {
+base::Status DecodeBody(std::string_view body, std::string_view content_type,
+                        const BodyLimits& limits, DecodedBody* out) {
   *out = DecodedBody();
-  std::optional<InputError> error = Decode(body, content_type, limits, out);
-  if (error) *out = DecodedBody();  // nothing of a refused body is used
-  return error;
+  base::Status status = Decode(body, content_type, limits, out);
+  if (!status.ok()) *out = DecodedBody();  // nothing of a refused body is used
+  return status;
 }
 
 }  // namespace speedmon::speedrun

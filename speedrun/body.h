@@ -14,20 +14,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/status.h"
+
 namespace speedmon::speedrun {
 
-// A request the client must fix. `field` names the offending value as a path into the
-// body ("status", "items[3].status"); "" means the body as a whole.
-struct InputError {
-  int status = 400;
-  std::string error;
-  std::string field;
-};
-
 struct BodyLimits {
-  uint64_t max_body_bytes = 1048576;  // larger bodies answer 413
-  size_t max_items = 10000;           // larger batches answer 413
-  int max_depth = 32;                 // deeper nesting answers 400 (no recursion either way)
+  uint64_t max_body_bytes = 1048576;  // larger bodies: kTooLarge
+  size_t max_items = 10000;           // larger batches: kTooLarge
+  int max_depth = 32;                 // deeper: kInvalidArgument (no recursion either way)
 };
 
 enum class Framing { kJson, kNdjson };
@@ -35,7 +29,7 @@ enum class Framing { kJson, kNdjson };
 // application/json -> kJson; application/x-ndjson or application/ndjson -> kNdjson.
 // Parameters (";charset=utf-8") and case are ignored. A missing Content-Type ("") and
 // application/x-www-form-urlencoded are taken as JSON because `curl -d '{...}'` sends the
-// latter and it is what people type. Anything else is nullopt (415).
+// latter and it is what people type. Anything else is nullopt (kUnsupportedFormat).
 std::optional<Framing> FramingFor(std::string_view content_type);
 
 struct DecodedBody {
@@ -48,21 +42,20 @@ struct DecodedBody {
 };
 
 // Decodes a body. Errors, checked in this order:
-//   413 body larger than max_body_bytes, 415 unsupported Content-Type,
-//   400 empty body, invalid JSON (message with line and column), nesting deeper than
-//   max_depth, a number out of double range (1e400), a top level that is not an object
-//   or array, an NDJSON line that is not an object; 413 more than max_items items.
+//   kTooLarge body larger than max_body_bytes, kUnsupportedFormat for the Content-Type,
+//   kInvalidArgument for an empty body, invalid JSON (message with line and column),
+//   nesting deeper than max_depth, a number out of double range (1e400), a top level that
+//   is not an object or array, an NDJSON line that is not an object; kTooLarge for more
+//   than max_items items.
 // Array elements are not checked here: the record validators report "items[i]" errors.
 // Blank NDJSON lines are skipped; an NDJSON error's field is "items[i]" (the i-th
 // non-blank line, counted from 0) and its message names the line number (from 1).
 // An empty array or NDJSON with only blank lines is an empty batch, not an error.
-std::optional<InputError> DecodeBody(std::string_view body, std::string_view content_type,
-                                     const BodyLimits& limits, DecodedBody* out);
+base::Status DecodeBody(std::string_view body, std::string_view content_type,
+                        const BodyLimits& limits, DecodedBody* out);
 
 // Parses one JSON text with the depth and number checks above; no exceptions thrown.
-// On error, `error` holds the message (without a field).
-bool ParseJson(std::string_view text, int max_depth, nlohmann::json* out, std::string* error);
-
-// Serialises a JSON answer; invalid UTF-8 (from a URL-supplied id) is replaced, never thrown.
+// kInvalidArgument with the parser's message (without a field) when it is not JSON.
+base::StatusOr<nlohmann::json> ParseJson(std::string_view text, int max_depth);
 
 }  // namespace speedmon::speedrun

@@ -37,7 +37,7 @@ std::string Id(int round, int n) { return "r" + std::to_string(round) + "-" + st
   config::SpeedrunConfig sr;
   sr.store_path = path;
   Service service(sr, {}, std::make_shared<prometheus::Registry>());
-  if (service.Open()) _exit(2);
+  if (!service.Open().ok()) _exit(2);
   int next = 0;
   for (int step = 0;; ++step) {
     std::vector<std::string> ids;
@@ -56,8 +56,8 @@ std::string Id(int round, int n) { return "r" + std::to_string(round) + "-" + st
     }
     for (;;) {
       auto busy = std::make_shared<std::atomic<bool>>(false);
-      service.PostExperiments(body, content_type, [ids, fd, busy](Answer a) {
-        if (a.status == 201 || a.status == 200) {
+      service.PostExperiments(body, content_type, [ids, fd, busy](base::StatusOr<WriteResult> r) {
+        if (r.ok()) {
           std::string lines;
           for (const std::string& id : ids) lines += id + "\n";
           WriteAll(fd, lines);
@@ -138,7 +138,7 @@ TEST(Crash, AcknowledgedExperimentsSurviveSigkillExactlyOnce) {
   config::SpeedrunConfig sr;
   sr.store_path = path;
   Service service(sr, {}, registry);
-  ASSERT_EQ(service.Open(), std::nullopt);
+  ASSERT_TRUE(service.Open().ok());
   double counted = 0;
   for (const auto& [key, value] : Snapshot(*registry)) {
     if (key.rfind("pokemon_speedrun_experiments_total{", 0) == 0) counted += value;

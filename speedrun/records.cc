@@ -46,12 +46,12 @@ class FieldReader {
   FieldReader(const json& obj, std::string_view path, const char* what)
       : obj_(obj), prefix_(path.empty() ? std::string() : std::string(path) + ".") {
     if (!obj.is_object()) {
-      error_ =
-          InputError{400, std::string("an ") + what + " must be a JSON object", std::string(path)};
+      error_ = base::InvalidArgumentError(std::string("an ") + what + " must be a JSON object",
+                                          std::string(path));
     }
   }
 
-  const std::optional<InputError>& error() const { return error_; }
+  const base::Status& error() const { return error_; }
 
   std::optional<std::string> String(const char* name, size_t min_chars, size_t max_chars,
                                     bool required) {
@@ -124,7 +124,7 @@ class FieldReader {
 
  private:
   const json* Find(const char* name, bool required) {
-    if (error_) return nullptr;
+    if (!error_.ok()) return nullptr;
     auto it = obj_.find(name);
     if (it == obj_.end() || it->is_null()) {
       if (required) Fail(name, "is required");
@@ -134,7 +134,8 @@ class FieldReader {
   }
 
   std::nullopt_t Fail(const char* name, const std::string& message) {
-    if (!error_) error_ = InputError{400, std::string(name) + " " + message, prefix_ + name};
+    if (error_.ok())
+      error_ = base::InvalidArgumentError(std::string(name) + " " + message, prefix_ + name);
     return std::nullopt;
   }
 
@@ -145,7 +146,7 @@ class FieldReader {
 
   const json& obj_;
   std::string prefix_;
-  std::optional<InputError> error_;
+  base::Status error_;
 };
 
 constexpr double kInf = HUGE_VAL;
@@ -251,8 +252,8 @@ std::optional<double> ParseRfc3339(std::string_view s) {
   return result;
 }
 
-std::optional<InputError> ValidateExperiment(const json& item, std::string_view path, double now,
-                                             Experiment* out) {
+base::Status ValidateExperiment(const json& item, std::string_view path, double now,
+                                Experiment* out) {
   *out = Experiment();
   FieldReader r(item, path, "experiment");
   if (auto v = r.String("experiment_id", 1, kMaxIdChars, true)) out->id = std::move(*v);
@@ -271,8 +272,7 @@ std::optional<InputError> ValidateExperiment(const json& item, std::string_view 
   return r.error();
 }
 
-std::optional<InputError> ValidatePattern(const json& item, std::string_view path, double now,
-                                          Pattern* out) {
+base::Status ValidatePattern(const json& item, std::string_view path, double now, Pattern* out) {
   *out = Pattern();
   FieldReader r(item, path, "pattern");
   if (auto v = r.String("pattern_id", 1, kMaxIdChars, true)) out->id = std::move(*v);

@@ -4,8 +4,8 @@
 // Pure functions; the admin (main) thread validates, the store's writer thread reads the
 // validated structs. A validated record is immutable from then on.
 //
-// Validation rules (README.md, "Post an experiment"), checked field by field in the order below; the
-// first bad field is reported as InputError{400, message, "<prefix>field"}:
+// Validation rules (README.md, "Post an experiment"), checked field by field in the order below;
+// the first bad field is reported as InvalidArgumentError(message, "<prefix>field"):
 //   - Fields this version does not know are ignored, so a runner that sends more (a newer
 //     seed, a dataclass' asdict()) is not refused. A misspelt optional field is therefore
 //     silently absent; misspelt required fields are still caught.
@@ -77,11 +77,11 @@ struct Pattern {
 };
 
 // Validate one item. `path` is the item's path ("" for a single body, "items[3]" in a
-// batch); `now` is the default timestamp. Returns the first error, or nullopt and fills *out.
-std::optional<InputError> ValidateExperiment(const nlohmann::json& item, std::string_view path,
-                                             double now, Experiment* out);
-std::optional<InputError> ValidatePattern(const nlohmann::json& item, std::string_view path,
-                                          double now, Pattern* out);
+// batch); `now` is the default timestamp. Returns the first error, or OK and fills *out.
+base::Status ValidateExperiment(const nlohmann::json& item, std::string_view path, double now,
+                                Experiment* out);
+base::Status ValidatePattern(const nlohmann::json& item, std::string_view path, double now,
+                             Pattern* out);
 
 // Parses an RFC 3339 date-time into unix seconds; nullopt when malformed or out of range.
 std::optional<double> ParseRfc3339(std::string_view s);

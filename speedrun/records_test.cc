@@ -16,17 +16,37 @@ constexpr double kNow = 1700000000.0;
 const char kBase[] = R"({"experiment_id":"e1","status":"success","duration_seconds":1.5)";
 const char kPatternBase[] = R"({"pattern_id":"p1","pattern_type":"battle","quality_score":0.8)";
 
+// A refusal as a client sees it: the HTTP status admin/api.cc answers for the code,
+// the message and the field. nullopt for OK.
+struct InputError {
+  int status = 0;
+  std::string error;
+  std::string field;
+};
+std::optional<InputError> Refusal(const base::Status& s) {
+  if (s.ok()) return std::nullopt;
+  int status = s.code() == base::StatusCode::kTooLarge            ? 413
+               : s.code() == base::StatusCode::kUnsupportedFormat ? 415
+               : s.code() == base::StatusCode::kInvalidArgument   ? 400
+                                                                  : 500;
+  return InputError{status, s.message(), s.field()};
+}
+
 // Decodes and validates `body` as one experiment (JSON framing).
 std::optional<InputError> CheckExperiment(const std::string& body, Experiment* out) {
   DecodedBody d;
-  if (auto e = DecodeBody(body, "application/json", BodyLimits(), &d)) return e;
-  return ValidateExperiment(d.items.at(0), d.ItemPath(0), kNow, out);
+  if (base::Status e = DecodeBody(body, "application/json", BodyLimits(), &d); !e.ok()) {
+    return Refusal(e);
+  }
+  return Refusal(ValidateExperiment(d.items.at(0), d.ItemPath(0), kNow, out));
 }
 
 std::optional<InputError> CheckPattern(const std::string& body, Pattern* out) {
   DecodedBody d;
-  if (auto e = DecodeBody(body, "application/json", BodyLimits(), &d)) return e;
-  return ValidatePattern(d.items.at(0), d.ItemPath(0), kNow, out);
+  if (base::Status e = DecodeBody(body, "application/json", BodyLimits(), &d); !e.ok()) {
+    return Refusal(e);
+  }
+  return Refusal(ValidatePattern(d.items.at(0), d.ItemPath(0), kNow, out));
 }
 
 struct BadCase {
@@ -202,19 +222,19 @@ TEST(ValidateExperiment, InfinityFromOverflowIsRefusedAsABody) {
 
 TEST(ValidateExperiment, BatchItemPathsPrefixFields) {
   DecodedBody d;
-  ASSERT_EQ(DecodeBody(R"([{"experiment_id":"a","status":"success","duration_seconds":1}, 3,
+  ASSERT_EQ(Refusal(DecodeBody(R"([{"experiment_id":"a","status":"success","duration_seconds":1}, 3,
                           {"experiment_id":"c","status":"bad","duration_seconds":1}])",
-                       "application/json", BodyLimits(), &d),
+                               "application/json", BodyLimits(), &d)),
             std::nullopt);
   ASSERT_EQ(d.items.size(), 3u);
   EXPECT_FALSE(d.single);
   Experiment e;
-  EXPECT_EQ(ValidateExperiment(d.items[0], d.ItemPath(0), kNow, &e), std::nullopt);
-  std::optional<InputError> err = ValidateExperiment(d.items[1], d.ItemPath(1), kNow, &e);
+  EXPECT_EQ(Refusal(ValidateExperiment(d.items[0], d.ItemPath(0), kNow, &e)), std::nullopt);
+  std::optional<InputError> err = Refusal(ValidateExperiment(d.items[1], d.ItemPath(1), kNow, &e));
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->error, "an experiment must be a JSON object");
   EXPECT_EQ(err->field, "items[1]");
-  err = ValidateExperiment(d.items[2], d.ItemPath(2), kNow, &e);
+  err = Refusal(ValidateExperiment(d.items[2], d.ItemPath(2), kNow, &e));
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->field, "items[2].status");
 }
@@ -354,7 +374,7 @@ TEST(DecodeBody, GarbageIsRefusedExactly) {
   };
   for (const BodyCase& c : cases) {
     DecodedBody d;
-    std::optional<InputError> err = DecodeBody(c.body, c.content_type, limits, &d);
+    std::optional<InputError> err = Refusal(DecodeBody(c.body, c.content_type, limits, &d));
     ASSERT_TRUE(err.has_value()) << c.body.substr(0, 40);
     EXPECT_EQ(err->status, c.status) << c.body.substr(0, 40);
     EXPECT_EQ(err->error, c.error) << c.body.substr(0, 40);
@@ -367,9 +387,9 @@ TEST(DecodeBody, DepthLimitIsInclusive) {
   BodyLimits limits;
   std::string ok = std::string(31, '[') + std::string(31, ']');
   DecodedBody d;
-  EXPECT_EQ(DecodeBody("{\"x\":" + ok + "}", "", limits, &d), std::nullopt);
+  EXPECT_EQ(Refusal(DecodeBody("{\"x\":" + ok + "}", "", limits, &d)), std::nullopt);
   std::optional<InputError> err =
-      DecodeBody("{\"x\":[" + ok + "]}", "application/json", limits, &d);
+      Refusal(DecodeBody("{\"x\":[" + ok + "]}", "application/json", limits, &d));
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->error, "JSON nested deeper than 32 levels");
 }
@@ -379,7 +399,7 @@ TEST(DecodeBody, SizeLimitAndHugeStrings) {
   limits.max_body_bytes = 100;
   DecodedBody d;
   std::optional<InputError> err =
-      DecodeBody("[" + std::string(100, ' ') + "]", "application/json", limits, &d);
+      Refusal(DecodeBody("[" + std::string(100, ' ') + "]", "application/json", limits, &d));
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->status, 413);
   EXPECT_EQ(err->error, "body larger than 100 bytes");
@@ -388,14 +408,14 @@ TEST(DecodeBody, SizeLimitAndHugeStrings) {
   limits.max_body_bytes = 11 * 1024 * 1024;
   std::string body =
       std::string(kBase) + R"(,"error_message":")" + std::string(10 * 1024 * 1024, 'a') + R"("})";
-  ASSERT_EQ(DecodeBody(body, "application/json", limits, &d), std::nullopt);
+  ASSERT_EQ(Refusal(DecodeBody(body, "application/json", limits, &d)), std::nullopt);
   Experiment e;
-  err = ValidateExperiment(d.items[0], d.ItemPath(0), kNow, &e);
+  err = Refusal(ValidateExperiment(d.items[0], d.ItemPath(0), kNow, &e));
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->error, "error_message must be 0 to 4096 characters");
   // An unterminated 10 MB string: the message does not echo the megabytes back.
-  err =
-      DecodeBody("{\"a\":\"" + std::string(10 * 1024 * 1024, 'a'), "application/json", limits, &d);
+  err = Refusal(
+      DecodeBody("{\"a\":\"" + std::string(10 * 1024 * 1024, 'a'), "application/json", limits, &d));
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->status, 400);
   EXPECT_LE(err->error.size(), 220u);
@@ -404,14 +424,15 @@ TEST(DecodeBody, SizeLimitAndHugeStrings) {
 
 TEST(DecodeBody, FramesObjectsArraysAndNdjson) {
   DecodedBody d;
-  ASSERT_EQ(DecodeBody(R"({"a":1})", "application/json", BodyLimits(), &d), std::nullopt);
+  ASSERT_EQ(Refusal(DecodeBody(R"({"a":1})", "application/json", BodyLimits(), &d)), std::nullopt);
   EXPECT_TRUE(d.single);
   EXPECT_EQ(d.ItemPath(0), "");
-  ASSERT_EQ(DecodeBody("[]", "application/json", BodyLimits(), &d), std::nullopt);
+  ASSERT_EQ(Refusal(DecodeBody("[]", "application/json", BodyLimits(), &d)), std::nullopt);
   EXPECT_FALSE(d.single);
   EXPECT_TRUE(d.items.empty());
-  ASSERT_EQ(DecodeBody("{\"a\":1}\r\n\n  \n{\"a\":2}", "application/x-ndjson", BodyLimits(), &d),
-            std::nullopt);
+  ASSERT_EQ(
+      Refusal(DecodeBody("{\"a\":1}\r\n\n  \n{\"a\":2}", "application/x-ndjson", BodyLimits(), &d)),
+      std::nullopt);
   EXPECT_FALSE(d.single);
   ASSERT_EQ(d.items.size(), 2u);
   EXPECT_EQ(d.items[1]["a"], 2);

@@ -3,14 +3,12 @@
 #include "speedrun/service.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <limits>
 
 #include "base/boundary.h"
 #include "base/json.h"
-#include "base/url.h"
 
 namespace speedmon::speedrun {
 namespace {
@@ -19,17 +17,6 @@ using nlohmann::json;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr char kOtherStrategy[] = "other";
-constexpr size_t kDefaultLimit = 100;
-
-Answer JsonAnswer(int status, const json& body) { return Answer{status, base::ToJson(body)}; }
-
-Answer ErrorAnswer(int status, const std::string& error, const std::string& field = "") {
-  // A body-level error names no field: null, as the admin server's own errors.
-  return JsonAnswer(status,
-                    json{{"error", error}, {"field", field.empty() ? json(nullptr) : json(field)}});
-}
-
-Answer ErrorAnswer(const InputError& e) { return ErrorAnswer(e.status, e.error, e.field); }
 
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -91,8 +78,8 @@ struct Service::Write {
   std::vector<Experiment> experiments;
   std::vector<Pattern> patterns;
   std::string pattern_id;
-  std::function<void(Answer)> done;
-  Answer answer;  // filled in by the writer
+  WriteDone done;
+  base::StatusOr<WriteResult> result = base::InternalError("not written");  // set by the writer
 
   size_t Items() const { return experiments.size() + patterns.size() + (kind == Kind::kReuse); }
 };
@@ -122,17 +109,19 @@ Service::Service(config::SpeedrunConfig speedrun, config::SlaConfig sla,
 
 Service::~Service() { Close(); }
 
-std::optional<std::string> Service::Open() {
-  if (opened_) return "speedrun service: Open() called twice";
+base::Status Service::Open() {
+  if (opened_) return base::FailedPreconditionError("speedrun service: Open() called twice");
   opened_ = true;
-  if (auto e = store_.Open(speedrun_.store_path)) return e;
+  if (base::Status s = store_.Open(speedrun_.store_path); !s.ok()) return s;
   Totals totals;
   std::vector<Experiment> experiments;
   std::vector<Pattern> patterns;
   size_t recent = std::max<size_t>(speedrun_.window_experiments, limits_.recent_experiments);
-  if (auto e = store_.LoadTotals(&totals)) return e;
-  if (auto e = store_.LoadRecentExperiments(recent, &experiments)) return e;
-  if (auto e = store_.LoadRecentPatterns(speedrun_.window_patterns, &patterns)) return e;
+  for (base::Status s :
+       {store_.LoadTotals(&totals), store_.LoadRecentExperiments(recent, &experiments),
+        store_.LoadRecentPatterns(speedrun_.window_patterns, &patterns)}) {
+    if (!s.ok()) return s;
+  }
 
   for (const auto& [key, n] : totals.experiments) {
     if (key.second != kOtherStrategy) strategy_labels_.insert(key.second);
@@ -155,7 +144,7 @@ std::optional<std::string> Service::Open() {
     accepting_ = true;
   }
   writer_ = std::thread([this] { WriterLoop(); });
-  return std::nullopt;
+  return base::OkStatus();
 }
 
 void Service::Close() {
@@ -170,47 +159,43 @@ void Service::Close() {
 }
 
 void Service::PostExperiments(std::string_view body, std::string_view content_type,
-                              std::function<void(Answer)> done) {
+                              WriteDone done) {
   Post(true, body, content_type, std::move(done));
 }
 
-void Service::PostPatterns(std::string_view body, std::string_view content_type,
-                           std::function<void(Answer)> done) {
+void Service::PostPatterns(std::string_view body, std::string_view content_type, WriteDone done) {
   Post(false, body, content_type, std::move(done));
 }
 
 void Service::Post(bool experiments, std::string_view body, std::string_view content_type,
-                   std::function<void(Answer)> done) {
+                   WriteDone done) {
   BodyLimits body_limits{limits_.max_body_bytes, limits_.max_batch_items, limits_.max_json_depth};
   DecodedBody decoded;
-  if (auto e = DecodeBody(body, content_type, body_limits, &decoded)) {
-    return done(ErrorAnswer(*e));
+  if (base::Status s = DecodeBody(body, content_type, body_limits, &decoded); !s.ok()) {
+    return done(s);
   }
   Write w;
   w.kind = experiments ? Write::Kind::kExperiments : Write::Kind::kPatterns;
   w.single = decoded.single;
   double now = NowSeconds();
   for (size_t i = 0; i < decoded.items.size(); ++i) {
-    std::optional<InputError> e;
-    if (experiments) {
-      e = ValidateExperiment(decoded.items[i], decoded.ItemPath(i), now,
-                             &w.experiments.emplace_back());
-    } else {
-      e = ValidatePattern(decoded.items[i], decoded.ItemPath(i), now, &w.patterns.emplace_back());
-    }
-    if (e) return done(ErrorAnswer(*e));
+    base::Status s = experiments ? ValidateExperiment(decoded.items[i], decoded.ItemPath(i), now,
+                                                      &w.experiments.emplace_back())
+                                 : ValidatePattern(decoded.items[i], decoded.ItemPath(i), now,
+                                                   &w.patterns.emplace_back());
+    if (!s.ok()) return done(s);
   }
   w.done = std::move(done);
   Enqueue(std::move(w));
 }
 
-void Service::PostPatternReuse(std::string_view pattern_id, std::function<void(Answer)> done) {
+void Service::PostPatternReuse(std::string_view pattern_id, WriteDone done) {
   if (!base::IsValidUtf8(pattern_id)) {
-    return done(ErrorAnswer(400, "pattern_id must be UTF-8", "pattern_id"));
+    return done(base::InvalidArgumentError("pattern_id must be UTF-8", "pattern_id"));
   }
   size_t chars = Utf8Length(pattern_id);
   if (chars < 1 || chars > kMaxIdChars) {
-    return done(ErrorAnswer(400, "pattern_id must be 1 to 128 characters", "pattern_id"));
+    return done(base::InvalidArgumentError("pattern_id must be 1 to 128 characters", "pattern_id"));
   }
   Write w;
   w.kind = Write::Kind::kReuse;
@@ -224,12 +209,12 @@ void Service::Enqueue(Write write) {
   std::unique_lock lock(queue_mu_);
   if (!accepting_) {
     lock.unlock();
-    return write.done(ErrorAnswer(503, "speedrun store is not open"));
+    return write.done(base::UnavailableError("speedrun store is not open"));
   }
   // One batch may always wait alone, so a legal batch is never refused for its size.
   if (queued_items_ > 0 && queued_items_ + items > limits_.max_queued_items) {
     lock.unlock();
-    return write.done(ErrorAnswer(503, "speedrun store is busy: retry later"));
+    return write.done(base::UnavailableError("speedrun store is busy: retry later"));
   }
   queued_items_ += items;
   queue_.push_back(std::move(write));
@@ -253,7 +238,7 @@ void Service::WriterLoop() {
           // Nothing of the batch is known to be stored: roll back and answer each write
           // (a write answered already keeps its answer; the admin server drops a second).
           store_.Rollback();
-          Answer failed = ErrorAnswer(500, "internal error");
+          base::Status failed = base::InternalError("internal error");
           for (Write& w : batch) w.done(failed);
         });
     batch.clear();
@@ -282,14 +267,18 @@ void Service::CommitBatch(std::vector<Write>* batch) {
       ok = r != Store::Reuse::kFailed;
       if (r == Store::Reuse::kCounted) {
         ++delta.reuses;
-        w.answer = JsonAnswer(200, json{{"pattern_id", w.pattern_id}, {"reuse_count", count}});
+        WriteResult result;
+        result.kind = WriteResult::Kind::kReuse;
+        result.experiment = false;
+        result.id = w.pattern_id;
+        result.reuse_count = count;
+        w.result = std::move(result);
       } else {
-        w.answer = ErrorAnswer(404, "unknown pattern", "pattern_id");
+        w.result = base::NotFoundError("unknown pattern", "pattern_id");
       }
       continue;
     }
     bool experiments = w.kind == Write::Kind::kExperiments;
-    const char* id_key = experiments ? "experiment_id" : "pattern_id";
     std::string single_id;
     if (w.single) single_id = experiments ? w.experiments[0].id : w.patterns[0].id;
     uint64_t duplicates = 0;
@@ -303,13 +292,17 @@ void Service::CommitBatch(std::vector<Write>* batch) {
       for (const Pattern& p : w.patterns) delta.AddPattern(p);
     }
     uint64_t accepted = experiments ? w.experiments.size() : w.patterns.size();
+    WriteResult result;
+    result.experiment = experiments;
     if (!w.single) {
-      w.answer = JsonAnswer(201, json{{"accepted", accepted}, {"duplicates", duplicates}});
-    } else if (accepted) {
-      w.answer = JsonAnswer(201, json{{"status", "created"}, {id_key, single_id}});
+      result.kind = WriteResult::Kind::kBatch;
+      result.accepted = accepted;
+      result.duplicates = duplicates;
     } else {
-      w.answer = JsonAnswer(200, json{{"status", "duplicate"}, {id_key, single_id}});
+      result.kind = accepted ? WriteResult::Kind::kCreated : WriteResult::Kind::kDuplicate;
+      result.id = std::move(single_id);
     }
+    w.result = std::move(result);
   }
   if (ok) {
     uint64_t recent = std::max<uint64_t>(speedrun_.window_experiments, limits_.recent_experiments);
@@ -322,12 +315,12 @@ void Service::CommitBatch(std::vector<Write>* batch) {
   if (!ok) {
     store_.Rollback();
     strategy_labels_ = std::move(labels_before);
-    Answer failed = ErrorAnswer(503, store_.error());
+    base::Status failed = base::UnavailableError(store_.error());
     for (Write& w : *batch) w.done(failed);
     return;
   }
   ApplyCommitted(batch, delta);
-  for (Write& w : *batch) w.done(std::move(w.answer));
+  for (Write& w : *batch) w.done(std::move(w.result));
 }
 
 void Service::ApplyCommitted(std::vector<Write>* batch, const Totals& delta) {
@@ -346,35 +339,44 @@ void Service::ApplyCommitted(std::vector<Write>* batch, const Totals& delta) {
   metrics_.Update(window_.Report());
 }
 
-Answer Service::GetExperiments(std::string_view query) const {
-  if (!query.empty() && query.front() == '?') query.remove_prefix(1);
-  size_t limit = kDefaultLimit;
-  if (std::optional<std::string_view> v = base::QueryParam(query, "limit")) {
-    size_t n = 0;
-    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (ec != std::errc() || end != v->data() + v->size() || n < 1 ||
-        n > limits_.recent_experiments) {
-      return ErrorAnswer(
-          400, "limit must be an integer from 1 to " + std::to_string(limits_.recent_experiments),
-          "limit");
-    }
-    limit = n;
+base::StatusOr<ExperimentPage> Service::GetExperiments(size_t limit) const {
+  if (limit < 1 || limit > limits_.recent_experiments) {
+    return base::InvalidArgumentError(
+        "limit must be an integer from 1 to " + std::to_string(limits_.recent_experiments),
+        "limit");
   }
-  json list = json::array();
-  uint64_t total;
-  {
-    std::lock_guard lock(state_mu_);
-    for (auto it = recent_.rbegin(); it != recent_.rend() && list.size() < limit; ++it) {
-      list.push_back(ToJson(*it));
-    }
-    total = totals_.ExperimentCount();
+  ExperimentPage page;
+  std::lock_guard lock(state_mu_);
+  for (auto it = recent_.rbegin(); it != recent_.rend() && page.experiments.size() < limit; ++it) {
+    page.experiments.push_back(*it);
   }
-  return JsonAnswer(200, json{{"experiments", std::move(list)}, {"total", total}});
+  page.total = totals_.ExperimentCount();
+  return page;
 }
 
-Answer Service::GetSla() const {
+json Service::GetSla() const {
   std::lock_guard lock(state_mu_);
-  return JsonAnswer(200, SlaJson(window_.Report(), window_.sla()));
+  return SlaJson(window_.Report(), window_.sla());
+}
+
+json ToJson(const WriteResult& r) {
+  switch (r.kind) {
+    case WriteResult::Kind::kCreated:
+    case WriteResult::Kind::kDuplicate:
+      return json{{"status", r.kind == WriteResult::Kind::kCreated ? "created" : "duplicate"},
+                  {r.experiment ? "experiment_id" : "pattern_id", r.id}};
+    case WriteResult::Kind::kBatch:
+      return json{{"accepted", r.accepted}, {"duplicates", r.duplicates}};
+    case WriteResult::Kind::kReuse:
+      return json{{"pattern_id", r.id}, {"reuse_count", r.reuse_count}};
+  }
+  return json::object();
+}
+
+json ToJson(const ExperimentPage& page) {
+  json list = json::array();
+  for (const Experiment& e : page.experiments) list.push_back(ToJson(e));
+  return json{{"experiments", std::move(list)}, {"total", page.total}};
 }
 
 double Service::Value(std::string_view name) const {

@@ -17,7 +17,7 @@
 //     (see speedrun_metrics.h for the names) and updates them only after commits and from
 //     SetHealthyProcessRatio / SetSlaConfig.
 //
-// Durability and answers: a write is answered 201/200 only after its batch has committed
+// Durability and answers: a write is answered (done) only after its batch has committed
 // (WAL, synchronous=NORMAL: it survives the process being killed; see store.h). With
 // store_path = "" the same code runs against a private in-memory SQLite database, so
 // answers still come from the writer thread, and nothing survives the process.
@@ -41,6 +41,7 @@
 
 #include <prometheus/registry.h>
 
+#include "base/status.h"
 #include "config/config.h"
 #include "speedrun/body.h"
 #include "speedrun/records.h"
@@ -51,18 +52,36 @@
 
 namespace speedmon::speedrun {
 
-// An HTTP answer for the admin server to send as is: `body` is JSON
-// (Content-Type: application/json). Errors are {"error": "...", "field": "..."}.
-struct Answer {
-  int status = 200;
-  std::string body;
+// What a committed write did. Its JSON form (ToJson) is the admin API's answer body.
+struct WriteResult {
+  enum class Kind {
+    kCreated,    // one record, new: {"status":"created","experiment_id":"..."}
+    kDuplicate,  // one record seen before: {"status":"duplicate","experiment_id":"..."}
+    kBatch,      // an array or NDJSON: {"accepted":N,"duplicates":M}
+    kReuse,      // a pattern reuse counted: {"pattern_id":"...","reuse_count":N}
+  };
+  Kind kind = Kind::kCreated;
+  bool experiment = true;   // kCreated/kDuplicate: "experiment_id", else "pattern_id"
+  std::string id;           // kCreated, kDuplicate, kReuse
+  uint64_t accepted = 0;    // kBatch
+  uint64_t duplicates = 0;  // kBatch
+  int64_t reuse_count = 0;  // kReuse
 };
+nlohmann::json ToJson(const WriteResult& result);
+using WriteDone = std::function<void(base::StatusOr<WriteResult>)>;
+
+// GET /api/v1/experiments: the newest first, and the all-time count.
+struct ExperimentPage {
+  std::vector<Experiment> experiments;
+  uint64_t total = 0;
+};
+nlohmann::json ToJson(const ExperimentPage& page);  // {"experiments":[...],"total":N}
 
 struct ServiceLimits {
   uint64_t max_body_bytes = 1048576;  // pass [admin].max_body_bytes; larger bodies: 413
   size_t max_batch_items = 10000;     // items per array / NDJSON body; more: 413
   int max_json_depth = 32;            // deeper nesting: 400
-  size_t max_queued_items = 100000;   // records waiting for the writer; more: 503, retry
+  size_t max_queued_items = 100000;   // records waiting for the writer; more: kUnavailable
   size_t recent_experiments = 1000;   // kept for GET /api/v1/experiments (max limit)
 };
 
@@ -76,11 +95,11 @@ class Service {
 
   // Opens the store (creating the file and tables), restores the totals (counters
   // continue where they were), the SLA windows and the recent list, and starts the
-  // writer thread. Returns an error message (unopenable path, not a database, newer
-  // schema) or nullopt. REQUIRES: called at most once.
-  std::optional<std::string> Open();
+  // writer thread. kUnavailable for an unopenable path, not a database or a newer schema.
+  // REQUIRES: called at most once.
+  base::Status Open();
 
-  // Stops taking writes (later ones answer 503), lets the writer commit and answer
+  // Stops taking writes (later ones get kUnavailable), lets the writer commit and answer
   // everything already accepted, joins it and closes the store. Safe to repeat.
   void Close();
 
@@ -89,35 +108,30 @@ class Service {
   // both are read only during the call. Fields are validated as records.h says (unknown
   // fields are ignored).
   // `done` is called exactly once:
-  //   - before this returns, for input that is not recorded: 400 (invalid; nothing of the
-  //     batch is recorded), 413 (body or batch too large), 415 (Content-Type), 503 (not
-  //     open, or more than max_queued_items waiting: retry later);
-  //   - later, on the writer thread, after the batch holding the write committed:
-  //       single object, new:        201 {"status":"created","experiment_id":"..."}
-  //       single object, duplicate:  200 {"status":"duplicate","experiment_id":"..."}
-  //                                  (patterns: "pattern_id")
-  //       array or NDJSON:           201 {"accepted":N,"duplicates":M}
-  //     or 503 {"error":"speedrun store ...: <sqlite error>"} when the commit failed and
-  //     nothing of that batch was recorded.
+  //   - before this returns, for input that is not recorded: kInvalidArgument (nothing of
+  //     the batch is recorded), kTooLarge (body or batch), kUnsupportedFormat
+  //     (Content-Type), kUnavailable (not open, or more than max_queued_items waiting:
+  //     retry later);
+  //   - later, on the writer thread, after the batch holding the write committed: a
+  //     WriteResult (kCreated, kDuplicate or kBatch), or kUnavailable with the SQLite
+  //     error when the commit failed and nothing of that batch was recorded.
   // An id seen before, or twice in one batch, is a duplicate: not stored or counted again.
-  void PostExperiments(std::string_view body, std::string_view content_type,
-                       std::function<void(Answer)> done);
-  void PostPatterns(std::string_view body, std::string_view content_type,
-                    std::function<void(Answer)> done);
+  void PostExperiments(std::string_view body, std::string_view content_type, WriteDone done);
+  void PostPatterns(std::string_view body, std::string_view content_type, WriteDone done);
 
   // POST /api/v1/patterns/{pattern_id}/reuse. `pattern_id` is the decoded path segment
-  // (any bytes). Answers after commit: 200 {"pattern_id":"...","reuse_count":N}, or 404
-  // for a pattern not (or no longer) stored; synchronously 400 for an id that is not
-  // 1..128 characters of UTF-8, and 503 as above.
-  void PostPatternReuse(std::string_view pattern_id, std::function<void(Answer)> done);
+  // (any bytes). After commit: kReuse with the new count, or kNotFound for a pattern not
+  // (or no longer) stored; at once kInvalidArgument for an id that is not 1..128
+  // characters of UTF-8, and kUnavailable as above.
+  void PostPatternReuse(std::string_view pattern_id, WriteDone done);
 
-  // GET /api/v1/experiments?limit=N: `query` is the raw query string ("limit=5",
-  // "?limit=5" or ""). limit 1..recent_experiments, default 100; otherwise 400 with field
-  // "limit". 200 {"experiments":[newest first, ToJson form], "total": all-time count}.
-  Answer GetExperiments(std::string_view query) const;
+  // The newest `limit` experiments (newest first) and the all-time count. kInvalidArgument
+  // (field "limit") unless 1 <= limit <= recent_experiments.
+  base::StatusOr<ExperimentPage> GetExperiments(size_t limit) const;
+  size_t max_experiments_limit() const { return limits_.recent_experiments; }
 
-  // GET /api/v1/sla: 200 with the shape of SlaJson in sla.h.
-  Answer GetSla() const;
+  // GET /api/v1/sla: the shape of SlaJson in sla.h.
+  nlohmann::json GetSla() const;
 
   // The current value of a number alert rules read, NaN when there is no data or the
   // name is unknown. Names: see ValueNames() (the seed's dotted speedrun.* names, which
@@ -140,9 +154,8 @@ class Service {
  private:
   struct Write;
 
-  void Post(bool experiments, std::string_view body, std::string_view content_type,
-            std::function<void(Answer)> done);
-  // Queues a validated write; answers 503 itself when not open or full.
+  void Post(bool experiments, std::string_view body, std::string_view content_type, WriteDone done);
+  // Queues a validated write; answers kUnavailable itself when not open or full.
   void Enqueue(Write write);
   void WriterLoop();
   void CommitBatch(std::vector<Write>* batch);

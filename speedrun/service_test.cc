@@ -16,10 +16,13 @@ namespace speedmon::speedrun {
 namespace {
 
 using nlohmann::json;
+using testing::Answer;
 using testing::Experiment;
+using testing::ExperimentsBody;
 using testing::Kind;
 using testing::PostAndWait;
 using testing::ReuseAndWait;
+using testing::SlaBody;
 using testing::Snapshot;
 using testing::TempDir;
 
@@ -30,8 +33,8 @@ class ServiceTest : public ::testing::Test {
     registry_ = std::make_shared<prometheus::Registry>();
     if (sr.store_path == "speedmon.db") sr.store_path = dir_.File("speedrun.db");
     auto s = std::make_unique<Service>(sr, sla, registry_, limits);
-    std::optional<std::string> err = s->Open();
-    EXPECT_EQ(err, std::nullopt);
+    base::Status status = s->Open();
+    EXPECT_TRUE(status.ok()) << status.ToString();
     return s;
   }
   double Metric(const std::string& key) {
@@ -95,7 +98,7 @@ TEST_F(ServiceTest, BatchesCountDuplicatesWithinAndAcross) {
   EXPECT_EQ(Metric("pokemon_speedrun_experiments_total{status=\"timeout\",strategy=\"unknown\"}"),
             1);
   EXPECT_EQ(Metric("pokemon_speedrun_experiment_success_rate"), 50);
-  EXPECT_EQ(json::parse(s->GetExperiments("").body)["total"], 4);
+  EXPECT_EQ(json::parse(ExperimentsBody(*s))["total"], 4);
 }
 
 struct Garbage {
@@ -143,8 +146,8 @@ TEST_F(ServiceTest, GarbageIsAnsweredAtOnceAndChangesNothing) {
       {"empty", "", "application/json", 400, R"({"error":"empty body","field":null})"},
   };
   const auto before = Snapshot(*registry_);
-  const std::string experiments_before = s->GetExperiments("limit=1000").body;
-  const std::string sla_before = s->GetSla().body;
+  const std::string experiments_before = ExperimentsBody(*s, 1000);
+  const std::string sla_before = SlaBody(*s);
   for (const Garbage& g : cases) {
     SCOPED_TRACE(g.name);
     bool synchronous = false;
@@ -161,12 +164,12 @@ TEST_F(ServiceTest, GarbageIsAnsweredAtOnceAndChangesNothing) {
   EXPECT_EQ(a.body, R"({"error":"quality_score must be <= 1","field":"items[1].quality_score"})");
   // Nothing changed: metrics, the recent list, SLA, and then the next good write still works.
   EXPECT_EQ(Snapshot(*registry_), before);
-  EXPECT_EQ(s->GetExperiments("limit=1000").body, experiments_before);
-  EXPECT_EQ(s->GetSla().body, sla_before);
+  EXPECT_EQ(ExperimentsBody(*s, 1000), experiments_before);
+  EXPECT_EQ(SlaBody(*s), sla_before);
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("b3")).status, 201);
   s->Close();
   Store store;
-  ASSERT_EQ(store.Open(dir_.File("speedrun.db")), std::nullopt);
+  ASSERT_TRUE(store.Open(dir_.File("speedrun.db")).ok());
   EXPECT_EQ(store.CountRows("experiments"), 2);
   EXPECT_EQ(store.CountRows("patterns"), 0);
 }
@@ -235,20 +238,19 @@ TEST_F(ServiceTest, RecentExperimentsNewestFirstWithLimits) {
                   .status,
               201);
   }
-  Answer a = s->GetExperiments("?limit=2&x=1");
-  EXPECT_EQ(a.status, 200);
-  json j = json::parse(a.body);
+  json j = json::parse(ExperimentsBody(*s, 2));
   ASSERT_EQ(j["experiments"].size(), 2u);
   EXPECT_EQ(j["experiments"][0]["experiment_id"], "e4");
   EXPECT_EQ(j["experiments"][1]["experiment_id"], "e3");
   EXPECT_EQ(j["experiments"][0]["timestamp"], 1714564800.0);
   EXPECT_EQ(j["experiments"][0]["script_length"], nullptr);
   EXPECT_EQ(j["total"], 5);
-  EXPECT_EQ(json::parse(s->GetExperiments("").body)["experiments"].size(), 3u);
-  for (const char* bad : {"limit=0", "limit=4", "limit=abc", "limit=", "limit=-1", "limit=2x"}) {
-    a = s->GetExperiments(bad);
-    EXPECT_EQ(a.status, 400) << bad;
-    EXPECT_EQ(a.body, R"({"error":"limit must be an integer from 1 to 3","field":"limit"})");
+  EXPECT_EQ(json::parse(ExperimentsBody(*s, 3))["experiments"].size(), 3u);
+  for (size_t bad : {0, 4}) {
+    base::StatusOr<ExperimentPage> page = s->GetExperiments(bad);
+    EXPECT_EQ(page.status().code(), base::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(page.status().message(), "limit must be an integer from 1 to 3");
+    EXPECT_EQ(page.status().field(), "limit");
   }
 }
 
@@ -271,7 +273,7 @@ TEST_F(ServiceTest, SlaAnswerAndGaugesFollowData) {
   }
   batch += "]";
   ASSERT_EQ(PostAndWait(*s, Kind::kExperiments, batch).status, 201);
-  json sla = json::parse(s->GetSla().body);
+  json sla = json::parse(SlaBody(*s));
   EXPECT_EQ(sla, json::parse(R"({"overall_sla_compliant":true,
       "individual_compliance":{"experiment_success_rate":true,"script_compilation":true,
         "checkpoint_loading":null,"pattern_quality":null,"system_availability":null},
@@ -297,7 +299,7 @@ TEST_F(ServiceTest, SlaAnswerAndGaugesFollowData) {
             0);
   EXPECT_EQ(Metric("pokemon_speedrun_sla_compliance"), 0);
   EXPECT_EQ(s->Value("speedrun.system_availability"), 75);
-  EXPECT_EQ(json::parse(s->GetSla().body)["overall_sla_compliant"], false);
+  EXPECT_EQ(json::parse(SlaBody(*s))["overall_sla_compliant"], false);
   s->SetHealthyProcessRatio(std::nan(""));
   EXPECT_FALSE(
       Has("pokemon_speedrun_sla_requirement_compliant{requirement=\"system_"
@@ -308,7 +310,7 @@ TEST_F(ServiceTest, SlaAnswerAndGaugesFollowData) {
   strict.experiment_success_rate_min = 96;
   s->SetSlaConfig(strict);
   EXPECT_EQ(Metric("pokemon_speedrun_sla_compliance"), 0);
-  EXPECT_EQ(json::parse(s->GetSla().body)["targets"]["experiment_success_rate"], 96.0);
+  EXPECT_EQ(json::parse(SlaBody(*s))["targets"]["experiment_success_rate"], 96.0);
 }
 
 TEST_F(ServiceTest, StrategyLabelsAreBoundedAndSurviveRestart) {
@@ -332,7 +334,7 @@ TEST_F(ServiceTest, StrategyLabelsAreBoundedAndSurviveRestart) {
               3);
     EXPECT_FALSE(Has("pokemon_speedrun_experiments_total{status=\"success\",strategy=\"gamma\"}"));
     // The raw row keeps the strategy as posted.
-    json recent = json::parse(s->GetExperiments("limit=1").body);
+    json recent = json::parse(ExperimentsBody(*s, 1));
     EXPECT_EQ(recent["experiments"][0]["ai_strategy"], "delta");
   }
   auto s = Make(sr);
@@ -371,21 +373,21 @@ TEST_F(ServiceTest, RestartRestoresCountersWindowsAndRecentExactly) {
               201);
     ASSERT_EQ(ReuseAndWait(*s, "p1").status, 200);
     before = Snapshot(*registry_);
-    sla_before = s->GetSla().body;
-    recent_before = s->GetExperiments("limit=1000").body;
+    sla_before = SlaBody(*s);
+    recent_before = ExperimentsBody(*s, 1000);
     s->Close();
   }
   auto s = Make(sr);
   EXPECT_EQ(Snapshot(*registry_), before);
-  EXPECT_EQ(s->GetSla().body, sla_before);
-  EXPECT_EQ(s->GetExperiments("limit=1000").body, recent_before);
+  EXPECT_EQ(SlaBody(*s), sla_before);
+  EXPECT_EQ(ExperimentsBody(*s, 1000), recent_before);
   EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 6);
   EXPECT_EQ(json::parse(sla_before)["window"]["experiments"], 10);
   // Duplicates are still recognised after the restart, and counting continues.
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("e0")).status, 200);
   EXPECT_EQ(ReuseAndWait(*s, "p1").body, R"({"pattern_id":"p1","reuse_count":2})");
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("new")).status, 201);
-  EXPECT_EQ(json::parse(s->GetExperiments("").body)["total"], 31);
+  EXPECT_EQ(json::parse(ExperimentsBody(*s))["total"], 31);
 }
 
 TEST_F(ServiceTest, RetentionTrimsRowsButKeepsTotals) {
@@ -410,7 +412,7 @@ TEST_F(ServiceTest, RetentionTrimsRowsButKeepsTotals) {
   }
   {
     Store store;
-    ASSERT_EQ(store.Open(dir_.File("speedrun.db")), std::nullopt);
+    ASSERT_TRUE(store.Open(dir_.File("speedrun.db")).ok());
     EXPECT_EQ(store.CountRows("experiments"), 5);
     EXPECT_EQ(store.CountRows("patterns"), 5);
   }
@@ -418,9 +420,8 @@ TEST_F(ServiceTest, RetentionTrimsRowsButKeepsTotals) {
   EXPECT_EQ(Metric(kSuccessUnknown), 20);
   EXPECT_EQ(Metric("pokemon_speedrun_pattern_discoveries_total{pattern_type=\"battle\"}"), 20);
   EXPECT_EQ(Metric("pokemon_speedrun_experiment_duration_seconds_count"), 20);
-  EXPECT_EQ(json::parse(s->GetSla().body)["window"],
-            json::parse(R"({"experiments":3,"patterns":2})"));
-  json recent = json::parse(s->GetExperiments("limit=4").body);
+  EXPECT_EQ(json::parse(SlaBody(*s))["window"], json::parse(R"({"experiments":3,"patterns":2})"));
+  json recent = json::parse(ExperimentsBody(*s, 4));
   EXPECT_EQ(recent["experiments"][3]["experiment_id"], "e16");
   // Within retention an id is a duplicate; beyond it, it is forgotten (the documented horizon).
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("e15")).status, 200);
@@ -445,8 +446,8 @@ TEST_F(ServiceTest, OpenErrorsAndClosedService) {
   config::SpeedrunConfig sr;
   sr.store_path = dir_.File("missing/dir/x.db");
   Service missing(sr, {}, registry);
-  EXPECT_EQ(missing.Open(),
-            "speedrun store " + sr.store_path + ": open: unable to open database file");
+  EXPECT_EQ(missing.Open(), base::UnavailableError("speedrun store " + sr.store_path +
+                                                   ": open: unable to open database file"));
 
   sr.store_path = dir_.File("not-a-db");
   {
@@ -456,7 +457,8 @@ TEST_F(ServiceTest, OpenErrorsAndClosedService) {
   }
   Service garbage(sr, {}, std::make_shared<prometheus::Registry>());
   EXPECT_EQ(garbage.Open(),
-            "speedrun store " + sr.store_path + ": read schema version: file is not a database");
+            base::UnavailableError("speedrun store " + sr.store_path +
+                                   ": read schema version: file is not a database"));
   // Never opened: writes are refused at once.
   bool synchronous = false;
   Answer a = PostAndWait(garbage, Kind::kExperiments, Experiment("a"), "", &synchronous);
@@ -465,7 +467,7 @@ TEST_F(ServiceTest, OpenErrorsAndClosedService) {
   EXPECT_EQ(a.body, R"({"error":"speedrun store is not open","field":null})");
 
   auto s = Make();
-  EXPECT_EQ(s->Open(), "speedrun service: Open() called twice");
+  EXPECT_EQ(s->Open(), base::FailedPreconditionError("speedrun service: Open() called twice"));
   s->Close();
   s->Close();
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("a")).status, 503);
@@ -478,12 +480,14 @@ TEST_F(ServiceTest, CloseAnswersEverythingAcceptedFirst) {
   constexpr int kWrites = 2000;
   for (int i = 0; i < kWrites; ++i) {
     s->PostExperiments(Experiment("e" + std::to_string(i)), "application/json",
-                       [&](Answer a) { created += a.status == 201; });
+                       [&](base::StatusOr<WriteResult> r) {
+                         created += r.ok() && r->kind == WriteResult::Kind::kCreated;
+                       });
   }
   s->Close();
   EXPECT_EQ(created.load(), kWrites);
   Store store;
-  ASSERT_EQ(store.Open(dir_.File("speedrun.db")), std::nullopt);
+  ASSERT_TRUE(store.Open(dir_.File("speedrun.db")).ok());
   EXPECT_EQ(store.CountRows("experiments"), kWrites);
 }
 
@@ -495,7 +499,7 @@ TEST_F(ServiceTest, FullQueueAnswers503) {
   std::mutex mu;
   std::condition_variable cv;
   bool in_done = false, release = false;
-  s->PostExperiments(Experiment("a"), "", [&](Answer) {
+  s->PostExperiments(Experiment("a"), "", [&](base::StatusOr<WriteResult>) {
     std::unique_lock lock(mu);
     in_done = true;
     cv.notify_all();
@@ -506,7 +510,8 @@ TEST_F(ServiceTest, FullQueueAnswers503) {
     cv.wait(lock, [&] { return in_done; });
   }
   std::atomic<int> second{0};
-  s->PostExperiments(Experiment("b"), "", [&](Answer a) { second = a.status; });
+  s->PostExperiments(Experiment("b"), "",
+                     [&](base::StatusOr<WriteResult> r) { second = testing::ToAnswer(r).status; });
   bool synchronous = false;
   Answer a = PostAndWait(*s, Kind::kExperiments, Experiment("c"), "", &synchronous);
   EXPECT_TRUE(synchronous);

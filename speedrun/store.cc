@@ -133,7 +133,7 @@ bool Store::Exec(const char* sql) {
   return true;
 }
 
-std::optional<std::string> Store::Open(const std::string& path) {
+base::Status Store::Open(const std::string& path) {
   Close();
   path_ = path;
   error_.clear();
@@ -142,15 +142,15 @@ std::optional<std::string> Store::Open(const std::string& path) {
       SQLITE_OK) {
     Fail("open");
     Close();
-    return error_;
+    return base::UnavailableError(error_);
   }
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_timeout(db_, 5000);
-  auto fail = [&]() -> std::optional<std::string> {
+  auto fail = [&]() -> base::Status {
     std::string e = error_;
     Close();
     error_ = e;
-    return e;
+    return base::UnavailableError(e);
   };
 
   // Reading the schema version is the first access: it tells a non-database file early.
@@ -213,7 +213,7 @@ std::optional<std::string> Store::Open(const std::string& path) {
       return fail();
     }
   }
-  return std::nullopt;
+  return base::OkStatus();
 }
 
 void Store::Close() {
@@ -222,18 +222,18 @@ void Store::Close() {
   db_ = nullptr;
 }
 
-std::optional<std::string> Store::LoadTotals(Totals* out) {
+base::Status Store::LoadTotals(Totals* out) {
   *out = Totals();
   if (!ForEachRow(db_, "SELECT key, n, x FROM totals", [&](sqlite3_stmt* r) {
         out->AddRow(TotalRow{Text(r, 0), sqlite3_column_int64(r, 1), sqlite3_column_double(r, 2)});
       })) {
     Fail("load totals");
-    return error_;
+    return base::UnavailableError(error_);
   }
-  return std::nullopt;
+  return base::OkStatus();
 }
 
-std::optional<std::string> Store::LoadRecentExperiments(size_t n, std::vector<Experiment>* out) {
+base::Status Store::LoadRecentExperiments(size_t n, std::vector<Experiment>* out) {
   out->clear();
   std::string sql = std::string("SELECT ") + kExperimentColumns +
                     " FROM experiments ORDER BY seq DESC LIMIT " + std::to_string(n);
@@ -254,13 +254,13 @@ std::optional<std::string> Store::LoadRecentExperiments(size_t n, std::vector<Ex
         e.performance_score = OptDouble(r, 10);
       })) {
     Fail("load experiments");
-    return error_;
+    return base::UnavailableError(error_);
   }
   std::reverse(out->begin(), out->end());
-  return std::nullopt;
+  return base::OkStatus();
 }
 
-std::optional<std::string> Store::LoadRecentPatterns(size_t n, std::vector<Pattern>* out) {
+base::Status Store::LoadRecentPatterns(size_t n, std::vector<Pattern>* out) {
   out->clear();
   std::string sql = std::string("SELECT ") + kPatternColumns +
                     " FROM patterns ORDER BY seq DESC LIMIT " + std::to_string(n);
@@ -278,10 +278,10 @@ std::optional<std::string> Store::LoadRecentPatterns(size_t n, std::vector<Patte
         p.timestamp = sqlite3_column_double(r, 7);
       })) {
     Fail("load patterns");
-    return error_;
+    return base::UnavailableError(error_);
   }
   std::reverse(out->begin(), out->end());
-  return std::nullopt;
+  return base::OkStatus();
 }
 
 bool Store::Begin() {

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "speedrun/records.h"
 #include "speedrun/totals.h"
 
@@ -38,18 +39,19 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Opens or creates the database at `path` ("" = a private in-memory database),
-  // creates the tables, sets WAL and synchronous=NORMAL. Returns an error message
-  // ("speedrun store /x/y.db: unable to open database file") or nullopt.
-  std::optional<std::string> Open(const std::string& path);
+  // creates the tables, sets WAL and synchronous=NORMAL. kUnavailable with a message
+  // such as "speedrun store /x/y.db: open: unable to open database file".
+  base::Status Open(const std::string& path);
   void Close();  // checkpoints the WAL (SQLite does on the last close); safe to repeat
 
   // Reads for Open(): totals, and the newest `n` rows in the order they were accepted.
-  std::optional<std::string> LoadTotals(Totals* out);
-  std::optional<std::string> LoadRecentExperiments(size_t n, std::vector<Experiment>* out);
-  std::optional<std::string> LoadRecentPatterns(size_t n, std::vector<Pattern>* out);
+  base::Status LoadTotals(Totals* out);
+  base::Status LoadRecentExperiments(size_t n, std::vector<Experiment>* out);
+  base::Status LoadRecentPatterns(size_t n, std::vector<Pattern>* out);
 
   // A write batch: Begin, any number of writes, Commit (or Rollback after a failure).
-  // Each returns false / kFailed on an SQLite error; error() says what.
+  // These follow SQLite's own step convention, since the writer checks them in a chain:
+  // each returns false / kFailed on an SQLite error, and error() says what.
   bool Begin();
   bool Commit();
   void Rollback();

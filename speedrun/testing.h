@@ -1,5 +1,6 @@
 // Test helpers for the speedrun tests (not part of the library): a temporary directory,
-// synchronous posting, and a flat snapshot of a registry's metrics.
+// synchronous posting with the answer a client gets (admin::WriteResponse, so these tests
+// link admin/), and a flat snapshot of a registry's metrics.
 //
 // Test thread only; PostAndWait blocks until the Service's writer thread answers.
 #pragma once
@@ -16,6 +17,8 @@
 
 #include <prometheus/registry.h>
 
+#include "admin/api.h"
+#include "base/json.h"
 #include "speedrun/service.h"
 
 namespace speedmon::speedrun::testing {
@@ -37,6 +40,17 @@ class TempDir {
   std::string path_;
 };
 
+// The admin API's answer to a write: HTTP status and JSON body (without the newline).
+struct Answer {
+  int status = 0;
+  std::string body;
+};
+inline Answer ToAnswer(const base::StatusOr<WriteResult>& result) {
+  admin::Response r = admin::WriteResponse(result);
+  if (!r.body.empty() && r.body.back() == '\n') r.body.pop_back();
+  return Answer{r.status, std::move(r.body)};
+}
+
 // Posts and waits for the answer; `synchronous` tells whether done ran before the call
 // returned (bad input is answered that way).
 enum class Kind { kExperiments, kPatterns };
@@ -45,7 +59,7 @@ inline Answer PostAndWait(Service& s, Kind kind, std::string_view body,
                           bool* synchronous = nullptr) {
   auto promise = std::make_shared<std::promise<Answer>>();
   std::future<Answer> answer = promise->get_future();
-  auto done = [promise](Answer a) { promise->set_value(std::move(a)); };
+  auto done = [promise](base::StatusOr<WriteResult> r) { promise->set_value(ToAnswer(r)); };
   if (kind == Kind::kExperiments) {
     s.PostExperiments(body, content_type, done);
   } else {
@@ -60,9 +74,17 @@ inline Answer PostAndWait(Service& s, Kind kind, std::string_view body,
 inline Answer ReuseAndWait(Service& s, std::string_view pattern_id) {
   auto promise = std::make_shared<std::promise<Answer>>();
   std::future<Answer> answer = promise->get_future();
-  s.PostPatternReuse(pattern_id, [promise](Answer a) { promise->set_value(std::move(a)); });
+  s.PostPatternReuse(pattern_id,
+                     [promise](base::StatusOr<WriteResult> r) { promise->set_value(ToAnswer(r)); });
   return answer.get();
 }
+
+// GET /api/v1/experiments?limit=N and GET /api/v1/sla bodies, as the API renders them.
+inline std::string ExperimentsBody(const Service& s, size_t limit = 100) {
+  base::StatusOr<ExperimentPage> page = s.GetExperiments(limit);
+  return page.ok() ? base::ToJson(ToJson(*page)) : page.status().ToString();
+}
+inline std::string SlaBody(const Service& s) { return base::ToJson(s.GetSla()); }
 
 // Every sample of the registry as `name{label="value",...}` -> value; histograms as
 // name_count, name_sum and name_bucket{le="..."} (cumulative).

@@ -218,8 +218,8 @@ class AlertingTest(harness.HarnessTestCase):
     def test_alert_rules_api_refuses_bad_rules(self):
         url = self.sm.admin_url + "/api/v1/alert-rules"
         cases = [
-            (b"{not json", ""),
-            (b"[]", ""),
+            (b"{not json", None),  # the body as a whole: null, as every error body
+            (b"[]", None),
             (b'{"metric": "pokemon_speedrun_healthy_processes", "operator": "<", '
              b'"threshold": 1}', "id"),
             (b'{"id": "x", "metric": "pokemon_speedrun_healthy_processes", '
