@@ -307,7 +307,7 @@ TEST_F(ServiceTest, CreateRefusesBadConfig) {
   c = Config();
   c.webhooks[0].url = "ftp://x";
   EXPECT_FALSE(Service::Create(c, source_, {}, &error));
-  EXPECT_EQ(error, "webhook URL \"ftp://x\": only http:// URLs are supported");
+  EXPECT_EQ(error, "webhook URL \"ftp://x\": only http:// and https:// URLs are supported");
 }
 
 TEST_F(ServiceTest, ConfigRuleReplacesTheDefaultWithItsId) {

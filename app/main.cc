@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "alerting/http_client.h"
 #include "base/build_info.h"
 #include "base/log.h"
 #include "config/config.h"
@@ -79,6 +80,11 @@ int main(int argc, char** argv) {
   speedmon::base::SetLogOptions(loaded.config->log.format, loaded.config->log.level);
   // Writes to a closed socket must come back as EPIPE, not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);
+  // libcurl's (and OpenSSL's) process-wide set-up, before Start() makes any thread.
+  if (speedmon::base::Status curl = speedmon::alerting::InitHttpClient(); !curl.ok()) {
+    speedmon::base::LogError(curl.message());
+    return 1;
+  }
   speedmon::proxy::Server server(std::move(*loaded.config));
   std::string error = server.Start();
   if (!error.empty()) {
