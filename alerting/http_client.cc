@@ -8,8 +8,8 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstring>
-#include <memory>
 
 namespace speedmon::alerting {
 namespace {
@@ -191,8 +191,10 @@ base::StatusOr<HttpResponse> HttpRequest(const config::HttpUrl& url, std::string
   // would wait for getaddrinfo itself (its own timeouts: seconds, per server and try).
   set(CURLOPT_NOSIGNAL, 1L);
   set(CURLOPT_QUICK_EXIT, 1L);
-  set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
+  // 0 would mean "no timeout" to curl; the config allows at least 1 ms anyway.
+  const long timeout_ms = std::max<long>(static_cast<long>(timeout.count()), 1);
+  set(CURLOPT_TIMEOUT_MS, timeout_ms);
+  set(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
   set(CURLOPT_FOLLOWLOCATION, 0L);
   set(CURLOPT_PROXY, "");  // http_proxy and friends in the environment are not for us
   set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponseBytes));
