@@ -70,9 +70,11 @@ class Alertmanager {
       _exit(127);
     }
     if (pid_ < 0) return false;
-    config::Address u{"127.0.0.1", port_};
-    return Eventually(
-        [&] { return HttpRequest(u, "GET", "/-/ready", "", milliseconds(1000)).status == 200; });
+    config::HttpUrl u{false, {"127.0.0.1", port_}, "/-/ready"};
+    return Eventually([&] {
+      auto r = HttpRequest(u, "GET", "", milliseconds(1000));
+      return r.ok() && r->status == 200;
+    });
   }
 
   void Stop() {
@@ -91,11 +93,11 @@ class Alertmanager {
 
   // GET /api/v2/alerts (active ones): the alerts whose labels include `alertname`.
   json Alerts(const std::string& alertname) const {
-    config::Address u{"127.0.0.1", port_};
-    HttpResponse r = HttpRequest(u, "GET", "/api/v2/alerts?active=true", "", milliseconds(5000));
+    config::HttpUrl u{false, {"127.0.0.1", port_}, "/api/v2/alerts?active=true"};
+    auto r = HttpRequest(u, "GET", "", milliseconds(5000));
     json out = json::array();
-    if (r.status != 200) return out;
-    json all = json::parse(r.body, nullptr, false);
+    if (!r.ok() || r->status != 200) return out;
+    json all = json::parse(r->body, nullptr, false);
     if (!all.is_array()) return out;
     for (const auto& a : all) {
       if (a["labels"].value("alertname", "") == alertname) out.push_back(a);

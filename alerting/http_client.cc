@@ -1,265 +1,278 @@
-// Blocking HTTP/1.1 client (see http_client.h). Sender threads and tests.
+// Outbound HTTP through libcurl (see http_client.h). Sender threads and tests.
+//
+// Each request gets its own easy handle inside its own multi handle: the multi interface
+// is what lets the wait include the cancel pipe (curl_multi_poll's extra_fds), and
+// nothing is shared between threads, so no locks and no connection cache to reason about
+// (notices are rare; one connection per request, as before).
 #include "alerting/http_client.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <curl/curl.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
-
-#include "base/strings.h"
 
 namespace speedmon::alerting {
 namespace {
 
+// CURLOPT_QUICK_EXIT (7.87.0) and CURLOPT_PROTOCOLS_STR (7.85.0) are needed below.
+static_assert(LIBCURL_VERSION_NUM >= 0x075700, "libcurl 7.87.0 or newer is required");
+
 using Clock = std::chrono::steady_clock;
 
-using Parse = ResponseParse;
+struct Sink {
+  std::string body;
+  bool too_large = false;
+};
 
-// Decodes a chunked body starting at `data`. kNeedMore until the last chunk and the
-// end of the trailers have arrived.
-Parse Dechunk(std::string_view data, std::string* out) {
-  out->clear();
-  size_t pos = 0;
+// CURLOPT_WRITEFUNCTION: appends up to kMaxResponseBytes; returning less than given
+// makes curl end the transfer with CURLE_WRITE_ERROR. Never throws (a C callback):
+// append could only fail on memory, and the bound keeps that at 4 MiB.
+size_t WriteBody(char* data, size_t size, size_t count, void* user) noexcept {
+  auto* sink = static_cast<Sink*>(user);
+  size_t n = size * count;
+  if (n > kMaxResponseBytes - sink->body.size()) {
+    sink->too_large = true;
+    return 0;
+  }
+  try {
+    sink->body.append(data, n);
+  } catch (...) {
+    return 0;
+  }
+  return n;
+}
+
+// The handles of one request, released in the order curl asks for.
+struct Handles {
+  CURLM* multi = curl_multi_init();
+  CURL* easy = curl_easy_init();
+  curl_slist* headers = nullptr;
+  curl_slist* connect_to = nullptr;
+  bool added = false;
+  ~Handles() {
+    if (added) curl_multi_remove_handle(multi, easy);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+    if (multi != nullptr) curl_multi_cleanup(multi);
+    curl_slist_free_all(headers);
+    curl_slist_free_all(connect_to);
+  }
+};
+
+bool Append(curl_slist** list, const std::string& line) {
+  curl_slist* next = curl_slist_append(*list, line.c_str());
+  if (next == nullptr) return false;
+  *list = next;
+  return true;
+}
+
+std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+// What failed, in the words of the old client where it had them ("connect: Connection
+// refused", "read: timed out ...") and with curl's own detail for the rest.
+std::string Describe(CURLcode code, CURL* easy, const char* errbuf, const Sink& sink,
+                     const config::HttpUrl& url, std::chrono::milliseconds timeout) {
+  std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code);
+  long os_errno = 0;
+  curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+  auto with_errno = [&](const char* what) {
+    return std::string(what) + ": " +
+           (os_errno != 0 ? std::strerror(static_cast<int>(os_errno)) : detail);
+  };
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return "resolve " + url.address.host + ": failed (" + detail + ")";
+    case CURLE_COULDNT_CONNECT:
+      return with_errno("connect");
+    case CURLE_OPERATION_TIMEDOUT: {
+      curl_off_t connected = 0, handshaken = 0;
+      curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connected);
+      curl_easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &handshaken);
+      if (std::strncmp(errbuf, "Resolving timed out", 19) == 0) {
+        return "resolve " + url.address.host + ": timed out after " + Ms(timeout);
+      }
+      if (connected == 0) return "connect: timed out after " + Ms(timeout);
+      if (url.tls && handshaken == 0) return "TLS: handshake timed out after " + Ms(timeout);
+      return "read: timed out after " + Ms(timeout);
+    }
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return "TLS: certificate verify failed: " + detail;
+    case CURLE_SSL_CONNECT_ERROR:
+      return "TLS: handshake failed: " + detail;
+    case CURLE_SSL_CERTPROBLEM:
+      return "TLS: client certificate: " + detail;
+    case CURLE_SSL_CACERT_BADFILE:
+      return "TLS: CA file: " + detail;
+    case CURLE_GOT_NOTHING:
+      return "connection closed without a response";
+    case CURLE_FILESIZE_EXCEEDED:
+      return "response larger than 4 MiB";
+    case CURLE_WRITE_ERROR:
+      return sink.too_large ? "response larger than 4 MiB" : "write: " + detail;
+    case CURLE_SEND_ERROR:
+      return with_errno("send");
+    case CURLE_RECV_ERROR:
+      return with_errno("recv");
+    case CURLE_PARTIAL_FILE:
+      return "truncated response: " + detail;
+    case CURLE_WEIRD_SERVER_REPLY:
+      return "malformed response: " + detail;
+    default:
+      return std::string(curl_easy_strerror(code)) + ": " + detail;
+  }
+}
+
+}  // namespace
+
+base::Status InitHttpClient() {
+  // curl_global_init sets up libcurl's and OpenSSL's process-wide state. libcurl asks for
+  // it to run once, before any other thread exists: setting that state up while another
+  // thread already uses curl or OpenSSL is a data race (only newer libcurl builds guard it
+  // with a lock). main() calls this before the server starts its threads; the function-
+  // local static makes any later call (HttpRequest's) a no-op that returns the result.
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (rc != CURLE_OK) {
+    return base::InternalError(std::string("curl_global_init: ") + curl_easy_strerror(rc));
+  }
+  return base::OkStatus();
+}
+
+base::StatusOr<HttpResponse> HttpRequest(const config::HttpUrl& url, std::string_view method,
+                                         std::string_view body, std::chrono::milliseconds timeout,
+                                         const config::HttpClientConfig& client, int cancel_fd) {
+  if (base::Status init = InitHttpClient(); !init.ok()) return init;
+  Handles h;
+  if (h.multi == nullptr || h.easy == nullptr) return base::InternalError("curl: out of memory");
+  CURL* e = h.easy;
+  char errbuf[CURL_ERROR_SIZE] = "";
+  Sink sink;
+
+  // With tls_server_name the URL names that host, so curl sends it as SNI and checks the
+  // certificate against it, while CURLOPT_CONNECT_TO sends the connection to the
+  // configured address and the Host header still names it.
+  const std::string authority = url.address.ToString();
+  std::string url_text;
+  if (url.tls && !client.tls_server_name.empty()) {
+    std::string named = client.tls_server_name + ":" + std::to_string(url.address.port);
+    url_text = "https://" + named + url.path;
+    if (!Append(&h.connect_to, named + ":" + authority) ||
+        !Append(&h.headers, "Host: " + authority)) {
+      return base::InternalError("curl: out of memory");
+    }
+  } else {
+    url_text = url.ToString();
+  }
+  bool sends_body = !body.empty() || method == "POST" || method == "PUT";
+  for (const char* line :
+       {"User-Agent: speedmon", "Accept: application/json", "Connection: close", "Expect:"}) {
+    if (!Append(&h.headers, line)) return base::InternalError("curl: out of memory");
+  }
+  if (sends_body && !Append(&h.headers, "Content-Type: application/json")) {
+    return base::InternalError("curl: out of memory");
+  }
+  if (!client.bearer_token.empty() &&
+      !Append(&h.headers, "Authorization: Bearer " + client.bearer_token)) {
+    return base::InternalError("curl: out of memory");
+  }
+
+  const std::string method_text(method);
+  CURLcode rc = CURLE_OK;
+  auto set = [&rc, e](CURLoption option, auto value) {
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, option, value);
+  };
+  set(CURLOPT_URL, url_text.c_str());
+  set(CURLOPT_PROTOCOLS_STR, "http,https");
+  set(CURLOPT_ERRORBUFFER, errbuf);
+  // No signals: SIGALRM-based DNS timeouts are not thread-safe, and the sender threads
+  // are threads. Without them the deadline still covers resolving, because Debian's
+  // libcurl uses its threaded resolver (`curl-config --features` lists AsynchDNS, and
+  // no c-ares): getaddrinfo runs on a helper thread while this one keeps polling the
+  // timer. QUICK_EXIT makes curl detach that helper instead of joining it when the
+  // deadline passes or the request is cancelled mid-lookup; otherwise ending the handle
+  // would wait for getaddrinfo itself (its own timeouts: seconds, per server and try).
+  set(CURLOPT_NOSIGNAL, 1L);
+  set(CURLOPT_QUICK_EXIT, 1L);
+  // 0 would mean "no timeout" to curl; the config allows at least 1 ms anyway.
+  const long timeout_ms = std::max<long>(static_cast<long>(timeout.count()), 1);
+  set(CURLOPT_TIMEOUT_MS, timeout_ms);
+  set(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  set(CURLOPT_FOLLOWLOCATION, 0L);
+  set(CURLOPT_PROXY, "");  // http_proxy and friends in the environment are not for us
+  set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponseBytes));
+  set(CURLOPT_WRITEFUNCTION, &WriteBody);
+  set(CURLOPT_WRITEDATA, &sink);
+  set(CURLOPT_HTTPHEADER, h.headers);
+  if (h.connect_to != nullptr) set(CURLOPT_CONNECT_TO, h.connect_to);
+  if (method == "GET") {
+    set(CURLOPT_HTTPGET, 1L);
+  } else {
+    if (method != "POST") set(CURLOPT_CUSTOMREQUEST, method_text.c_str());
+    if (sends_body) {
+      set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      set(CURLOPT_POSTFIELDS, body.data());
+    }
+  }
+  if (url.tls) {
+    set(CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    set(CURLOPT_SSL_VERIFYPEER, client.tls_insecure_skip_verify ? 0L : 1L);
+    set(CURLOPT_SSL_VERIFYHOST, client.tls_insecure_skip_verify ? 0L : 2L);
+    if (!client.tls_ca_file.empty()) {
+      // The given bundle replaces the system's store, as tls_config's ca_file does.
+      set(CURLOPT_CAINFO, client.tls_ca_file.c_str());
+      set(CURLOPT_CAPATH, static_cast<const char*>(nullptr));
+    }
+    if (!client.tls_cert_file.empty()) {
+      set(CURLOPT_SSLCERT, client.tls_cert_file.c_str());
+      set(CURLOPT_SSLKEY, client.tls_key_file.c_str());
+    }
+  }
+  if (!client.basic_auth_username.empty()) {
+    set(CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    set(CURLOPT_USERNAME, client.basic_auth_username.c_str());
+    set(CURLOPT_PASSWORD, client.basic_auth_password.c_str());
+  }
+  if (rc != CURLE_OK) {
+    return base::InternalError(std::string("curl_easy_setopt: ") + curl_easy_strerror(rc));
+  }
+
+  if (CURLMcode mc = curl_multi_add_handle(h.multi, e); mc != CURLM_OK) {
+    return base::InternalError(std::string("curl_multi_add_handle: ") + curl_multi_strerror(mc));
+  }
+  h.added = true;
+  // curl enforces CURLOPT_TIMEOUT_MS itself; this is only a backstop should it not.
+  const auto backstop = Clock::now() + timeout + std::chrono::seconds(5);
   while (true) {
-    size_t eol = data.find("\r\n", pos);
-    if (eol == std::string_view::npos) return Parse::kNeedMore;
-    std::string_view line = data.substr(pos, eol - pos);
-    line = line.substr(0, line.find(';'));
-    line = base::TrimSpaceTab(line);
-    if (line.empty() || line.size() > 15) return Parse::kBad;
-    size_t size = 0;
-    for (char c : line) {
-      int d = (c >= '0' && c <= '9')   ? c - '0'
-              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                       : -1;
-      if (d < 0) return Parse::kBad;
-      size = size * 16 + static_cast<size_t>(d);
+    int running = 0;
+    if (CURLMcode mc = curl_multi_perform(h.multi, &running); mc != CURLM_OK) {
+      return base::InternalError(std::string("curl_multi_perform: ") + curl_multi_strerror(mc));
     }
-    pos = eol + 2;
-    if (size == 0) {
-      // Trailers (usually none) end with an empty line.
-      if (data.substr(pos, 2) == "\r\n") return Parse::kDone;
-      return data.find("\r\n\r\n", pos) == std::string_view::npos ? Parse::kNeedMore : Parse::kDone;
+    if (running == 0) break;
+    if (Clock::now() > backstop) {
+      return base::UnavailableError("timed out after " + Ms(timeout));
     }
-    if (data.size() < pos + size + 2) return Parse::kNeedMore;
-    if (data.substr(pos + size, 2) != "\r\n") return Parse::kBad;
-    out->append(data.substr(pos, size));
-    pos += size + 2;
-  }
-}
-
-}  // namespace
-
-Parse ParseHttpResponse(const std::string& buf, bool eof, HttpResponse* out) {
-  size_t head_end = buf.find("\r\n\r\n");
-  if (head_end == std::string::npos) return eof ? Parse::kBad : Parse::kNeedMore;
-  std::string_view head(buf.data(), head_end);
-  size_t eol = head.find("\r\n");
-  std::string_view status_line = head.substr(0, eol);
-  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ') {
-    return Parse::kBad;
-  }
-  int status = 0;
-  for (size_t i = 9; i < 12; ++i) {
-    if (status_line[i] < '0' || status_line[i] > '9') return Parse::kBad;
-    status = status * 10 + (status_line[i] - '0');
-  }
-  bool chunked = false;
-  std::optional<size_t> content_length;
-  size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
-  while (pos < head.size()) {
-    size_t next = head.find("\r\n", pos);
-    if (next == std::string_view::npos) next = head.size();
-    std::string_view line = head.substr(pos, next - pos);
-    pos = next + 2;
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view name = base::TrimSpaceTab(line.substr(0, colon));
-    std::string_view value = base::TrimSpaceTab(line.substr(colon + 1));
-    if (base::EqualsIgnoreCase(name, "transfer-encoding") &&
-        base::EqualsIgnoreCase(value, "chunked"))
-      chunked = true;
-    if (base::EqualsIgnoreCase(name, "content-length")) {
-      size_t n = 0;
-      if (value.empty() || value.size() > 12) return Parse::kBad;
-      for (char c : value) {
-        if (c < '0' || c > '9') return Parse::kBad;
-        n = n * 10 + static_cast<size_t>(c - '0');
-      }
-      content_length = n;
+    curl_waitfd extra{cancel_fd, CURL_WAIT_POLLIN, 0};
+    // Returns when a socket or the resolver is ready, when curl's next timer (the
+    // deadline among them) is due, when cancel_fd is readable, or after 1 s at most.
+    CURLMcode mc = curl_multi_poll(h.multi, cancel_fd >= 0 ? &extra : nullptr,
+                                   cancel_fd >= 0 ? 1u : 0u, 1000, nullptr);
+    if (mc != CURLM_OK) {
+      return base::InternalError(std::string("curl_multi_poll: ") + curl_multi_strerror(mc));
     }
+    if (extra.revents != 0) return base::UnavailableError("cancelled");
   }
-  out->status = status;
-  std::string_view rest(buf.data() + head_end + 4, buf.size() - head_end - 4);
-  if (status == 204 || status == 304 || (status >= 100 && status < 200)) {
-    out->body.clear();
-    return Parse::kDone;
+
+  CURLcode result = CURLE_OK;
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(h.multi, &left)) {
+    if (msg->msg == CURLMSG_DONE) result = msg->data.result;
   }
-  if (chunked) {
-    Parse p = Dechunk(rest, &out->body);
-    if (p == Parse::kNeedMore && eof) return Parse::kBad;
-    return p;
+  if (result != CURLE_OK) {
+    return base::UnavailableError(Describe(result, e, errbuf, sink, url, timeout));
   }
-  if (content_length) {
-    if (rest.size() < *content_length) return eof ? Parse::kBad : Parse::kNeedMore;
-    out->body.assign(rest.substr(0, *content_length));
-    return Parse::kDone;
-  }
-  if (!eof) return Parse::kNeedMore;
-  out->body.assign(rest);
-  return Parse::kDone;
-}
-
-namespace {
-
-int RemainingMs(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return left.count() <= 0 ? 0 : static_cast<int>(left.count());
-}
-
-std::string Errno(const char* what, int err) { return std::string(what) + ": " + strerror(err); }
-
-constexpr int kCancelled = -2;
-
-// Waits for `events` on fd until the deadline: 1 ready, 0 timed out, -1 poll failed,
-// kCancelled when cancel_fd (if any) became readable first.
-int WaitFor(int fd, short events, Clock::time_point deadline, int cancel_fd) {
-  pollfd p[2] = {{fd, events, 0}, {cancel_fd, POLLIN, 0}};
-  int n = poll(p, cancel_fd >= 0 ? 2 : 1, RemainingMs(deadline));
-  if (n > 0 && cancel_fd >= 0 && (p[1].revents & POLLIN)) return kCancelled;
-  return n > 0 ? 1 : n;
-}
-
-// A connected non-blocking socket, or -1 with *error set.
-int Connect(const config::Address& to, Clock::time_point deadline, int cancel_fd,
-            std::string* error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(to.port);
-  int rc = getaddrinfo(to.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) {
-    *error = "resolve " + to.host + ": " + gai_strerror(rc);
-    return -1;
-  }
-  int fd = -1;
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      *error = Errno("socket", errno);
-      continue;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    if (errno == EINPROGRESS) {
-      int n = WaitFor(fd, POLLOUT, deadline, cancel_fd);
-      if (n == 1) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err == 0) break;
-        *error = Errno("connect", err);
-      } else {
-        *error = n == 0            ? "connect: timed out"
-                 : n == kCancelled ? "cancelled"
-                                   : Errno("poll", errno);
-      }
-    } else {
-      *error = Errno("connect", errno);
-    }
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  return fd;
-}
-
-}  // namespace
-
-HttpResponse HttpRequest(const config::Address& to, std::string_view method, std::string_view path,
-                         std::string_view body, std::chrono::milliseconds timeout, int cancel_fd) {
+  long status = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
   HttpResponse response;
-  const auto deadline = Clock::now() + timeout;
-  int fd = Connect(to, deadline, cancel_fd, &response.error);
-  if (fd < 0) return response;
-
-  std::string request;
-  request.reserve(256 + body.size());
-  request.append(method).append(" ").append(path.empty() ? "/" : path).append(" HTTP/1.1\r\n");
-  request.append("Host: ").append(to.ToString()).append("\r\n");
-  request.append("User-Agent: speedmon\r\nConnection: close\r\nAccept: application/json\r\n");
-  if (!body.empty() || method == "POST" || method == "PUT") {
-    request.append("Content-Type: application/json\r\n");
-    request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
-  }
-  request.append("\r\n").append(body);
-
-  size_t sent = 0;
-  while (sent < request.size()) {
-    ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int r = WaitFor(fd, POLLOUT, deadline, cancel_fd);
-      if (r == 1) continue;
-      response.error = r == 0            ? "send: timed out"
-                       : r == kCancelled ? "cancelled"
-                                         : Errno("poll", errno);
-    } else {
-      response.error = Errno("send", errno);
-    }
-    close(fd);
-    return response;
-  }
-
-  std::string buf;
-  char chunk[16384];
-  while (true) {
-    ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-    if (n > 0) {
-      buf.append(chunk, static_cast<size_t>(n));
-      if (buf.size() > kMaxResponseBytes) {
-        response.error = "response larger than 4 MiB";
-        break;
-      }
-      Parse p = ParseHttpResponse(buf, false, &response);
-      if (p == Parse::kDone) break;
-      if (p == Parse::kBad) {
-        response.error = "malformed response";
-        break;
-      }
-      continue;
-    }
-    if (n == 0) {
-      if (ParseHttpResponse(buf, true, &response) != Parse::kDone) {
-        response.error = buf.empty() ? "connection closed without a response"
-                                     : "malformed or truncated response";
-      }
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = WaitFor(fd, POLLIN, deadline, cancel_fd);
-      if (r == 1) continue;
-      response.error = r == 0            ? "read: timed out"
-                       : r == kCancelled ? "cancelled"
-                                         : Errno("poll", errno);
-      break;
-    }
-    response.error = Errno("recv", errno);
-    break;
-  }
-  close(fd);
-  if (!response.error.empty()) response.status = 0;
+  response.status = static_cast<int>(status);
+  response.body = std::move(sink.body);
   return response;
 }
 

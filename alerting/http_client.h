@@ -1,46 +1,48 @@
-// A small blocking HTTP/1.1 client over POSIX sockets, for the notifier's sender
-// threads (and the tests): one request per connection ("Connection: close"), connect and
-// I/O bounded by one deadline, plain http:// only (Alertmanager and webhooks on loopback
-// or a private network; no TLS).
+// Outbound HTTP for the notifier's sender threads (and the tests), through libcurl: one
+// request per call on its own handles, http:// or https:// (TLS by OpenSSL, with the
+// per-target settings of config::HttpClientConfig), one deadline for all of it (resolving
+// the name included), cancellable from another thread, the response body capped.
 //
 // Thread: any thread; no shared state. It blocks the calling thread for up to `timeout`,
-// which is why only sender threads call it, never the main loop.
+// which is why only sender threads call it, never a libuv loop.
 #pragma once
 
 #include <chrono>
-#include <cstdint>
-#include <optional>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "config/config.h"
 
 namespace speedmon::alerting {
 
 struct HttpResponse {
-  int status = 0;     // 0 when the exchange failed
-  std::string body;   // de-chunked
-  std::string error;  // "" on a complete response: "connect: Connection refused", ...
-  bool ok() const { return error.empty(); }
+  int status = 0;    // the final status (redirects are not followed: a 3xx is an answer)
+  std::string body;  // decoded (chunked, gzip); bytes as received, not checked as UTF-8
 };
 
-// The response parser behind HttpRequest (public for its fuzz target): kDone when `buf`
-// holds a whole response (`eof`: the server closed, so a body without length ends here).
-enum class ResponseParse { kNeedMore, kDone, kBad };
-ResponseParse ParseHttpResponse(const std::string& buf, bool eof, HttpResponse* out);
+// Initialises libcurl and OpenSSL for the process. Call once from main() before any
+// thread starts (see http_client.cc for why); calling again does nothing. HttpRequest
+// calls it too, for tests and tools that have no main of ours.
+base::Status InitHttpClient();
 
-// Sends one request to `to` (config::ParseHttpUrl gives it from a URL) and reads the
-// whole response (at most kMaxResponseBytes).
-// `timeout` bounds connect, send and receive together; resolving a host name
-// (getaddrinfo) is not bounded by it, which is why targets are best given as IP
-// literals or names the local resolver answers (/etc/hosts, Docker's DNS).
-// `path` is sent as is ("/api/v2/alerts"); `body` may be empty (no Content-Type then).
-// Never throws; every failure is a response with `error` set.
-// `cancel_fd`, when >= 0, is polled beside the socket: once it is readable the request
-// ends at once with error "cancelled" (how a stopping notifier stops a hung request).
-HttpResponse HttpRequest(const config::Address& to, std::string_view method, std::string_view path,
-                         std::string_view body, std::chrono::milliseconds timeout,
-                         int cancel_fd = -1);
+// Sends one request to `url` (config::ParseHttpUrl gives it; `url.path` is the request
+// target, sent as is) with `client`'s TLS and auth settings.
+// `timeout` bounds the whole exchange: resolving the host name, connecting, the TLS
+// handshake, sending and receiving the whole response.
+// `body` may be empty; a POST or a non-empty body goes as Content-Type: application/json.
+// Redirects are not followed; a body over kMaxResponseBytes ends the request.
+// `cancel_fd`, when >= 0, is polled beside the transfer: once it is readable the request
+// ends at once with kUnavailable "cancelled" (how a stopping notifier ends a hung request).
+// Returns the response whatever its status, or kUnavailable saying what failed:
+// "connect: Connection refused", "resolve no-such.invalid: Could not resolve host ...",
+// "TLS: certificate verify failed: ...", "read: timed out after 200 ms", "cancelled",
+// "response larger than 4 MiB". Never throws.
+base::StatusOr<HttpResponse> HttpRequest(const config::HttpUrl& url, std::string_view method,
+                                         std::string_view body, std::chrono::milliseconds timeout,
+                                         const config::HttpClientConfig& client = {},
+                                         int cancel_fd = -1);
 
 inline constexpr size_t kMaxResponseBytes = 4 << 20;
 

@@ -15,8 +15,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool Retryable(const HttpResponse& r) {
-  return !r.ok() || r.status >= 500 || r.status == 408 || r.status == 429;
+bool Retryable(const base::StatusOr<HttpResponse>& r) {
+  return !r.ok() || r->status >= 500 || r->status == 408 || r->status == 429;
 }
 
 }  // namespace
@@ -44,11 +44,11 @@ std::unique_ptr<Notifier> Notifier::Create(const std::vector<TargetConfig>& targ
       }
       return nullptr;
     }
-    t->address = url->address;
     std::string_view path = url->path;
     while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-    t->path = tc.kind == TargetKind::kAlertmanager ? std::string(path) + "/api/v2/alerts"
-                                                   : (path.empty() ? "/" : std::string(path));
+    t->url = *url;
+    t->url.path = tc.kind == TargetKind::kAlertmanager ? std::string(path) + "/api/v2/alerts"
+                                                       : (path.empty() ? "/" : std::string(path));
     t->stats.target = tc.url;
     t->stats.kind = tc.kind;
     n->targets_.push_back(std::move(t));
@@ -136,19 +136,17 @@ void Notifier::Run(Target* t) {
     t->in_flight = true;
     lock.unlock();
 
-    HttpResponse r;
+    base::StatusOr<HttpResponse> r = base::InternalError("not sent");
     base::Guard(
         base::Component::kNotifier, "notifier",
         [&] {
           std::string body = t->config.kind == TargetKind::kAlertmanager
                                  ? AlertmanagerBody(batch)
                                  : WebhookBody(batch, options_.external_url);
-          r = HttpRequest(t->address, "POST", t->path, body, t->config.timeout, t->cancel[0]);
+          r = HttpRequest(t->url, "POST", body, t->config.timeout, t->config.http, t->cancel[0]);
         },
-        [&] {
-          r = HttpResponse{0, "", "internal error"};
-        });
-    const bool delivered = r.ok() && r.status >= 200 && r.status < 300;
+        [&] { r = base::InternalError("internal error"); });
+    const bool delivered = r.ok() && r->status >= 200 && r->status < 300;
     std::string message;
     if (delivered) {
       if (failures_in_a_row > 0) {
@@ -165,12 +163,12 @@ void Notifier::Run(Target* t) {
       retry_at = Clock::now() + backoff;
       if (failures_in_a_row == 1) {  // once per outage, not once per retry
         message = "alerting: sending to " + t->config.url + " failed (" +
-                  (r.ok() ? "HTTP " + std::to_string(r.status) : r.error) +
+                  (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().message()) +
                   "); retrying with back-off";
       }
     } else {
       message = "alerting: " + t->config.url + " refused " + std::to_string(batch.size()) +
-                " alerts with HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200);
+                " alerts with HTTP " + std::to_string(r->status) + ": " + r->body.substr(0, 200);
     }
     if (!message.empty()) options_.log(message);
 

@@ -14,7 +14,8 @@
 //   - The sender posts up to max_batch notices per request: Alertmanager gets
 //     POST {url}/api/v2/alerts with AlertmanagerBody; a webhook gets POST {url} with
 //     WebhookBody, and only transitions (fired, resolved), not the periodic re-sends.
-//   - A 2xx answer counts each notice "sent". A connection error, a timeout, a 5xx, a 408
+//   - A 2xx answer counts each notice "sent". A transport error (resolve, connect, TLS,
+//     a timeout, a response over kMaxResponseBytes), a 5xx, a 408
 //     or a 429 counts each "failed" and keeps them queued; the target then backs off,
 //     initial_backoff doubling up to max_backoff, and retries (newer notices wait behind
 //     the back-off too). Any other answer (a 4xx: the payload itself is refused) counts
@@ -42,7 +43,9 @@ enum class TargetKind { kAlertmanager, kWebhook };
 struct TargetConfig {
   TargetKind kind = TargetKind::kAlertmanager;
   std::string url;                 // "http://127.0.0.1:9093" (Alertmanager base) or the webhook URL
-  config::Duration timeout{2000};  // connect + send + receive, per request
+  config::Duration timeout{2000};  // resolve + connect + TLS + send + receive, per request
+  config::HttpClientConfig http;   // TLS and auth (secrets already read from their files)
+  bool operator==(const TargetConfig&) const = default;
 };
 
 struct NotifierOptions {
@@ -66,7 +69,7 @@ struct TargetStats {
 class Notifier {
  public:
   // Starts one sender thread per target. nullptr and *error ("alertmanager URL
-  // \"x\": only http:// URLs are supported") when a URL does not parse with
+  // \"x\": only http:// and https:// URLs are supported") when a URL does not parse with
   // config::ParseHttpUrl (which config::Load ran on the configured ones).
   static std::unique_ptr<Notifier> Create(const std::vector<TargetConfig>& targets,
                                           NotifierOptions options, std::string* error);
@@ -90,8 +93,7 @@ class Notifier {
  private:
   struct Target {
     TargetConfig config;
-    config::Address address;
-    std::string path;  // the request target: the URL's path, "/api/v2/alerts" appended
+    config::HttpUrl url;  // path: the request target, "/api/v2/alerts" appended for Alertmanager
     mutable std::mutex mu;
     std::condition_variable cv;
     std::deque<AlertNotice> queue;

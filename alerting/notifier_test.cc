@@ -2,9 +2,17 @@
 // Test thread plus the servers' and the notifier's threads.
 #include "alerting/notifier.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "alerting/http_client.h"
@@ -73,7 +81,7 @@ class CannedServer {
       char buf[4096];
       (void)!read(c, buf, sizeof(buf));
       for (const auto& p : pieces) {
-        (void)!write(c, p.data(), p.size());
+        (void)!send(c, p.data(), p.size(), MSG_NOSIGNAL);
         std::this_thread::sleep_for(milliseconds(2));
       }
       close(c);
@@ -142,72 +150,168 @@ TEST(PayloadTest, WebhookBodyExact) {
   EXPECT_EQ(json::parse(WebhookBody({b}, ""))["status"], "resolved");
 }
 
+config::HttpUrl Url(const std::string& text) {
+  std::string error;
+  std::optional<config::HttpUrl> u = config::ParseHttpUrl(text, &error);
+  if (u) return std::move(*u);
+  ADD_FAILURE() << text << ": " << error;
+  return config::HttpUrl();
+}
+
+config::HttpUrl Url(const config::Address& to, const std::string& path = "/x") {
+  return config::HttpUrl{false, to, path};
+}
+
+// The transport error of a request that must fail: its code is kUnavailable.
+std::string Error(const base::StatusOr<HttpResponse>& r) {
+  if (r.ok()) return "HTTP " + std::to_string(r->status);
+  EXPECT_EQ(r.status().code(), base::StatusCode::kUnavailable) << r.status().ToString();
+  return r.status().message();
+}
+
 TEST(HttpClientTest, PostReachesTheServerAndStatusComesBack) {
   TestReceiver receiver;
   receiver.SetStatus(202);
-  config::Address to = config::ParseHttpUrl(receiver.url())->address;
-  HttpResponse r = HttpRequest(to, "POST", "/api/v2/alerts", "[1,2]", kWait);
-  EXPECT_EQ(r.error, "");
-  EXPECT_EQ(r.status, 202);
-  EXPECT_EQ(r.body, "{}");
+  auto r = HttpRequest(Url(receiver.url("/api/v2/alerts")), "POST", "[1,2]", kWait);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 202);
+  EXPECT_EQ(r->body, "{}");
   auto requests = receiver.Requests();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "POST");
   EXPECT_EQ(requests[0].path, "/api/v2/alerts");
   EXPECT_EQ(requests[0].body, "[1,2]");
   EXPECT_EQ(requests[0].headers.at("content-type"), "application/json");
+  EXPECT_EQ(requests[0].headers.at("content-length"), "5");
   EXPECT_EQ(requests[0].headers.at("host"), "127.0.0.1:" + std::to_string(receiver.port()));
   EXPECT_EQ(requests[0].headers.at("connection"), "close");
+  EXPECT_EQ(requests[0].headers.at("user-agent"), "speedmon");
+  EXPECT_EQ(requests[0].headers.count("authorization"), 0u);
+  EXPECT_EQ(requests[0].headers.count("expect"), 0u);
 }
 
-TEST(HttpClientTest, ChunkedAndCloseDelimitedBodies) {
+TEST(HttpClientTest, BasicAuthAndBearerTokenHeaders) {
+  TestReceiver receiver;
+  config::HttpClientConfig basic;
+  basic.basic_auth_username = "speedmon";
+  basic.basic_auth_password = "pa ss:w";
+  ASSERT_TRUE(HttpRequest(Url(receiver.url("/a")), "POST", "{}", kWait, basic).ok());
+  config::HttpClientConfig bearer;
+  bearer.bearer_token = "tok-123";
+  ASSERT_TRUE(HttpRequest(Url(receiver.url("/b")), "GET", "", kWait, bearer).ok());
+  auto requests = receiver.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  // base64("speedmon:pa ss:w")
+  EXPECT_EQ(requests[0].headers.at("authorization"), "Basic c3BlZWRtb246cGEgc3M6dw==");
+  EXPECT_EQ(requests[1].method, "GET");
+  EXPECT_EQ(requests[1].headers.at("authorization"), "Bearer tok-123");
+  EXPECT_EQ(requests[1].headers.count("content-type"), 0u);
+}
+
+TEST(HttpClientTest, BodiesAndBrokenAnswers) {
   {
     CannedServer s({"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
                     "lo\r\n6;ext=1\r\n world\r\n0\r\n\r\n"});
-    HttpResponse r = HttpRequest(s.address(), "GET", "/x", "", kWait);
-    EXPECT_EQ(r.error, "");
-    EXPECT_EQ(r.body, "hello world");
+    auto r = HttpRequest(Url(s.address()), "GET", "", kWait);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body, "hello world");
   }
   {
     CannedServer s({"HTTP/1.0 200 OK\r\n\r\nuntil", " close"});
-    HttpResponse r = HttpRequest(s.address(), "GET", "/x", "", kWait);
-    EXPECT_EQ(r.error, "");
-    EXPECT_EQ(r.body, "until close");
+    auto r = HttpRequest(Url(s.address()), "GET", "", kWait);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body, "until close");
   }
   {
     CannedServer s({"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"});
-    HttpResponse r = HttpRequest(s.address(), "GET", "/x", "", kWait);
-    EXPECT_EQ(r.error, "malformed or truncated response");
-    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(Error(HttpRequest(Url(s.address()), "GET", "", kWait)),
+              "truncated response: transfer closed with 5 bytes remaining to read");
   }
   {
     CannedServer s({"SMTP ready\r\n\r\n"});
-    EXPECT_EQ(HttpRequest(s.address(), "GET", "/x", "", kWait).error, "malformed response");
+    EXPECT_EQ(Error(HttpRequest(Url(s.address()), "GET", "", kWait)),
+              "Unsupported protocol: Received HTTP/0.9 when not allowed");
   }
   {
     CannedServer s({});
-    EXPECT_EQ(HttpRequest(s.address(), "GET", "/x", "", kWait).error,
+    EXPECT_EQ(Error(HttpRequest(Url(s.address()), "GET", "", kWait)),
               "connection closed without a response");
   }
   {
     CannedServer s({"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"});
-    EXPECT_EQ(HttpRequest(s.address(), "GET", "/x", "", kWait).error, "malformed response");
+    EXPECT_EQ(Error(HttpRequest(Url(s.address()), "GET", "", kWait)),
+              "recv: Illegal or missing hexadecimal sequence in chunked-encoding");
   }
 }
 
-TEST(HttpClientTest, RefusedAndTimedOut) {
+TEST(HttpClientTest, RedirectsAreNotFollowed) {
+  TestReceiver elsewhere;
+  CannedServer s({"HTTP/1.1 307 Temporary Redirect\r\nLocation: " + elsewhere.url("/moved") +
+                  "\r\nContent-Length: 0\r\n\r\n"});
+  auto r = HttpRequest(Url(s.address()), "POST", "[]", kWait);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 307);
+  EXPECT_EQ(elsewhere.Requests().size(), 0u);
+}
+
+TEST(HttpClientTest, ResponsesOverTheCapFail) {
+  const std::string big(kMaxResponseBytes + 1, 'x');
+  {
+    // Announced: refused from the Content-Length, before the body is read.
+    CannedServer s(
+        {"HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big});
+    EXPECT_EQ(Error(HttpRequest(Url(s.address()), "GET", "", kWait)), "response larger than 4 MiB");
+  }
+  {
+    // Unannounced (until close): cut when the cap is passed.
+    CannedServer s({"HTTP/1.0 200 OK\r\n\r\n", big});
+    EXPECT_EQ(Error(HttpRequest(Url(s.address()), "GET", "", kWait)), "response larger than 4 MiB");
+  }
+  {
+    // Exactly the cap is fine.
+    CannedServer s({"HTTP/1.0 200 OK\r\n\r\n", big.substr(1)});
+    auto r = HttpRequest(Url(s.address()), "GET", "", kWait);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body.size(), kMaxResponseBytes);
+  }
+}
+
+TEST(HttpClientTest, RefusedTimedOutAndUnresolvable) {
   config::Address closed{"127.0.0.1", FreePort()};
-  HttpResponse r = HttpRequest(closed, "POST", "/", "x", kWait);
-  EXPECT_EQ(r.error, "connect: Connection refused");
-  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(Error(HttpRequest(Url(closed), "POST", "x", kWait)), "connect: Connection refused");
 
   CannedServer silent({}, /*answer=*/false);
-  r = HttpRequest(silent.address(), "POST", "/", "x", milliseconds(200));
-  EXPECT_EQ(r.error, "read: timed out");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Error(HttpRequest(Url(silent.address()), "POST", "x", milliseconds(200))),
+            "read: timed out after 200 ms");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, milliseconds(190));
+  EXPECT_LT(took, milliseconds(1500));
 
-  config::Address unresolvable{"no-such-host.invalid", 80};
-  r = HttpRequest(unresolvable, "GET", "/", "", milliseconds(2000));
-  EXPECT_EQ(r.error.rfind("resolve no-such-host.invalid: ", 0), 0u) << r.error;
+  // .invalid never resolves (RFC 6761); a failure within the deadline either way.
+  start = std::chrono::steady_clock::now();
+  std::string error =
+      Error(HttpRequest(Url("http://no-such-host.invalid:80/"), "GET", "", milliseconds(2000)));
+  EXPECT_TRUE(error == "resolve no-such-host.invalid: timed out after 2000 ms" ||
+              error ==
+                  "resolve no-such-host.invalid: failed (Could not resolve host: "
+                  "no-such-host.invalid)")
+      << error;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2500));
+}
+
+TEST(HttpClientTest, TlsToAPlainServerFailsTheHandshake) {
+  auto https = [](const CannedServer& s) {
+    return Url("https://127.0.0.1:" + std::to_string(s.address().port) + "/");
+  };
+  CannedServer plain({"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"});
+  std::string error = Error(HttpRequest(https(plain), "GET", "", kWait));
+  EXPECT_EQ(error.rfind("TLS: handshake failed: ", 0), 0u) << error;
+  CannedServer plain2({"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"});
+  config::HttpClientConfig missing_ca;
+  missing_ca.tls_ca_file = "/nonexistent/ca.pem";
+  error = Error(HttpRequest(https(plain2), "GET", "", kWait, missing_ca));
+  EXPECT_EQ(error.rfind("TLS: CA file: ", 0), 0u) << error;
 }
 
 TEST(HttpClientTest, CancelEndsAHungRequest) {
@@ -221,13 +325,106 @@ TEST(HttpClientTest, CancelEndsAHungRequest) {
     char b = 1;
     ASSERT_EQ(write(cancel[1], &b, 1), 1);
   });
-  HttpResponse r =
-      HttpRequest(silent.address(), "POST", "/", "x", std::chrono::minutes(5), cancel[0]);
+  auto start = std::chrono::steady_clock::now();
+  auto r = HttpRequest(Url(silent.address()), "POST", "x", std::chrono::minutes(5), {}, cancel[0]);
   canceller.join();
-  EXPECT_EQ(r.error, "cancelled");
-  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(Error(r), "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));
   close(cancel[0]);
   close(cancel[1]);
+}
+
+// A DNS server that never answers: the lookup itself hangs (glibc would wait 5 s per try),
+// and the request must still end at its deadline, and at once when cancelled. Needs a
+// resolver we control, so it runs in a child in its own user, mount and network
+// namespaces: /etc/resolv.conf bind-mounted to name 127.0.0.1, where a UDP socket takes
+// the queries and never replies. Skipped where namespaces are not allowed.
+TEST(HttpClientTest, AHungLookupEndsAtTheDeadlineAndOnCancel) {
+  int report[2];
+  ASSERT_EQ(pipe(report), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(report[0]);
+    auto say = [&](const std::string& line) {
+      (void)!write(report[1], line.data(), line.size());
+      _exit(0);
+    };
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0) say("skip: unshare");
+    auto put = [](const char* path, const std::string& text) {
+      int fd = open(path, O_WRONLY);
+      bool ok = fd >= 0 && write(fd, text.data(), text.size()) == ssize_t(text.size());
+      if (fd >= 0) close(fd);
+      return ok;
+    };
+    put("/proc/self/setgroups", "deny");
+    if (!put("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1\n") ||
+        !put("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1\n")) {
+      say("skip: id maps");
+    }
+    // Loopback up in the new network namespace.
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "lo");
+    ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) say("skip: lo up");
+    std::string conf =
+        ::testing::TempDir() + "/speedmon_hung_resolv.conf." + std::to_string(getpid());
+    std::ofstream(conf) << "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n";
+    if (mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        mount(conf.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) {
+      say("skip: bind mount");
+    }
+    int sink = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in dns{};
+    dns.sin_family = AF_INET;
+    dns.sin_port = htons(53);
+    dns.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(sink, reinterpret_cast<sockaddr*>(&dns), sizeof(dns)) != 0) say("skip: bind :53");
+
+    auto t0 = std::chrono::steady_clock::now();
+    auto r =
+        HttpRequest(Url("http://speedmon-hung-lookup.example:80/"), "GET", "", milliseconds(300));
+    auto took1 = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
+    int cancel[2];
+    if (pipe(cancel) != 0) say("skip: pipe");
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(milliseconds(100));
+      char b = 1;
+      (void)!write(cancel[1], &b, 1);
+    });
+    t0 = std::chrono::steady_clock::now();
+    auto c = HttpRequest(Url("http://speedmon-hung-lookup-2.example:80/"), "GET", "",
+                         std::chrono::minutes(5), {}, cancel[0]);
+    auto took2 = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
+    canceller.join();
+    say((r.ok() ? "ok" : r.status().message()) + "|" + std::to_string(took1.count()) + "|" +
+        (c.ok() ? "ok" : c.status().message()) + "|" + std::to_string(took2.count()));
+  }
+  close(report[1]);
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(report[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (out.rfind("skip: ", 0) == 0) GTEST_SKIP() << out;
+  std::vector<std::string> parts;
+  for (size_t pos = 0;;) {
+    size_t bar = out.find('|', pos);
+    parts.push_back(out.substr(pos, bar - pos));
+    if (bar == std::string::npos) break;
+    pos = bar + 1;
+  }
+  ASSERT_EQ(parts.size(), 4u) << out;
+  EXPECT_EQ(parts[0], "resolve speedmon-hung-lookup.example: timed out after 300 ms");
+  EXPECT_GE(std::stoi(parts[1]), 290);
+  EXPECT_LT(std::stoi(parts[1]), 1500);
+  EXPECT_EQ(parts[2], "cancelled");
+  EXPECT_LT(std::stoi(parts[3]), 1500);
 }
 
 class NotifierTest : public ::testing::Test {
@@ -248,10 +445,10 @@ class NotifierTest : public ::testing::Test {
     return n;
   }
   static TargetConfig Am(const std::string& url) {
-    return TargetConfig{TargetKind::kAlertmanager, url, milliseconds(2000)};
+    return TargetConfig{TargetKind::kAlertmanager, url, milliseconds(2000), {}};
   }
   static TargetConfig Hook(const std::string& url) {
-    return TargetConfig{TargetKind::kWebhook, url, milliseconds(2000)};
+    return TargetConfig{TargetKind::kWebhook, url, milliseconds(2000), {}};
   }
   std::vector<std::string> Log() {
     std::lock_guard<std::mutex> lock(log_mu_);
@@ -378,8 +575,8 @@ TEST_F(NotifierTest, LargeBatchesAreSplit) {
 
 TEST_F(NotifierTest, BadUrlIsRefusedAtCreate) {
   std::string error;
-  EXPECT_FALSE(Notifier::Create({Hook("https://x/hook")}, {}, &error));
-  EXPECT_EQ(error, "webhook URL \"https://x/hook\": only http:// URLs are supported");
+  EXPECT_FALSE(Notifier::Create({Hook("ftp://x:21/hook")}, {}, &error));
+  EXPECT_EQ(error, "webhook URL \"ftp://x:21/hook\": only http:// and https:// URLs are supported");
   EXPECT_FALSE(Notifier::Create({Am("http://:1")}, {}, &error));
   EXPECT_EQ(error,
             "alertmanager URL \"http://:1\": expected http://host:port[/path] (IPv6 in brackets, "

@@ -45,21 +45,18 @@ json InstanceJson(const AlertInstance& inst) {
 std::vector<TargetConfig> Targets(const config::AlertingConfig& c) {
   std::vector<TargetConfig> out;
   for (const auto& am : c.alertmanagers) {
-    out.push_back(TargetConfig{TargetKind::kAlertmanager, am.url, am.timeout});
+    out.push_back(TargetConfig{TargetKind::kAlertmanager, am.url, am.timeout, am.http});
   }
   for (const auto& wh : c.webhooks) {
-    out.push_back(TargetConfig{TargetKind::kWebhook, wh.url, wh.timeout});
+    out.push_back(TargetConfig{TargetKind::kWebhook, wh.url, wh.timeout, wh.http});
   }
   return out;
 }
 
+// Includes TLS and auth, secrets read from their files: a token file changed before a
+// SIGHUP rebuilds the notifier with the new token.
 bool SameTargets(const config::AlertingConfig& a, const config::AlertingConfig& b) {
-  auto key = [](const std::vector<TargetConfig>& ts) {
-    std::vector<std::tuple<int, std::string, int64_t>> k;
-    for (const auto& t : ts) k.emplace_back(static_cast<int>(t.kind), t.url, t.timeout.count());
-    return k;
-  };
-  return key(Targets(a)) == key(Targets(b));
+  return Targets(a) == Targets(b);
 }
 
 NotifierOptions MakeNotifierOptions(const ServiceOptions& options) {

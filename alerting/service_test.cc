@@ -301,7 +301,8 @@ TEST_F(ServiceTest, CreateRefusesBadConfig) {
   c = Config();
   c.webhooks[0].url = "ftp://x";
   EXPECT_EQ(Service::Create(c, source_, {}).status(),
-            base::InvalidArgumentError("webhook URL \"ftp://x\": only http:// URLs are supported"));
+            base::InvalidArgumentError(
+                "webhook URL \"ftp://x\": only http:// and https:// URLs are supported"));
 }
 
 TEST_F(ServiceTest, ConfigRuleReplacesTheDefaultWithItsId) {

@@ -139,14 +139,37 @@ struct AlertRuleConfig {
   std::map<std::string, std::string> annotations;  // summary, description, runbook_url
 };
 
+// TLS and authentication of one outbound HTTP target, the keys of an
+// [[alerting.alertmanagers]] or [[alerting.webhooks]] table. Named as Prometheus names them
+// in http_config (tls_config flattened to tls_*, basic_auth to basic_auth_*). Load checks
+// them: tls_* only with an https:// url, a certificate with its key, at most one of basic
+// auth and a bearer token, every file readable. The *_file secrets are read by Load (at
+// start and at each SIGHUP reload) into the field beside them, trailing newline trimmed,
+// so a changed file takes effect on the next reload.
+struct HttpClientConfig {
+  std::string tls_ca_file;      // PEM CA bundle; "" = the system's store
+  std::string tls_cert_file;    // PEM client certificate (mutual TLS), with tls_key_file
+  std::string tls_key_file;     // its PEM private key (not encrypted)
+  std::string tls_server_name;  // "" = the URL's host; the name checked and sent as SNI
+  bool tls_insecure_skip_verify = false;
+  std::string basic_auth_username;
+  std::string basic_auth_password;       // as written, or the content of the file
+  std::string basic_auth_password_file;  // "" = none
+  std::string bearer_token;              // as written, or the content of the file
+  std::string bearer_token_file;         // "" = none
+  bool operator==(const HttpClientConfig&) const = default;
+};
+
 struct AlertmanagerConfig {
-  std::string url;  // "http://host:port" (path prefix allowed)
+  std::string url;  // "http(s)://host:port" (path prefix allowed)
   Duration timeout{2000};
+  HttpClientConfig http;
 };
 
 struct WebhookConfig {
   std::string url;
   Duration timeout{2000};
+  HttpClientConfig http;
 };
 
 struct AlertingConfig {
@@ -241,14 +264,18 @@ std::optional<CompareOp> ParseCompareOp(std::string_view text);
 std::optional<LoadBalancing> ParseLoadBalancing(std::string_view text);
 bool IsValidAggregation(std::string_view text);  // max|min|sum|avg|count
 
-// "http://host:port[/path]", the only URL form [[alerting.alertmanagers]] and
-// [[alerting.webhooks]] take (no TLS: both run beside speedmon), and the one parser of
-// them: the loader checks the config with it and the notifier sends with its result.
-// No user info, query or fragment. `path` is "/" when the URL has none, else as written.
-// On failure *error (when not null) says why: "queries and fragments are not supported".
+// "http://host:port[/path]" or "https://host:port[/path]", the URL forms
+// [[alerting.alertmanagers]] and [[alerting.webhooks]] take, and the one parser of them:
+// the loader checks the config with it and the notifier sends with its result. The port
+// is required (no default); no user info, query or fragment. `path` is "/" when the URL
+// has none, else as written. On failure *error (when not null) says why: "queries and
+// fragments are not supported".
 struct HttpUrl {
+  bool tls = false;  // https://
   Address address;
   std::string path = "/";
+  // "https://host:port/path", IPv6 in brackets: what was parsed, written back.
+  std::string ToString() const;
 };
 std::optional<HttpUrl> ParseHttpUrl(std::string_view url, std::string* error = nullptr);
 

@@ -2,6 +2,7 @@
 // "FILE:LINE:COL: message". Single-threaded.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 
 #include "config/config.h"
@@ -384,9 +385,12 @@ TEST(ErrorsTest, Notifiers) {
   const std::string kHostPort =
       ": expected http://host:port[/path] (IPv6 in brackets, port 1..65535)";
   ExpectErrors({
-      {P("[[alerting.alertmanagers]]\nurl = \"https://am:9093\"\n"),
-       "t.toml:4:7: [[alerting.alertmanagers]].url: invalid URL \"https://am:9093\": only "
-       "http:// URLs are supported"},
+      {P("[[alerting.alertmanagers]]\nurl = \"ftp://am:9093\"\n"),
+       "t.toml:4:7: [[alerting.alertmanagers]].url: invalid URL \"ftp://am:9093\": only "
+       "http:// and https:// URLs are supported"},
+      {P("[[alerting.alertmanagers]]\nurl = \"https://am\"\n"),
+       "t.toml:4:7: [[alerting.alertmanagers]].url: invalid URL \"https://am\": expected "
+       "https://host:port[/path] (IPv6 in brackets, port 1..65535)"},
       {P("[[alerting.webhooks]]\nurl = \"http://hooks/hook\"\n"),
        "t.toml:4:7: [[alerting.webhooks]].url: invalid URL \"http://hooks/hook\"" + kHostPort},
       // The notifier used to refuse these only at start: the loader refuses them now.
@@ -405,6 +409,67 @@ TEST(ErrorsTest, Notifiers) {
        "t.toml:3:1: missing required key \"url\" in [[alerting.webhooks]]"},
       {P("[alerting]\nalertmanagers = { url = \"http://a:1\" }\n"),
        "t.toml:4:17: [alerting].alertmanagers: expected an array of tables"},
+  });
+}
+
+// TLS and auth of a notifier target: each check names the key it is about.
+TEST(ErrorsTest, NotifierTlsAndAuth) {
+  const std::string dir = ::testing::TempDir();
+  const std::string empty = dir + "/speedmon_errors_empty_token";
+  const std::string token = dir + "/speedmon_errors_token";
+  std::ofstream(empty, std::ios::trunc).close();
+  std::ofstream(token, std::ios::trunc) << "secret\n";
+  const std::string hook = "[[alerting.webhooks]]\nurl = \"https://h:443/x\"\n";
+  const std::string plain = "[[alerting.webhooks]]\nurl = \"http://h:80/x\"\n";
+  auto w = [&](const std::string& keys) { return P(hook + keys); };
+  const std::string f = "t.toml:5:";
+  const std::string k = ": [[alerting.webhooks]].";
+  ExpectErrors({
+      {P(plain + "tls_ca_file = \"/x\"\n"), f + "15" + k + "tls_ca_file: needs an https:// url"},
+      {P(plain + "tls_insecure_skip_verify = false\n"),
+       f + "28" + k + "tls_insecure_skip_verify: needs an https:// url"},
+      {w("tls_cert_file = \"" + token + "\"\n"),
+       f + "17" + k + "tls_cert_file: needs tls_key_file too"},
+      {w("tls_key_file = \"" + token + "\"\n"),
+       f + "16" + k + "tls_key_file: needs tls_cert_file too"},
+      {w("tls_ca_file = \"/nonexistent/ca.pem\"\n"),
+       f + "15" + k +
+           "tls_ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory"},
+      {w("tls_ca_file = \"/\"\n"),
+       f + "15" + k + "tls_ca_file: cannot read \"/\": not a regular file"},
+      {w("tls_server_name = \"a b\"\n"),
+       f + "19" + k + "tls_server_name: \"a b\" is not a host name"},
+      {w("tls_insecure_skip_verify = \"yes\"\n"),
+       f + "28" + k + "tls_insecure_skip_verify: expected a boolean (true or false)"},
+      {w("tls_ca = \"/x\"\n"), "t.toml:5:1: unknown key \"tls_ca\" in [[alerting.webhooks]]"},
+      {w("basic_auth_password = \"pw\"\n"),
+       f + "23" + k + "basic_auth_password: needs basic_auth_username"},
+      {w("basic_auth_username = \"a:b\"\n"),
+       f + "23" + k + "basic_auth_username: must not contain ':' or control characters"},
+      {w("basic_auth_username = \"u\"\nbasic_auth_password = \"p\"\n"
+         "basic_auth_password_file = \"" +
+         token + "\"\n"),
+       "t.toml:7:28" + k +
+           "basic_auth_password_file: set basic_auth_password or basic_auth_password_file, "
+           "not both"},
+      {w("basic_auth_username = \"u\"\nbasic_auth_password_file = \"/nonexistent/pw\"\n"),
+       "t.toml:6:28" + k +
+           "basic_auth_password_file: cannot read \"/nonexistent/pw\": No such file or "
+           "directory"},
+      {w("basic_auth_username = \"u\"\nbearer_token = \"t\"\n"),
+       "t.toml:6:16" + k +
+           "bearer_token: cannot be combined with basic_auth_username (one Authorization header)"},
+      {w("basic_auth_username = \"u\"\nbearer_token_file = \"" + token + "\"\n"),
+       "t.toml:6:21" + k +
+           "bearer_token_file: cannot be combined with basic_auth_username (one Authorization "
+           "header)"},
+      {w("bearer_token = \"t\"\nbearer_token_file = \"" + token + "\"\n"),
+       "t.toml:6:21" + k + "bearer_token_file: set bearer_token or bearer_token_file, not both"},
+      {w("bearer_token_file = \"" + empty + "\"\n"),
+       f + "21" + k + "bearer_token_file: \"" + empty + "\" is empty"},
+      {w("bearer_token = \"a\\nb\"\n"),
+       f + "16" + k + "bearer_token: must not contain control characters"},
+      {w("bearer_token = \"\"\n"), f + "16" + k + "bearer_token: must not be empty"},
   });
 }
 

@@ -1,6 +1,13 @@
 // Internal to config/: [alerting], its [[alerting.rules]] and the notifiers. Main thread,
 // while loading.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "config/load.h"
@@ -107,19 +114,130 @@ void LoadRule(const toml::table& table, UniqueNames* ids, AlertRuleConfig* rule)
   }
 }
 
+constexpr size_t kMaxSecretBytes = 64 * 1024;
+
+// Opens `path` for reading: a regular file (not a FIFO or a device, which could block or
+// never end), or fails at `key` with why not. Returns the descriptor.
+int OpenRegularFile(const TableReader& r, std::string_view key, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) r.FailAt(key, "cannot read " + Quote(path) + ": " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    r.FailAt(key, "cannot read " + Quote(path) + ": not a regular file");
+  }
+  return fd;
+}
+
+// A file that curl opens at each request (CA, certificate, key): readable now.
+void CheckReadable(const TableReader& r, std::string_view key, const std::string& path) {
+  if (!path.empty()) ::close(OpenRegularFile(r, key, path));
+}
+
+// A header value must not break the request head: no control characters (CR, LF, ...).
+bool HasControl(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+// The content of a secret file, trailing newlines trimmed (`echo token > file`).
+std::string ReadSecretFile(const TableReader& r, std::string_view key, const std::string& path) {
+  int fd = OpenRegularFile(r, key, path);
+  std::string text;
+  char buf[4096];
+  while (text.size() <= kMaxSecretBytes) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      r.FailAt(key, "cannot read " + Quote(path) + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (text.size() > kMaxSecretBytes) r.FailAt(key, Quote(path) + " is larger than 64 KiB");
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) r.FailAt(key, Quote(path) + " is empty");
+  if (HasControl(text)) r.FailAt(key, Quote(path) + " contains control characters");
+  return text;
+}
+
+// A secret given inline (`inline_key`) or as a file (`file_key`), at most one of them.
+void ReadSecret(const TableReader& r, std::string_view inline_key, std::string_view file_key,
+                std::string* value, std::string* file) {
+  if (r.Find(inline_key) != nullptr && r.Find(file_key) != nullptr) {
+    r.FailAt(file_key,
+             "set " + std::string(inline_key) + " or " + std::string(file_key) + ", not both");
+  }
+  r.ReadNonEmptyString(inline_key, value);
+  if (HasControl(*value)) r.FailAt(inline_key, "must not contain control characters");
+  r.ReadNonEmptyString(file_key, file);
+  if (!file->empty()) *value = ReadSecretFile(r, file_key, *file);
+}
+
+void LoadHttpClient(const TableReader& r, bool tls, HttpClientConfig* out) {
+  for (std::string_view key : {"tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name",
+                               "tls_insecure_skip_verify"}) {
+    if (!tls && r.Find(key) != nullptr) r.FailAt(key, "needs an https:// url");
+  }
+  r.ReadNonEmptyString("tls_ca_file", &out->tls_ca_file);
+  r.ReadNonEmptyString("tls_cert_file", &out->tls_cert_file);
+  r.ReadNonEmptyString("tls_key_file", &out->tls_key_file);
+  if (out->tls_cert_file.empty() != out->tls_key_file.empty()) {
+    std::string_view set = out->tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file";
+    std::string_view missing = out->tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file";
+    r.FailAt(set, "needs " + std::string(missing) + " too");
+  }
+  CheckReadable(r, "tls_ca_file", out->tls_ca_file);
+  CheckReadable(r, "tls_cert_file", out->tls_cert_file);
+  CheckReadable(r, "tls_key_file", out->tls_key_file);
+  r.ReadNonEmptyString("tls_server_name", &out->tls_server_name);
+  if (!out->tls_server_name.empty()) {
+    // A DNS name or an IPv4 literal: what ParseAddress takes before the port.
+    std::optional<Address> a = ParseAddress(out->tls_server_name + ":1", false);
+    if (!a || a->host != out->tls_server_name) {
+      r.FailAt("tls_server_name", Quote(out->tls_server_name) + " is not a host name");
+    }
+  }
+  r.ReadBool("tls_insecure_skip_verify", &out->tls_insecure_skip_verify);
+
+  r.ReadNonEmptyString("basic_auth_username", &out->basic_auth_username);
+  if (HasControl(out->basic_auth_username) ||
+      out->basic_auth_username.find(':') != std::string::npos) {
+    r.FailAt("basic_auth_username", "must not contain ':' or control characters");
+  }
+  ReadSecret(r, "basic_auth_password", "basic_auth_password_file", &out->basic_auth_password,
+             &out->basic_auth_password_file);
+  if (out->basic_auth_username.empty() && !out->basic_auth_password.empty()) {
+    r.FailAt(r.Find("basic_auth_password") ? "basic_auth_password" : "basic_auth_password_file",
+             "needs basic_auth_username");
+  }
+  ReadSecret(r, "bearer_token", "bearer_token_file", &out->bearer_token, &out->bearer_token_file);
+  if (!out->bearer_token.empty() && !out->basic_auth_username.empty()) {
+    r.FailAt(r.Find("bearer_token") ? "bearer_token" : "bearer_token_file",
+             "cannot be combined with basic_auth_username (one Authorization header)");
+  }
+}
+
 // [[alerting.alertmanagers]] and [[alerting.webhooks]] share one shape.
 template <typename T>
 void LoadNotifiers(const TableReader& alerting, std::string_view key, std::vector<T>* out) {
   std::string name = "[[alerting." + std::string(key) + "]]";
   for (const toml::table* table : alerting.TableArray(key, kMaxNotifiers)) {
-    TableReader r(*table, name, {"url", "timeout"});
+    TableReader r(
+        *table, name,
+        {"url", "timeout", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name",
+         "tls_insecure_skip_verify", "basic_auth_username", "basic_auth_password",
+         "basic_auth_password_file", "bearer_token", "bearer_token_file"});
     T notifier;
     notifier.url = r.RequireString("url");
     std::string why;
-    if (!ParseHttpUrl(notifier.url, &why)) {
-      r.FailAt("url", "invalid URL " + Quote(notifier.url) + ": " + why);
-    }
+    std::optional<HttpUrl> url = ParseHttpUrl(notifier.url, &why);
+    if (!url) r.FailAt("url", "invalid URL " + Quote(notifier.url) + ": " + why);
     r.ReadDuration("timeout", &notifier.timeout, Duration(1));
+    LoadHttpClient(r, url->tls, &notifier.http);
     out->push_back(std::move(notifier));
   }
 }

@@ -3,6 +3,7 @@
 // (test_configs.h). Single-threaded.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 
 #include "config/config.h"
@@ -141,6 +142,72 @@ TEST(LoadTest, FullConfigReadsEveryKey) {
   ASSERT_EQ(a.webhooks.size(), 1u);
   EXPECT_EQ(a.webhooks[0].url, "http://hooks:9999/hook");
   EXPECT_EQ(a.webhooks[0].timeout, Duration(2000));
+}
+
+// The notifier's TLS and auth keys land in HttpClientConfig; secret files are read at
+// each load (start and SIGHUP alike), trailing newline trimmed.
+TEST(LoadTest, NotifierTlsAndAuthAndSecretFiles) {
+  const std::string dir = ::testing::TempDir();
+  const std::string pem = dir + "/speedmon_load_any.pem";  // read by curl, not by Load
+  const std::string token = dir + "/speedmon_load_token";
+  const std::string password = dir + "/speedmon_load_password";
+  std::ofstream(pem, std::ios::trunc) << "-----BEGIN CERTIFICATE-----\n";
+  std::ofstream(token, std::ios::trunc) << "tok-1\n";
+  std::ofstream(password, std::ios::trunc) << "pw 1\r\n\n";
+  const std::string text =
+      "listeners = [{name = \"l\", address = \"127.0.0.1:0\", upstream = \"u\"}]\n"
+      "upstreams = [{name = \"u\", endpoints = [\"127.0.0.1:1\"]}]\n"
+      "[[alerting.alertmanagers]]\n"
+      "url = \"https://am.example:9093\"\n"
+      "tls_ca_file = \"" +
+      pem +
+      "\"\n"
+      "tls_cert_file = \"" +
+      pem +
+      "\"\n"
+      "tls_key_file = \"" +
+      pem +
+      "\"\n"
+      "tls_server_name = \"alertmanager.internal\"\n"
+      "basic_auth_username = \"speedmon\"\n"
+      "basic_auth_password_file = \"" +
+      password +
+      "\"\n"
+      "[[alerting.webhooks]]\n"
+      "url = \"https://127.0.0.1:8443/hook\"\n"
+      "tls_insecure_skip_verify = true\n"
+      "bearer_token_file = \"" +
+      token +
+      "\"\n"
+      "[[alerting.webhooks]]\n"
+      "url = \"http://127.0.0.1:9999/hook\"\n"
+      "bearer_token = \"inline\"\n";
+  Config c = MustLoad(text);
+  ASSERT_EQ(c.alerting.alertmanagers.size(), 1u);
+  const HttpClientConfig& am = c.alerting.alertmanagers[0].http;
+  EXPECT_EQ(am.tls_ca_file, pem);
+  EXPECT_EQ(am.tls_cert_file, pem);
+  EXPECT_EQ(am.tls_key_file, pem);
+  EXPECT_EQ(am.tls_server_name, "alertmanager.internal");
+  EXPECT_FALSE(am.tls_insecure_skip_verify);
+  EXPECT_EQ(am.basic_auth_username, "speedmon");
+  EXPECT_EQ(am.basic_auth_password, "pw 1");
+  EXPECT_EQ(am.basic_auth_password_file, password);
+  EXPECT_EQ(am.bearer_token, "");
+  ASSERT_EQ(c.alerting.webhooks.size(), 2u);
+  const HttpClientConfig& hook = c.alerting.webhooks[0].http;
+  EXPECT_TRUE(hook.tls_insecure_skip_verify);
+  EXPECT_EQ(hook.tls_ca_file, "");
+  EXPECT_EQ(hook.bearer_token, "tok-1");
+  EXPECT_EQ(hook.bearer_token_file, token);
+  EXPECT_EQ(hook.basic_auth_username, "");
+  EXPECT_EQ(c.alerting.webhooks[1].http.bearer_token, "inline");
+
+  // A reload reads the files again.
+  std::ofstream(token, std::ios::trunc) << "tok-2";
+  Config again = MustLoad(text);
+  EXPECT_EQ(again.alerting.webhooks[0].http.bearer_token, "tok-2");
+  EXPECT_FALSE(again.alerting.webhooks[0].http == hook);
 }
 
 TEST(LoadTest, MinimalConfigTakesDefaults) {

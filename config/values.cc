@@ -112,14 +112,23 @@ std::optional<Address> ParseAddress(std::string_view text, bool allow_port_zero)
   return Address{std::string(host), *port};
 }
 
+std::string HttpUrl::ToString() const {
+  return (tls ? "https://" : "http://") + address.ToString() + path;
+}
+
 std::optional<HttpUrl> ParseHttpUrl(std::string_view url, std::string* error) {
-  auto fail = [error](const char* message) -> std::optional<HttpUrl> {
-    if (error != nullptr) *error = message;
+  auto fail = [error](std::string message) -> std::optional<HttpUrl> {
+    if (error != nullptr) *error = std::move(message);
     return std::nullopt;
   };
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) return fail("only http:// URLs are supported");
-  std::string_view rest = url.substr(kScheme.size());
+  HttpUrl parsed;
+  std::string_view scheme;
+  for (std::string_view s : {"http://", "https://"}) {
+    if (url.substr(0, s.size()) == s) scheme = s;
+  }
+  if (scheme.empty()) return fail("only http:// and https:// URLs are supported");
+  parsed.tls = scheme == "https://";
+  std::string_view rest = url.substr(scheme.size());
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   if (authority.find('@') != std::string_view::npos) return fail("user info is not supported");
@@ -129,8 +138,11 @@ std::optional<HttpUrl> ParseHttpUrl(std::string_view url, std::string* error) {
     return fail("queries and fragments are not supported");
   }
   std::optional<Address> address = ParseAddress(authority, /*allow_port_zero=*/false);
-  if (!address) return fail("expected http://host:port[/path] (IPv6 in brackets, port 1..65535)");
-  HttpUrl parsed{*address, "/"};
+  if (!address) {
+    return fail("expected " + std::string(scheme) +
+                "host:port[/path] (IPv6 in brackets, port 1..65535)");
+  }
+  parsed.address = std::move(*address);
   if (slash != std::string_view::npos) {
     // It goes on a request line as is.
     for (char c : rest.substr(slash)) {

@@ -167,6 +167,19 @@ TEST(ParseHttpUrlTest, Valid) {
   ASSERT_TRUE(u.has_value());
   EXPECT_EQ(u->address.ToString(), "alertmanager:9093");
   EXPECT_EQ(u->path, "/prefix/");
+  EXPECT_FALSE(u->tls);
+  EXPECT_EQ(u->ToString(), "http://alertmanager:9093/prefix/");
+  u = ParseHttpUrl("https://hooks.example.com:443/services/T0/B0");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->address.host, "hooks.example.com");
+  EXPECT_EQ(u->address.port, 443);
+  EXPECT_EQ(u->path, "/services/T0/B0");
+  EXPECT_EQ(u->ToString(), "https://hooks.example.com:443/services/T0/B0");
+  u = ParseHttpUrl("https://[::1]:9093");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->ToString(), "https://[::1]:9093/");
 }
 
 TEST(ParseHttpUrlTest, InvalidSaysWhy) {
@@ -177,11 +190,16 @@ TEST(ParseHttpUrlTest, InvalidSaysWhy) {
     std::string error;
   };
   for (const Bad& c : std::vector<Bad>{
-           {"", "only http:// URLs are supported"},
-           {"https://127.0.0.1:9093", "only http:// URLs are supported"},
-           {"HTTP://127.0.0.1:9093", "only http:// URLs are supported"},
-           {"ftp://127.0.0.1:21", "only http:// URLs are supported"},
-           {"127.0.0.1:9093", "only http:// URLs are supported"},
+           {"", "only http:// and https:// URLs are supported"},
+           {"HTTP://127.0.0.1:9093", "only http:// and https:// URLs are supported"},
+           {"ftp://127.0.0.1:21", "only http:// and https:// URLs are supported"},
+           {"https:/127.0.0.1:9093", "only http:// and https:// URLs are supported"},
+           {"127.0.0.1:9093", "only http:// and https:// URLs are supported"},
+           {"https://127.0.0.1",
+            "expected https://host:port[/path] (IPv6 in brackets, port "
+            "1..65535)"},
+           {"https://u:p@h:443/x", "user info is not supported"},
+           {"https://h:443/?x", "queries and fragments are not supported"},
            {"http://u:p@h:1", "user info is not supported"},
            {"http://u@h:1/x", "user info is not supported"},
            {"http://h:1/a?b=c", "queries and fragments are not supported"},

@@ -1,12 +1,39 @@
-// Percent-decoding and query parameters (admin API paths and queries): no crash, and
-// decoding inverts encoding.
+// The URL parsers: percent-decoding and query parameters (admin API paths and queries),
+// and config::ParseHttpUrl (the alerting targets' http:// and https:// URLs, which the
+// notifier hands to libcurl). No crash; decoding inverts encoding; a parsed URL written
+// back parses to the same parts.
 #include <cstdlib>
 #include <string>
 
 #include "base/url.h"
+#include "config/config.h"
+
+namespace {
+
+void CheckHttpUrl(std::string_view in) {
+  std::string error;
+  std::optional<speedmon::config::HttpUrl> url = speedmon::config::ParseHttpUrl(in, &error);
+  if (!url) {
+    if (error.empty()) std::abort();
+    return;
+  }
+  if (url->tls != in.starts_with("https://")) std::abort();
+  if (url->path.empty() || url->path[0] != '/') std::abort();
+  for (char c : url->path) {
+    if (c < 0x21 || c > 0x7e) std::abort();  // it goes on a request line as is
+  }
+  std::optional<speedmon::config::HttpUrl> again = speedmon::config::ParseHttpUrl(url->ToString());
+  if (!again || again->tls != url->tls || again->address.host != url->address.host ||
+      again->address.port != url->address.port || again->path != url->path) {
+    std::abort();
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
+  CheckHttpUrl(in);
   auto decoded = speedmon::base::PercentDecode(in);
   if (decoded && decoded->size() > in.size()) std::abort();
   (void)speedmon::base::QueryParam(in, "limit");

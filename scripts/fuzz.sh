@@ -24,7 +24,7 @@ run_one() {
   local t=$1 dict=() work=build/fuzz/fuzz/corpus/$1 art=build/fuzz/artifacts/$1
   mkdir -p "$work" "$art"
   case $t in
-    http_request|http_response|header_rewrite|notifier_response) dict=(-dict=fuzz/dict/http.dict) ;;
+    http_request|http_response|header_rewrite) dict=(-dict=fuzz/dict/http.dict) ;;
     ingest|alert_rule) dict=(-dict=fuzz/dict/json.dict) ;;
     config) dict=(-dict=fuzz/dict/toml.dict) ;;
   esac

@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang-format
   libuv1-dev node-llhttp prometheus-cpp-dev libtomlplusplus-dev libsqlite3-dev
-  nlohmann-json3-dev zlib1g-dev
+  nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-alertmanager prometheus-node-exporter
   wrk nginx-light haproxy curl python3 python3-requests
