@@ -121,6 +121,22 @@ void AppendDateHeader(std::string* out) {
   out->append(cache.text, cache.len);
 }
 
+Framing RequestFraming(const MessageHead& req) {
+  if (req.chunked) return Framing::kChunked;
+  if (req.has_content_length && req.content_length > 0) return Framing::kContentLength;
+  return Framing::kNone;
+}
+
+Framing ResponseFraming(const MessageHead& resp, bool head_request, int client_minor_version) {
+  if (head_request || resp.status < 200 || resp.status == 204 || resp.status == 304) {
+    return Framing::kNone;
+  }
+  if (resp.has_content_length) {
+    return resp.content_length > 0 ? Framing::kContentLength : Framing::kNone;
+  }
+  return client_minor_version >= 1 ? Framing::kChunked : Framing::kUntilClose;
+}
+
 Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& info,
                                   std::string* out) {
   std::string_view authority;
@@ -175,18 +191,15 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
   out->append(info.client_ip);
   out->append("\r\nX-Forwarded-Proto: http\r\n");
   AppendHeader("X-Request-Id", info.request_id, out);
-  Framing framing = Framing::kNone;
   if (req.chunked) {
     out->append("Transfer-Encoding: chunked\r\n");
-    framing = Framing::kChunked;
   } else if (req.has_content_length) {
     out->append("Content-Length: ");
     AppendUint(req.content_length, out);
     out->append("\r\n");
-    framing = req.content_length > 0 ? Framing::kContentLength : Framing::kNone;
   }
   out->append("\r\n");
-  return framing;
+  return RequestFraming(req);
 }
 
 Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
@@ -201,30 +214,17 @@ Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
   if (resp.Find("x-request-id").empty()) AppendHeader("X-Request-Id", request_id, out);
   if (resp.Find("date").empty()) AppendDateHeader(out);  // RFC 9110 6.6.1
 
-  const bool no_body =
-      head_request || resp.status < 200 || resp.status == 204 || resp.status == 304;
-  Framing framing;
-  if (no_body) {
-    // A HEAD answer keeps the length the GET would have had; 1xx and 204 never have one
-    // (RFC 9110 8.6).
-    if (resp.has_content_length && resp.status >= 200 && resp.status != 204) {
-      out->append("Content-Length: ");
-      AppendUint(resp.content_length, out);
-      out->append("\r\n");
-    }
-    framing = Framing::kNone;
-  } else if (resp.has_content_length) {
+  const Framing framing = ResponseFraming(resp, head_request, client_minor_version);
+  // A HEAD answer keeps the length the GET would have had (as does 304); 1xx and 204
+  // never have one (RFC 9110 8.6).
+  if (resp.has_content_length && resp.status >= 200 && resp.status != 204) {
     out->append("Content-Length: ");
     AppendUint(resp.content_length, out);
     out->append("\r\n");
-    framing = resp.content_length > 0 ? Framing::kContentLength : Framing::kNone;
-  } else if (client_minor_version >= 1) {
+  } else if (framing == Framing::kChunked) {
     out->append("Transfer-Encoding: chunked\r\n");
-    framing = Framing::kChunked;
-  } else {
-    framing = Framing::kUntilClose;
-    keep_alive = false;
   }
+  if (framing == Framing::kUntilClose) keep_alive = false;
   if (resp.status >= 200) {
     if (!keep_alive) {
       out->append("Connection: close\r\n");

@@ -20,6 +20,17 @@ enum class Framing {
   kUntilClose,     // body ends when the connection closes (HTTP/1.0 style)
 };
 
+// How the body of a request is framed towards the upstream: chunked stays chunked, a
+// Content-Length stays (0 -> kNone), neither -> kNone (RFC 9112 6.3: a request without
+// either has no body; it is never delimited by close).
+Framing RequestFraming(const MessageHead& req);
+
+// How the body of a response is framed towards the client: kNone for a response to HEAD
+// and for 1xx, 204 and 304 (RFC 9110 6.4.1); a Content-Length stays (0 -> kNone);
+// otherwise the body runs until the upstream closes and is re-framed: kChunked for an
+// HTTP/1.1 client, kUntilClose for an HTTP/1.0 one.
+Framing ResponseFraming(const MessageHead& resp, bool head_request, int client_minor_version);
+
 // True for headers that describe one hop rather than the message (RFC 9110 7.6.1),
 // or that speedmon re-frames itself (Content-Length, Transfer-Encoding).
 bool IsHopByHop(std::string_view name);

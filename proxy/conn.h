@@ -72,8 +72,9 @@ class DownstreamConn final : public CodecHandler {
   bool Adopt(int fd);  // an accepted socket; false: the caller closes the connection
   void Close();
   // Upstream side events.
-  void OnUpstreamConnected(UpstreamConn* up);
-  void OnUpstreamConnectFailed(UpstreamConn* up);
+  void AttachUpstream(UpstreamConn* up);  // the pool hands this request a connection
+  void OnUpstreamConnected();             // the attached connection finished connecting
+  void OnUpstreamConnectFailed();
   void OnUpstreamHead(const MessageHead& head, bool* skip_body);
   void OnUpstreamBody(std::string_view data);
   void OnUpstreamComplete();
@@ -81,8 +82,6 @@ class DownstreamConn final : public CodecHandler {
   void OnUpstreamDrained();           // the upstream's write queue fell below the low mark
   void FlushOutput() { FlushOut(); }  // end of an upstream read: one write for all of it
   void MaybeCloseIdle();              // draining: close if between requests
-  bool request_complete() const { return request_complete_; }
-  bool waiting_for_pool = false;
 
   // CodecHandler (requests).
   HeadAction OnHead(const MessageHead& head) override;
@@ -94,7 +93,51 @@ class DownstreamConn final : public CodecHandler {
 
  private:
   friend class WorkerImpl;
-  enum class Phase { kIdle, kHead, kWaitResponse, kStreaming, kLocalReply, kClosing };
+
+  // What the connection is doing. Changed only by Enter(), which also keeps the
+  // in-flight gauge and sets the deadline that comes with the new state. The order
+  // matters: the states from kClosingAfterFlush on are the closing ones.
+  enum class State : uint8_t {
+    kIdle,               // between requests: nothing of the next one read yet
+    kReadingHead,        // part of a request head has arrived
+    kReadingBody,        // the head is parsed; a small body is read whole before dispatch
+    kSendingBody,        // dispatched; the body still arrives and streams up; no answer yet
+    kAwaitingResponse,   // the request is complete; no response head yet
+    kStreamingResponse,  // the response streams down; the request is complete
+    kStreamingBoth,      // the response started before the request body ended
+    kAnswered,           // the answer is complete while the codec is still inside the
+                         // request (its rest is read and dropped); Process() moves on
+    kClosingAfterFlush,  // the last answer is queued: not reading, waiting for the writes
+    kLingering,          // half-closed: reading and dropping what the client still sends
+    kClosed,             // handles closing; freed by the last close callback
+  };
+  // What the connection's one deadline is for: what happens when it passes.
+  enum class Deadline : uint8_t {
+    kIdle,      // idle_timeout between requests: close (reason "idle")
+    kHeader,    // header_timeout from the first byte: 408 (reason "header")
+    kRequest,   // the upstream's request_timeout from the head: 408 "request_body" while
+                // the body is incomplete, 504 once it is
+    kResponse,  // while streaming: upstream silent for request_timeout (upstream timeout)
+                // or client not reading for idle_timeout (reason "response_read")
+    kFlush,     // the final answer is queued: client not reading for idle_timeout
+                // (reason "response_read")
+    kLinger,    // 2 s of lingering close
+  };
+
+  // A request head was parsed and no answer has ended the exchange yet.
+  bool ExchangeOpen() const {
+    return state_ >= State::kReadingBody && state_ <= State::kStreamingBoth;
+  }
+  // The whole request has been read and its answer is not complete.
+  bool RequestComplete() const {
+    return state_ == State::kAwaitingResponse || state_ == State::kStreamingResponse;
+  }
+  // The client has (part of) an answer to the current request.
+  bool ResponseStarted() const {
+    return state_ == State::kStreamingResponse || state_ == State::kStreamingBoth ||
+           state_ == State::kAnswered;
+  }
+  bool Closing() const { return state_ >= State::kClosingAfterFlush; }
 
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
@@ -105,30 +148,32 @@ class DownstreamConn final : public CodecHandler {
   // The callbacks' bodies; the callbacks run them under base::Guard (an exception closes
   // this connection).
   static void HandleRead(DownstreamConn* self, ssize_t n, const uv_buf_t* buf);
-  static void HandleTimer(DownstreamConn* self, uv_timer_t* t);
+  static void HandleTimer(DownstreamConn* self);
   static void HandleWrite(DownstreamConn* self, WriteReq* wr, int status);
   static void HandleShutdown(DownstreamConn* self, int status);
 
+  void Enter(State next);
+  void SetDeadline(Deadline kind, uint64_t ms);
+  void StartTimer(uint64_t ms);
   void Process(const char* data, size_t len);
   void ResumeAfterExchange();
   void ResetExchange();
   void BeginMinimalExchange();
   void StartLinger();
   void SetReading(uint8_t reason, bool stopped);
-  void ArmTimer(uint64_t ms);
   void Write(WriteReq* wr);
   void SendToUpstream(std::string_view data, bool chunk_frame);
   void FlushUp();   // sends the staged upstream bytes (not while inside the codec)
   WriteReq* Out();  // the response bytes staged for the client
   void FlushOut();
-  void MaybeEndExchange();
   void StartExchange(const MessageHead& head);
   void Dispatch();
   void LocalReply(int status, const char* kind, bool close);
+  void RecordExchange(int status);
   void FinishExchange(int status);
   void Abort(int status_for_stats);
   void CloseAfterFlush();
-  void ReleaseUpstream(bool reusable);
+  void DetachUpstream();
 
   WorkerImpl* w_;
   int listener_;
@@ -139,47 +184,43 @@ class DownstreamConn final : public CodecHandler {
   int open_handles_ = 0;
   HttpCodec codec_;
   char client_ip_[64] = {};
+  State state_ = State::kIdle;
   std::string stash_;  // bytes after a paused (pipelined) request
   uint8_t read_stops_ = 0;
-  bool reading_ = false;
-  bool peer_eof_ = false;
-  bool close_after_flush_ = false;
-  bool lingering_ = false;
-  bool closed_ = false;
-  bool in_codec_ = false;
-  bool codec_paused_ = false;  // a complete request waits for its answer
-  WriteReq* out_ = nullptr;    // response bytes staged during one upstream read
+  bool reading_ = false;           // libuv is reading (read_stops_ and the state say whether to)
+  bool in_codec_ = false;          // inside codec_.Execute: closing and ending wait for Process()
+  bool peer_eof_ = false;          // the client half-closed
+  bool waiting_for_pool_ = false;  // queued in a pool for a free upstream connection
+  WriteReq* out_ = nullptr;        // response bytes staged during one upstream read
   int pending_writes_ = 0;
+  // The deadline (loop time, ms) and what it is for. State changes only overwrite these;
+  // the timer runs at most once at a time and re-arms itself when it finds the deadline
+  // moved later (see SetDeadline).
+  uint64_t deadline_ms_ = 0;
+  uint64_t timer_due_ms_ = 0;  // when the running timer fires
+  Deadline deadline_ = Deadline::kIdle;
   uint64_t last_activity_ms_ = 0;  // last byte from the client or written to it
   uint64_t last_upstream_ms_ = 0;  // last response byte from the upstream
-  Phase phase_ = Phase::kIdle;
 
   // The exchange in progress (one at a time; pipelined requests wait in stash_).
-  bool active_ = false;
   uint64_t start_ns_ = 0;
   metrics::Method method_ = metrics::Method::kOther;
   int route_ = 0;
   bool head_request_ = false;
   int client_minor_ = 1;
-  bool client_keep_alive_ = true;
+  bool keep_alive_after_ = true;  // the connection stays open after this answer
   char request_id_[129] = {};
   size_t request_id_len_ = 0;
   std::string target_;      // kept for the recent-requests record
   std::string pending_up_;  // bytes for the upstream before it is connected
   Framing req_framing_ = Framing::kNone;
-  bool request_complete_ = false;
-  bool buffering_body_ = false;  // reading a small body before dispatching (see above)
-  bool response_done_ = false;
-  bool in_flight_counted_ = false;
   uint64_t req_body_bytes_ = 0;
   UpstreamConn* up_ = nullptr;
   int endpoint_ = -1;
   uint64_t tried_ = 0;  // endpoints tried for this request (bit per endpoint)
-  bool response_started_ = false;
   Framing resp_framing_ = Framing::kNone;
   uint64_t resp_body_bytes_ = 0;
   int status_ = 0;
-  bool keep_alive_after_ = true;
 };
 
 class UpstreamConn final : public CodecHandler {
@@ -187,8 +228,7 @@ class UpstreamConn final : public CodecHandler {
   UpstreamConn(WorkerImpl* w, int upstream, int endpoint);
   ~UpstreamConn() override;
   void Connect();
-  void Attach(DownstreamConn* ds);  // a pooled connection takes on a request
-  void Detach();                    // the downstream side is gone: close
+  void Attach(DownstreamConn* ds);  // takes on a request (WorkerImpl::Acquire, Release)
   void Close();
   void Write(WriteReq* wr);  // REQUIRES: connected
   void SetReading(uint8_t reason, bool stopped);
@@ -197,6 +237,8 @@ class UpstreamConn final : public CodecHandler {
   int upstream() const { return upstream_; }
   int endpoint() const { return endpoint_; }
   bool reused() const { return reused_; }
+  // The response was read whole and the connection may carry another request.
+  bool reusable() const { return complete_ && keep_alive_ && !closing_; }
 
   // CodecHandler (responses).
   HeadAction OnHead(const MessageHead& head) override;
@@ -246,6 +288,7 @@ class UpstreamConn final : public CodecHandler {
   bool head_request_ = false;
   uint8_t read_stops_ = 0;
   bool reading_ = false;
+  uint64_t pooled_ms_ = 0;  // when it last went idle into the pool (loop time)
 };
 
 // Per-endpoint connection pool of one worker.
@@ -269,7 +312,10 @@ class WorkerImpl {
   // Gets a connection for the request: an idle one (attached now), a new one
   // (connecting), or null with the request queued as a waiter (at the pool's limit).
   UpstreamConn* Acquire(DownstreamConn* ds, int upstream, int endpoint);
-  void Release(UpstreamConn* up, bool reusable);  // the request is done with it
+  // The request is done with `up` (DownstreamConn::DetachUpstream decides `reusable`):
+  // back to the pool, or to the first waiting request, or closed. A no-op for a
+  // connection that is closing already.
+  void Release(UpstreamConn* up, bool reusable);
   void RemoveWaiter(DownstreamConn* ds);
   void ConnClosing(UpstreamConn* up);  // its pool slot is free from now on
   void ConnClosed(DownstreamConn* ds);

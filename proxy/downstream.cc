@@ -25,6 +25,8 @@ using metrics::UpstreamErrorKind;
 
 namespace {
 
+constexpr uint64_t kLingerMs = 2000;  // how long a closing connection drains the client
+
 DownstreamConn* FromHandle(const uv_handle_t* h) { return static_cast<DownstreamConn*>(h->data); }
 
 // The error kind of speedmon's answer to a request the codec refused.
@@ -80,10 +82,69 @@ bool DownstreamConn::Adopt(int fd) {
       uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), client_ip_, sizeof client_ip_);
     }
   }
-  phase_ = Phase::kIdle;
-  ArmTimer(w_->config.proxy.idle_timeout.count());
+  Enter(State::kIdle);
   SetReading(0, false);
   return true;
+}
+
+void DownstreamConn::Enter(State next) {
+  const State prev = state_;
+  const bool was_open = ExchangeOpen();
+  state_ = next;
+  // The in-flight gauge counts exchanges from the parsed head to the answer (or close).
+  if (ExchangeOpen() != was_open) w_->stats->InFlightAdd(upstream_, was_open ? -1 : 1);
+  const auto& pc = w_->config.proxy;
+  switch (next) {
+    case State::kIdle:
+      SetDeadline(Deadline::kIdle, pc.idle_timeout.count());
+      return;
+    case State::kReadingHead:
+      start_ns_ = uv_hrtime();
+      SetDeadline(Deadline::kHeader, pc.header_timeout.count());
+      return;
+    case State::kReadingBody:
+    case State::kSendingBody:  // both entered from kReadingHead only
+      SetDeadline(Deadline::kRequest,
+                  w_->topology->upstream(upstream_).config.request_timeout.count());
+      return;
+    case State::kStreamingResponse:
+    case State::kStreamingBoth:
+      if (prev == State::kStreamingBoth) return;  // the request ended; same response
+      last_upstream_ms_ = uv_now(&w_->loop);
+      SetDeadline(Deadline::kResponse,
+                  std::min(pc.idle_timeout.count(),
+                           w_->topology->upstream(upstream_).config.request_timeout.count()));
+      return;
+    case State::kClosingAfterFlush:
+      SetDeadline(Deadline::kFlush, pc.idle_timeout.count());
+      return;
+    case State::kLingering:
+      SetDeadline(Deadline::kLinger, kLingerMs);
+      return;
+    case State::kAwaitingResponse:  // keeps the request deadline
+    case State::kAnswered:          // keeps whatever deadline was running
+    case State::kClosed:
+      return;
+  }
+}
+
+void DownstreamConn::SetDeadline(Deadline kind, uint64_t ms) {
+  const uint64_t now = uv_now(&w_->loop);
+  last_activity_ms_ = now;
+  deadline_ = kind;
+  deadline_ms_ = now + ms;
+  // Lazy: a running timer that fires no later than the new deadline is left alone, and
+  // HandleTimer re-arms it for the rest; only a deadline earlier than the running timer
+  // (or no timer running) starts it. A keep-alive request then costs no timer
+  // operation at all in the common case, where each deadline is later than the last.
+  if (deadline_ms_ < timer_due_ms_ || !uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_))) {
+    StartTimer(ms);
+  }
+}
+
+void DownstreamConn::StartTimer(uint64_t ms) {
+  timer_due_ms_ = uv_now(&w_->loop) + ms;
+  uv_timer_start(&timer_, OnTimer, ms, 0);
 }
 
 void DownstreamConn::SetReading(uint8_t reason, bool stopped) {
@@ -92,18 +153,13 @@ void DownstreamConn::SetReading(uint8_t reason, bool stopped) {
   } else {
     read_stops_ &= static_cast<uint8_t>(~reason);
   }
-  bool want = (read_stops_ == 0 && !close_after_flush_ && !closed_) || lingering_;
+  bool want = state_ == State::kLingering || (read_stops_ == 0 && !Closing());
   if (want && !reading_) {
     reading_ = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead) == 0;
   } else if (!want && reading_) {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     reading_ = false;
   }
-}
-
-void DownstreamConn::ArmTimer(uint64_t ms) {
-  last_activity_ms_ = uv_now(&w_->loop);
-  uv_timer_start(&timer_, OnTimer, ms, 0);
 }
 
 void DownstreamConn::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -121,9 +177,9 @@ void DownstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 
 void DownstreamConn::HandleRead(DownstreamConn* self, ssize_t n, const uv_buf_t* buf) {
   if (n > 0) {
-    if (self->lingering_ || self->closed_) return;  // discarding after a final answer
+    if (self->Closing()) return;  // discarding after a final answer
     self->last_activity_ms_ = uv_now(&self->w_->loop);
-    if (self->codec_paused_) {
+    if (self->RequestComplete()) {
       // A pipelined request behind the one in flight: it waits its turn.
       self->stash_.append(buf->base, static_cast<size_t>(n));
       if (self->stash_.size() > kMaxStash) self->SetReading(kStopPipeline, true);
@@ -134,19 +190,19 @@ void DownstreamConn::HandleRead(DownstreamConn* self, ssize_t n, const uv_buf_t*
   }
   if (n == 0) return;  // EAGAIN
   self->peer_eof_ = true;
-  if (self->lingering_ || self->closed_) {
+  if (self->Closing()) {
     self->Close();
     return;
   }
-  if (self->codec_paused_ && self->active_) {
+  if (self->RequestComplete()) {
     // The client half-closed after a complete request: answer it, then close.
     self->keep_alive_after_ = false;
     self->SetReading(kStopPipeline, true);
     return;
   }
-  if (self->active_) {
+  if (self->ExchangeOpen()) {
     // The client left before its answer was complete (nginx's 499).
-    self->Abort(self->response_started_ ? self->status_ : 499);
+    self->Abort(self->ResponseStarted() ? self->status_ : 499);
     return;
   }
   self->Close();
@@ -154,15 +210,11 @@ void DownstreamConn::HandleRead(DownstreamConn* self, ssize_t n, const uv_buf_t*
 
 void DownstreamConn::Process(const char* data, size_t len) {
   while (true) {
-    if (!active_ && !codec_.InMessage() && phase_ == Phase::kIdle) {
-      start_ns_ = uv_hrtime();
-      phase_ = Phase::kHead;
-      ArmTimer(w_->config.proxy.header_timeout.count());
-    }
+    if (state_ == State::kIdle) Enter(State::kReadingHead);
     in_codec_ = true;
     HttpCodec::Result r = codec_.Execute(data, len);
     in_codec_ = false;
-    if (closed_ || close_after_flush_) return;
+    if (Closing()) return;
     FlushUp();  // the head and the body bytes of this read go up in one write
     switch (r.status) {
       case HttpCodec::Status::kOk:
@@ -170,7 +222,7 @@ void DownstreamConn::Process(const char* data, size_t len) {
       case HttpCodec::Status::kPaused:
         data += r.consumed;
         len -= r.consumed;
-        if (response_done_) {
+        if (state_ == State::kAnswered) {
           // Answered already (a local reply): go straight on to the next request.
           if (!keep_alive_after_) {
             CloseAfterFlush();
@@ -183,21 +235,20 @@ void DownstreamConn::Process(const char* data, size_t len) {
         }
         // The request is complete and waits for its answer. Reading goes on (no
         // epoll_ctl per request): whatever arrives meanwhile waits in the stash.
-        codec_paused_ = true;
         stash_.assign(data, len);
         if (stash_.size() > kMaxStash) SetReading(kStopPipeline, true);
         return;
       case HttpCodec::Status::kHeadTooLarge:
       case HttpCodec::Status::kError:
-        if (response_started_) {
+        if (ResponseStarted()) {
           Abort(status_);
         } else {
-          if (!active_) BeginMinimalExchange();
+          if (state_ == State::kReadingHead) BeginMinimalExchange();
           LocalReply(codec_.error_status(), RefusedKind(codec_.error_status()), true);
         }
         return;
       case HttpCodec::Status::kAborted:
-        if (response_done_) CloseAfterFlush();
+        if (state_ == State::kAnswered) CloseAfterFlush();
         return;
     }
   }
@@ -206,7 +257,6 @@ void DownstreamConn::Process(const char* data, size_t len) {
 void DownstreamConn::BeginMinimalExchange() {
   // An answer to a request that never got as far as a head: counted under the
   // listener's upstream, route "other", method "other".
-  active_ = true;
   method_ = metrics::Method::kOther;
   route_ = static_cast<int>(w_->topology->route_names().size()) - 1;
   target_.clear();
@@ -217,23 +267,21 @@ void DownstreamConn::BeginMinimalExchange() {
 }
 
 HeadAction DownstreamConn::OnHead(const MessageHead& head) {
-  if (closed_ || close_after_flush_) return HeadAction::kAbort;
+  if (Closing()) return HeadAction::kAbort;
   StartExchange(head);
   // Answered at once and the connection must end: stop parsing what follows.
-  if (response_done_ && !keep_alive_after_) return HeadAction::kAbort;
+  if (state_ == State::kAnswered && !keep_alive_after_) return HeadAction::kAbort;
   return HeadAction::kContinue;
 }
 
 void DownstreamConn::StartExchange(const MessageHead& head) {
-  active_ = true;
   method_ = metrics::MethodFromString(head.method);
   std::string_view authority;
   std::string_view path = OriginForm(head.url, &authority);
   route_ = w_->topology->RouteIndex(path);
   head_request_ = method_ == metrics::Method::kHead;
   client_minor_ = head.version_major == 1 ? head.version_minor : 1;
-  client_keep_alive_ = head.keep_alive;
-  keep_alive_after_ = client_keep_alive_ && !w_->draining;
+  keep_alive_after_ = head.keep_alive && !w_->draining;
   target_.assign(path.substr(0, sizeof(RequestRecord::path)));
   std::string_view id = head.Find("x-request-id");
   if (IsValidRequestId(id)) {
@@ -245,8 +293,7 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
     std::memcpy(request_id_, gen, 32);
     request_id_len_ = 32;
   }
-  w_->stats->InFlightAdd(upstream_, 1);
-  in_flight_counted_ = true;
+  // Answered at once, from kReadingHead (so never counted in flight).
   if (head.upgrade) {
     LocalReply(501, "upgrade_not_supported", true);
     return;
@@ -262,13 +309,12 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
                    us.endpoints[0]->label};
   pending_up_.clear();
   req_framing_ = AppendUpstreamRequestHead(head, info, &pending_up_);
-  phase_ = Phase::kWaitResponse;
-  ArmTimer(us.config.request_timeout.count());
   if (req_framing_ == Framing::kContentLength && head.content_length <= kBufferedBodyBytes &&
       head.Find("expect").empty()) {
-    buffering_body_ = true;  // dispatched by OnMessageComplete
+    Enter(State::kReadingBody);  // dispatched by OnMessageComplete
     return;
   }
+  Enter(State::kSendingBody);
   Dispatch();
 }
 
@@ -276,25 +322,27 @@ void DownstreamConn::Dispatch() {
   int e = w_->PickEndpoint(upstream_, tried_);
   if (e < 0) {
     LocalReply(503, tried_ == 0 ? "no_healthy_endpoint" : "connect_failed",
-               req_framing_ != Framing::kNone && !request_complete_);
+               req_framing_ != Framing::kNone && !RequestComplete());
     return;
   }
   tried_ |= uint64_t{1} << (e < 63 ? e : 63);
   endpoint_ = e;
   UpstreamConn* up = w_->Acquire(this, upstream_, e);
   if (up == nullptr) {
-    waiting_for_pool = true;
+    waiting_for_pool_ = true;
     return;
   }
-  up_ = up;
-  up->SetHeadRequest(head_request_);
-  if (up->connected()) OnUpstreamConnected(up);
+  AttachUpstream(up);
 }
 
-void DownstreamConn::OnUpstreamConnected(UpstreamConn* up) {
+void DownstreamConn::AttachUpstream(UpstreamConn* up) {
   up_ = up;
-  waiting_for_pool = false;
+  waiting_for_pool_ = false;
   up->SetHeadRequest(head_request_);
+  if (up->connected()) OnUpstreamConnected();
+}
+
+void DownstreamConn::OnUpstreamConnected() {
   FlushUp();
   if (up_ != nullptr && up_->write_queue_size() < kHighWatermark &&
       pending_up_.size() < kHighWatermark) {
@@ -302,28 +350,32 @@ void DownstreamConn::OnUpstreamConnected(UpstreamConn* up) {
   }
 }
 
-void DownstreamConn::OnUpstreamConnectFailed(UpstreamConn*) {
-  up_ = nullptr;
-  if (!active_ || response_done_) return;
+void DownstreamConn::OnUpstreamConnectFailed() {
+  DetachUpstream();
+  if (!ExchangeOpen()) return;
   Dispatch();  // never sent: safe to try another endpoint
 }
 
 bool DownstreamConn::OnBody(std::string_view data) {
-  if (!active_ || response_done_) return true;  // discarding after a local reply
+  if (!ExchangeOpen()) return true;  // discarding after a local reply
   req_body_bytes_ += data.size();
   SendToUpstream(data, req_framing_ == Framing::kChunked);
   return true;
 }
 
 bool DownstreamConn::OnMessageComplete() {
-  request_complete_ = true;
-  if (buffering_body_) {
-    buffering_body_ = false;
-    if (active_ && !response_done_) Dispatch();
-    return true;
-  }
-  if (active_ && !response_done_ && req_framing_ == Framing::kChunked) {
-    SendToUpstream("0\r\n\r\n", false);
+  switch (state_) {
+    case State::kReadingBody:  // read whole: now pick an endpoint
+      Enter(State::kAwaitingResponse);
+      Dispatch();
+      break;
+    case State::kSendingBody:
+    case State::kStreamingBoth:
+      Enter(state_ == State::kSendingBody ? State::kAwaitingResponse : State::kStreamingResponse);
+      if (req_framing_ == Framing::kChunked) SendToUpstream("0\r\n\r\n", false);
+      break;
+    default:  // kAnswered: the rest of an answered request was dropped
+      break;
   }
   return true;  // pause: a pipelined request waits for this answer
 }
@@ -360,12 +412,8 @@ void DownstreamConn::OnUpstreamHead(const MessageHead& head, bool* skip_body) {
     }
     return;
   }
-  response_started_ = true;
   status_ = head.status;
-  phase_ = Phase::kStreaming;
-  last_upstream_ms_ = uv_now(&w_->loop);
-  ArmTimer(std::min(w_->config.proxy.idle_timeout.count(),
-                    w_->topology->upstream(upstream_).config.request_timeout.count()));
+  Enter(state_ == State::kSendingBody ? State::kStreamingBoth : State::kStreamingResponse);
   resp_framing_ =
       AppendDownstreamResponseHead(head, head_request_, client_minor_, keep_alive_after_,
                                    std::string_view(request_id_, request_id_len_), &Out()->data);
@@ -400,38 +448,47 @@ void DownstreamConn::FlushOut() {
 }
 
 void DownstreamConn::OnUpstreamComplete() {
-  up_ = nullptr;
+  DetachUpstream();  // first: the connection may go to a waiting request at once
   if (resp_framing_ == Framing::kChunked) Out()->data.append("0\r\n\r\n");
   FlushOut();
   FinishExchange(status_);
 }
 
 void DownstreamConn::OnUpstreamFailed(UpstreamErrorKind kind) {
-  up_ = nullptr;
-  if (!active_ || response_done_) return;
-  if (response_started_) {
+  DetachUpstream();
+  if (!ExchangeOpen()) return;
+  if (ResponseStarted()) {
     Abort(status_);  // the client already has a head: all we can do is cut the body
     return;
   }
   switch (kind) {
     case UpstreamErrorKind::kTimeout:
-      LocalReply(504, "upstream_timeout", !request_complete_);
+      LocalReply(504, "upstream_timeout", !RequestComplete());
       break;
     case UpstreamErrorKind::kBadResponse:
-      LocalReply(502, "bad_upstream_response", !request_complete_);
+      LocalReply(502, "bad_upstream_response", !RequestComplete());
       break;
     default:
-      LocalReply(502, "upstream_reset", !request_complete_);
+      LocalReply(502, "upstream_reset", !RequestComplete());
       break;
   }
 }
 
+void DownstreamConn::DetachUpstream() {
+  // Every path that ends this request's use of an upstream connection comes here. The
+  // connection goes back to the pool only when its response was read whole and it may be
+  // kept alive, the request went up whole (the answer may come before the body ended),
+  // and the worker is not draining; otherwise it is closed. A connection that failed
+  // has closed itself already (Release is then a no-op).
+  if (waiting_for_pool_) w_->RemoveWaiter(this);
+  UpstreamConn* up = up_;
+  if (up == nullptr) return;
+  up_ = nullptr;
+  w_->Release(up, up->reusable() && RequestComplete() && !w_->draining);
+}
+
 void DownstreamConn::LocalReply(int status, const char* kind, bool close) {
-  if (up_ != nullptr) {
-    up_->Detach();
-    up_ = nullptr;
-  }
-  if (waiting_for_pool) w_->RemoveWaiter(this);
+  DetachUpstream();
   if (close || w_->draining) keep_alive_after_ = false;
   std::string_view id(request_id_, request_id_len_);
   if (status == 200) {
@@ -441,46 +498,40 @@ void DownstreamConn::LocalReply(int status, const char* kind, bool close) {
                         !keep_alive_after_, &Out()->data);
   }
   status_ = status;
-  response_started_ = true;
   FlushOut();
   FinishExchange(status);
 }
 
-void DownstreamConn::FinishExchange(int status) {
-  if (!active_ || response_done_) return;
-  response_done_ = true;
-  uint64_t now = uv_hrtime();
-  uint64_t duration = now - start_ns_;
-  if (w_->config.proxy.record_requests) {
-    w_->stats->RecordRequest(upstream_, route_, method_, status, duration, req_body_bytes_,
-                             resp_body_bytes_);
-    if (w_->recent->capacity() != 0 || w_->access_log_on()) {
-      RequestRecord rec;
-      rec.unix_time = UnixNow();
-      rec.duration_ns = duration;
-      rec.request_bytes = req_body_bytes_;
-      rec.response_bytes = resp_body_bytes_;
-      rec.upstream = upstream_;
-      rec.endpoint = endpoint_;
-      rec.route = route_;
-      rec.status = status;
-      rec.method = static_cast<uint8_t>(method_);
-      rec.SetPath(target_);
-      rec.SetRequestId(std::string_view(request_id_, request_id_len_));
-      w_->recent->Add(rec);
-      if (w_->access_log_on()) w_->AccessLog(rec, client_ip_);
-    }
-  }
-  if (in_flight_counted_) {
-    w_->stats->InFlightAdd(upstream_, -1);
-    in_flight_counted_ = false;
-  }
-  MaybeEndExchange();
+void DownstreamConn::RecordExchange(int status) {
+  if (!w_->config.proxy.record_requests) return;
+  uint64_t duration = uv_hrtime() - start_ns_;
+  w_->stats->RecordRequest(upstream_, route_, method_, status, duration, req_body_bytes_,
+                           resp_body_bytes_);
+  if (w_->recent->capacity() == 0 && !w_->access_log_on()) return;
+  RequestRecord rec;
+  rec.unix_time = UnixNow();
+  rec.duration_ns = duration;
+  rec.request_bytes = req_body_bytes_;
+  rec.response_bytes = resp_body_bytes_;
+  rec.upstream = upstream_;
+  rec.endpoint = endpoint_;
+  rec.route = route_;
+  rec.status = status;
+  rec.method = static_cast<uint8_t>(method_);
+  rec.SetPath(target_);
+  rec.SetRequestId(std::string_view(request_id_, request_id_len_));
+  w_->recent->Add(rec);
+  if (w_->access_log_on()) w_->AccessLog(rec, client_ip_);
 }
 
-void DownstreamConn::MaybeEndExchange() {
-  if (!response_done_ || in_codec_ || closed_) return;  // Process() picks it up
-  if (!request_complete_ || !keep_alive_after_) {
+void DownstreamConn::FinishExchange(int status) {
+  // kReadingHead: speedmon's own answer to a request it never dispatched.
+  if (!ExchangeOpen() && state_ != State::kReadingHead) return;
+  RecordExchange(status);
+  const bool request_complete = RequestComplete();
+  Enter(State::kAnswered);
+  if (in_codec_) return;  // Process() ends the exchange once the codec has returned
+  if (!request_complete || !keep_alive_after_) {
     // The answer went out before the request ended (or the connection must end):
     // whatever the client still sends cannot be framed any more.
     CloseAfterFlush();
@@ -490,22 +541,18 @@ void DownstreamConn::MaybeEndExchange() {
 }
 
 void DownstreamConn::ResetExchange() {
-  active_ = false;
-  phase_ = Phase::kIdle;
-  request_complete_ = response_done_ = response_started_ = buffering_body_ = false;
+  DetachUpstream();  // none is attached by now
   req_body_bytes_ = resp_body_bytes_ = 0;
   status_ = 0;
   tried_ = 0;
   endpoint_ = -1;
-  up_ = nullptr;
   req_framing_ = resp_framing_ = Framing::kNone;
-  ArmTimer(w_->config.proxy.idle_timeout.count());
+  Enter(State::kIdle);
 }
 
 void DownstreamConn::ResumeAfterExchange() {
   ResetExchange();
   codec_.Resume();
-  codec_paused_ = false;
   if (w_->draining) {
     CloseAfterFlush();
     return;
@@ -521,27 +568,20 @@ void DownstreamConn::ResumeAfterExchange() {
 }
 
 void DownstreamConn::Abort(int status_for_stats) {
-  if (up_ != nullptr) {
-    up_->Detach();
-    up_ = nullptr;
-  }
-  if (waiting_for_pool) w_->RemoveWaiter(this);
+  DetachUpstream();
   keep_alive_after_ = false;
-  bool was_active = active_ && !response_done_;
-  if (was_active) {
-    in_codec_ = true;  // record only; the connection closes right below
-    FinishExchange(status_for_stats);
-    in_codec_ = false;
-  }
-  Close();
+  if (ExchangeOpen()) RecordExchange(status_for_stats);
+  Close();  // takes the exchange out of the in-flight gauge
 }
 
 void DownstreamConn::MaybeCloseIdle() {
-  if (!active_ && !codec_.InMessage()) CloseAfterFlush();
+  if ((state_ == State::kIdle || state_ == State::kReadingHead) && !codec_.InMessage()) {
+    CloseAfterFlush();
+  }
 }
 
 void DownstreamConn::Write(WriteReq* wr) {
-  if (closed_) {
+  if (state_ == State::kClosed) {
     w_->FreeWrite(wr);
     return;
   }
@@ -559,10 +599,10 @@ void DownstreamConn::OnWrite(uv_write_t* req, int status) {
 void DownstreamConn::HandleWrite(DownstreamConn* self, WriteReq* wr, int status) {
   self->w_->FreeWrite(wr);
   --self->pending_writes_;
-  if (self->closed_) return;
+  if (self->state_ == State::kClosed) return;
   if (status < 0) {
-    if (self->active_ && !self->response_done_) {
-      self->Abort(self->response_started_ ? self->status_ : 499);
+    if (self->ExchangeOpen()) {
+      self->Abort(self->ResponseStarted() ? self->status_ : 499);
     } else {
       self->Close();
     }
@@ -572,29 +612,27 @@ void DownstreamConn::HandleWrite(DownstreamConn* self, WriteReq* wr, int status)
   if (self->up_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
     self->up_->SetReading(kStopBackpressure, false);
   }
-  if (self->close_after_flush_ && self->pending_writes_ == 0 && !self->lingering_) {
+  if (self->state_ == State::kClosingAfterFlush && self->pending_writes_ == 0) {
     self->StartLinger();
   }
 }
 
 void DownstreamConn::CloseAfterFlush() {
-  if (closed_ || close_after_flush_) return;
-  close_after_flush_ = true;
-  if (up_ != nullptr) {
-    up_->Detach();
-    up_ = nullptr;
+  if (Closing()) return;
+  if (pending_writes_ == 0) {
+    StartLinger();
+    return;
   }
-  if (waiting_for_pool) w_->RemoveWaiter(this);
+  Enter(State::kClosingAfterFlush);
+  DetachUpstream();
   SetReading(0, false);  // re-evaluates: stops reading
-  if (pending_writes_ == 0) StartLinger();
 }
 
 void DownstreamConn::StartLinger() {
   // Half-close and drain what the client still sends, so the kernel does not answer
   // unread bytes with a reset that would destroy the response we just sent.
-  lingering_ = true;
-  phase_ = Phase::kClosing;
-  uv_timer_start(&timer_, OnTimer, 2000, 0);
+  Enter(State::kLingering);
+  DetachUpstream();
   shutdown_req_.data = this;
   if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), OnShutdown) != 0) {
     Close();
@@ -611,46 +649,57 @@ void DownstreamConn::OnShutdown(uv_shutdown_t* req, int status) {
 }
 
 void DownstreamConn::HandleShutdown(DownstreamConn* self, int status) {
-  if (status == UV_ECANCELED || self->closed_) return;
+  if (status == UV_ECANCELED || self->state_ == State::kClosed) return;
   if (status < 0 || self->peer_eof_) self->Close();
 }
 
 void DownstreamConn::OnTimer(uv_timer_t* t) {
   DownstreamConn* self = FromHandle(reinterpret_cast<uv_handle_t*>(t));
   base::Guard(
-      base::Component::kProxy, "client timer", [&] { HandleTimer(self, t); },
-      [&] { self->Close(); });
+      base::Component::kProxy, "client timer", [&] { HandleTimer(self); }, [&] { self->Close(); });
 }
 
-void DownstreamConn::HandleTimer(DownstreamConn* self, uv_timer_t* t) {
+void DownstreamConn::HandleTimer(DownstreamConn* self) {
+  const uint64_t now = uv_now(&self->w_->loop);
+  if (now < self->deadline_ms_) {
+    self->StartTimer(self->deadline_ms_ - now);  // the deadline moved later meanwhile
+    return;
+  }
   const auto& pc = self->w_->config.proxy;
-  switch (self->phase_) {
-    case Phase::kIdle:
+  const State state = self->state_;
+  switch (self->deadline_) {
+    case Deadline::kIdle:
       self->w_->stats->RecordTimeout(DownstreamTimeout::kIdle);
       self->CloseAfterFlush();
       return;
-    case Phase::kHead:
+    case Deadline::kHeader:
       self->w_->stats->RecordTimeout(DownstreamTimeout::kHeader);
-      if (!self->active_) self->BeginMinimalExchange();
-      self->LocalReply(408, "header_timeout", true);
+      if (state == State::kReadingHead) {
+        self->BeginMinimalExchange();
+        self->LocalReply(408, "header_timeout", true);
+      } else {
+        self->CloseAfterFlush();  // answered at once, but the request's body never ended
+      }
       return;
-    case Phase::kWaitResponse:
-      if (!self->request_complete_) {
+    case Deadline::kRequest:
+      if (state == State::kReadingBody || state == State::kSendingBody) {
         // The client has not finished sending its body: the upstream is not the slow
         // one. 408 and close, counted against the client.
         self->w_->stats->RecordTimeout(DownstreamTimeout::kRequestBody);
         self->LocalReply(408, "request_body_timeout", true);
         return;
       }
-      if (self->up_ != nullptr || self->waiting_for_pool) {
-        if (self->endpoint_ >= 0) {
+      if (state == State::kAwaitingResponse) {
+        if ((self->up_ != nullptr || self->waiting_for_pool_) && self->endpoint_ >= 0) {
           self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
                                                UpstreamErrorKind::kTimeout);
         }
+        self->LocalReply(504, "upstream_timeout", false);  // the request was complete
+        return;
       }
-      self->LocalReply(504, "upstream_timeout", false);  // the request was complete
+      self->CloseAfterFlush();
       return;
-    case Phase::kStreaming: {
+    case Deadline::kResponse: {
       // Two clocks: an upstream silent for request_timeout is a timeout; a client that
       // reads nothing for idle_timeout (while it holds the upstream back) is gone.
       bool held_by_client = self->up_ != nullptr && (self->up_->read_stops_ & kStopBackpressure);
@@ -660,9 +709,10 @@ void DownstreamConn::HandleTimer(DownstreamConn* self, uv_timer_t* t) {
               ? static_cast<uint64_t>(pc.idle_timeout.count())
               : static_cast<uint64_t>(
                     self->w_->topology->upstream(self->upstream_).config.request_timeout.count());
-      uint64_t quiet = uv_now(&self->w_->loop) - last;
+      uint64_t quiet = now - last;
       if (quiet < limit) {
-        uv_timer_start(t, OnTimer, limit - quiet, 0);
+        self->deadline_ms_ = now + (limit - quiet);
+        self->StartTimer(limit - quiet);
         return;
       }
       if (held_by_client) {
@@ -674,25 +724,29 @@ void DownstreamConn::HandleTimer(DownstreamConn* self, uv_timer_t* t) {
       self->Abort(self->status_);
       return;
     }
-    case Phase::kLocalReply:
-    case Phase::kClosing:
+    case Deadline::kFlush: {
+      // The final answer is queued and the client reads none of it.
+      const uint64_t limit = static_cast<uint64_t>(pc.idle_timeout.count());
+      const uint64_t quiet = now - self->last_activity_ms_;
+      if (quiet < limit) {
+        self->deadline_ms_ = now + (limit - quiet);
+        self->StartTimer(limit - quiet);
+        return;
+      }
+      self->w_->stats->RecordTimeout(DownstreamTimeout::kResponseRead);
+      self->Close();
+      return;
+    }
+    case Deadline::kLinger:
       self->Close();
       return;
   }
 }
 
 void DownstreamConn::Close() {
-  if (closed_) return;
-  closed_ = true;
-  if (up_ != nullptr) {
-    up_->Detach();
-    up_ = nullptr;
-  }
-  if (waiting_for_pool) w_->RemoveWaiter(this);
-  if (in_flight_counted_) {
-    w_->stats->InFlightAdd(upstream_, -1);
-    in_flight_counted_ = false;
-  }
+  if (state_ == State::kClosed) return;
+  Enter(State::kClosed);  // takes an open exchange out of the in-flight gauge
+  DetachUpstream();
   if (out_ != nullptr) {
     w_->FreeWrite(out_);
     out_ = nullptr;

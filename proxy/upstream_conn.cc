@@ -53,7 +53,7 @@ void UpstreamConn::HandleConnect(UpstreamConn* self, int status) {
   uv_timer_stop(&self->timer_);
   uv_tcp_nodelay(&self->tcp_, 1);
   self->SetReading(0, false);
-  if (self->ds_ != nullptr) self->ds_->OnUpstreamConnected(self);
+  if (self->ds_ != nullptr) self->ds_->OnUpstreamConnected();
 }
 
 void UpstreamConn::OnTimer(uv_timer_t* t) {
@@ -67,9 +67,18 @@ void UpstreamConn::HandleTimer(UpstreamConn* self) {
   if (self->closing_) return;
   if (!self->connected_) {
     self->Fail(UpstreamErrorKind::kConnect);  // refused at once, or connect_timeout
-  } else if (self->in_pool) {
-    self->Close();  // idle too long in the pool
+    return;
   }
+  // The pool's idle timer is lazy (WorkerImpl::Release): it keeps running while the
+  // connection carries requests, and only counts once it finds the connection idle.
+  if (!self->in_pool) return;  // busy: the next Release starts the timer again
+  const uint64_t idle = static_cast<uint64_t>(self->w_->config.proxy.idle_timeout.count());
+  const uint64_t quiet = uv_now(&self->w_->loop) - self->pooled_ms_;
+  if (quiet < idle) {
+    uv_timer_start(&self->timer_, OnTimer, idle - quiet, 0);
+    return;
+  }
+  self->Close();  // idle too long in the pool
 }
 
 void UpstreamConn::Attach(DownstreamConn* ds) {
@@ -77,7 +86,6 @@ void UpstreamConn::Attach(DownstreamConn* ds) {
   complete_ = false;
   got_bytes_ = false;
   interim_ = false;
-  uv_timer_stop(&timer_);
   read_stops_ = 0;
   if (connected_) SetReading(0, false);
 }
@@ -86,11 +94,6 @@ void UpstreamConn::DropRequest() {
   if (ds_ == nullptr) return;
   ds_ = nullptr;
   --w_->pools[upstream_][endpoint_].active_requests;
-}
-
-void UpstreamConn::Detach() {
-  DropRequest();
-  Close();
 }
 
 void UpstreamConn::SetReading(uint8_t reason, bool stopped) {
@@ -191,11 +194,13 @@ bool UpstreamConn::OnMessageComplete() {
 }
 
 void UpstreamConn::Finished() {
-  DownstreamConn* ds = ds_;
-  bool reusable = keep_alive_ && ds != nullptr && ds->request_complete() && !w_->draining;
-  // A 101 aborted above never gets here; a HEAD or 1xx skipped its body.
-  w_->Release(this, reusable);  // may hand this connection to a waiting request
-  if (ds != nullptr) ds->OnUpstreamComplete();
+  // A 101 aborted above never gets here; a HEAD or 1xx skipped its body. The downstream
+  // side releases this connection (DownstreamConn::DetachUpstream: pool or close).
+  if (ds_ != nullptr) {
+    ds_->OnUpstreamComplete();
+  } else {
+    w_->Release(this, false);
+  }
 }
 
 void UpstreamConn::Fail(UpstreamErrorKind kind) {
@@ -207,7 +212,7 @@ void UpstreamConn::Fail(UpstreamErrorKind kind) {
   Close();
   if (ds == nullptr) return;
   if (kind == UpstreamErrorKind::kConnect && !was_connected) {
-    ds->OnUpstreamConnectFailed(this);
+    ds->OnUpstreamConnectFailed();
   } else {
     ds->OnUpstreamFailed(kind);
   }

@@ -365,7 +365,7 @@ void WorkerImpl::Release(UpstreamConn* up, bool reusable) {
     pool.waiters.pop_front();
     ++pool.active_requests;
     up->Attach(ds);
-    ds->OnUpstreamConnected(up);
+    ds->AttachUpstream(up);
     return;
   }
   up->next = pool.idle;
@@ -374,11 +374,16 @@ void WorkerImpl::Release(UpstreamConn* up, bool reusable) {
   pool.idle = up;
   up->in_pool = true;
   ++pool.idle_count;
-  uv_timer_start(&up->timer_, UpstreamConn::OnTimer, config.proxy.idle_timeout.count(), 0);
+  // Lazy idle timer: one still running from an earlier stay in the pool fires no later
+  // than this stay's deadline, and re-arms itself for the rest (UpstreamConn::HandleTimer).
+  up->pooled_ms_ = uv_now(&loop);
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&up->timer_))) {
+    uv_timer_start(&up->timer_, UpstreamConn::OnTimer, config.proxy.idle_timeout.count(), 0);
+  }
 }
 
 void WorkerImpl::RemoveWaiter(DownstreamConn* ds) {
-  ds->waiting_for_pool = false;
+  ds->waiting_for_pool_ = false;
   for (auto& per_upstream : pools) {
     for (auto& pool : per_upstream) {
       for (auto it = pool.waiters.begin(); it != pool.waiters.end(); ++it) {
@@ -408,12 +413,7 @@ void WorkerImpl::ConnClosing(UpstreamConn* up) {
     pool.waiters.pop_front();
     --pool.active_requests;  // Acquire counts it again
     UpstreamConn* fresh = Acquire(ds, up->upstream(), up->endpoint());
-    if (fresh != nullptr) {
-      ds->waiting_for_pool = false;
-      ds->up_ = fresh;
-      fresh->SetHeadRequest(ds->head_request_);
-      if (fresh->connected()) ds->OnUpstreamConnected(fresh);
-    }
+    if (fresh != nullptr) ds->AttachUpstream(fresh);
   }
   if (draining) MaybeFinish();
 }
