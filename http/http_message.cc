@@ -147,7 +147,7 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
   out->append(target);
   out->append(" HTTP/1.1\r\n");
   // X-Forwarded-For is rewritten below with the client appended, X-Request-Id replaced.
-  std::string_view prior_xff;
+  bool has_xff = false;
   bool has_host = false;
   const bool connection = HasConnection(req);
   const int64_t max_forwards = MaxForwards(req);
@@ -155,7 +155,7 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
     if (IsHopByHop(h.name)) continue;
     if (connection && ConnectionLists(req, h.name)) continue;
     if (base::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
-      prior_xff = h.value;  // several XFF lines fold into the last one's list; keep last
+      has_xff = true;
       continue;
     }
     if (base::EqualsIgnoreCase(h.name, "x-request-id") ||
@@ -183,10 +183,17 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
   }
   // RFC 9110 7.6.3: a gateway adds Via to the requests it forwards.
   out->append(req.version_minor == 0 ? "Via: 1.0 speedmon\r\n" : "Via: 1.1 speedmon\r\n");
+  // Several X-Forwarded-For lines are one list in their order (RFC 9110 5.3): every
+  // proxy before us is kept, and the client we saw goes last.
   out->append("X-Forwarded-For: ");
-  if (!prior_xff.empty()) {
-    out->append(prior_xff);
-    out->append(", ");
+  if (has_xff) {
+    for (const Header& h : req.headers) {
+      if (!base::EqualsIgnoreCase(h.name, "x-forwarded-for")) continue;
+      std::string_view v = base::TrimSpaceTab(h.value);
+      if (v.empty()) continue;
+      out->append(v);
+      out->append(", ");
+    }
   }
   out->append(info.client_ip);
   out->append("\r\nX-Forwarded-Proto: http\r\n");

@@ -125,6 +125,18 @@ TEST(UpstreamRequestHeadTest, ForwardedForIsExtendedAndProtoAndRequestIdReplaced
             "X-Forwarded-Proto: http\r\nX-Request-Id: req-1\r\n\r\n");
 }
 
+TEST(UpstreamRequestHeadTest, SeveralForwardedForLinesAreOneListInTheirOrder) {
+  std::string out = Up(Request("GET", "/a",
+                               {{"X-Forwarded-For", "203.0.113.9"},
+                                {"Host", "emu"},
+                                {"x-forwarded-for", " 198.51.100.2, 192.0.2.1\t"},
+                                {"X-Forwarded-For", ""}}));
+  EXPECT_EQ(out,
+            "GET /a HTTP/1.1\r\nHost: emu\r\nVia: 1.1 speedmon\r\n"
+            "X-Forwarded-For: 203.0.113.9, 198.51.100.2, 192.0.2.1, 10.0.0.7\r\n"
+            "X-Forwarded-Proto: http\r\nX-Request-Id: req-1\r\n\r\n");
+}
+
 TEST(UpstreamRequestHeadTest, AbsoluteFormBecomesOriginFormAndItsAuthorityTheHost) {
   std::string out =
       Up(Request("GET", "http://example.com:8080/a/b?c=1", {{"Host", "ignored"}, {"X", "y"}}));
