@@ -14,6 +14,7 @@
 #include "base/strings.h"
 #include "http/http_codec.h"
 #include "http/http_message.h"
+#include "http/lingering_close.h"
 #include "proxy/topology.h"
 
 namespace speedmon::admin {
@@ -248,22 +249,21 @@ class AdminConn final : public CodecHandler {
     if (n < 0) self->Close();
   }
 
-  // After a final answer (413 while the body is still coming, a bad request): half-close
-  // and read what the client still sends, so the kernel does not answer unread bytes with
-  // a reset that destroys the answer before the client reads it.
+  // After a final answer (413 while the body is still coming, a bad request): a
+  // lingering close (http/lingering_close.h). The client's EOF closes it in OnRead.
   void Linger() {
     lingering_ = true;
     shutdown_req_.data = this;
-    if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
-                    [](uv_shutdown_t* req, int status) {
-                      auto* c = static_cast<AdminConn*>(req->data);
-                      if (status < 0 && status != UV_ECANCELED) c->Close();
-                    }) != 0) {
+    if (!http::BeginLingeringClose(reinterpret_cast<uv_stream_t*>(&tcp_), &shutdown_req_,
+                                   [](uv_shutdown_t* req, int status) {
+                                     auto* c = static_cast<AdminConn*>(req->data);
+                                     if (http::LingeringDone(status, false)) c->Close();
+                                   })) {
       Close();
       return;
     }
     uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
-    uv_timer_start(&timer_, OnTimer, 2000, 0);
+    uv_timer_start(&timer_, OnTimer, http::kLingeringCloseMs, 0);
   }
   static void OnTimer(uv_timer_t* t) {
     auto* self = static_cast<AdminConn*>(t->data);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "base/boundary.h"
+#include "http/lingering_close.h"
 #include "proxy/conn.h"
 
 namespace speedmon::proxy {
@@ -24,8 +25,6 @@ using metrics::DownstreamTimeout;
 using metrics::UpstreamErrorKind;
 
 namespace {
-
-constexpr uint64_t kLingerMs = 2000;  // how long a closing connection drains the client
 
 DownstreamConn* FromHandle(const uv_handle_t* h) { return static_cast<DownstreamConn*>(h->data); }
 
@@ -119,7 +118,7 @@ void DownstreamConn::Enter(State next) {
       SetDeadline(Deadline::kFlush, pc.idle_timeout.count());
       return;
     case State::kLingering:
-      SetDeadline(Deadline::kLinger, kLingerMs);
+      SetDeadline(Deadline::kLinger, http::kLingeringCloseMs);
       return;
     case State::kAwaitingResponse:  // keeps the request deadline
     case State::kAnswered:          // keeps whatever deadline was running
@@ -629,12 +628,13 @@ void DownstreamConn::CloseAfterFlush() {
 }
 
 void DownstreamConn::StartLinger() {
-  // Half-close and drain what the client still sends, so the kernel does not answer
-  // unread bytes with a reset that would destroy the response we just sent.
+  // A lingering close (http/lingering_close.h): half-close and drain what the client
+  // still sends.
   Enter(State::kLingering);
   DetachUpstream();
   shutdown_req_.data = this;
-  if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), OnShutdown) != 0) {
+  if (!http::BeginLingeringClose(reinterpret_cast<uv_stream_t*>(&tcp_), &shutdown_req_,
+                                 OnShutdown)) {
     Close();
     return;
   }
@@ -649,8 +649,8 @@ void DownstreamConn::OnShutdown(uv_shutdown_t* req, int status) {
 }
 
 void DownstreamConn::HandleShutdown(DownstreamConn* self, int status) {
-  if (status == UV_ECANCELED || self->state_ == State::kClosed) return;
-  if (status < 0 || self->peer_eof_) self->Close();
+  if (self->state_ == State::kClosed) return;
+  if (http::LingeringDone(status, self->peer_eof_)) self->Close();
 }
 
 void DownstreamConn::OnTimer(uv_timer_t* t) {
