@@ -6,15 +6,39 @@
 // speedmon_microbench by bench/CMakeLists.txt.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "metrics/exposition.h"
 #include "metrics/request_stats.h"
 
+// Every operator new in this binary is counted, so a benchmark can report allocations per
+// iteration ("allocs"). zlib's own mallocs are not operator new and are not counted.
+namespace {
+std::atomic<uint64_t> g_allocs{0};
+}  // namespace
+
+void* operator new(size_t n) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
 namespace speedmon::metrics {
 namespace {
+
+// Sets the "allocs" counter: operator new calls per iteration since `start`.
+void ReportAllocs(benchmark::State& state, uint64_t start) {
+  state.counters["allocs"] =
+      benchmark::Counter(static_cast<double>(g_allocs.load(std::memory_order_relaxed) - start),
+                         benchmark::Counter::kAvgIterations);
+}
 
 // The shards the daemon has with `workers = 0` on this 2-core machine.
 constexpr int kWorkers = 2;
@@ -87,18 +111,22 @@ class ScrapeFixture {
 // range(0) upstreams, range(1) routes (plus "other").
 void BM_Collect(benchmark::State& state) {
   ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
   for (auto _ : state) benchmark::DoNotOptimize(fixture.collector().Collect());
+  ReportAllocs(state, allocs);
 }
 BENCHMARK(BM_Collect)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 void BM_CollectAndSerialize(benchmark::State& state) {
   ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   std::string out;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
   for (auto _ : state) {
     out.clear();
     Serialize(fixture.collector().Collect(), Format::kText004, &out);
     benchmark::DoNotOptimize(out.data());
   }
+  ReportAllocs(state, allocs);
   state.counters["bytes"] = static_cast<double>(out.size());
 }
 BENCHMARK(BM_CollectAndSerialize)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
@@ -107,15 +135,45 @@ BENCHMARK(BM_CollectAndSerialize)->Args({4, 11})->Args({100, 8})->Unit(benchmark
 void BM_CollectSerializeGzip(benchmark::State& state) {
   ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   std::string text, gz;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
   for (auto _ : state) {
     text.clear();
     Serialize(fixture.collector().Collect(), Format::kText004, &text);
     gz.clear();
     benchmark::DoNotOptimize(Gzip(text, &gz));
   }
+  ReportAllocs(state, allocs);
   state.counters["bytes"] = static_cast<double>(gz.size());
 }
 BENCHMARK(BM_CollectSerializeGzip)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// The parts alone: serialising families collected once, and gzip of a finished text.
+void BM_SerializeOnly(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  auto families = fixture.collector().Collect();
+  std::string out;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    out.clear();
+    Serialize(families, Format::kText004, &out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  ReportAllocs(state, allocs);
+}
+BENCHMARK(BM_SerializeOnly)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+void BM_GzipOnly(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  std::string text, gz;
+  Serialize(fixture.collector().Collect(), Format::kText004, &text);
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    gz.clear();
+    benchmark::DoNotOptimize(Gzip(text, &gz));
+  }
+  ReportAllocs(state, allocs);
+}
+BENCHMARK(BM_GzipOnly)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace speedmon::metrics
