@@ -22,13 +22,13 @@ namespace {
 std::atomic<uint64_t> g_allocs{0};
 }  // namespace
 
-void* operator new(size_t n) {
+[[gnu::noinline]] void* operator new(size_t n) {
   g_allocs.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-// Not inlined: GCC would then see free() of what operator new returned and warn
-// (-Wmismatched-new-delete), though this operator new is malloc.
+// Not inlined: GCC would then see malloc() paired with operator delete, or free() with
+// operator new, and warn (-Wmismatched-new-delete).
 [[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
 [[gnu::noinline]] void operator delete(void* p, size_t) noexcept { std::free(p); }
 
