@@ -15,6 +15,7 @@
 
 #include "metrics/exposition.h"
 #include "metrics/request_stats.h"
+#include "metrics/scrape.h"
 
 // Every operator new in this binary is counted, so a benchmark can report allocations per
 // iteration ("allocs"). zlib's own mallocs are not operator new and are not counted.
@@ -161,6 +162,52 @@ void BM_CollectSerializeGzip(benchmark::State& state) {
   state.counters["bytes"] = static_cast<double>(bytes);
 }
 BENCHMARK(BM_CollectSerializeGzip)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// One scrape of the request families as GET /metrics answers now (metrics/scrape.h): text
+// straight from the shards into a kept buffer, then a fresh body (the copy, or gzip).
+// Not inlined, for callgrind (--toggle-collect='*NewScrape*').
+[[gnu::noinline]] std::string NewScrape(const RequestStatsCollector& collector, bool gzip) {
+  std::string body;
+  WriteScrape(collector, {}, Format::kText004, gzip, &body);
+  return body;
+}
+
+// range(2): 1 with gzip. The fixture is scraped once first: the daemon has scraped before
+// (the text buffer has its size, the counted cells are known).
+void BM_Scrape(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  const bool gzip = state.range(2) != 0;
+  size_t bytes = NewScrape(fixture.collector(), gzip).size();
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    std::string body = NewScrape(fixture.collector(), gzip);
+    bytes = body.size();
+    benchmark::DoNotOptimize(body.data());
+  }
+  ReportAllocs(state, allocs);
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_Scrape)
+    ->Args({4, 11, 0})
+    ->Args({100, 8, 0})
+    ->Args({4, 11, 1})
+    ->Args({100, 8, 1})
+    ->Unit(benchmark::kMicrosecond);
+
+// The request families' text alone, into a kept buffer.
+void BM_AppendText(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  TextBuffer text;
+  fixture.collector().AppendText(Format::kText004, &text);
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    text.clear();
+    fixture.collector().AppendText(Format::kText004, &text);
+    benchmark::DoNotOptimize(text.view().data());
+  }
+  ReportAllocs(state, allocs);
+}
+BENCHMARK(BM_AppendText)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 // The parts alone: serialising families collected once, and gzip of a finished text.
 void BM_SerializeOnly(benchmark::State& state) {

@@ -12,6 +12,7 @@
 #include "base/json.h"
 #include "base/url.h"
 #include "metrics/exposition.h"
+#include "metrics/scrape.h"
 #include "proxy/server_impl.h"
 
 namespace speedmon::proxy {
@@ -79,10 +80,10 @@ bool ServerImpl::Authorized(const AdminRequest& req, const Responder& respond) c
   return false;
 }
 
+// Every family but the request statistics', which metrics::WriteScrape writes from the
+// shards itself, ahead of these.
 std::vector<prometheus::MetricFamily> ServerImpl::CollectAll() const {
-  std::vector<prometheus::MetricFamily> all = request_stats->Collect();
-  auto sys = system->Collect();
-  all.insert(all.end(), std::make_move_iterator(sys.begin()), std::make_move_iterator(sys.end()));
+  std::vector<prometheus::MetricFamily> all = system->Collect();
   auto al = alerts->collectable()->Collect();
   all.insert(all.end(), std::make_move_iterator(al.begin()), std::make_move_iterator(al.end()));
   auto runs = speedrun->CollectMetrics();
@@ -129,13 +130,9 @@ void ServerImpl::HandleAdmin(const AdminRequest& req, Responder respond) {
       auto format = metrics::NegotiateFormat(req.Header("accept"));
       AdminResponse r;
       r.content_type = metrics::ContentType(format);
-      metrics::Serialize(CollectAll(), format, &r.body);
-      if (metrics::AcceptsGzip(req.Header("accept-encoding"))) {
-        std::string gz;
-        if (metrics::Gzip(r.body, &gz)) {
-          r.body.swap(gz);
-          r.headers.emplace_back("Content-Encoding", "gzip");
-        }
+      if (metrics::WriteScrape(*request_stats, CollectAll(), format,
+                               metrics::AcceptsGzip(req.Header("accept-encoding")), &r.body)) {
+        r.headers.emplace_back("Content-Encoding", "gzip");
       }
       r.headers.emplace_back("Vary", "Accept, Accept-Encoding");
       return respond(std::move(r));
