@@ -256,11 +256,30 @@ RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
   const size_t routes = layout_.routes.size();
   const size_t pairs = layout_.upstreams.size() * routes;
   pair_labels_.reserve(pairs);
-  for (const std::string& up : layout_.upstreams) {
+  for (size_t u = 0; u < layout_.upstreams.size(); ++u) {
+    const std::string& up = layout_.upstreams[u];
     upstream_labels_.push_back(SeriesHead("", {{"upstream", up}}));
     for (const std::string& route : layout_.routes) {
       pair_labels_.push_back(SeriesHead("", {{"route", route}, {"upstream", up}}));
     }
+    // {endpoint="e",kind=" + the kind + ",upstream="u"}<space>
+    std::string tail = SeriesHead("", {{"kind", ""}, {"upstream", up}});
+    error_tails_.push_back(tail.substr(std::string_view("{kind=\"").size()));
+    endpoint_labels_.emplace_back();
+    for (const std::string& endpoint : layout_.endpoints[u]) {
+      std::string head = SeriesHead("", {{"endpoint", endpoint}, {"kind", ""}});
+      head.resize(head.size() - std::string_view("\"} ").size());
+      endpoint_labels_.back().push_back(std::move(head));
+    }
+  }
+  for (int t = 0; t < static_cast<int>(DownstreamTimeout::kCount); ++t) {
+    timeout_heads_.push_back(
+        SeriesHead(kFamilies[kTimeouts].name,
+                   {{"reason", DownstreamTimeoutName(static_cast<DownstreamTimeout>(t))}}));
+  }
+  for (int p = 0; p < static_cast<int>(AcceptPause::kCount); ++p) {
+    pause_heads_.push_back(SeriesHead(kFamilies[kPauses].name,
+                                      {{"reason", AcceptPauseName(static_cast<AcceptPause>(p))}}));
   }
   // Cell prefixes end before the route label: name{code="200",method="GET",
   cell_prefix_.reserve(kCells);
@@ -445,12 +464,13 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     }
   }
 
-  // Upstream errors: few series, so written from pieces. Counters only grow, so a cell
-  // found non-zero below is still non-zero when it is written.
+  // Upstream errors. Counters only grow, so the family is non-empty when the first
+  // non-zero cell is found, and stays so.
   bool header = false;
+  const std::string_view error_name = kFamilies[kErrors].name;
   for (size_t u = 0; u < upstreams; ++u) {
-    const auto& eps = layout_.endpoints[u];
-    for (size_t e = 0; e < eps.size(); ++e) {
+    const size_t endpoints = layout_.endpoints[u].size();
+    for (size_t e = 0; e < endpoints; ++e) {
       for (int k = 0; k < kKinds; ++k) {
         uint64_t n = 0;
         for (const WorkerStats* w : workers_) {
@@ -459,13 +479,15 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
         if (n == 0) continue;
         if (!header) out->Append(headers_[kErrors][om]);
         header = true;
-        std::string head =
-            SeriesHead(kFamilies[kErrors].name,
-                       {{"endpoint", eps[e]},
-                        {"kind", UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k))},
-                        {"upstream", layout_.upstreams[u]}});
-        char* p = out->Reserve(head.size() + kValue);
-        p = Put(p, head);
+        std::string_view endpoint = endpoint_labels_[u][e];
+        std::string_view kind = UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k));
+        std::string_view tail = error_tails_[u];
+        char* p =
+            out->Reserve(error_name.size() + endpoint.size() + kind.size() + tail.size() + kValue);
+        p = Put(p, error_name);
+        p = Put(p, endpoint);
+        p = Put(p, kind);
+        p = Put(p, tail);
         p = WriteCount(n, p);
         *p++ = '\n';
         out->Commit(p);
@@ -486,33 +508,26 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     *p++ = '\n';
     out->Commit(p);
   }
-  auto reasons = [&](FamilyIndex f, int count, auto name_of, auto value_of) {
+  auto reasons = [&](FamilyIndex f, const std::vector<std::string>& heads, auto value_of) {
     out->Append(headers_[f][om]);
-    for (int i = 0; i < count; ++i) {
-      std::string head = SeriesHead(kFamilies[f].name, {{"reason", name_of(i)}});
-      char* p = out->Reserve(head.size() + kValue);
-      p = Put(p, head);
+    for (size_t i = 0; i < heads.size(); ++i) {
+      char* p = out->Reserve(heads[i].size() + kValue);
+      p = Put(p, heads[i]);
       p = WriteCount(value_of(i), p);
       *p++ = '\n';
       out->Commit(p);
     }
   };
-  reasons(
-      kTimeouts, static_cast<int>(DownstreamTimeout::kCount),
-      [](int t) { return DownstreamTimeoutName(static_cast<DownstreamTimeout>(t)); },
-      [&](int t) {
-        uint64_t n = 0;
-        for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
-        return n;
-      });
-  reasons(
-      kPauses, static_cast<int>(AcceptPause::kCount),
-      [](int p) { return AcceptPauseName(static_cast<AcceptPause>(p)); },
-      [&](int p) {
-        uint64_t n = 0;
-        for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
-        return n;
-      });
+  reasons(kTimeouts, timeout_heads_, [&](size_t t) {
+    uint64_t n = 0;
+    for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
+    return n;
+  });
+  reasons(kPauses, pause_heads_, [&](size_t p) {
+    uint64_t n = 0;
+    for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
+    return n;
+  });
 }
 
 std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {

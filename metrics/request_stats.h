@@ -212,7 +212,10 @@ class RequestStatsCollector : public prometheus::Collectable {
   // Text fixed at construction, label values escaped and repaired to UTF-8.
   std::vector<std::string> pair_labels_;      // per pair: {route="r",upstream="u"}<space>
   std::vector<std::string> upstream_labels_;  // per upstream: {upstream="u"}<space>
-  std::vector<std::string> cell_prefix_;      // per cell: requests_total{code="c",method="m",
+  std::vector<std::vector<std::string>> endpoint_labels_;  // {endpoint="e",kind="
+  std::vector<std::string> error_tails_;                   // ",upstream="u"}<space>
+  std::vector<std::string> timeout_heads_, pause_heads_;   // name{reason="r"}<space>
+  std::vector<std::string> cell_prefix_;  // per cell: requests_total{code="c",method="m",
   size_t max_cell_prefix_ = 0;
   std::array<std::string, kDurationBuckets.size() + 1> le_labels_;  // ,le="0.0005"}<space>
   std::array<std::array<std::string, 2>, 9> headers_;               // per family and format
