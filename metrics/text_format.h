@@ -32,6 +32,7 @@ class TextBuffer {
   }
   void Commit(char* end) { len_ = static_cast<size_t>(end - buf_.get()); }
   void Append(std::string_view s) {
+    if (s.empty()) return;
     std::memcpy(Reserve(s.size()), s.data(), s.size());
     len_ += s.size();
   }
