@@ -253,6 +253,7 @@ const char* AcceptPauseName(AcceptPause p) {
 RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
                                              std::vector<const WorkerStats*> workers)
     : layout_(std::move(layout)), workers_(std::move(workers)) {
+  static_assert(std::tuple_size_v<decltype(headers_)> == kFamilyCount);
   const size_t routes = layout_.routes.size();
   const size_t pairs = layout_.upstreams.size() * routes;
   pair_labels_.reserve(pairs);
