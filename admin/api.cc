@@ -14,6 +14,7 @@
 #include "base/json.h"
 #include "base/url.h"
 #include "metrics/exposition.h"
+#include "metrics/scrape.h"
 #include "metrics/system_collector.h"
 #include "proxy/data_plane.h"
 #include "speedrun/service.h"
@@ -97,13 +98,9 @@ void Api::Handle(const Request& req, Responder respond) const {
       auto format = metrics::NegotiateFormat(req.Header("accept"));
       Response r;
       r.content_type = metrics::ContentType(format);
-      metrics::Serialize(p_.collect(), format, &r.body);
-      if (metrics::AcceptsGzip(req.Header("accept-encoding"))) {
-        std::string gz;
-        if (metrics::Gzip(r.body, &gz)) {
-          r.body.swap(gz);
-          r.headers.emplace_back("Content-Encoding", "gzip");
-        }
+      if (metrics::WriteScrape(*p_.data_plane->request_stats(), p_.collect(), format,
+                               metrics::AcceptsGzip(req.Header("accept-encoding")), &r.body)) {
+        r.headers.emplace_back("Content-Encoding", "gzip");
       }
       r.headers.emplace_back("Vary", "Accept, Accept-Encoding");
       return respond(std::move(r));

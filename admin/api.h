@@ -42,7 +42,8 @@ struct ApiParts {
   metrics::SystemCollector* system = nullptr;
   speedrun::Service* speedrun = nullptr;
   alerting::Service* alerts = nullptr;
-  // Every family /metrics shows, in one consistent cut per component.
+  // Every family /metrics shows after the data plane's request statistics, in one
+  // consistent cut per component.
   std::function<std::vector<prometheus::MetricFamily>()> collect;
   // False once the daemon drains (then /ready answers 503).
   std::function<bool()> serving;

@@ -44,6 +44,8 @@ class DaemonImpl {
   void OnHealthChange();
   // (Re)starts eval_timer_ at config_.alerting.evaluation_interval.
   void StartEvaluationTimer();
+  // Every family /metrics shows but the request statistics' (metrics::WriteScrape writes
+  // those from the shards itself, ahead of these).
   std::vector<prometheus::MetricFamily> CollectAll() const;
 
   // The running config. The parts SIGHUP may change ([log], [alerting], [sla]) are only
@@ -347,7 +349,7 @@ void DaemonImpl::Reload() {
 }
 
 std::vector<prometheus::MetricFamily> DaemonImpl::CollectAll() const {
-  std::vector<prometheus::MetricFamily> all = data_plane_->request_stats()->Collect();
+  std::vector<prometheus::MetricFamily> all;
   auto append = [&all](std::vector<prometheus::MetricFamily> more) {
     all.insert(all.end(), std::make_move_iterator(more.begin()),
                std::make_move_iterator(more.end()));

@@ -6,15 +6,42 @@
 // speedmon_microbench by bench/CMakeLists.txt.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "metrics/exposition.h"
 #include "metrics/request_stats.h"
+#include "metrics/scrape.h"
+
+// Every operator new in this binary is counted, so a benchmark can report allocations per
+// iteration ("allocs"). zlib's own mallocs are not operator new and are not counted.
+namespace {
+std::atomic<uint64_t> g_allocs{0};
+}  // namespace
+
+[[gnu::noinline]] void* operator new(size_t n) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+// Not inlined: GCC would then see malloc() paired with operator delete, or free() with
+// operator new, and warn (-Wmismatched-new-delete).
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace speedmon::metrics {
 namespace {
+
+// Sets the "allocs" counter: operator new calls per iteration since `start`.
+void ReportAllocs(benchmark::State& state, uint64_t start) {
+  state.counters["allocs"] =
+      benchmark::Counter(static_cast<double>(g_allocs.load(std::memory_order_relaxed) - start),
+                         benchmark::Counter::kAvgIterations);
+}
 
 // The shards the daemon has with `workers = 0` on this 2-core machine.
 constexpr int kWorkers = 2;
@@ -87,35 +114,130 @@ class ScrapeFixture {
 // range(0) upstreams, range(1) routes (plus "other").
 void BM_Collect(benchmark::State& state) {
   ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
   for (auto _ : state) benchmark::DoNotOptimize(fixture.collector().Collect());
+  ReportAllocs(state, allocs);
 }
 BENCHMARK(BM_Collect)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
+// One scrape of the request families as GET /metrics answered before metrics/scrape.h
+// (proxy/admin_api.cc): families, then text into a fresh body, then gzip into another
+// string when asked. Not inlined, so that callgrind can count it alone
+// (--toggle-collect='*OldScrape*').
+[[gnu::noinline]] std::string OldScrape(const RequestStatsCollector& collector, bool gzip) {
+  std::string body;
+  Serialize(collector.Collect(), Format::kText004, &body);
+  if (gzip) {
+    std::string gz;
+    if (Gzip(body, &gz)) body.swap(gz);
+  }
+  return body;
+}
+
 void BM_CollectAndSerialize(benchmark::State& state) {
   ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
-  std::string out;
+  size_t bytes = 0;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
   for (auto _ : state) {
-    out.clear();
-    Serialize(fixture.collector().Collect(), Format::kText004, &out);
-    benchmark::DoNotOptimize(out.data());
+    std::string body = OldScrape(fixture.collector(), false);
+    bytes = body.size();
+    benchmark::DoNotOptimize(body.data());
   }
-  state.counters["bytes"] = static_cast<double>(out.size());
+  ReportAllocs(state, allocs);
+  state.counters["bytes"] = static_cast<double>(bytes);
 }
 BENCHMARK(BM_CollectAndSerialize)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 // What Prometheus asks for by default: text + gzip.
 void BM_CollectSerializeGzip(benchmark::State& state) {
   ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
-  std::string text, gz;
+  size_t bytes = 0;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    std::string body = OldScrape(fixture.collector(), true);
+    bytes = body.size();
+    benchmark::DoNotOptimize(body.data());
+  }
+  ReportAllocs(state, allocs);
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_CollectSerializeGzip)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// One scrape of the request families as GET /metrics answers now (metrics/scrape.h): text
+// straight from the shards into a kept buffer, then a fresh body (the copy, or gzip).
+// Not inlined, for callgrind (--toggle-collect='*NewScrape*').
+[[gnu::noinline]] std::string NewScrape(const RequestStatsCollector& collector, bool gzip) {
+  std::string body;
+  WriteScrape(collector, {}, Format::kText004, gzip, &body);
+  return body;
+}
+
+// range(2): 1 with gzip. The fixture is scraped once first: the daemon has scraped before
+// (the text buffer has its size, the counted cells are known).
+void BM_Scrape(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  const bool gzip = state.range(2) != 0;
+  std::string warm;
+  WriteScrape(fixture.collector(), {}, Format::kText004, gzip, &warm);
+  size_t bytes = warm.size();
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    std::string body = NewScrape(fixture.collector(), gzip);
+    bytes = body.size();
+    benchmark::DoNotOptimize(body.data());
+  }
+  ReportAllocs(state, allocs);
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_Scrape)
+    ->Args({4, 11, 0})
+    ->Args({100, 8, 0})
+    ->Args({4, 11, 1})
+    ->Args({100, 8, 1})
+    ->Unit(benchmark::kMicrosecond);
+
+// The request families' text alone, into a kept buffer.
+void BM_AppendText(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  TextBuffer text;
+  fixture.collector().AppendText(Format::kText004, &text);
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
   for (auto _ : state) {
     text.clear();
-    Serialize(fixture.collector().Collect(), Format::kText004, &text);
+    fixture.collector().AppendText(Format::kText004, &text);
+    benchmark::DoNotOptimize(text.view().data());
+  }
+  ReportAllocs(state, allocs);
+}
+BENCHMARK(BM_AppendText)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// The parts alone: serialising families collected once, and gzip of a finished text.
+void BM_SerializeOnly(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  auto families = fixture.collector().Collect();
+  std::string out;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    out.clear();
+    Serialize(families, Format::kText004, &out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  ReportAllocs(state, allocs);
+}
+BENCHMARK(BM_SerializeOnly)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+void BM_GzipOnly(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  std::string text, gz;
+  Serialize(fixture.collector().Collect(), Format::kText004, &text);
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
     gz.clear();
     benchmark::DoNotOptimize(Gzip(text, &gz));
   }
-  state.counters["bytes"] = static_cast<double>(gz.size());
+  ReportAllocs(state, allocs);
 }
-BENCHMARK(BM_CollectSerializeGzip)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GzipOnly)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace speedmon::metrics

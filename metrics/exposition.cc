@@ -1,11 +1,15 @@
-// Prometheus text 0.0.4 and OpenMetrics 1.0 serialisation, and gzip. See exposition.h.
+// Prometheus text 0.0.4 and OpenMetrics 1.0 serialisation, and gzip. See exposition.h and
+// text_format.h.
 #include "metrics/exposition.h"
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 
 #include "base/json.h"
 #include "base/strings.h"
@@ -42,45 +46,14 @@ bool ListsToken(std::string_view header, std::string_view token) {
   return false;
 }
 
-void AppendNumber(double v, std::string* out) {
-  if (std::isnan(v)) {
-    out->append("NaN");
-  } else if (std::isinf(v)) {
-    out->append(v > 0 ? "+Inf" : "-Inf");
-  } else if (v == std::floor(v) && std::fabs(v) < 1e15) {
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
-    out->append(buf, r.ptr);
-  } else {
-    // Shortest round-trip digits; fixed notation in the usual range ("0.0005", not
-    // "5e-04"), as Prometheus's own clients write bucket bounds.
-    char buf[64];
-    double a = std::fabs(v);
-    auto fmt = a >= 1e-6 && a < 1e15 ? std::chars_format::fixed : std::chars_format::general;
-    auto r = std::to_chars(buf, buf + sizeof buf, v, fmt);
-    out->append(buf, r.ptr);
-  }
+char* Put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
-// Label values and help text must be UTF-8 in both formats; a value that is not (a
-// strategy name, a disk path) is written with U+FFFD in place of the bad bytes.
-void AppendEscaped(std::string_view s, bool quotes, std::string* out) {
-  std::string repaired;
-  if (!base::IsValidUtf8(s)) {
-    repaired = base::ValidUtf8(s);
-    s = repaired;
-  }
-  for (char c : s) {
-    if (c == '\\') {
-      out->append("\\\\");
-    } else if (c == '\n') {
-      out->append("\\n");
-    } else if (c == '"' && quotes) {
-      out->append("\\\"");
-    } else {
-      out->push_back(c);
-    }
-  }
+void AppendNumber(double v, std::string* out) {
+  char buf[kMaxNumberChars];
+  out->append(buf, WriteNumber(v, buf));
 }
 
 // name{labels,extra="v"} value\n
@@ -129,7 +102,107 @@ const char* TypeName(MetricType t) {
   }
 }
 
+// One deflate stream per thread, reset between calls: deflateInit2 allocates and clears
+// about 270 KB of zlib state, and the old Gzip also zero-filled an output as large as its
+// input (deflateBound) where the result is a tenth of it.
+class Deflater {
+ public:
+  ~Deflater() {
+    if (ready_) deflateEnd(&zs_);
+  }
+
+  bool Compress(std::string_view in, std::string* out) {
+    if (ready_ && deflateReset(&zs_) != Z_OK) {
+      deflateEnd(&zs_);
+      ready_ = false;
+    }
+    if (!ready_) {
+      zs_ = z_stream{};
+      if (deflateInit2(&zs_, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+      ready_ = true;
+    }
+    if (!chunk_) chunk_ = std::make_unique_for_overwrite<unsigned char[]>(kChunk);
+    zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs_.avail_in = static_cast<uInt>(in.size());
+    out->clear();
+    int rc;
+    do {
+      zs_.next_out = chunk_.get();
+      zs_.avail_out = kChunk;
+      rc = deflate(&zs_, Z_FINISH);
+      out->append(reinterpret_cast<const char*>(chunk_.get()), kChunk - zs_.avail_out);
+    } while (rc == Z_OK);
+    return rc == Z_STREAM_END;
+  }
+
+ private:
+  static constexpr uInt kChunk = 64 * 1024;
+  z_stream zs_{};
+  bool ready_ = false;
+  std::unique_ptr<unsigned char[]> chunk_;
+};
+
 }  // namespace
+
+void TextBuffer::Grow(size_t n) {
+  size_t cap = std::max(len_ + n, cap_ * 2);
+  auto bigger = std::make_unique_for_overwrite<char[]>(cap);
+  if (len_ > 0) std::memcpy(bigger.get(), buf_.get(), len_);
+  buf_ = std::move(bigger);
+  cap_ = cap;
+}
+
+char* WriteNumber(double v, char* p) {
+  char* end = p + kMaxNumberChars;
+  if (std::isnan(v)) return Put(p, "NaN");
+  if (std::isinf(v)) return Put(p, v > 0 ? "+Inf" : "-Inf");
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    return std::to_chars(p, end, static_cast<int64_t>(v)).ptr;
+  }
+  // Shortest round-trip digits; fixed notation in the usual range ("0.0005", not
+  // "5e-04"), as Prometheus's own clients write bucket bounds.
+  double a = std::fabs(v);
+  auto fmt = a >= 1e-6 && a < 1e15 ? std::chars_format::fixed : std::chars_format::general;
+  return std::to_chars(p, end, v, fmt).ptr;
+}
+
+void AppendEscaped(std::string_view s, bool quotes, std::string* out) {
+  std::string repaired;
+  if (!base::IsValidUtf8(s)) {
+    repaired = base::ValidUtf8(s);
+    s = repaired;
+  }
+  for (char c : s) {
+    if (c == '\\') {
+      out->append("\\\\");
+    } else if (c == '\n') {
+      out->append("\\n");
+    } else if (c == '"' && quotes) {
+      out->append("\\\"");
+    } else {
+      out->push_back(c);
+    }
+  }
+}
+
+void AppendFamilyHeader(std::string_view name, std::string_view help, MetricType type,
+                        Format format, std::string* out) {
+  const bool om = format == Format::kOpenMetrics;
+  // OpenMetrics names a counter family without its _total suffix.
+  std::string_view family_name = name;
+  if (om && type == MetricType::Counter && family_name.ends_with("_total")) {
+    family_name.remove_suffix(6);
+  }
+  out->append("# HELP ");
+  out->append(family_name);
+  out->push_back(' ');
+  AppendEscaped(help, om, out);
+  out->append("\n# TYPE ");
+  out->append(family_name);
+  out->push_back(' ');
+  out->append(om && type == MetricType::Untyped ? "unknown" : TypeName(type));
+  out->push_back('\n');
+}
 
 Format NegotiateFormat(std::string_view accept) {
   return ListsToken(accept, "application/openmetrics-text") ? Format::kOpenMetrics
@@ -149,20 +222,11 @@ void Serialize(const std::vector<MetricFamily>& families, Format format, std::st
   for (const MetricFamily& f : families) {
     if (f.metric.empty()) continue;
     std::string_view name = f.name;
-    // OpenMetrics names a counter family without its _total suffix.
     std::string_view family_name = name;
     if (om && f.type == MetricType::Counter && family_name.ends_with("_total")) {
       family_name.remove_suffix(6);
     }
-    out->append("# HELP ");
-    out->append(family_name);
-    out->push_back(' ');
-    AppendEscaped(f.help, om, out);
-    out->append("\n# TYPE ");
-    out->append(family_name);
-    out->push_back(' ');
-    out->append(om && f.type == MetricType::Untyped ? "unknown" : TypeName(f.type));
-    out->push_back('\n');
+    AppendFamilyHeader(name, f.help, f.type, format, out);
     for (const ClientMetric& m : f.metric) {
       switch (f.type) {
         case MetricType::Counter:
@@ -200,17 +264,8 @@ void Serialize(const std::vector<MetricFamily>& families, Format format, std::st
 }
 
 bool Gzip(std::string_view in, std::string* out) {
-  z_stream zs{};
-  if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
-  out->resize(deflateBound(&zs, in.size()) + 32);
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out->data());
-  zs.avail_out = static_cast<uInt>(out->size());
-  int rc = deflate(&zs, Z_FINISH);
-  out->resize(zs.total_out);
-  deflateEnd(&zs);
-  return rc == Z_STREAM_END;
+  thread_local Deflater deflater;
+  return deflater.Compress(in, out);
 }
 
 }  // namespace speedmon::metrics

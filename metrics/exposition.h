@@ -1,7 +1,8 @@
 // Serialises metric families for GET /metrics: Prometheus text format 0.0.4, or
 // OpenMetrics 1.0 when the scraper asks for it, and gzip when it accepts it.
 //
-// Pure functions; any thread. The admin server (main thread) calls them per scrape.
+// Pure functions but for gzip's per-thread zlib stream; any thread. The admin server (main thread)
+// calls them per scrape.
 #pragma once
 
 #include <prometheus/metric_family.h>
@@ -10,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
-namespace speedmon::metrics {
+#include "metrics/text_format.h"
 
-enum class Format { kText004, kOpenMetrics };
+namespace speedmon::metrics {
 
 // Picks the format from an Accept header value: OpenMetrics when
 // "application/openmetrics-text" is listed (with a non-zero q), else text 0.0.4.
@@ -29,8 +30,9 @@ void Serialize(const std::vector<prometheus::MetricFamily>& families, Format for
 // True when an Accept-Encoding header value allows gzip (q > 0).
 bool AcceptsGzip(std::string_view accept_encoding);
 
-// gzip-compresses `in` (level 1: scrapes are frequent and the text compresses ~10x at
-// any level). Returns false on a zlib failure, leaving `out` unspecified.
+// Replaces `out` with `in` gzip-compressed (level 1: scrapes are frequent and the text
+// compresses ~10x at any level). Each thread keeps its zlib stream between calls. Returns
+// false on a zlib failure, leaving `out` unspecified.
 bool Gzip(std::string_view in, std::string* out);
 
 }  // namespace speedmon::metrics

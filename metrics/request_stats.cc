@@ -3,15 +3,24 @@
 
 #include <prometheus/metric_family.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <string_view>
+#include <utility>
 
 namespace speedmon::metrics {
 namespace {
 
 constexpr int kMethods = static_cast<int>(Method::kCount);
 constexpr int kKinds = static_cast<int>(UpstreamErrorKind::kCount);
+constexpr int kCells = kMethods * kCodeSlots;  // requests_total cells per (upstream, route)
+static_assert(kCells <= 65536, "cell indices are kept as uint16_t");
 
 // Exact codes with a label of their own; slots 32..36 are the classes 1xx..5xx.
 constexpr std::array<int, 32> kKnownCodes = {100, 101, 200, 201, 202, 204, 206, 301, 302, 304, 307,
@@ -29,6 +38,89 @@ constexpr std::array<int, 600> kCodeIndex = BuildCodeIndex();
 
 prometheus::ClientMetric::Label L(const char* name, const std::string& value) {
   return prometheus::ClientMetric::Label{name, value};
+}
+
+// The families, in the order a scrape writes them.
+struct FamilyDef {
+  const char* name;
+  const char* help;
+  prometheus::MetricType type;
+};
+enum FamilyIndex {
+  kRequests,
+  kDuration,
+  kRequestBytes,
+  kResponseBytes,
+  kInFlight,
+  kErrors,
+  kConnections,
+  kTimeouts,
+  kPauses,
+  kFamilyCount
+};
+constexpr std::array<FamilyDef, kFamilyCount> kFamilies = {{
+    {"pokemon_speedrun_http_requests_total",
+     "Proxied HTTP requests by upstream, route, method and status code.",
+     prometheus::MetricType::Counter},
+    {"pokemon_speedrun_http_request_duration_seconds",
+     "Time from the first byte of a request to the last byte of its response.",
+     prometheus::MetricType::Histogram},
+    {"pokemon_speedrun_http_request_bytes_total", "Request body bytes received from clients.",
+     prometheus::MetricType::Counter},
+    {"pokemon_speedrun_http_response_bytes_total", "Response body bytes sent to clients.",
+     prometheus::MetricType::Counter},
+    {"pokemon_speedrun_http_requests_in_flight", "Requests received and not yet answered in full.",
+     prometheus::MetricType::Gauge},
+    {"pokemon_speedrun_upstream_errors_total", "Failures talking to an upstream endpoint, by kind.",
+     prometheus::MetricType::Counter},
+    {"pokemon_speedrun_downstream_connections", "Client connections open now, all workers.",
+     prometheus::MetricType::Gauge},
+    {"pokemon_speedrun_downstream_timeouts_total", "Client connections cut by a timer, by reason.",
+     prometheus::MetricType::Counter},
+    {"pokemon_speedrun_downstream_accept_pauses_total",
+     "Times a worker stopped accepting new connections, by reason.",
+     prometheus::MetricType::Counter},
+}};
+
+prometheus::MetricFamily Family(FamilyIndex f) {
+  return prometheus::MetricFamily{kFamilies[f].name, kFamilies[f].help, kFamilies[f].type, {}};
+}
+
+// Copies what `read` reads of a slot written under `seq` (see request_stats.h): again while
+// the writer was halfway, yielding after a few tries, at most kMaxReadAttempts times.
+template <typename Read>
+void ReadConsistently(const std::atomic<uint64_t>& seq, Read read) {
+  for (int attempt = 1;; ++attempt) {
+    uint64_t before = seq.load(std::memory_order_acquire);
+    read();
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if ((before & 1) == 0 && seq.load(std::memory_order_relaxed) == before) return;
+    if (attempt >= RequestStatsCollector::kMaxReadAttempts) return;
+    if (attempt > 3) sched_yield();  // the writer may have been preempted halfway
+  }
+}
+
+char* Put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+// name + {label="escaped value"} + ' ', as Serialize writes a sample's head.
+std::string SeriesHead(std::string_view name,
+                       std::initializer_list<std::pair<const char*, std::string_view>> labels) {
+  std::string out(name);
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(k);
+    out.append("=\"");
+    AppendEscaped(v, true, &out);
+    out.push_back('"');
+  }
+  out.append("} ");
+  return out;
 }
 
 }  // namespace
@@ -98,8 +190,12 @@ void WorkerStats::RecordRequest(int upstream, int route, Method method, int stat
                                 uint64_t duration_ns, uint64_t request_bytes,
                                 uint64_t response_bytes) {
   size_t pair = static_cast<size_t>(upstream) * routes_ + route;
-  codes_[(pair * kMethods + static_cast<int>(method)) * kCodeSlots + CodeIndex(status)].Add(1);
   RouteSlot& s = route_slots_[pair];
+  // Odd from here to the end: a reader retries rather than see half of this request.
+  const uint64_t seq = s.seq.load(std::memory_order_relaxed);
+  s.seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  codes_[(pair * kMethods + static_cast<int>(method)) * kCodeSlots + CodeIndex(status)].Add(1);
   s.count.Add(1);
   if (status >= 500) s.errors5xx.Add(1);
   s.sum_ns.Add(duration_ns);
@@ -112,6 +208,7 @@ void WorkerStats::RecordRequest(int upstream, int route, Method method, int stat
   while (b < kDurationBuckets.size() && seconds > kDurationBuckets[b]) ++b;
   s.buckets[b].Add(1);
   s.fine[FineBucket(duration_ns / 1000)].Add(1);
+  s.seq.store(seq + 2, std::memory_order_release);
 }
 
 void WorkerStats::RecordUpstreamError(int upstream, int endpoint, UpstreamErrorKind kind) {
@@ -155,73 +252,316 @@ const char* AcceptPauseName(AcceptPause p) {
 
 RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
                                              std::vector<const WorkerStats*> workers)
-    : layout_(std::move(layout)), workers_(std::move(workers)) {}
+    : layout_(std::move(layout)), workers_(std::move(workers)) {
+  static_assert(std::tuple_size_v<decltype(headers_)> == kFamilyCount);
+  const size_t routes = layout_.routes.size();
+  const size_t pairs = layout_.upstreams.size() * routes;
+  pair_labels_.reserve(pairs);
+  for (size_t u = 0; u < layout_.upstreams.size(); ++u) {
+    const std::string& up = layout_.upstreams[u];
+    upstream_labels_.push_back(SeriesHead("", {{"upstream", up}}));
+    for (const std::string& route : layout_.routes) {
+      pair_labels_.push_back(SeriesHead("", {{"route", route}, {"upstream", up}}));
+    }
+    // {endpoint="e",kind=" + the kind + ",upstream="u"}<space>
+    std::string tail = SeriesHead("", {{"kind", ""}, {"upstream", up}});
+    error_tails_.push_back(tail.substr(std::string_view("{kind=\"").size()));
+    endpoint_labels_.emplace_back();
+    for (const std::string& endpoint : layout_.endpoints[u]) {
+      std::string head = SeriesHead("", {{"endpoint", endpoint}, {"kind", ""}});
+      head.resize(head.size() - std::string_view("\"} ").size());
+      endpoint_labels_.back().push_back(std::move(head));
+    }
+  }
+  for (int t = 0; t < static_cast<int>(DownstreamTimeout::kCount); ++t) {
+    timeout_heads_.push_back(
+        SeriesHead(kFamilies[kTimeouts].name,
+                   {{"reason", DownstreamTimeoutName(static_cast<DownstreamTimeout>(t))}}));
+  }
+  for (int p = 0; p < static_cast<int>(AcceptPause::kCount); ++p) {
+    pause_heads_.push_back(SeriesHead(kFamilies[kPauses].name,
+                                      {{"reason", AcceptPauseName(static_cast<AcceptPause>(p))}}));
+  }
+  // Cell prefixes end before the route label: name{code="200",method="GET",
+  cell_prefix_.reserve(kCells);
+  for (int m = 0; m < kMethods; ++m) {
+    for (int c = 0; c < kCodeSlots; ++c) {
+      std::string head = SeriesHead(
+          kFamilies[kRequests].name,
+          {{"code", CodeLabel(c)}, {"method", MethodName(static_cast<Method>(m))}, {"route", ""}});
+      head.resize(head.size() - std::string_view("route=\"\"} ").size());
+      max_cell_prefix_ = std::max(max_cell_prefix_, head.size());
+      cell_prefix_.push_back(std::move(head));
+    }
+  }
+  for (size_t b = 0; b < le_labels_.size(); ++b) {
+    char num[kMaxNumberChars];
+    double bound =
+        b < kDurationBuckets.size() ? kDurationBuckets[b] : std::numeric_limits<double>::infinity();
+    le_labels_[b] = ",le=\"" + std::string(num, WriteNumber(bound, num)) + "\"} ";
+  }
+  for (int f = 0; f < kFamilyCount; ++f) {
+    for (Format format : {Format::kText004, Format::kOpenMetrics}) {
+      AppendFamilyHeader(kFamilies[f].name, kFamilies[f].help, kFamilies[f].type, format,
+                         &headers_[f][format == Format::kOpenMetrics]);
+    }
+  }
+  known_cells_.resize(pairs);
+  snap_.resize(pairs);
+}
+
+void RequestStatsCollector::Snapshot() const {
+  cells_.clear();
+  std::array<uint64_t, kCells> sum{};  // per cell over the shards; zero between pairs
+  std::array<uint64_t, kCells> mine;   // one shard's cells
+  const size_t pairs = snap_.size();
+  for (size_t pair = 0; pair < pairs; ++pair) {
+    PairSnapshot& p = snap_[pair];
+    p = PairSnapshot{};
+    std::vector<uint16_t>& known = known_cells_[pair];
+    for (const WorkerStats* w : workers_) {
+      const WorkerStats::RouteSlot& slot = w->route_slots_[pair];
+      const SingleWriterCounter* codes = &w->codes_[pair * kCells];
+      PairSnapshot one;
+      bool scanned = false;
+      ReadConsistently(slot.seq, [&] {
+        one.count = slot.count.Get();
+        scanned = false;
+        if (one.count == 0) return;  // nothing else counted either
+        one.sum_ns = slot.sum_ns.Get();
+        one.request_bytes = slot.request_bytes.Get();
+        one.response_bytes = slot.response_bytes.Get();
+        for (size_t b = 0; b < one.buckets.size(); ++b) one.buckets[b] = slot.buckets[b].Get();
+        // Each request counts in exactly one cell, so when the cells seen before add up
+        // to the count, every other cell is still 0 and need not be read.
+        uint64_t total = 0;
+        for (size_t k = 0; k < known.size(); ++k) {
+          mine[k] = codes[known[k]].Get();
+          total += mine[k];
+        }
+        if (total != one.count) {
+          scanned = true;
+          for (int c = 0; c < kCells; ++c) mine[c] = codes[c].Get();
+        }
+      });
+      if (one.count == 0) continue;
+      p.count += one.count;
+      p.sum_ns += one.sum_ns;
+      p.request_bytes += one.request_bytes;
+      p.response_bytes += one.response_bytes;
+      for (size_t b = 0; b < p.buckets.size(); ++b) p.buckets[b] += one.buckets[b];
+      if (!scanned) {
+        for (size_t k = 0; k < known.size(); ++k) sum[known[k]] += mine[k];
+        continue;
+      }
+      // A cell counted for the first time: it joins the known ones, in index order.
+      std::array<bool, kCells> seen{};
+      for (uint16_t k : known) seen[k] = true;
+      known.clear();
+      for (int c = 0; c < kCells; ++c) {
+        sum[c] += mine[c];
+        if (seen[c] || mine[c] != 0) known.push_back(static_cast<uint16_t>(c));
+      }
+    }
+    p.cells_begin = static_cast<uint32_t>(cells_.size());
+    for (uint16_t k : known) {
+      if (sum[k] != 0) cells_.push_back(Cell{k, sum[k]});
+      sum[k] = 0;
+    }
+    p.cells_end = static_cast<uint32_t>(cells_.size());
+  }
+}
+
+void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
+  Snapshot();
+  const int om = format == Format::kOpenMetrics ? 1 : 0;
+  const size_t pairs = snap_.size();
+  constexpr size_t kValue = kMaxNumberChars + 1;  // a value and '\n'
+  const std::string_view bucket_name = "pokemon_speedrun_http_request_duration_seconds_bucket";
+  const std::string_view sum_name = "pokemon_speedrun_http_request_duration_seconds_sum";
+  const std::string_view count_name = "pokemon_speedrun_http_request_duration_seconds_count";
+
+  if (!cells_.empty()) {
+    out->Append(headers_[kRequests][om]);
+    for (size_t pair = 0; pair < pairs; ++pair) {
+      const PairSnapshot& s = snap_[pair];
+      if (s.cells_begin == s.cells_end) continue;
+      // The prefix ends after method="m", and the pair's labels start with '{'.
+      std::string_view labels = std::string_view(pair_labels_[pair]).substr(1);
+      char* p =
+          out->Reserve((s.cells_end - s.cells_begin) * (max_cell_prefix_ + labels.size() + kValue));
+      for (uint32_t i = s.cells_begin; i < s.cells_end; ++i) {
+        p = Put(p, cell_prefix_[cells_[i].index]);
+        p = Put(p, labels);
+        p = WriteCount(cells_[i].n, p);
+        *p++ = '\n';
+      }
+      out->Commit(p);
+    }
+  }
+
+  bool any = false;
+  for (const PairSnapshot& s : snap_) any |= s.count != 0;
+  if (any) {
+    out->Append(headers_[kDuration][om]);
+    for (size_t pair = 0; pair < pairs; ++pair) {
+      const PairSnapshot& s = snap_[pair];
+      if (s.count == 0) continue;
+      std::string_view labels = pair_labels_[pair];  // {route="r",upstream="u"}<space>
+      std::string_view open = labels.substr(0, labels.size() - 2);
+      char* p = out->Reserve(s.buckets.size() * (bucket_name.size() + open.size() + 24 + kValue) +
+                             2 * (count_name.size() + labels.size() + kValue));
+      uint64_t cumulative = 0;
+      for (size_t b = 0; b < s.buckets.size(); ++b) {
+        cumulative += s.buckets[b];
+        p = Put(p, bucket_name);
+        p = Put(p, open);
+        p = Put(p, le_labels_[b]);
+        p = WriteCount(cumulative, p);
+        *p++ = '\n';
+      }
+      // The count is the +Inf bucket, so _count and _bucket{le="+Inf"} always agree.
+      p = Put(p, sum_name);
+      p = Put(p, labels);
+      p = WriteNumber(static_cast<double>(s.sum_ns) * 1e-9, p);
+      *p++ = '\n';
+      p = Put(p, count_name);
+      p = Put(p, labels);
+      p = WriteCount(cumulative, p);
+      *p++ = '\n';
+      out->Commit(p);
+    }
+    for (FamilyIndex f : {kRequestBytes, kResponseBytes}) {
+      out->Append(headers_[f][om]);
+      std::string_view name = kFamilies[f].name;
+      for (size_t pair = 0; pair < pairs; ++pair) {
+        const PairSnapshot& s = snap_[pair];
+        if (s.count == 0) continue;
+        char* p = out->Reserve(name.size() + pair_labels_[pair].size() + kValue);
+        p = Put(p, name);
+        p = Put(p, pair_labels_[pair]);
+        p = WriteCount(f == kRequestBytes ? s.request_bytes : s.response_bytes, p);
+        *p++ = '\n';
+        out->Commit(p);
+      }
+    }
+  }
+
+  const size_t upstreams = layout_.upstreams.size();
+  if (upstreams > 0) {
+    out->Append(headers_[kInFlight][om]);
+    std::string_view name = kFamilies[kInFlight].name;
+    for (size_t u = 0; u < upstreams; ++u) {
+      int64_t flying = 0;
+      for (const WorkerStats* w : workers_) {
+        flying += w->in_flight_[u].load(std::memory_order_relaxed);
+      }
+      char* p = out->Reserve(name.size() + upstream_labels_[u].size() + kValue);
+      p = Put(p, name);
+      p = Put(p, upstream_labels_[u]);
+      p = WriteNumber(static_cast<double>(flying), p);
+      *p++ = '\n';
+      out->Commit(p);
+    }
+  }
+
+  // Upstream errors. Counters only grow, so the family is non-empty when the first
+  // non-zero cell is found, and stays so.
+  bool header = false;
+  const std::string_view error_name = kFamilies[kErrors].name;
+  for (size_t u = 0; u < upstreams; ++u) {
+    const size_t endpoints = layout_.endpoints[u].size();
+    for (size_t e = 0; e < endpoints; ++e) {
+      for (int k = 0; k < kKinds; ++k) {
+        uint64_t n = 0;
+        for (const WorkerStats* w : workers_) {
+          n += w->errors_[(u * w->max_endpoints_ + e) * kKinds + k].Get();
+        }
+        if (n == 0) continue;
+        if (!header) out->Append(headers_[kErrors][om]);
+        header = true;
+        std::string_view endpoint = endpoint_labels_[u][e];
+        std::string_view kind = UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k));
+        std::string_view tail = error_tails_[u];
+        char* p =
+            out->Reserve(error_name.size() + endpoint.size() + kind.size() + tail.size() + kValue);
+        p = Put(p, error_name);
+        p = Put(p, endpoint);
+        p = Put(p, kind);
+        p = Put(p, tail);
+        p = WriteCount(n, p);
+        *p++ = '\n';
+        out->Commit(p);
+      }
+    }
+  }
+
+  // Connection-level series: every label value is known, so each exists from the start.
+  int64_t open = 0;
+  for (const WorkerStats* w : workers_) open += w->connections_.load(std::memory_order_relaxed);
+  out->Append(headers_[kConnections][om]);
+  {
+    std::string_view name = kFamilies[kConnections].name;
+    char* p = out->Reserve(name.size() + 1 + kValue);
+    p = Put(p, name);
+    *p++ = ' ';
+    p = WriteNumber(static_cast<double>(open), p);
+    *p++ = '\n';
+    out->Commit(p);
+  }
+  auto reasons = [&](FamilyIndex f, const std::vector<std::string>& heads, auto value_of) {
+    out->Append(headers_[f][om]);
+    for (size_t i = 0; i < heads.size(); ++i) {
+      char* p = out->Reserve(heads[i].size() + kValue);
+      p = Put(p, heads[i]);
+      p = WriteCount(value_of(i), p);
+      *p++ = '\n';
+      out->Commit(p);
+    }
+  };
+  reasons(kTimeouts, timeout_heads_, [&](size_t t) {
+    uint64_t n = 0;
+    for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
+    return n;
+  });
+  reasons(kPauses, pause_heads_, [&](size_t p) {
+    uint64_t n = 0;
+    for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
+    return n;
+  });
+}
 
 std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
-  using prometheus::MetricType;
-  MetricFamily requests{"pokemon_speedrun_http_requests_total",
-                        "Proxied HTTP requests by upstream, route, method and status code.",
-                        MetricType::Counter,
-                        {}};
-  MetricFamily duration{"pokemon_speedrun_http_request_duration_seconds",
-                        "Time from the first byte of a request to the last byte of its "
-                        "response.",
-                        MetricType::Histogram,
-                        {}};
-  MetricFamily req_bytes{"pokemon_speedrun_http_request_bytes_total",
-                         "Request body bytes received from clients.",
-                         MetricType::Counter,
-                         {}};
-  MetricFamily resp_bytes{"pokemon_speedrun_http_response_bytes_total",
-                          "Response body bytes sent to clients.",
-                          MetricType::Counter,
-                          {}};
-  MetricFamily in_flight{"pokemon_speedrun_http_requests_in_flight",
-                         "Requests received and not yet answered in full.",
-                         MetricType::Gauge,
-                         {}};
-  MetricFamily errors{"pokemon_speedrun_upstream_errors_total",
-                      "Failures talking to an upstream endpoint, by kind.",
-                      MetricType::Counter,
-                      {}};
+  Snapshot();
+  MetricFamily requests = Family(kRequests);
+  MetricFamily duration = Family(kDuration);
+  MetricFamily req_bytes = Family(kRequestBytes);
+  MetricFamily resp_bytes = Family(kResponseBytes);
+  MetricFamily in_flight = Family(kInFlight);
+  MetricFamily errors = Family(kErrors);
 
   const size_t routes = layout_.routes.size();
   for (size_t u = 0; u < layout_.upstreams.size(); ++u) {
     const std::string& up = layout_.upstreams[u];
     for (size_t r = 0; r < routes; ++r) {
-      size_t pair = u * routes + r;
-      uint64_t count = 0;
-      for (const WorkerStats* w : workers_) count += w->route_slots_[pair].count.Get();
-      if (count == 0) continue;
-      for (int m = 0; m < kMethods; ++m) {
-        for (int c = 0; c < kCodeSlots; ++c) {
-          uint64_t n = 0;
-          for (const WorkerStats* w : workers_) {
-            n += w->codes_[(pair * kMethods + m) * kCodeSlots + c].Get();
-          }
-          if (n == 0) continue;
-          ClientMetric cm;
-          cm.label = {L("code", CodeLabel(c)), L("method", MethodName(static_cast<Method>(m))),
-                      L("route", layout_.routes[r]), L("upstream", up)};
-          cm.counter.value = static_cast<double>(n);
-          requests.metric.push_back(std::move(cm));
-        }
+      const PairSnapshot& s = snap_[u * routes + r];
+      if (s.count == 0) continue;
+      for (uint32_t i = s.cells_begin; i < s.cells_end; ++i) {
+        const int m = static_cast<int>(cells_[i].index) / kCodeSlots;
+        const int c = static_cast<int>(cells_[i].index) % kCodeSlots;
+        ClientMetric cm;
+        cm.label = {L("code", CodeLabel(c)), L("method", MethodName(static_cast<Method>(m))),
+                    L("route", layout_.routes[r]), L("upstream", up)};
+        cm.counter.value = static_cast<double>(cells_[i].n);
+        requests.metric.push_back(std::move(cm));
       }
       ClientMetric h;
       h.label = {L("route", layout_.routes[r]), L("upstream", up)};
-      uint64_t sum_ns = 0, rq = 0, rs = 0, cumulative = 0;
-      std::array<uint64_t, kDurationBuckets.size() + 1> buckets{};
-      for (const WorkerStats* w : workers_) {
-        const auto& s = w->route_slots_[pair];
-        sum_ns += s.sum_ns.Get();
-        rq += s.request_bytes.Get();
-        rs += s.response_bytes.Get();
-        for (size_t b = 0; b < buckets.size(); ++b) buckets[b] += s.buckets[b].Get();
-      }
-      for (size_t b = 0; b < buckets.size(); ++b) {
-        cumulative += buckets[b];
+      uint64_t cumulative = 0;
+      for (size_t b = 0; b < s.buckets.size(); ++b) {
+        cumulative += s.buckets[b];
         ClientMetric::Bucket bucket;
         bucket.cumulative_count = cumulative;
         bucket.upper_bound = b < kDurationBuckets.size() ? kDurationBuckets[b]
@@ -230,13 +570,13 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
       }
       // The count is the +Inf bucket, so _count and _bucket{le="+Inf"} always agree.
       h.histogram.sample_count = cumulative;
-      h.histogram.sample_sum = static_cast<double>(sum_ns) * 1e-9;
+      h.histogram.sample_sum = static_cast<double>(s.sum_ns) * 1e-9;
       duration.metric.push_back(std::move(h));
       ClientMetric b1;
       b1.label = {L("route", layout_.routes[r]), L("upstream", up)};
-      b1.counter.value = static_cast<double>(rq);
+      b1.counter.value = static_cast<double>(s.request_bytes);
       req_bytes.metric.push_back(b1);
-      b1.counter.value = static_cast<double>(rs);
+      b1.counter.value = static_cast<double>(s.response_bytes);
       resp_bytes.metric.push_back(std::move(b1));
     }
     int64_t flying = 0;
@@ -264,18 +604,9 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     }
   }
   // Connection-level series: every label value is known, so each exists from the start.
-  MetricFamily connections{"pokemon_speedrun_downstream_connections",
-                           "Client connections open now, all workers.",
-                           MetricType::Gauge,
-                           {}};
-  MetricFamily timeouts{"pokemon_speedrun_downstream_timeouts_total",
-                        "Client connections cut by a timer, by reason.",
-                        MetricType::Counter,
-                        {}};
-  MetricFamily pauses{"pokemon_speedrun_downstream_accept_pauses_total",
-                      "Times a worker stopped accepting new connections, by reason.",
-                      MetricType::Counter,
-                      {}};
+  MetricFamily connections = Family(kConnections);
+  MetricFamily timeouts = Family(kTimeouts);
+  MetricFamily pauses = Family(kPauses);
   int64_t open = 0;
   for (const WorkerStats* w : workers_) open += w->connections_.load(std::memory_order_relaxed);
   ClientMetric c;
@@ -312,6 +643,7 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
   std::vector<RouteSummary> out;
   const size_t routes = layout_.routes.size();
   std::array<uint64_t, kFineBuckets> fine;
+  std::array<uint64_t, kFineBuckets> mine;
   for (size_t u = 0; u < layout_.upstreams.size(); ++u) {
     for (size_t r = 0; r < routes; ++r) {
       size_t pair = u * routes + r;
@@ -322,15 +654,27 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       fine.fill(0);
       for (const WorkerStats* w : workers_) {
         const auto& slot = w->route_slots_[pair];
-        s.requests += slot.count.Get();
-        s.errors5xx += slot.errors5xx.Get();
-        s.request_bytes += slot.request_bytes.Get();
-        s.response_bytes += slot.response_bytes.Get();
-        sum_ns += slot.sum_ns.Get();
-        uint64_t mn = slot.min_ns.Get();
+        uint64_t count = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
+        ReadConsistently(slot.seq, [&] {
+          count = slot.count.Get();
+          if (count == 0) return;
+          errors5xx = slot.errors5xx.Get();
+          rq = slot.request_bytes.Get();
+          rs = slot.response_bytes.Get();
+          sum = slot.sum_ns.Get();
+          mn = slot.min_ns.Get();
+          mx = slot.max_ns.Get();
+          for (int b = 0; b < kFineBuckets; ++b) mine[b] = slot.fine[b].Get();
+        });
+        if (count == 0) continue;
+        s.requests += count;
+        s.errors5xx += errors5xx;
+        s.request_bytes += rq;
+        s.response_bytes += rs;
+        sum_ns += sum;
         if (mn != 0 && (min_ns == 0 || mn < min_ns)) min_ns = mn;
-        max_ns = std::max(max_ns, slot.max_ns.Get());
-        for (int b = 0; b < kFineBuckets; ++b) fine[b] += slot.fine[b].Get();
+        max_ns = std::max(max_ns, mx);
+        for (int b = 0; b < kFineBuckets; ++b) fine[b] += mine[b];
       }
       if (s.requests == 0) continue;
       uint64_t total = 0;
