@@ -159,34 +159,37 @@ class AdminConn final : public CodecHandler {
     if (closed_ || !waiting_) return;
     waiting_ = false;
     bool close = !keep_alive_ || close_after_ || s_->closing_;
-    std::string* out = new std::string;
-    out->reserve(resp.body.size() + 256);
-    out->append("HTTP/1.1 ");
-    out->append(std::to_string(resp.status));
-    out->push_back(' ');
-    out->append(ReasonPhrase(resp.status));
-    out->append("\r\n");
-    AppendDateHeader(out);
-    out->append("Content-Type: ");
-    out->append(resp.content_type);
-    out->append("\r\nContent-Length: ");
-    out->append(std::to_string(head_request_ ? resp.body.size() : resp.body.size()));
-    out->append("\r\nCache-Control: no-store\r\n");
+    // Head and body go out as two buffers of one write: the body (a scrape can be
+    // megabytes) is moved, never copied.
+    auto* out = new Outgoing;
+    std::string* head = &out->head;
+    head->reserve(256);
+    head->append("HTTP/1.1 ");
+    head->append(std::to_string(resp.status));
+    head->push_back(' ');
+    head->append(ReasonPhrase(resp.status));
+    head->append("\r\n");
+    AppendDateHeader(head);
+    head->append("Content-Type: ");
+    head->append(resp.content_type);
+    head->append("\r\nContent-Length: ");
+    head->append(std::to_string(resp.body.size()));
+    head->append("\r\nCache-Control: no-store\r\n");
     for (const auto& [k, v] : resp.headers) {
-      out->append(k);
-      out->append(": ");
-      out->append(v);
-      out->append("\r\n");
+      head->append(k);
+      head->append(": ");
+      head->append(v);
+      head->append("\r\n");
     }
-    if (close) out->append("Connection: close\r\n");
-    out->append("\r\n");
-    if (!head_request_) out->append(resp.body);
-    auto* req = new uv_write_t;
-    req->data = out;
-    uv_buf_t b = uv_buf_init(out->data(), static_cast<unsigned>(out->size()));
-    if (uv_write(req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, OnWrite) != 0) {
+    if (close) head->append("Connection: close\r\n");
+    head->append("\r\n");
+    if (!head_request_) out->body = std::move(resp.body);
+    out->req.data = out;
+    uv_buf_t bufs[2] = {uv_buf_init(out->head.data(), static_cast<unsigned>(out->head.size())),
+                        uv_buf_init(out->body.data(), static_cast<unsigned>(out->body.size()))};
+    if (uv_write(&out->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, out->body.empty() ? 1 : 2,
+                 OnWrite) != 0) {
       delete out;
-      delete req;
       Close();
       return;
     }
@@ -271,8 +274,7 @@ class AdminConn final : public CodecHandler {
   }
   static void OnWrite(uv_write_t* req, int status) {
     auto* self = static_cast<AdminConn*>(req->handle->data);
-    delete static_cast<std::string*>(req->data);
-    delete req;
+    delete static_cast<Outgoing*>(req->data);
     --self->writes_;
     if (status == UV_ECANCELED) return;
     if (self->closed_) return;
@@ -332,6 +334,13 @@ class AdminConn final : public CodecHandler {
     }
     Respond(std::move(resp));
   }
+
+  // One answer on its way: the write request and the buffers it points into.
+  struct Outgoing {
+    uv_write_t req;
+    std::string head;
+    std::string body;
+  };
 
   ServerImpl* s_;
   uint64_t id_;
