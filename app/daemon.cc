@@ -48,9 +48,9 @@ class DaemonImpl {
   // those from the shards itself, ahead of these).
   std::vector<prometheus::MetricFamily> CollectAll() const;
 
-  // The running config. The parts SIGHUP may change ([log], [alerting], [sla]) are only
-  // read on the main thread; every component keeps its own copy of what it was built
-  // from, so a reload never writes under another thread.
+  // The running config. The parts SIGHUP may change ([log], [alerting], [sla], the admin
+  // token) are only read on the main thread; every component keeps its own copy of what
+  // it was built from, so a reload never writes under another thread.
   config::Config config_;
   uv_loop_t loop_;
   std::shared_ptr<prometheus::Registry> registry_;  // main-thread metrics (health, reloads)
@@ -326,6 +326,18 @@ void DaemonImpl::Reload() {
     base::LogWarning("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
     return;
   }
+  // The admin token changes at once (a rotated auth_token_file is read here), the
+  // address only on restart: a file without a token is checked against the running one.
+  const config::AdminConfig& admin = r.config->admin;
+  if (admin.auth_token.empty() && !config_.admin.address.IsLoopback() &&
+      !admin.allow_unauthenticated_writes) {
+    reloads_->Add({{"result", "failure"}}).Increment();
+    base::LogWarning(
+        "SIGHUP: config rejected, keeping the running one: [admin].auth_token is "
+        "empty and the admin address " +
+        config_.admin.address.ToString() + " is not loopback");
+    return;
+  }
   // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
   // refuses nothing a loaded file holds; it stays a guard, not a second validation.
   base::Status reloaded = alerts_->Reload(r.config->alerting, std::chrono::system_clock::now());
@@ -341,11 +353,13 @@ void DaemonImpl::Reload() {
   config_.alerting = r.config->alerting;
   config_.sla = r.config->sla;
   config_.log = r.config->log;
+  config_.admin.auth_token = admin.auth_token;  // admin::Api reads it on this thread
+  config_.admin.auth_token_file = admin.auth_token_file;
   base::SetLogOptions(config_.log.format, config_.log.level);
   if (new_interval) StartEvaluationTimer();
   reloads_->Add({{"result", "success"}}).Increment();
-  base::LogInfo("SIGHUP: reloaded [log], [alerting] and [sla] from " + config_.source +
-                "; listeners, upstreams and routes change on restart");
+  base::LogInfo("SIGHUP: reloaded [log], [alerting] and [sla], and the admin token, from " +
+                config_.source + "; listeners, upstreams and routes change on restart");
 }
 
 std::vector<prometheus::MetricFamily> DaemonImpl::CollectAll() const {

@@ -28,9 +28,15 @@ struct Address {
   bool IsLoopback() const;       // 127.0.0.0/8, ::1, "localhost"
 };
 
+// The environment variable that overrides [admin].auth_token and auth_token_file.
+inline constexpr const char* kAuthTokenEnv = "SPEEDMON_AUTH_TOKEN";
+
 struct AdminConfig {
   Address address{"127.0.0.1", 8000};  // port 0 = pick one (tests), as for listeners
-  std::string auth_token;              // "" = writes need no token
+  // The token writes need; "" = none. From SPEEDMON_AUTH_TOKEN when set, else the content
+  // of auth_token_file, else auth_token as written.
+  std::string auth_token;
+  std::string auth_token_file;  // "" = none; read at load and at each SIGHUP reload
   bool allow_unauthenticated_writes = false;
   uint64_t max_body_bytes = 1048576;
 };

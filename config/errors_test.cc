@@ -2,6 +2,7 @@
 // "FILE:LINE:COL: message". Single-threaded.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -471,6 +472,60 @@ TEST(ErrorsTest, NotifierTlsAndAuth) {
        f + "16" + k + "bearer_token: must not contain control characters"},
       {w("bearer_token = \"\"\n"), f + "16" + k + "bearer_token: must not be empty"},
   });
+}
+
+// [admin].auth_token_file: read with the notifiers' secret-file reader, each error at the key.
+TEST(ErrorsTest, AdminAuthTokenFile) {
+  const std::string dir = ::testing::TempDir();
+  const std::string empty = dir + "/speedmon_errors_admin_empty";
+  const std::string newline = dir + "/speedmon_errors_admin_newline";
+  const std::string spaced = dir + "/speedmon_errors_admin_spaced";
+  const std::string token = dir + "/speedmon_errors_admin_token";
+  std::ofstream(empty, std::ios::trunc).close();
+  std::ofstream(newline, std::ios::trunc) << "\n";
+  std::ofstream(spaced, std::ios::trunc) << "a b\n";
+  std::ofstream(token, std::ios::trunc) << "secret\n";
+  auto a = [](const std::string& keys) { return "[admin]\n" + keys; };
+  auto file = [](const std::string& path) { return "auth_token_file = \"" + path + "\"\n"; };
+  ExpectErrors({
+      {a(file("/nonexistent/token")),
+       "t.toml:2:19: [admin].auth_token_file: cannot read \"/nonexistent/token\": No such file "
+       "or directory"},
+      {a(file("/")), "t.toml:2:19: [admin].auth_token_file: cannot read \"/\": not a regular file"},
+      {a(file(empty)), "t.toml:2:19: [admin].auth_token_file: \"" + empty + "\" is empty"},
+      {a(file(newline)), "t.toml:2:19: [admin].auth_token_file: \"" + newline + "\" is empty"},
+      {a(file(spaced)), "t.toml:2:19: [admin].auth_token_file: \"" + spaced +
+                            "\" must hold printable ASCII without spaces (it is sent as a header)"},
+      {a("auth_token_file = \"\"\n"), "t.toml:2:19: [admin].auth_token_file: must not be empty"},
+      {a("auth_token_file = 1\n"), "t.toml:2:19: [admin].auth_token_file: expected a string"},
+      {a("auth_token = \"inline\"\n" + file(token)),
+       "t.toml:3:19: [admin].auth_token_file: set auth_token or auth_token_file, not both"},
+      {a(file(token) + "auth_token = \"inline\"\n"),
+       "t.toml:2:19: [admin].auth_token_file: set auth_token or auth_token_file, not both"},
+  });
+}
+
+// SPEEDMON_AUTH_TOKEN is checked like the key it overrides; it has no place in the file.
+TEST(ErrorsTest, AdminAuthTokenEnv) {
+  ASSERT_EQ(::setenv("SPEEDMON_AUTH_TOKEN", "a b", 1), 0);
+  ExpectErrors({
+      {"",
+       "t.toml: SPEEDMON_AUTH_TOKEN: must be printable ASCII without spaces (it is sent as a "
+       "header)"},
+      {"[admin]\nauth_token = \"t\"\n",
+       "t.toml: SPEEDMON_AUTH_TOKEN: must be printable ASCII without spaces (it is sent as a "
+       "header)"},
+  });
+  ASSERT_EQ(::setenv("SPEEDMON_AUTH_TOKEN", "\n", 1), 0);
+  ExpectErrors({{"",
+                 "t.toml: SPEEDMON_AUTH_TOKEN: must be printable ASCII without spaces (it is "
+                 "sent as a header)"}});
+  // A file error is reported even when the environment would override the file.
+  ASSERT_EQ(::setenv("SPEEDMON_AUTH_TOKEN", "env-token", 1), 0);
+  ExpectErrors({{"[admin]\nauth_token_file = \"/nonexistent/token\"\n",
+                 "t.toml:2:19: [admin].auth_token_file: cannot read \"/nonexistent/token\": No "
+                 "such file or directory"}});
+  ASSERT_EQ(::unsetenv("SPEEDMON_AUTH_TOKEN"), 0);
 }
 
 // What alerting refuses in a rule (config::CheckAlertRule) the loader refuses, at the key.

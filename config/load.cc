@@ -3,6 +3,7 @@
 #include "config/load.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include <limits>
 #include <map>
@@ -36,16 +37,52 @@ bool IsVisibleAscii(std::string_view s) {
   return true;
 }
 
+// SPEEDMON_AUTH_TOKEN, when set and not empty, replaces the token of the file or the
+// inline key (a Kubernetes secretKeyRef, a CI secret). Trailing newlines are trimmed, as
+// for a file.
+void ApplyAuthTokenEnv(AdminConfig* out) {
+  const char* env = std::getenv(kAuthTokenEnv);
+  if (env == nullptr || *env == '\0') return;
+  std::string token = env;
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  if (token.empty() || !IsVisibleAscii(token)) {
+    Fail(toml::source_position{}, std::string(kAuthTokenEnv) +
+                                      ": must be printable ASCII without spaces (it is sent as "
+                                      "a header)");
+  }
+  out->auth_token = std::move(token);
+}
+
 void LoadAdmin(const toml::table* table, AdminConfig* out) {
-  if (table == nullptr) return;
+  if (table == nullptr) {
+    ApplyAuthTokenEnv(out);
+    return;
+  }
   TableReader r(*table, "[admin]",
-                {"address", "auth_token", "allow_unauthenticated_writes", "max_body_bytes"});
+                {"address", "auth_token", "auth_token_file", "allow_unauthenticated_writes",
+                 "max_body_bytes"});
   // Port 0 (pick one) is for tests, as for listeners.
   r.ReadAddress("address", &out->address, /*allow_port_zero=*/true);
   r.ReadString("auth_token", &out->auth_token);
   if (!IsVisibleAscii(out->auth_token)) {
     r.FailAt("auth_token", "must be printable ASCII without spaces (it is sent as a header)");
   }
+  // The token as a file (a mounted Secret), read now and at each SIGHUP reload. The
+  // precedence is SPEEDMON_AUTH_TOKEN, then auth_token_file, then auth_token; the two keys
+  // together are a mistake, not a precedence (auth_token = "" counts as unset).
+  r.ReadNonEmptyString("auth_token_file", &out->auth_token_file);
+  if (!out->auth_token_file.empty()) {
+    if (!out->auth_token.empty()) {
+      r.FailAt("auth_token_file", "set auth_token or auth_token_file, not both");
+    }
+    out->auth_token = ReadSecretFile(r, "auth_token_file", out->auth_token_file);
+    if (!IsVisibleAscii(out->auth_token)) {
+      r.FailAt("auth_token_file", Quote(out->auth_token_file) +
+                                      " must hold printable ASCII without spaces (it is sent "
+                                      "as a header)");
+    }
+  }
+  ApplyAuthTokenEnv(out);
   r.ReadBool("allow_unauthenticated_writes", &out->allow_unauthenticated_writes);
   r.ReadInt("max_body_bytes", &out->max_body_bytes, 1024, 1024 * kMaxMiB);
   // Anyone who can reach a non-loopback admin port could post experiments and delete

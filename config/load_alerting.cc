@@ -140,6 +140,8 @@ bool HasControl(std::string_view s) {
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
+}  // namespace
+
 // The content of a secret file, trailing newlines trimmed (`echo token > file`).
 std::string ReadSecretFile(const TableReader& r, std::string_view key, const std::string& path) {
   int fd = OpenRegularFile(r, key, path);
@@ -163,6 +165,8 @@ std::string ReadSecretFile(const TableReader& r, std::string_view key, const std
   if (HasControl(text)) r.FailAt(key, Quote(path) + " contains control characters");
   return text;
 }
+
+namespace {
 
 // A secret given inline (`inline_key`) or as a file (`file_key`), at most one of them.
 void ReadSecret(const TableReader& r, std::string_view inline_key, std::string_view file_key,

@@ -3,6 +3,7 @@
 // (test_configs.h). Single-threaded.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -208,6 +209,50 @@ TEST(LoadTest, NotifierTlsAndAuthAndSecretFiles) {
   Config again = MustLoad(text);
   EXPECT_EQ(again.alerting.webhooks[0].http.bearer_token, "tok-2");
   EXPECT_FALSE(again.alerting.webhooks[0].http == hook);
+}
+
+// [admin]: SPEEDMON_AUTH_TOKEN over auth_token_file over auth_token. The file is read at
+// each load (start and SIGHUP alike), trailing newline trimmed.
+TEST(LoadTest, AdminAuthTokenFromFileAndEnvironment) {
+  ASSERT_EQ(::unsetenv("SPEEDMON_AUTH_TOKEN"), 0);
+  const std::string pool =
+      "listeners = [{name = \"l\", address = \"127.0.0.1:0\", upstream = \"u\"}]\n"
+      "upstreams = [{name = \"u\", endpoints = [\"127.0.0.1:1\"]}]\n";
+  const std::string token = ::testing::TempDir() + "/speedmon_load_admin_token";
+  std::ofstream(token, std::ios::trunc) << "from-file\n";
+  const std::string from_file = pool + "[admin]\nauth_token_file = \"" + token + "\"\n";
+  const std::string inline_token = pool + "[admin]\nauth_token = \"inline\"\n";
+  // auth_token = "" counts as unset: the default config writes it.
+  const std::string empty_inline =
+      pool + "[admin]\nauth_token = \"\"\nauth_token_file = \"" + token + "\"\n";
+
+  Config c = MustLoad(from_file);
+  EXPECT_EQ(c.admin.auth_token, "from-file");
+  EXPECT_EQ(c.admin.auth_token_file, token);
+  EXPECT_EQ(MustLoad(empty_inline).admin.auth_token, "from-file");
+  EXPECT_EQ(MustLoad(inline_token).admin.auth_token, "inline");
+  EXPECT_EQ(MustLoad(inline_token).admin.auth_token_file, "");
+
+  std::ofstream(token, std::ios::trunc) << "rotated\r\n";
+  EXPECT_EQ(MustLoad(from_file).admin.auth_token, "rotated");
+
+  // A non-loopback admin address is fine with a token from the file.
+  EXPECT_EQ(
+      MustLoad(pool + "[admin]\naddress = \"0.0.0.0:8000\"\nauth_token_file = \"" + token + "\"\n")
+          .admin.auth_token,
+      "rotated");
+
+  ASSERT_EQ(::setenv("SPEEDMON_AUTH_TOKEN", "from-env\n", 1), 0);
+  EXPECT_EQ(MustLoad(from_file).admin.auth_token, "from-env");
+  EXPECT_EQ(MustLoad(from_file).admin.auth_token_file, token);
+  EXPECT_EQ(MustLoad(inline_token).admin.auth_token, "from-env");
+  EXPECT_EQ(MustLoad(pool).admin.auth_token, "from-env");  // no [admin] table at all
+  // The environment's token is a token for the non-loopback check too.
+  EXPECT_EQ(MustLoad(pool + "[admin]\naddress = \"0.0.0.0:8000\"\n").admin.auth_token, "from-env");
+  ASSERT_EQ(::setenv("SPEEDMON_AUTH_TOKEN", "", 1), 0);  // empty = unset
+  EXPECT_EQ(MustLoad(inline_token).admin.auth_token, "inline");
+  ASSERT_EQ(::unsetenv("SPEEDMON_AUTH_TOKEN"), 0);
+  EXPECT_EQ(MustLoad(pool).admin.auth_token, "");
 }
 
 TEST(LoadTest, MinimalConfigTakesDefaults) {

@@ -507,7 +507,7 @@ class DockerTest(unittest.TestCase):
         froms = re.findall(r"^FROM (\S+)", text, re.M)
         self.assertEqual(froms, ["debian:bookworm", "debian:bookworm-slim"])
         build, runtime = text.split("\nFROM debian:bookworm-slim")
-        self.assertIn("RUN scripts/install-deps.sh", build)
+        self.assertIn("RUN scripts/install-deps.sh build ", build)
         self.assertIn("RUN scripts/build.sh release", build)
         self.assertRegex(runtime, r"\nUSER speedmon\n")
         self.assertIn("EXPOSE 8000 18081-18084", runtime)

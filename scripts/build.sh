@@ -3,9 +3,13 @@
 #   scripts/build.sh release   -> build/release (RelWithDebInfo, -O2)
 #   scripts/build.sh asan      -> build/asan    (ASan + UBSan, tests only)
 #   scripts/build.sh fuzz      -> build/fuzz    (clang, ASan + UBSan + libFuzzer; fuzz/ only)
+# Arguments after the flavour go to cmake's configure step, e.g. the daemon alone, which
+# needs only `scripts/install-deps.sh build` (monitoring/Dockerfile):
+#   scripts/build.sh release -DSPEEDMON_TESTS=OFF -DSPEEDMON_BENCH=OFF
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-release}
+shift || true
 jobs=${JOBS:-$(nproc)}
 case "$flavour" in
   release) args=(-DCMAKE_BUILD_TYPE=Release -DSPEEDMON_SANITIZE=OFF) ;;
@@ -15,7 +19,7 @@ case "$flavour" in
   *) echo "usage: $0 release|asan|fuzz" >&2; exit 2 ;;
 esac
 dir=build/$flavour
-if [ ! -f "$dir/CMakeCache.txt" ]; then
-  cmake -S . -B "$dir" -G "Unix Makefiles" "${args[@]}" >/dev/null
+if [ ! -f "$dir/CMakeCache.txt" ] || [ $# -gt 0 ]; then
+  cmake -S . -B "$dir" -G "Unix Makefiles" "${args[@]}" "$@" >/dev/null
 fi
 cmake --build "$dir" -j "$jobs"

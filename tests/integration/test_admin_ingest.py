@@ -9,8 +9,12 @@ which imports the helpers and the session from here.
 
 import json
 import os
+import re
+import signal
+import subprocess
 import sys
 import unittest
+from unittest import mock
 
 import requests
 
@@ -661,6 +665,75 @@ class AuthTest(IngestCase):
         self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"),
                          {frozenset({("status", "success"), ("strategy", "unknown")}): 1.0})
         self.assertEqual(s[("pokemon_speedrun_pattern_reuses_total", frozenset())], 1.0)
+
+    def test_token_from_a_file_rotated_by_sighup_and_the_environment_override(self):
+        # A Kubernetes Secret mounted as a file: `kubectl create secret` data ends in a
+        # newline when made from `echo`, which is trimmed.
+        token_file = os.path.join(self.workdir, "auth-token")
+        with open(token_file, "w") as f:
+            f.write("file-Token_1\n")
+        e = {"experiment_id": "f-1", "status": "success", "duration_seconds": 1}
+        with mock.patch.dict(os.environ):
+            os.environ.pop("SPEEDMON_AUTH_TOKEN", None)
+            sm, by_file = self.start(token="file-Token_1",
+                                     admin={"address": f"0.0.0.0:{harness.free_port()}",
+                                            "auth_token_file": token_file})
+        anon = Admin(sm)
+        self.addCleanup(anon.close)
+        self.assertEqual(anon.post(EXPERIMENTS, e).status_code, 401)
+        self.assertEqual(anon.post(EXPERIMENTS, e, headers={
+            "Authorization": "Bearer file-Token_1\n"}).status_code, 401)
+        self.assertAnswer(by_file.post(EXPERIMENTS, e), 201,
+                          {"experiment_id": "f-1", "status": "created"})
+
+        # The file is read again at SIGHUP: the new token works at once, the old one not.
+        with open(token_file, "w") as f:
+            f.write("file-Token_2\n")
+        sm.signal(signal.SIGHUP)
+        sm.metrics_when(lambda s: prom.value_or_zero(s, "pokemon_speedrun_config_reloads_total",
+                                                     result="success") == 1,
+                        what="one successful reload")
+        self.assertEqual(by_file.post(EXPERIMENTS, e).status_code, 401)
+        rotated = Admin(sm, "file-Token_2")
+        self.addCleanup(rotated.close)
+        self.assertAnswer(rotated.post(EXPERIMENTS, e), 200,
+                          {"experiment_id": "f-1", "status": "duplicate"})
+
+        # An empty file on a non-loopback address is refused; the running token stays.
+        open(token_file, "w").close()
+        sm.signal(signal.SIGHUP)
+        sm.metrics_when(lambda s: prom.value_or_zero(s, "pokemon_speedrun_config_reloads_total",
+                                                     result="failure") == 1,
+                        what="one failed reload")
+        self.assertIn("[admin].auth_token_file: \"" + token_file + "\" is empty", sm.stderr())
+        self.assertEqual(anon.post(EXPERIMENTS, e).status_code, 401)
+        self.assertEqual(rotated.post(EXPERIMENTS, e).status_code, 200)
+
+        # SPEEDMON_AUTH_TOKEN wins over the file.
+        with open(token_file, "w") as f:
+            f.write("file-Token_3\n")
+        with mock.patch.dict(os.environ, {"SPEEDMON_AUTH_TOKEN": "env-Token"}):
+            sm2, by_env = self.start(token="env-Token", admin={"auth_token_file": token_file})
+        by_file2 = Admin(sm2, "file-Token_3")
+        self.addCleanup(by_file2.close)
+        self.assertEqual(by_file2.post(EXPERIMENTS, e).status_code, 401)
+        self.assertAnswer(by_env.post(EXPERIMENTS, e), 201,
+                          {"experiment_id": "f-1", "status": "created"})
+
+    def test_token_file_and_inline_token_together_refuse_to_start(self):
+        token_file = os.path.join(self.workdir, "auth-token")
+        with open(token_file, "w") as f:
+            f.write("t\n")
+        cfg = ingest_config(admin={"auth_token": "inline", "auth_token_file": token_file})
+        path = os.path.join(self.workdir, "both.toml")
+        with open(path, "w") as f:
+            f.write(harness.toml_dumps(cfg))
+        r = subprocess.run([harness.speedmon_bin(), "--check-config", "--config", path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stdout + r.stderr, re.escape(path) + r":\d+:\d+: "
+                         r"\[admin\]\.auth_token_file: set auth_token or auth_token_file, "
+                         r"not both")
 
     def test_non_loopback_admin_needs_a_token_or_an_explicit_opt_out(self):
         cfg = ingest_config()
