@@ -682,7 +682,7 @@ class AuthTest(IngestCase):
         self.addCleanup(anon.close)
         self.assertEqual(anon.post(EXPERIMENTS, e).status_code, 401)
         self.assertEqual(anon.post(EXPERIMENTS, e, headers={
-            "Authorization": "Bearer file-Token_1\n"}).status_code, 401)
+            "Authorization": "Bearer file-Token_"}).status_code, 401)
         self.assertAnswer(by_file.post(EXPERIMENTS, e), 201,
                           {"experiment_id": "f-1", "status": "created"})
 
