@@ -24,7 +24,18 @@ constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
 // have a few dozen dots outside strings, so more than this is refused before parsing.
 constexpr size_t kMaxDotsOutsideStrings = 4096;
 
-std::optional<internal::LoadFailure> CheckDottedKeyDepth(std::string_view text) {
+// "FILE:LINE:COL: message", or "FILE: message" for an error with no single place.
+base::Status Failure(const std::string& source, int line, int column, const std::string& message,
+                     std::string field = "",
+                     base::StatusCode code = base::StatusCode::kInvalidArgument) {
+  std::string text = line <= 0 ? source + ": " + message
+                               : source + ":" + std::to_string(line) + ":" +
+                                     std::to_string(column) + ": " + message;
+  return base::Status(code, std::move(text), std::move(field));
+}
+
+// Refuses a text with more than kMaxDotsOutsideStrings dots outside strings and comments.
+base::Status CheckDottedKeyDepth(std::string_view text, const std::string& source) {
   enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
   State state = State::kCode;
   size_t dots = 0;
@@ -54,10 +65,10 @@ std::optional<internal::LoadFailure> CheckDottedKeyDepth(std::string_view text) 
         } else if (c == '\'') {
           state = State::kLiteral;
         } else if (c == '.' && ++dots > kMaxDotsOutsideStrings) {
-          return internal::LoadFailure{
-              line, static_cast<int>(i - line_start + 1),
-              "more than " + std::to_string(kMaxDotsOutsideStrings) +
-                  " dots outside strings: too deeply dotted keys to be a speedmon config"};
+          return Failure(source, line, static_cast<int>(i - line_start + 1),
+                         "more than " + std::to_string(kMaxDotsOutsideStrings) +
+                             " dots outside strings: too deeply dotted keys to be a speedmon "
+                             "config");
         }
         break;
       case State::kBasic:
@@ -84,17 +95,7 @@ std::optional<internal::LoadFailure> CheckDottedKeyDepth(std::string_view text) 
         break;
     }
   }
-  return std::nullopt;
-}
-
-// "FILE:LINE:COL: message", or "FILE: message" for an error with no single place.
-base::Status Failure(const std::string& source, int line, int column, const std::string& message,
-                     std::string field = "",
-                     base::StatusCode code = base::StatusCode::kInvalidArgument) {
-  std::string text = line <= 0 ? source + ": " + message
-                               : source + ":" + std::to_string(line) + ":" +
-                                     std::to_string(column) + ": " + message;
-  return base::Status(code, std::move(text), std::move(field));
+  return base::OkStatus();
 }
 
 }  // namespace
@@ -112,9 +113,7 @@ base::StatusOr<Config> LoadFromString(std::string_view toml_text, const std::str
                    "config is larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB", "",
                    base::StatusCode::kTooLarge);
   }
-  if (std::optional<internal::LoadFailure> f = CheckDottedKeyDepth(toml_text)) {
-    return Failure(source_name, f->line, f->column, f->message);
-  }
+  if (base::Status deep = CheckDottedKeyDepth(toml_text, source_name); !deep.ok()) return deep;
   try {
     toml::table root = toml::parse(toml_text, std::string_view(source_name));
     Config config = internal::LoadConfigTable(root);
