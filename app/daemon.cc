@@ -120,10 +120,10 @@ base::Status DaemonImpl::StartComponents() {
   for (const auto& p : config_.processes) {
     metrics::WatchedProcess w;
     w.name = p.name;
-    w.watcher = std::make_unique<sysprobe::ProcessWatcher>(sysprobe::SelectorFrom(p));
-    if (!w.watcher->valid()) {
-      return base::InvalidArgumentError("[[processes]] " + p.name + ": " + w.watcher->error());
-    }
+    base::StatusOr<sysprobe::ProcessWatcher> watcher =
+        sysprobe::ProcessWatcher::Create(sysprobe::SelectorFrom(p));
+    if (!watcher.ok()) return watcher.status().WithContext("[[processes]] " + p.name);
+    w.watcher = std::make_unique<sysprobe::ProcessWatcher>(std::move(watcher).value());
     watched.push_back(std::move(w));
   }
   system_ = std::make_shared<metrics::SystemCollector>(
@@ -320,27 +320,26 @@ void DaemonImpl::Reload() {
     base::LogInfo("SIGHUP: running with the embedded default config; nothing to reload");
     return;
   }
-  config::LoadResult r = config::LoadFromFile(config_.source);
+  base::StatusOr<config::Config> r = config::LoadFromFile(config_.source);
   if (!r.ok()) {
     reloads_->Add({{"result", "failure"}}).Increment();
-    base::LogWarning("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
+    base::LogWarning("SIGHUP: config rejected, keeping the running one: " + r.status().message());
     return;
   }
   // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
   // refuses nothing a loaded file holds; it stays a guard, not a second validation.
-  base::Status reloaded = alerts_->Reload(r.config->alerting, std::chrono::system_clock::now());
+  base::Status reloaded = alerts_->Reload(r->alerting, std::chrono::system_clock::now());
   if (!reloaded.ok()) {
     reloads_->Add({{"result", "failure"}}).Increment();
     base::LogWarning("SIGHUP: alerting config rejected, keeping the running one: " +
                      reloaded.message());
     return;
   }
-  speedrun_->SetSlaConfig(r.config->sla);
-  bool new_interval =
-      r.config->alerting.evaluation_interval != config_.alerting.evaluation_interval;
-  config_.alerting = r.config->alerting;
-  config_.sla = r.config->sla;
-  config_.log = r.config->log;
+  speedrun_->SetSlaConfig(r->sla);
+  bool new_interval = r->alerting.evaluation_interval != config_.alerting.evaluation_interval;
+  config_.alerting = r->alerting;
+  config_.sla = r->sla;
+  config_.log = r->log;
   base::SetLogOptions(config_.log.format, config_.log.level);
   if (new_interval) StartEvaluationTimer();
   reloads_->Add({{"result", "success"}}).Increment();
