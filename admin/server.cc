@@ -366,11 +366,9 @@ class AdminConn final : public CodecHandler {
 };
 
 base::Status ServerImpl::Listen() {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  std::string error;
-  if (!proxy::Resolve(cfg_.address, &ss, &len, &error)) return base::UnavailableError(error);
-  int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&ss), 0);
+  base::StatusOr<proxy::SocketAddress> resolved = proxy::Resolve(cfg_.address);
+  if (!resolved.ok()) return resolved.status();
+  int rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&resolved->addr), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, OnConnection);
   if (rc != 0) {
     return base::UnavailableError("cannot listen on admin address " + cfg_.address.ToString() +

@@ -118,11 +118,11 @@ class Alertmanager {
 
 class MapSource : public ValueSource {
  public:
-  std::vector<Sample> Query(const std::string& metric,
-                            const std::map<std::string, std::string>&) override {
+  base::StatusOr<std::vector<Sample>> Query(const std::string& metric,
+                                            const std::map<std::string, std::string>&) override {
     auto it = values.find(metric);
-    if (it == values.end()) return {};
-    return {Sample{{}, it->second}};
+    if (it == values.end()) return std::vector<Sample>{};
+    return std::vector<Sample>{Sample{{}, it->second}};
   }
   std::map<std::string, double> values;
 };

@@ -124,18 +124,18 @@ std::vector<AlertNotice> Evaluator::Evaluate(Time now) {
 std::map<Labels, double> Evaluator::ReadValues(RuleState* rs) {
   const Rule& rule = rs->rule;
   std::map<Labels, double> values;
-  std::vector<Sample> samples = source_->Query(rule.metric, rule.matchers);
-  std::string error = source_->LastError();
-  if (samples.empty()) {
-    if (!error.empty()) {
-      ++failures_;
-      // Once per change, not every round: a broken rule must not flood the log.
-      if (error != rs->last_error) options_.log("alerting: rule " + rule.id + ": " + error);
-    }
+  base::StatusOr<std::vector<Sample>> queried = source_->Query(rule.metric, rule.matchers);
+  if (!queried.ok()) {
+    ++failures_;
+    std::string error = queried.status().message();
+    // Once per change, not every round: a broken rule must not flood the log.
+    if (error != rs->last_error) options_.log("alerting: rule " + rule.id + ": " + error);
     rs->last_error = error;
     return values;
   }
   rs->last_error.clear();
+  const std::vector<Sample>& samples = *queried;
+  if (samples.empty()) return values;
   if (rule.aggregation == Aggregation::kPerSeries) {
     for (const auto& s : samples) {
       if (values.size() >= kMaxInstancesPerRule) {

@@ -19,8 +19,8 @@ Time T(double s) {
 
 class FakeSource : public ValueSource {
  public:
-  std::vector<Sample> Query(const std::string& metric,
-                            const std::map<std::string, std::string>& matchers) override {
+  base::StatusOr<std::vector<Sample>> Query(
+      const std::string& metric, const std::map<std::string, std::string>& matchers) override {
     queries.push_back(metric);
     std::vector<Sample> out;
     for (const auto& s : series[metric]) {
@@ -31,20 +31,17 @@ class FakeSource : public ValueSource {
       }
       if (match) out.push_back(s);
     }
-    error_ = errors[metric];
+    auto error = errors.find(metric);
+    if (out.empty() && error != errors.end()) return base::InvalidArgumentError(error->second);
     return out;
   }
-  std::string LastError() const override { return error_; }
 
   void Set(const std::string& metric, double v) { series[metric] = {Sample{{}, v}}; }
   void Clear(const std::string& metric) { series.erase(metric); }
 
   std::map<std::string, std::vector<Sample>> series;
-  std::map<std::string, std::string> errors;
+  std::map<std::string, std::string> errors;  // answered instead of no samples
   std::vector<std::string> queries;
-
- private:
-  std::string error_;
 };
 
 constexpr const char* kCpu = "pokemon_speedrun_system_cpu_percent";
@@ -452,7 +449,7 @@ TEST_F(EvaluatorTest, ReplaceRulesKeepsUnchangedRulesState) {
 
 // Each default rule: at its threshold (or on the safe side of it) nothing fires, however
 // long it lasts; just across it, it goes pending and fires exactly at its `for`.
-TEST(DefaultRulesTest, EachFiresJustAcrossItsSeedThresholdAndNotAtIt) {
+TEST(DefaultRulesTest, EachFiresJustAcrossItsThresholdAndNotAtIt) {
   struct Case {
     const char* id;
     const char* exported;

@@ -29,20 +29,17 @@ Notifier::Notifier(NotifierOptions options) : options_(std::move(options)) {
   options_.max_batch = std::max<size_t>(options_.max_batch, 1);
 }
 
-std::unique_ptr<Notifier> Notifier::Create(const std::vector<TargetConfig>& targets,
-                                           NotifierOptions options, std::string* error) {
-  std::unique_ptr<Notifier> n(new Notifier(std::move(options)));
+base::StatusOr<std::shared_ptr<Notifier>> Notifier::Create(const std::vector<TargetConfig>& targets,
+                                                           NotifierOptions options) {
+  std::shared_ptr<Notifier> n(new Notifier(std::move(options)));
   for (const auto& tc : targets) {
     auto t = std::make_unique<Target>();
     t->config = tc;
-    std::string why;
-    std::optional<config::HttpUrl> url = config::ParseHttpUrl(tc.url, &why);
-    if (!url) {
-      if (error) {
-        *error = std::string(tc.kind == TargetKind::kAlertmanager ? "alertmanager" : "webhook") +
-                 " URL \"" + tc.url + "\": " + why;
-      }
-      return nullptr;
+    base::StatusOr<config::HttpUrl> url = config::ParseHttpUrl(tc.url);
+    if (!url.ok()) {
+      return url.status().WithContext(
+          std::string(tc.kind == TargetKind::kAlertmanager ? "alertmanager" : "webhook") +
+          " URL \"" + tc.url + "\"");
     }
     std::string_view path = url->path;
     while (!path.empty() && path.back() == '/') path.remove_suffix(1);

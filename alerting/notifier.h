@@ -34,6 +34,7 @@
 
 #include "alerting/http_client.h"
 #include "alerting/payload.h"
+#include "base/status.h"
 #include "config/config.h"
 
 namespace speedmon::alerting {
@@ -68,11 +69,12 @@ struct TargetStats {
 
 class Notifier {
  public:
-  // Starts one sender thread per target. nullptr and *error ("alertmanager URL
-  // \"x\": only http:// and https:// URLs are supported") when a URL does not parse with
-  // config::ParseHttpUrl (which config::Load ran on the configured ones).
-  static std::unique_ptr<Notifier> Create(const std::vector<TargetConfig>& targets,
-                                          NotifierOptions options, std::string* error);
+  // Starts one sender thread per target. When a URL does not parse with
+  // config::ParseHttpUrl (which config::Load ran on the configured ones), its status with
+  // the target in front: kInvalidArgument "alertmanager URL \"x\": only http:// and
+  // https:// URLs are supported", field "url".
+  static base::StatusOr<std::shared_ptr<Notifier>> Create(const std::vector<TargetConfig>& targets,
+                                                          NotifierOptions options);
   // Stops and joins the sender threads (waiting at most one request timeout each);
   // whatever is still queued is abandoned (call WaitIdle first to drain). Idempotent;
   // Stats stay readable afterwards. The destructor calls it.

@@ -151,10 +151,9 @@ TEST(PayloadTest, WebhookBodyExact) {
 }
 
 config::HttpUrl Url(const std::string& text) {
-  std::string error;
-  std::optional<config::HttpUrl> u = config::ParseHttpUrl(text, &error);
-  if (u) return std::move(*u);
-  ADD_FAILURE() << text << ": " << error;
+  base::StatusOr<config::HttpUrl> u = config::ParseHttpUrl(text);
+  if (u.ok()) return std::move(u).value();
+  ADD_FAILURE() << text << ": " << u.status().ToString();
   return config::HttpUrl();
 }
 
@@ -429,7 +428,7 @@ TEST(HttpClientTest, AHungLookupEndsAtTheDeadlineAndOnCancel) {
 
 class NotifierTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Notifier> Make(std::vector<TargetConfig> targets, size_t max_pending = 1024) {
+  std::shared_ptr<Notifier> Make(std::vector<TargetConfig> targets, size_t max_pending = 1024) {
     NotifierOptions o;
     o.max_pending = max_pending;
     o.initial_backoff = milliseconds(20);
@@ -439,10 +438,9 @@ class NotifierTest : public ::testing::Test {
       std::lock_guard<std::mutex> lock(log_mu_);
       log_.push_back(line);
     };
-    std::string error;
-    auto n = Notifier::Create(targets, o, &error);
-    EXPECT_TRUE(n) << error;
-    return n;
+    base::StatusOr<std::shared_ptr<Notifier>> n = Notifier::Create(targets, o);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? std::move(n).value() : nullptr;
   }
   static TargetConfig Am(const std::string& url) {
     return TargetConfig{TargetKind::kAlertmanager, url, milliseconds(2000), {}};
@@ -574,16 +572,19 @@ TEST_F(NotifierTest, LargeBatchesAreSplit) {
 }
 
 TEST_F(NotifierTest, BadUrlIsRefusedAtCreate) {
-  std::string error;
-  EXPECT_FALSE(Notifier::Create({Hook("ftp://x:21/hook")}, {}, &error));
-  EXPECT_EQ(error, "webhook URL \"ftp://x:21/hook\": only http:// and https:// URLs are supported");
-  EXPECT_FALSE(Notifier::Create({Am("http://:1")}, {}, &error));
-  EXPECT_EQ(error,
-            "alertmanager URL \"http://:1\": expected http://host:port[/path] (IPv6 in brackets, "
-            "port 1..65535)");
-  EXPECT_FALSE(Notifier::Create({Hook("http://127.0.0.1:1/hook?x=1")}, {}, &error));
-  EXPECT_EQ(error,
-            "webhook URL \"http://127.0.0.1:1/hook?x=1\": queries and fragments are not supported");
+  EXPECT_EQ(
+      Notifier::Create({Hook("ftp://x:21/hook")}, {}).status(),
+      base::InvalidArgumentError(
+          "webhook URL \"ftp://x:21/hook\": only http:// and https:// URLs are supported", "url"));
+  EXPECT_EQ(Notifier::Create({Am("http://:1")}, {}).status(),
+            base::InvalidArgumentError("alertmanager URL \"http://:1\": expected "
+                                       "http://host:port[/path] (IPv6 in brackets, port 1..65535)",
+                                       "url"));
+  EXPECT_EQ(
+      Notifier::Create({Hook("http://127.0.0.1:1/hook?x=1")}, {}).status(),
+      base::InvalidArgumentError(
+          "webhook URL \"http://127.0.0.1:1/hook?x=1\": queries and fragments are not supported",
+          "url"));
 }
 
 TEST_F(NotifierTest, StopWithAPendingQueueReturns) {

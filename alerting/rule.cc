@@ -126,17 +126,15 @@ bool Rule::SameDefinition(const Rule& o) const {
 }
 
 base::StatusOr<Rule> RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin origin) {
-  if (std::optional<config::RuleProblem> problem = config::CheckAlertRule(c)) {
-    return Fail(problem->message, problem->field);
-  }
+  if (base::Status problem = config::CheckAlertRule(c); !problem.ok()) return problem;
   Rule r;
   r.id = c.id;
   r.name = c.name;
   r.description = c.description;
   r.metric = c.metric;
-  if (const config::SeedMetric* seed = config::FindSeedMetric(c.metric)) {
-    r.metric = seed->exported;
-    r.scale = seed->scale;
+  if (const config::DottedMetric* dotted = config::FindDottedMetric(c.metric)) {
+    r.metric = dotted->exported;
+    r.scale = dotted->scale;
   }
   r.matchers = c.match_labels;
   r.metric_text = c.metric;
@@ -184,10 +182,10 @@ base::StatusOr<Rule> RuleFromJson(std::string_view body_text) {
   if (base::Status e = ReadString(body, "description", &c.description, false); !e.ok()) return e;
   std::string metric_text;
   if (base::Status e = ReadString(body, "metric", &metric_text, true); !e.ok()) return e;
-  auto selector = config::ParseMetricSelector(metric_text);
-  if (!selector.selector) return Fail("metric: " + selector.error, "metric");
-  c.metric = selector.selector->metric;
-  c.match_labels = selector.selector->match_labels;
+  base::StatusOr<config::MetricSelector> selector = config::ParseMetricSelector(metric_text);
+  if (!selector.ok()) return selector.status().WithContext("metric");
+  c.metric = std::move(selector->metric);
+  c.match_labels = std::move(selector->match_labels);
 
   if (base::Status e = ReadString(body, "aggregation", &c.aggregation, false); !e.ok()) return e;
 

@@ -39,7 +39,7 @@ struct Rule {
   std::string description;
   std::string metric_text;  // as the user wrote it: "system.cpu_percent", "up{job=\"x\"}"
   std::string metric;       // the exported name queried: "pokemon_speedrun_system_cpu_percent"
-  double scale = 1;         // value read * scale is compared (seed "_ms" names: 1000)
+  double scale = 1;         // value read * scale is compared (dotted "_ms" names: 1000)
   Labels matchers;
   Aggregation aggregation = Aggregation::kPerSeries;
   config::CompareOp op = config::CompareOp::kGt;
@@ -77,8 +77,7 @@ base::StatusOr<Rule> RuleFromJson(std::string_view body);
 // "keep_firing_for" as duration strings, "metric" as written, plus "origin".
 nlohmann::json RuleToJson(const Rule& rule);
 
-// The seed's five rules plus checkpoint loading (the defaults in README.md, "Dashboards and
-// alerts"):
+// The six default rules (README.md, "Dashboards and alerts"), on the dotted names:
 //   slow_script_compilation         SlowScriptCompilation         > 150 ms  5m warning
 //   slow_checkpoint_loading         SlowCheckpointLoading         > 750 ms  5m warning
 //   high_cpu_usage                  HighCpuUsage                  > 85 %    2m critical

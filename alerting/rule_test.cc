@@ -30,7 +30,7 @@ std::string With(const std::string& key, const json* value) {
   return j.dump();
 }
 
-TEST(RuleFromJsonTest, AcceptsTheSeedsCustomRule) {
+TEST(RuleFromJsonTest, AcceptsACustomRuleOnADottedName) {
   base::StatusOr<Rule> r = RuleFromJson(kGood);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const Rule& rule = *r;
@@ -202,7 +202,7 @@ TEST(RuleFromConfigTest, BuildsAndChecksWhatOnlyAlertingKnows) {
   EXPECT_EQ(r.status().message(), "label \"rule_id\" is set by the rule itself");
 }
 
-TEST(DefaultRulesTest, TheSixSeedRules) {
+TEST(DefaultRulesTest, TheSixDefaultRules) {
   auto rules = DefaultRules();
   ASSERT_EQ(rules.size(), 6u);
   struct Expect {

@@ -236,10 +236,9 @@ base::StatusOr<std::unique_ptr<Service>> Service::Create(const config::AlertingC
                                                          ServiceOptions options) {
   base::StatusOr<std::vector<Rule>> rules = BuildRules(config);
   if (!rules.ok()) return rules.status();
-  std::string error;
-  std::shared_ptr<Notifier> notifier =
-      Notifier::Create(Targets(config), MakeNotifierOptions(options), &error);
-  if (!notifier) return base::InvalidArgumentError(error);
+  base::StatusOr<std::shared_ptr<Notifier>> notifier =
+      Notifier::Create(Targets(config), MakeNotifierOptions(options));
+  if (!notifier.ok()) return notifier.status();
 
   std::unique_ptr<Service> s(new Service());
   s->config_ = config;
@@ -254,7 +253,7 @@ base::StatusOr<std::unique_ptr<Service>> Service::Create(const config::AlertingC
   s->evaluator_ = std::make_unique<Evaluator>(s->source_.get(), std::move(eo));
   std::vector<AlertNotice> none;
   s->evaluator_->ReplaceRules(std::move(rules).value(), Time{}, &none);
-  s->notifier_ = std::move(notifier);
+  s->notifier_ = std::move(notifier).value();
   s->collectable_ = std::make_shared<Metrics>();
   s->collectable_->SetNotifier(s->notifier_);
   s->Publish();
@@ -336,9 +335,10 @@ base::Status Service::Reload(const config::AlertingConfig& config, Time now) {
   std::vector<Rule> rules = std::move(built).value();
   std::shared_ptr<Notifier> notifier;
   if (!SameTargets(config, config_)) {
-    std::string error;
-    notifier = Notifier::Create(Targets(config), MakeNotifierOptions(options_), &error);
-    if (!notifier) return base::InvalidArgumentError(error);
+    base::StatusOr<std::shared_ptr<Notifier>> created =
+        Notifier::Create(Targets(config), MakeNotifierOptions(options_));
+    if (!created.ok()) return created.status();
+    notifier = std::move(created).value();
   }
   // Rules added at run time survive a reload unless the config now claims their id.
   for (const auto& status : evaluator_->Rules()) {

@@ -24,12 +24,12 @@ Time T(double s) { return Time{} + milliseconds(kEpoch * 1000 + static_cast<int6
 
 class MapSource : public ValueSource {
  public:
-  std::vector<Sample> Query(const std::string& metric,
-                            const std::map<std::string, std::string>&) override {
+  base::StatusOr<std::vector<Sample>> Query(const std::string& metric,
+                                            const std::map<std::string, std::string>&) override {
     std::lock_guard<std::mutex> lock(mu);
     auto it = values.find(metric);
-    if (it == values.end()) return {};
-    return {Sample{{}, it->second}};
+    if (it == values.end()) return std::vector<Sample>{};
+    return std::vector<Sample>{Sample{{}, it->second}};
   }
   void Set(const std::string& m, double v) {
     std::lock_guard<std::mutex> lock(mu);
@@ -302,7 +302,7 @@ TEST_F(ServiceTest, CreateRefusesBadConfig) {
   c.webhooks[0].url = "ftp://x";
   EXPECT_EQ(Service::Create(c, source_, {}).status(),
             base::InvalidArgumentError(
-                "webhook URL \"ftp://x\": only http:// and https:// URLs are supported"));
+                "webhook URL \"ftp://x\": only http:// and https:// URLs are supported", "url"));
 }
 
 TEST_F(ServiceTest, ConfigRuleReplacesTheDefaultWithItsId) {

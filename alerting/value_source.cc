@@ -99,10 +99,10 @@ void CollectablesValueSource::BeginRound() {
   collected_ = true;
 }
 
-std::vector<Sample> CollectablesValueSource::Query(
+base::StatusOr<std::vector<Sample>> CollectablesValueSource::Query(
     const std::string& metric, const std::map<std::string, std::string>& matchers) {
   if (!collected_) BeginRound();
-  last_error_.clear();
+  bool bare_histogram = false;
   std::vector<Sample> out;
   for (const MetricFamily& family : snapshot_) {
     const std::string& name = family.name;
@@ -123,8 +123,7 @@ std::vector<Sample> CollectablesValueSource::Query(
         const bool histogram = family.type == MetricType::Histogram;
         if (metric == name) {
           if (histogram) {
-            last_error_ = "metric " + metric + " is a histogram: use " + metric + "_count, " +
-                          metric + "_sum or " + metric + "_bucket{le=\"...\"}";
+            bare_histogram = true;
             break;
           }
           for (const auto& m : family.metric) {
@@ -161,7 +160,11 @@ std::vector<Sample> CollectablesValueSource::Query(
       }
     }
   }
-  if (!out.empty()) last_error_.clear();
+  if (out.empty() && bare_histogram) {
+    return base::InvalidArgumentError("metric " + metric + " is a histogram: use " + metric +
+                                      "_count, " + metric + "_sum or " + metric +
+                                      "_bucket{le=\"...\"}");
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
@@ -33,13 +34,10 @@ class ValueSource {
   virtual void BeginRound() {}
 
   // Every series of the exported metric `metric` whose labels include all `matchers`
-  // (equality). Empty when the metric is absent or nothing matches.
-  virtual std::vector<Sample> Query(const std::string& metric,
-                                    const std::map<std::string, std::string>& matchers) = 0;
-
-  // Why the last Query could not answer, "" when it could. An empty answer with an error
-  // counts as an evaluation failure; an empty answer without one is just "absent".
-  virtual std::string LastError() const { return {}; }
+  // (equality). Empty when the metric is absent or nothing matches; an error (which
+  // counts as an evaluation failure) when the name cannot be answered as asked.
+  virtual base::StatusOr<std::vector<Sample>> Query(
+      const std::string& metric, const std::map<std::string, std::string>& matchers) = 0;
 };
 
 // Answers from the MetricFamily output of registries and custom collectables.
@@ -48,7 +46,7 @@ class ValueSource {
 // answer `name_count`, `name_sum` and `name_bucket` (with an `le` label, matched
 // numerically, so le="0.5" finds the 0.5 bucket and le="+Inf" the last); summaries
 // answer `name_count`, `name_sum` and `name` with a `quantile` label. A bare histogram
-// name is an error (LastError), not a silent absence, because it is a rule mistake.
+// name is an error (kInvalidArgument), not a silent absence, because it is a rule mistake.
 //
 // Collectables are held weakly: one that has gone away is skipped.
 class CollectablesValueSource : public ValueSource {
@@ -61,15 +59,13 @@ class CollectablesValueSource : public ValueSource {
   // Collects every live collectable once.
   void BeginRound() override;
   // Answers from the last round's snapshot (collects first if there has been none).
-  std::vector<Sample> Query(const std::string& metric,
-                            const std::map<std::string, std::string>& matchers) override;
-  std::string LastError() const override { return last_error_; }
+  base::StatusOr<std::vector<Sample>> Query(
+      const std::string& metric, const std::map<std::string, std::string>& matchers) override;
 
  private:
   std::vector<std::weak_ptr<prometheus::Collectable>> sources_;
   std::vector<prometheus::MetricFamily> snapshot_;
   bool collected_ = false;
-  std::string last_error_;
 };
 
 // A value as Prometheus prints it (Go's 'g', -1): the shortest decimal that reads back

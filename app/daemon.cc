@@ -120,10 +120,10 @@ base::Status DaemonImpl::StartComponents() {
   for (const auto& p : config_.processes) {
     metrics::WatchedProcess w;
     w.name = p.name;
-    w.watcher = std::make_unique<sysprobe::ProcessWatcher>(sysprobe::SelectorFrom(p));
-    if (!w.watcher->valid()) {
-      return base::InvalidArgumentError("[[processes]] " + p.name + ": " + w.watcher->error());
-    }
+    base::StatusOr<sysprobe::ProcessWatcher> watcher =
+        sysprobe::ProcessWatcher::Create(sysprobe::SelectorFrom(p));
+    if (!watcher.ok()) return watcher.status().WithContext("[[processes]] " + p.name);
+    w.watcher = std::make_unique<sysprobe::ProcessWatcher>(std::move(watcher).value());
     watched.push_back(std::move(w));
   }
   system_ = std::make_shared<metrics::SystemCollector>(
@@ -320,15 +320,15 @@ void DaemonImpl::Reload() {
     base::LogInfo("SIGHUP: running with the embedded default config; nothing to reload");
     return;
   }
-  config::LoadResult r = config::LoadFromFile(config_.source);
+  base::StatusOr<config::Config> r = config::LoadFromFile(config_.source);
   if (!r.ok()) {
     reloads_->Add({{"result", "failure"}}).Increment();
-    base::LogWarning("SIGHUP: config rejected, keeping the running one: " + r.error->ToString());
+    base::LogWarning("SIGHUP: config rejected, keeping the running one: " + r.status().message());
     return;
   }
   // The admin token changes at once (a rotated auth_token_file is read here), the
   // address only on restart: a file without a token is checked against the running one.
-  const config::AdminConfig& admin = r.config->admin;
+  const config::AdminConfig& admin = r->admin;
   if (admin.auth_token.empty() && !config_.admin.address.IsLoopback() &&
       !admin.allow_unauthenticated_writes) {
     reloads_->Add({{"result", "failure"}}).Increment();
@@ -340,19 +340,18 @@ void DaemonImpl::Reload() {
   }
   // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
   // refuses nothing a loaded file holds; it stays a guard, not a second validation.
-  base::Status reloaded = alerts_->Reload(r.config->alerting, std::chrono::system_clock::now());
+  base::Status reloaded = alerts_->Reload(r->alerting, std::chrono::system_clock::now());
   if (!reloaded.ok()) {
     reloads_->Add({{"result", "failure"}}).Increment();
     base::LogWarning("SIGHUP: alerting config rejected, keeping the running one: " +
                      reloaded.message());
     return;
   }
-  speedrun_->SetSlaConfig(r.config->sla);
-  bool new_interval =
-      r.config->alerting.evaluation_interval != config_.alerting.evaluation_interval;
-  config_.alerting = r.config->alerting;
-  config_.sla = r.config->sla;
-  config_.log = r.config->log;
+  speedrun_->SetSlaConfig(r->sla);
+  bool new_interval = r->alerting.evaluation_interval != config_.alerting.evaluation_interval;
+  config_.alerting = r->alerting;
+  config_.sla = r->sla;
+  config_.log = r->log;
   config_.admin.auth_token = admin.auth_token;  // admin::Api reads it on this thread
   config_.admin.auth_token_file = admin.auth_token_file;
   base::SetLogOptions(config_.log.format, config_.log.level);

@@ -62,24 +62,23 @@ int main(int argc, char** argv) {
   // The one validation of a config, for --check-config, start-up and (in the server)
   // SIGHUP alike: what Load accepts the components accept. Start-up can still fail on
   // what the machine decides: resolving a name, binding a port, opening the store.
-  speedmon::config::LoadResult loaded =
+  speedmon::base::StatusOr<speedmon::config::Config> loaded =
       config_path.empty()
           ? speedmon::config::LoadFromString(speedmon::config::DefaultConfigText(), "<default>")
           : speedmon::config::LoadFromFile(config_path);
   if (!loaded.ok()) {
-    std::fprintf(stderr, "%s\n", loaded.error->ToString().c_str());
+    std::fprintf(stderr, "%s\n", loaded.status().message().c_str());
     return 1;
   }
   if (check) {
-    std::printf("%s: OK\n%s", loaded.config->source.c_str(),
-                speedmon::config::Summary(*loaded.config).c_str());
+    std::printf("%s: OK\n%s", loaded->source.c_str(), speedmon::config::Summary(*loaded).c_str());
     return 0;
   }
 
-  speedmon::base::SetLogOptions(loaded.config->log.format, loaded.config->log.level);
+  speedmon::base::SetLogOptions(loaded->log.format, loaded->log.level);
   // Writes to a closed socket must come back as EPIPE, not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);
-  speedmon::app::Daemon daemon(std::move(*loaded.config));
+  speedmon::app::Daemon daemon(std::move(loaded).value());
   speedmon::base::Status started = daemon.Start();
   if (!started.ok()) {
     speedmon::base::LogError(started.message());

@@ -12,7 +12,9 @@ Environment: BENCH_ROUNDS (3), BENCH_DURATION (5, seconds per 1 KiB run),
 BENCH_SHORT_DURATION (3, the other scenarios), BENCH_SCRAPES (200, idle comparison),
 BENCH_SCRAPE_INTERVAL (0.05 s, under load), BENCH_SLOW_SECONDS (10),
 BENCH_LONG=1 (5 rounds, 15 s / 10 s runs, 30 s slow reader), BENCH_KEEP_TMP=1,
-SPEEDMON_BIN, MICROBENCH_BIN.
+SPEEDMON_BIN, MICROBENCH_BIN, SPEEDMON_BEFORE_BIN (a build of an earlier commit: it joins
+the throughput and latency rounds as "speedmon-before", recording on, so a change is
+measured before and after in one run).
 """
 import datetime
 import json
@@ -44,9 +46,15 @@ MICROBENCH = os.environ.get("MICROBENCH_BIN",
                             os.path.join(ROOT, "build/release/bench/speedmon_microbench"))
 CONNS = 64
 
-TARGETS = ["direct", "speedmon", "speedmon-norec", "nginx", "haproxy"]
+BEFORE = os.environ.get("SPEEDMON_BEFORE_BIN", "")
+TARGETS = (["direct", "speedmon"] + (["speedmon-before"] if BEFORE else []) +
+           ["speedmon-norec", "nginx", "haproxy"])
 PROXIES = TARGETS[1:]
-SPEEDMONS = ("speedmon", "speedmon-norec")
+SPEEDMONS = ("speedmon", "speedmon-norec") + (("speedmon-before",) if BEFORE else ())
+
+
+def binary(t):
+    return BEFORE if t == "speedmon-before" else SPEEDMON
 # (key, title, path, connections, seconds). c1000 runs last in a round: its pools and
 # buffers would otherwise sit in the peak RSS of the runs after it.
 SCENARIOS = [
@@ -119,7 +127,7 @@ class Bench:
             self.admin[t] = self.ports.get()
             self.listeners[t] = [self.port[t]] + [self.ports.get() for _ in range(3)]
             self.conf[t] = self.write(f"conf/{t}.toml", bl.speedmon_default_conf(
-                self.default_conf, self.admin[t], self.listeners[t], up, t == "speedmon"))
+                self.default_conf, self.admin[t], self.listeners[t], up, t != "speedmon-norec"))
             self.routes[t] = bl.route_prefixes(self.default_conf)
         self.conf["nginx"] = self.write("conf/nginx-proxy.conf",
                                         bl.nginx_proxy_conf(self.tmp, self.port["nginx"], up))
@@ -131,15 +139,15 @@ class Bench:
         text = bl.speedmon_wide_conf(self.admin["wide"], self.listeners["wide"], up, 8)
         self.conf["wide"] = self.write("conf/speedmon-100x8.toml", text)
         self.routes["wide"] = bl.route_prefixes(text)
-        for t in ("speedmon", "speedmon-norec", "wide"):
-            p = subprocess.run([SPEEDMON, "--check-config", "--config", self.conf[t]],
+        for t in SPEEDMONS + ("wide",):
+            p = subprocess.run([binary(t), "--check-config", "--config", self.conf[t]],
                                capture_output=True, text=True)
             if p.returncode != 0:
                 raise RuntimeError(f"{t} config rejected:\n{p.stdout}{p.stderr}")
 
     def argv(self, t):
         if t in SPEEDMONS or t == "wide":
-            return [SPEEDMON, "--config", self.conf[t]]
+            return [binary(t), "--config", self.conf[t]]
         if t == "nginx":
             return ["nginx", "-e", f"{self.tmp}/logs/nginx-proxy-error.log", "-p", self.tmp,
                     "-c", self.conf[t]]

@@ -471,7 +471,7 @@ class Soak:
             lst["address"] = f"127.0.0.1:{ports.get()}"
         self.store_path = os.path.join(self.tmp, "soak.db")
         cfg["speedrun"] = {"store_path": self.store_path}
-        # [alerting] defaults (the seed's rules), plus one rule whose threshold each
+        # [alerting] defaults (the six built-in rules), plus one rule whose threshold each
         # SIGHUP changes: any internal error fires it either way.
         cfg["alerting"] = {"rules": [{
             "id": SOAK_RULE, "metric": "pokemon_speedrun_internal_errors_total",

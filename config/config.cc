@@ -1,5 +1,5 @@
 // Loading entry points of config.h: text or file -> validated Config or the first
-// ConfigError, and the summary `--check-config` prints. Main thread (start, SIGHUP).
+// error with its place, and the summary `--check-config` prints. Main thread (start, SIGHUP).
 #include "config/config.h"
 
 #include <errno.h>
@@ -24,7 +24,18 @@ constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
 // have a few dozen dots outside strings, so more than this is refused before parsing.
 constexpr size_t kMaxDotsOutsideStrings = 4096;
 
-std::optional<internal::LoadFailure> CheckDottedKeyDepth(std::string_view text) {
+// "FILE:LINE:COL: message", or "FILE: message" for an error with no single place.
+base::Status Failure(const std::string& source, int line, int column, const std::string& message,
+                     std::string field = "",
+                     base::StatusCode code = base::StatusCode::kInvalidArgument) {
+  std::string text = line <= 0 ? source + ": " + message
+                               : source + ":" + std::to_string(line) + ":" +
+                                     std::to_string(column) + ": " + message;
+  return base::Status(code, std::move(text), std::move(field));
+}
+
+// Refuses a text with more than kMaxDotsOutsideStrings dots outside strings and comments.
+base::Status CheckDottedKeyDepth(std::string_view text, const std::string& source) {
   enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
   State state = State::kCode;
   size_t dots = 0;
@@ -54,10 +65,10 @@ std::optional<internal::LoadFailure> CheckDottedKeyDepth(std::string_view text) 
         } else if (c == '\'') {
           state = State::kLiteral;
         } else if (c == '.' && ++dots > kMaxDotsOutsideStrings) {
-          return internal::LoadFailure{
-              line, static_cast<int>(i - line_start + 1),
-              "more than " + std::to_string(kMaxDotsOutsideStrings) +
-                  " dots outside strings: too deeply dotted keys to be a speedmon config"};
+          return Failure(source, line, static_cast<int>(i - line_start + 1),
+                         "more than " + std::to_string(kMaxDotsOutsideStrings) +
+                             " dots outside strings: too deeply dotted keys to be a speedmon "
+                             "config");
         }
         break;
       case State::kBasic:
@@ -84,21 +95,10 @@ std::optional<internal::LoadFailure> CheckDottedKeyDepth(std::string_view text) 
         break;
     }
   }
-  return std::nullopt;
-}
-
-LoadResult Failure(const std::string& source, int line, int column, std::string message) {
-  LoadResult result;
-  result.error = ConfigError{source, line, column, std::move(message)};
-  return result;
+  return base::OkStatus();
 }
 
 }  // namespace
-
-std::string ConfigError::ToString() const {
-  if (line <= 0) return file + ": " + message;
-  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
-}
 
 int Config::UpstreamIndex(const std::string& name) const {
   for (size_t i = 0; i < upstreams.size(); ++i) {
@@ -107,35 +107,38 @@ int Config::UpstreamIndex(const std::string& name) const {
   return -1;
 }
 
-LoadResult LoadFromString(std::string_view toml_text, const std::string& source_name) {
+base::StatusOr<Config> LoadFromString(std::string_view toml_text, const std::string& source_name) {
   if (toml_text.size() > kMaxConfigBytes) {
     return Failure(source_name, 0, 0,
-                   "config is larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB");
+                   "config is larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB", "",
+                   base::StatusCode::kTooLarge);
   }
-  if (std::optional<internal::LoadFailure> f = CheckDottedKeyDepth(toml_text)) {
-    return Failure(source_name, f->line, f->column, f->message);
-  }
+  if (base::Status deep = CheckDottedKeyDepth(toml_text, source_name); !deep.ok()) return deep;
   try {
     toml::table root = toml::parse(toml_text, std::string_view(source_name));
-    LoadResult result;
-    result.config = internal::LoadConfigTable(root);
-    result.config->source = source_name;
-    return result;
+    Config config = internal::LoadConfigTable(root);
+    config.source = source_name;
+    return config;
   } catch (const toml::parse_error& e) {
     const toml::source_position& where = e.source().begin;
     return Failure(source_name, static_cast<int>(where.line), static_cast<int>(where.column),
                    std::string(e.description()));
   } catch (const internal::LoadFailure& f) {
-    return Failure(source_name, f.line, f.column, f.message);
+    return Failure(source_name, f.line, f.column, f.message, f.field);
   } catch (const std::exception& e) {
     // bad_alloc and the like: the promise is "never throws", so it is an error too.
-    return Failure(source_name, 0, 0, std::string("cannot load: ") + e.what());
+    return Failure(source_name, 0, 0, std::string("cannot load: ") + e.what(), "",
+                   base::StatusCode::kInternal);
   }
 }
 
-LoadResult LoadFromFile(const std::string& path) {
+base::StatusOr<Config> LoadFromFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Failure(path, 0, 0, std::string("cannot open: ") + std::strerror(errno));
+  if (fd < 0) {
+    int err = errno;
+    return Failure(path, 0, 0, std::string("cannot open: ") + std::strerror(err), "",
+                   err == ENOENT ? base::StatusCode::kNotFound : base::StatusCode::kInternal);
+  }
   std::string text;
   char buf[65536];
   while (true) {
@@ -144,7 +147,8 @@ LoadResult LoadFromFile(const std::string& path) {
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      return Failure(path, 0, 0, std::string("cannot read: ") + std::strerror(err));
+      return Failure(path, 0, 0, std::string("cannot read: ") + std::strerror(err), "",
+                     base::StatusCode::kInternal);
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/status.h"
 
 namespace speedmon::config {
 
@@ -127,8 +128,8 @@ struct AlertRuleConfig {
   std::string id;    // [A-Za-z0-9_.-]+: it goes in URLs
   std::string name;  // Load sets it to id when the file has none
   std::string description;
-  // `metric` as written is a dotted seed name ("system.cpu_percent") or an exported
-  // metric name with optional equality matchers, Prometheus selector style:
+  // `metric` as written is a dotted name ("system.cpu_percent", see DottedMetric) or an
+  // exported metric name with optional equality matchers, Prometheus selector style:
   //   pokemon_speedrun_upstream_healthy{upstream="emulator-1",endpoint="127.0.0.1:8081"}
   // Load splits it: `metric` keeps the bare name, `match_labels` the matchers.
   std::string metric;
@@ -212,30 +213,17 @@ struct Config {
   int UpstreamIndex(const std::string& name) const;
 };
 
-// An error with its place in the source: "FILE:LINE:COL: message". line/column are 0
-// when the error has no single place (e.g. "no listeners"); ToString then prints
-// "FILE: message". line and column are 1-based; column counts characters.
-struct ConfigError {
-  std::string file;
-  int line = 0;
-  int column = 0;
-  std::string message;
-  std::string ToString() const;
-};
-
-// Either a Config or the first error found.
-struct LoadResult {
-  std::optional<Config> config;
-  std::optional<ConfigError> error;
-  bool ok() const { return config.has_value(); }
-};
-
 // Parses and validates TOML text. `source_name` is used in errors and Config::source.
-// Never throws.
-LoadResult LoadFromString(std::string_view toml_text, const std::string& source_name);
+// Never throws. The first error found is kInvalidArgument (kTooLarge for a text over
+// 4 MiB) whose message says where: "FILE:LINE:COL: message", or "FILE: message" when the
+// error has no single place (e.g. "no listeners"); line and column are 1-based, the
+// column counts characters. `field` names the key at fault as messages do
+// ("[admin].address", "[[alerting.rules]].metric"), "" when the error is not at a key.
+base::StatusOr<Config> LoadFromString(std::string_view toml_text, const std::string& source_name);
 
-// Reads and loads a file. A missing or unreadable file is an error at line 0.
-LoadResult LoadFromFile(const std::string& path);
+// Reads and loads a file. A file that cannot be read fails with "FILE: cannot open: ..."
+// or "FILE: cannot read: ...": kNotFound when it does not exist, kInternal otherwise.
+base::StatusOr<Config> LoadFromFile(const std::string& path);
 
 // The embedded default config: commented TOML for the four-emulator pool
 // (listeners 127.0.0.1:18081-18084 -> upstreams 127.0.0.1:8081-8084, admin 127.0.0.1:8000).
@@ -274,8 +262,8 @@ bool IsValidAggregation(std::string_view text);  // max|min|sum|avg|count
 // [[alerting.alertmanagers]] and [[alerting.webhooks]] take, and the one parser of them:
 // the loader checks the config with it and the notifier sends with its result. The port
 // is required (no default); no user info, query or fragment. `path` is "/" when the URL
-// has none, else as written. On failure *error (when not null) says why: "queries and
-// fragments are not supported".
+// has none, else as written. On failure kInvalidArgument with field "url" saying why:
+// "queries and fragments are not supported".
 struct HttpUrl {
   bool tls = false;  // https://
   Address address;
@@ -283,52 +271,48 @@ struct HttpUrl {
   // "https://host:port/path", IPv6 in brackets: what was parsed, written back.
   std::string ToString() const;
 };
-std::optional<HttpUrl> ParseHttpUrl(std::string_view url, std::string* error = nullptr);
+base::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url);
 
 // A rule's `metric` split into name and equality matchers, so a rule added at run time
 // (POST /api/v1/alert-rules) is read exactly as one from the config file.
 //   "up"                          -> {"up", {}}
 //   "x_total{a=\"1\", b=\"2\"}"  -> {"x_total", {{"a","1"},{"b","2"}}}
-// The name is [a-zA-Z_:][a-zA-Z0-9_:.]* (dots for the seed's names); label names are
-// [a-zA-Z_][a-zA-Z0-9_]*; values are double-quoted with \\, \" and \n escapes; only `=`.
+// The name is [a-zA-Z_:][a-zA-Z0-9_:.]* (dots for the dotted names below); label names
+// are [a-zA-Z_][a-zA-Z0-9_]*; values are double-quoted with \\, \" and \n escapes; only
+// `=`. On failure kInvalidArgument with field "metric" (the rule key it parses), e.g.
+// "expected '=' after label name \"a\"", and *error_offset (when not null) is the byte
+// offset of the error in the text, so the config loader can point at its column.
 struct MetricSelector {
   std::string metric;
   std::map<std::string, std::string> match_labels;
 };
-struct SelectorResult {
-  std::optional<MetricSelector> selector;
-  std::string error;        // set when !selector, e.g. "expected '=' after label name \"a\""
-  size_t error_offset = 0;  // byte offset of the error in the text
-};
-SelectorResult ParseMetricSelector(std::string_view text);
+base::StatusOr<MetricSelector> ParseMetricSelector(std::string_view text,
+                                                   size_t* error_offset = nullptr);
 bool IsValidLabelName(std::string_view name);  // [a-zA-Z_][a-zA-Z0-9_]*
 
-// The seed's dotted metric names and where they live among the exported metrics. A rule
-// may name one of these instead of an exported metric; alerting then reads `exported`.
-struct SeedMetric {
+// The dotted metric names ("system.cpu_percent"), the names the Python collector this
+// daemon replaces used, and where they live among the exported metrics. A rule may name
+// one of these instead of an exported metric; alerting then reads `exported`.
+struct DottedMetric {
   const char* dotted;    // "speedrun.average_script_compilation_ms"
   const char* exported;  // "pokemon_speedrun_script_compilation_average_seconds"
-  double scale;          // exported value * scale = the seed's unit (s -> ms: 1000)
+  double scale;          // exported value * scale = the dotted name's unit (s -> ms: 1000)
 };
 
 // The six of them (the defaults listed in README.md).
-const std::vector<SeedMetric>& SeedMetrics();
+const std::vector<DottedMetric>& DottedMetrics();
 
 // The entry for a dotted name, or nullptr.
-const SeedMetric* FindSeedMetric(std::string_view dotted);
+const DottedMetric* FindDottedMetric(std::string_view dotted);
 
 // What an alert rule must satisfy beyond its syntax, wherever it comes from: the loader
 // runs it on every [[alerting.rules]] entry, alerting on every rule it builds (config and
 // POST /api/v1/alert-rules alike), so a rule the file check accepts is one alerting
 // accepts. Checked: id (1..128 of [A-Za-z0-9_.-]), name (1..256), description (<= 4096),
-// a dotted metric is a seed name, aggregation, a finite threshold, labels and
+// a dotted metric is one of DottedMetrics(), aggregation, a finite threshold, labels and
 // annotations (<= 32 each, valid names, values <= 4096, no label the rule sets itself).
-// The first problem found: `field` is the rule's key ("metric"), `message` the text the
-// admin API answers ("unknown dotted metric name ...").
-struct RuleProblem {
-  std::string field;
-  std::string message;
-};
-std::optional<RuleProblem> CheckAlertRule(const AlertRuleConfig& rule);
+// The first problem found is kInvalidArgument: `field` is the rule's key ("metric"), the
+// message the text the admin API answers ("unknown dotted metric name ...").
+base::Status CheckAlertRule(const AlertRuleConfig& rule);
 
 }  // namespace speedmon::config

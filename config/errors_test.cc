@@ -32,9 +32,10 @@ struct BadCase {
 
 void ExpectErrors(const std::vector<BadCase>& cases) {
   for (const BadCase& c : cases) {
-    LoadResult r = LoadFromString(c.text, "t.toml");
-    ASSERT_FALSE(r.ok()) << "loaded:\n" << c.text;
-    EXPECT_EQ(r.error->ToString(), c.error) << "config:\n" << c.text;
+    base::Status status = LoadFromString(c.text, "t.toml").status();
+    ASSERT_FALSE(status.ok()) << "loaded:\n" << c.text;
+    EXPECT_EQ(status.code(), base::StatusCode::kInvalidArgument) << status.ToString();
+    EXPECT_EQ(status.message(), c.error) << "config:\n" << c.text;
   }
 }
 
@@ -46,8 +47,8 @@ TEST(ErrorsTest, TheBaseIsValid) {
   std::string base = std::string(kPool) + kRule;
   std::string file = ValidConfigText("errors_base");
   EXPECT_TRUE(file.ends_with(base)) << file;
-  LoadResult r = LoadFromString(base, "t.toml");
-  EXPECT_TRUE(r.ok()) << r.error->ToString();
+  base::StatusOr<Config> r = LoadFromString(base, "t.toml");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
 }
 
 TEST(ErrorsTest, TomlSyntax) {
@@ -566,6 +567,25 @@ TEST(ErrorsTest, AlertRuleConstraintsAlertingShares) {
       {rule("m", "description = \"" + std::string(4097, 'd') + "\"\n"),
        "t.toml:8:15: [[alerting.rules]].description: description is longer than 4096 characters"},
   });
+}
+
+// The status carries the key at fault as messages name it, "" when the error is not at
+// one key; the code is kInvalidArgument for every mistake in the text.
+TEST(ErrorsTest, FieldNamesTheKey) {
+  EXPECT_EQ(LoadFromString(P("[admin]\nmax_body_bytes = 1\n"), "t.toml").status(),
+            base::InvalidArgumentError(
+                "t.toml:4:18: [admin].max_body_bytes: 1 is out of range (1024..1073741824)",
+                "[admin].max_body_bytes"));
+  EXPECT_EQ(LoadFromString(P("[sysprobe]\ndisk_paths = [\"/\", \"x\"]\n"), "t.toml").status(),
+            base::InvalidArgumentError(
+                "t.toml:4:20: [sysprobe].disk_paths: \"x\" is not an absolute path",
+                "[sysprobe].disk_paths"));
+  EXPECT_EQ(
+      LoadFromString(P("[[alerting.rules]]\nid = \"r\"\nmetric = \"x{a}\"\n"), "t.toml").status(),
+      base::InvalidArgumentError("t.toml:5:14: [[alerting.rules]].metric: invalid selector "
+                                 "\"x{a}\": expected '=' after label name \"a\"",
+                                 "[[alerting.rules]].metric"));
+  EXPECT_EQ(LoadFromString("[[bad", "t.toml").status().field(), "");
 }
 
 TEST(ErrorsTest, ListsAreBounded) {

@@ -46,9 +46,10 @@ void ApplyAuthTokenEnv(AdminConfig* out) {
   std::string token = env;
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
   if (token.empty() || !IsVisibleAscii(token)) {
-    Fail(toml::source_position{}, std::string(kAuthTokenEnv) +
-                                      ": must be printable ASCII without spaces (it is sent as "
-                                      "a header)");
+    Fail(toml::source_position{},
+         std::string(kAuthTokenEnv) +
+             ": must be printable ASCII without spaces (it is sent as a header)",
+         kAuthTokenEnv);
   }
   out->auth_token = std::move(token);
 }
@@ -88,9 +89,11 @@ void LoadAdmin(const toml::table* table, AdminConfig* out) {
   // Anyone who can reach a non-loopback admin port could post experiments and delete
   // alert rules; that must be a decision written in the config, not a default.
   if (!out->address.IsLoopback() && out->auth_token.empty() && !out->allow_unauthenticated_writes) {
-    Fail(*r.Find("address"), "[admin].address " + out->address.ToString() +
-                                 " is not loopback and [admin].auth_token is empty: set a token, "
-                                 "or allow_unauthenticated_writes = true");
+    Fail(*r.Find("address"),
+         "[admin].address " + out->address.ToString() +
+             " is not loopback and [admin].auth_token is empty: set a token, "
+             "or allow_unauthenticated_writes = true",
+         r.Field("address"));
   }
 }
 
@@ -152,11 +155,13 @@ void LoadHealthCheck(const toml::table* table, HealthCheckConfig* out) {
     if (!statuses->is_array()) r.FailAt("expected_statuses", "expected an array of integers");
     out->expected_statuses.clear();
     for (const toml::node& element : *statuses->as_array()) {
-      std::string field = r.Field("expected_statuses");
-      if (!element.is_integer()) Fail(element, field + ": expected an array of integers");
+      if (!element.is_integer()) {
+        r.FailIn(element, "expected_statuses", "expected an array of integers");
+      }
       int64_t code = element.as_integer()->get();
       if (code < 100 || code > 599) {
-        Fail(element, field + ": " + std::to_string(code) + " is out of range (100..599)");
+        r.FailIn(element, "expected_statuses",
+                 std::to_string(code) + " is out of range (100..599)");
       }
       out->expected_statuses.push_back(static_cast<uint16_t>(code));
     }
@@ -177,21 +182,24 @@ void LoadUpstreams(const TableReader& root, std::vector<UpstreamConfig>* out) {
     for (const TableReader::Element& e : r.StringElements("endpoints")) {
       std::optional<Address> address = ParseAddress(e.value, /*allow_port_zero=*/false);
       if (!address) {
-        Fail(*e.node, r.Field("endpoints") + ": invalid address " + Quote(e.value) +
-                          " (expected host:port, IPv6 in brackets, port 1..65535)");
+        r.FailIn(*e.node, "endpoints",
+                 "invalid address " + Quote(e.value) +
+                     " (expected host:port, IPv6 in brackets, port 1..65535)");
       }
       if (!seen.insert(address->ToString()).second) {
         Fail(*e.node,
-             "duplicate endpoint " + address->ToString() + " in upstream " + Quote(upstream.name));
+             "duplicate endpoint " + address->ToString() + " in upstream " + Quote(upstream.name),
+             r.Field("endpoints"));
       }
       if (upstream.endpoints.size() == kMaxEndpoints) {
-        Fail(*e.node, r.Field("endpoints") + ": too many entries (at most " +
-                          std::to_string(kMaxEndpoints) + ")");
+        r.FailIn(*e.node, "endpoints",
+                 "too many entries (at most " + std::to_string(kMaxEndpoints) + ")");
       }
       upstream.endpoints.push_back(*address);
     }
     if (upstream.endpoints.empty()) {
-      Fail(*r.Find("endpoints"), "upstream " + Quote(upstream.name) + " has no endpoints");
+      Fail(*r.Find("endpoints"), "upstream " + Quote(upstream.name) + " has no endpoints",
+           r.Field("endpoints"));
     }
     r.ReadDuration("connect_timeout", &upstream.connect_timeout, kPositive);
     r.ReadDuration("request_timeout", &upstream.request_timeout, kPositive);
@@ -234,17 +242,21 @@ void LoadListeners(const TableReader& root, const Config& config,
       std::string key = listener.address.ToString();
       std::string prefix = "listener " + Quote(listener.name) + " address " + key;
       if (config.admin.address.ToString() == key) {
-        Fail(*r.Find("address"), prefix + " is already used by [admin].address");
+        Fail(*r.Find("address"), prefix + " is already used by [admin].address",
+             r.Field("address"));
       }
       auto [it, inserted] = address_owner.emplace(key, listener.name);
       if (!inserted) {
-        Fail(*r.Find("address"), prefix + " is already used by listener " + Quote(it->second));
+        Fail(*r.Find("address"), prefix + " is already used by listener " + Quote(it->second),
+             r.Field("address"));
       }
     }
     listener.upstream = r.RequireString("upstream");
     if (config.UpstreamIndex(listener.upstream) < 0) {
-      Fail(*r.Find("upstream"), "listener " + Quote(listener.name) + " names upstream " +
-                                    Quote(listener.upstream) + ", which is not defined");
+      Fail(*r.Find("upstream"),
+           "listener " + Quote(listener.name) + " names upstream " + Quote(listener.upstream) +
+               ", which is not defined",
+           r.Field("upstream"));
     }
     out->push_back(std::move(listener));
   }
@@ -276,12 +288,12 @@ void LoadSysprobe(const toml::table* table, SysprobeConfig* out) {
   out->disk_paths.clear();
   for (const TableReader::Element& e : r.StringElements("disk_paths")) {
     if (e.value.empty() || e.value[0] != '/') {
-      Fail(*e.node, r.Field("disk_paths") + ": " + Quote(e.value) + " is not an absolute path");
+      r.FailIn(*e.node, "disk_paths", Quote(e.value) + " is not an absolute path");
     }
     // One series per path: a path twice would export two samples with one label set.
     if (std::find(out->disk_paths.begin(), out->disk_paths.end(), e.value) !=
         out->disk_paths.end()) {
-      Fail(*e.node, r.Field("disk_paths") + ": " + Quote(e.value) + " is listed twice");
+      r.FailIn(*e.node, "disk_paths", Quote(e.value) + " is listed twice");
     }
     out->disk_paths.push_back(e.value);
   }

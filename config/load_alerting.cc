@@ -43,13 +43,14 @@ toml::source_position SelectorErrorPosition(const toml::node& node, std::string_
 
 void LoadSelector(const TableReader& r, AlertRuleConfig* rule) {
   std::string text = r.RequireString("metric");
-  SelectorResult parsed = ParseMetricSelector(text);
-  if (!parsed.selector) {
-    Fail(SelectorErrorPosition(*r.Find("metric"), text, parsed.error_offset),
-         r.Field("metric") + ": invalid selector " + Quote(text) + ": " + parsed.error);
+  size_t error_offset = 0;
+  base::StatusOr<MetricSelector> parsed = ParseMetricSelector(text, &error_offset);
+  if (!parsed.ok()) {
+    r.FailIn(SelectorErrorPosition(*r.Find("metric"), text, error_offset), "metric",
+             "invalid selector " + Quote(text) + ": " + parsed.status().message());
   }
-  rule->metric = std::move(parsed.selector->metric);
-  rule->match_labels = std::move(parsed.selector->match_labels);
+  rule->metric = std::move(parsed->metric);
+  rule->match_labels = std::move(parsed->match_labels);
 }
 
 void LoadRule(const toml::table& table, UniqueNames* ids, AlertRuleConfig* rule) {
@@ -100,8 +101,8 @@ void LoadRule(const toml::table& table, UniqueNames* ids, AlertRuleConfig* rule)
   if (const toml::table* labels = r.SubTable("labels")) {
     for (auto&& [key, value] : *labels) {
       if (!IsValidLabelName(key.str())) {
-        Fail(key.source().begin, r.Field("labels") + ": " + Quote(key.str()) +
-                                     " is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)");
+        r.FailIn(key.source().begin, "labels",
+                 Quote(key.str()) + " is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)");
       }
     }
   }
@@ -109,8 +110,8 @@ void LoadRule(const toml::table& table, UniqueNames* ids, AlertRuleConfig* rule)
 
   // What the checks above leave to the rule constraints alerting applies too (an unknown
   // dotted metric, reserved labels, lengths): the same function, at the same key.
-  if (std::optional<RuleProblem> problem = CheckAlertRule(*rule)) {
-    r.FailAt(problem->field, problem->message);
+  if (base::Status problem = CheckAlertRule(*rule); !problem.ok()) {
+    r.FailAt(problem.field(), problem.message());
   }
 }
 
@@ -237,9 +238,10 @@ void LoadNotifiers(const TableReader& alerting, std::string_view key, std::vecto
          "basic_auth_password_file", "bearer_token", "bearer_token_file"});
     T notifier;
     notifier.url = r.RequireString("url");
-    std::string why;
-    std::optional<HttpUrl> url = ParseHttpUrl(notifier.url, &why);
-    if (!url) r.FailAt("url", "invalid URL " + Quote(notifier.url) + ": " + why);
+    base::StatusOr<HttpUrl> url = ParseHttpUrl(notifier.url);
+    if (!url.ok()) {
+      r.FailAt("url", "invalid URL " + Quote(notifier.url) + ": " + url.status().message());
+    }
     r.ReadDuration("timeout", &notifier.timeout, Duration(1));
     LoadHttpClient(r, url->tls, &notifier.http);
     out->push_back(std::move(notifier));

@@ -14,17 +14,17 @@ namespace speedmon::config {
 namespace {
 
 Config MustLoad(const std::string& text) {
-  LoadResult r = LoadFromString(text, "t.toml");
-  if (!r.ok()) ADD_FAILURE() << r.error->ToString();
-  return r.ok() ? *r.config : Config{};
+  base::StatusOr<Config> r = LoadFromString(text, "t.toml");
+  if (!r.ok()) ADD_FAILURE() << r.status().ToString();
+  return r.ok() ? *r : Config{};
 }
 
 TEST(ValidConfigsTest, EveryFileLoads) {
   std::vector<std::string> names = ValidConfigNames();
   EXPECT_GE(names.size(), 13u);
   for (const std::string& name : names) {
-    LoadResult r = LoadFromString(ValidConfigText(name), name + ".toml");
-    EXPECT_TRUE(r.ok()) << name << ": " << r.error->ToString();
+    base::StatusOr<Config> r = LoadFromString(ValidConfigText(name), name + ".toml");
+    EXPECT_TRUE(r.ok()) << name << ": " << r.status().ToString();
   }
 }
 

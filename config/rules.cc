@@ -1,5 +1,5 @@
-// The alert-rule constraints of config.h (CheckAlertRule) and the seed metric table they
-// use. Pure functions; any thread (the admin API checks rules added at run time).
+// The alert-rule constraints of config.h (CheckAlertRule) and the dotted metric table
+// they use. Pure functions; any thread (the admin API checks rules added at run time).
 #include <cmath>
 #include <string>
 
@@ -12,6 +12,10 @@ constexpr size_t kMaxIdChars = 128;
 constexpr size_t kMaxNameChars = 256;
 constexpr size_t kMaxTextChars = 4096;
 constexpr size_t kMaxLabels = 32;
+
+base::Status Invalid(std::string field, std::string message) {
+  return base::InvalidArgumentError(std::move(message), std::move(field));
+}
 
 bool IsValidId(const std::string& id) {
   if (id.empty() || id.size() > kMaxIdChars) return false;
@@ -28,35 +32,35 @@ bool IsReservedLabel(const std::string& name) {
   return name == "alertname" || name == "severity" || name == "rule_id";
 }
 
-std::optional<RuleProblem> CheckLabels(const std::map<std::string, std::string>& labels) {
-  if (labels.size() > kMaxLabels) return RuleProblem{"labels", "at most 32 labels"};
+base::Status CheckLabels(const std::map<std::string, std::string>& labels) {
+  if (labels.size() > kMaxLabels) return Invalid("labels", "at most 32 labels");
   for (const auto& [k, v] : labels) {
-    if (!IsValidLabelName(k)) return RuleProblem{"labels", "invalid label name \"" + k + "\""};
+    if (!IsValidLabelName(k)) return Invalid("labels", "invalid label name \"" + k + "\"");
     if (IsReservedLabel(k)) {
-      return RuleProblem{"labels", "label \"" + k + "\" is set by the rule itself"};
+      return Invalid("labels", "label \"" + k + "\" is set by the rule itself");
     }
-    if (v.size() > kMaxTextChars) return RuleProblem{"labels", "label \"" + k + "\" is too long"};
+    if (v.size() > kMaxTextChars) return Invalid("labels", "label \"" + k + "\" is too long");
   }
-  return std::nullopt;
+  return base::OkStatus();
 }
 
-std::optional<RuleProblem> CheckAnnotations(const std::map<std::string, std::string>& annotations) {
-  if (annotations.size() > kMaxLabels) return RuleProblem{"annotations", "at most 32 annotations"};
+base::Status CheckAnnotations(const std::map<std::string, std::string>& annotations) {
+  if (annotations.size() > kMaxLabels) return Invalid("annotations", "at most 32 annotations");
   for (const auto& [k, v] : annotations) {
     if (!IsValidLabelName(k)) {
-      return RuleProblem{"annotations", "invalid annotation name \"" + k + "\""};
+      return Invalid("annotations", "invalid annotation name \"" + k + "\"");
     }
     if (v.size() > kMaxTextChars) {
-      return RuleProblem{"annotations", "annotation \"" + k + "\" is too long"};
+      return Invalid("annotations", "annotation \"" + k + "\" is too long");
     }
   }
-  return std::nullopt;
+  return base::OkStatus();
 }
 
 }  // namespace
 
-const std::vector<SeedMetric>& SeedMetrics() {
-  static const std::vector<SeedMetric> kTable = {
+const std::vector<DottedMetric>& DottedMetrics() {
+  static const std::vector<DottedMetric> kTable = {
       {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1},
       {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1},
       {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1},
@@ -69,36 +73,37 @@ const std::vector<SeedMetric>& SeedMetrics() {
   return kTable;
 }
 
-const SeedMetric* FindSeedMetric(std::string_view dotted) {
-  for (const auto& s : SeedMetrics()) {
+const DottedMetric* FindDottedMetric(std::string_view dotted) {
+  for (const auto& s : DottedMetrics()) {
     if (dotted == s.dotted) return &s;
   }
   return nullptr;
 }
 
-std::optional<RuleProblem> CheckAlertRule(const AlertRuleConfig& rule) {
+base::Status CheckAlertRule(const AlertRuleConfig& rule) {
   if (!IsValidId(rule.id)) {
-    return RuleProblem{"id", "id must be 1 to 128 characters of A-Z a-z 0-9 _ . -"};
+    return Invalid("id", "id must be 1 to 128 characters of A-Z a-z 0-9 _ . -");
   }
   if (rule.name.empty() || rule.name.size() > kMaxNameChars) {
-    return RuleProblem{"name", "name must be 1 to 256 characters"};
+    return Invalid("name", "name must be 1 to 256 characters");
   }
   if (rule.description.size() > kMaxTextChars) {
-    return RuleProblem{"description", "description is longer than 4096 characters"};
+    return Invalid("description", "description is longer than 4096 characters");
   }
-  if (rule.metric.find('.') != std::string::npos && FindSeedMetric(rule.metric) == nullptr) {
+  if (rule.metric.find('.') != std::string::npos && FindDottedMetric(rule.metric) == nullptr) {
     std::string known;
-    for (const auto& s : SeedMetrics()) known += std::string(known.empty() ? "" : ", ") + s.dotted;
-    return RuleProblem{"metric", "unknown dotted metric name \"" + rule.metric +
-                                     "\"; use an exported metric name or one of: " + known};
+    for (const auto& s : DottedMetrics())
+      known += std::string(known.empty() ? "" : ", ") + s.dotted;
+    return Invalid("metric", "unknown dotted metric name \"" + rule.metric +
+                                 "\"; use an exported metric name or one of: " + known);
   }
   if (!IsValidAggregation(rule.aggregation)) {
-    return RuleProblem{"aggregation", "aggregation must be one of max, min, sum, avg, count"};
+    return Invalid("aggregation", "aggregation must be one of max, min, sum, avg, count");
   }
   if (!std::isfinite(rule.threshold)) {
-    return RuleProblem{"threshold", "threshold must be a finite number"};
+    return Invalid("threshold", "threshold must be a finite number");
   }
-  if (auto problem = CheckLabels(rule.labels)) return problem;
+  if (base::Status problem = CheckLabels(rule.labels); !problem.ok()) return problem;
   return CheckAnnotations(rule.annotations);
 }
 

@@ -9,13 +9,13 @@
 
 namespace speedmon::config::internal {
 
-void Fail(const toml::source_position& where, std::string message) {
+void Fail(const toml::source_position& where, std::string message, std::string field) {
   throw LoadFailure{static_cast<int>(where.line), static_cast<int>(where.column),
-                    std::move(message)};
+                    std::move(message), std::move(field)};
 }
 
-void Fail(const toml::node& where, std::string message) {
-  Fail(where.source().begin, std::move(message));
+void Fail(const toml::node& where, std::string message, std::string field) {
+  Fail(where.source().begin, std::move(message), std::move(field));
 }
 
 std::string Quote(std::string_view text) {
@@ -59,7 +59,8 @@ TableReader::TableReader(const toml::table& table, std::string name,
   }
   if (first == nullptr) return;
   std::string where = name_.empty() ? "at the top level" : "in " + name_;
-  Fail(first->source().begin, "unknown key " + Quote(first->str()) + " " + where);
+  Fail(first->source().begin, "unknown key " + Quote(first->str()) + " " + where,
+       Field(first->str()));
 }
 
 const toml::node* TableReader::Find(std::string_view key) const { return table_.get(key); }
@@ -68,7 +69,7 @@ const toml::node& TableReader::Require(std::string_view key) const {
   const toml::node* node = Find(key);
   if (node == nullptr) {
     std::string where = name_.empty() ? "" : " in " + name_;
-    Fail(table_, "missing required key " + Quote(key) + where);
+    Fail(table_, "missing required key " + Quote(key) + where, Field(key));
   }
   return *node;
 }
@@ -79,7 +80,12 @@ std::string TableReader::Field(std::string_view key) const {
 
 void TableReader::FailAt(std::string_view key, const std::string& message) const {
   const toml::node* node = Find(key);
-  Fail(node != nullptr ? node->source().begin : table_.source().begin, Field(key) + ": " + message);
+  FailIn(node != nullptr ? node->source().begin : table_.source().begin, key, message);
+}
+
+void TableReader::FailIn(const toml::source_position& where, std::string_view key,
+                         const std::string& message) const {
+  Fail(where, Field(key) + ": " + message, Field(key));
 }
 
 const toml::node& TableReader::Typed(std::string_view key, bool ok, const char* expected) const {
@@ -192,7 +198,7 @@ std::vector<TableReader::Element> TableReader::StringElements(std::string_view k
   if (node == nullptr) return elements;
   Typed(key, node->is_array(), "an array of strings");
   for (const toml::node& element : *node->as_array()) {
-    if (!element.is_string()) Fail(element, Field(key) + ": expected an array of strings");
+    if (!element.is_string()) FailIn(element, key, "expected an array of strings");
     elements.push_back({element.as_string()->get(), &element});
   }
   return elements;
@@ -210,7 +216,10 @@ void TableReader::ReadStringTable(std::string_view key,
   if (table == nullptr) return;
   std::map<std::string, std::string> values;
   for (auto&& [k, v] : *table) {
-    if (!v.is_string()) Fail(v, Field(key) + "." + std::string(k.str()) + ": expected a string");
+    if (!v.is_string()) {
+      std::string field = Field(key) + "." + std::string(k.str());
+      Fail(v, field + ": expected a string", field);
+    }
     values.emplace(std::string(k.str()), v.as_string()->get());
   }
   *out = std::move(values);
@@ -230,9 +239,9 @@ std::vector<const toml::table*> TableReader::TableArray(std::string_view key,
   if (node == nullptr) return tables;
   Typed(key, node->is_array(), "an array of tables");
   for (const toml::node& element : *node->as_array()) {
-    if (!element.is_table()) Fail(element, Field(key) + ": expected an array of tables");
+    if (!element.is_table()) FailIn(element, key, "expected an array of tables");
     if (tables.size() == max_count) {
-      Fail(element, Field(key) + ": too many entries (at most " + std::to_string(max_count) + ")");
+      FailIn(element, key, "too many entries (at most " + std::to_string(max_count) + ")");
     }
     tables.push_back(element.as_table());
   }

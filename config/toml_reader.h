@@ -1,6 +1,6 @@
 // Internal to config/: typed reads from a toml++ table that fail with the key's place in
 // the source. Used only while loading (main thread); failures are thrown as LoadFailure
-// and turned into a ConfigError by LoadFromString, so nothing here escapes config/.
+// and turned into a base::Status by LoadFromString, so nothing here escapes config/.
 #pragma once
 
 #include <toml++/toml.h>
@@ -22,10 +22,13 @@ struct LoadFailure {
   int line = 0;
   int column = 0;
   std::string message;
+  std::string field;  // the key at fault as messages name it ("[admin].address"), or ""
 };
 
-[[noreturn]] void Fail(const toml::source_position& where, std::string message);
-[[noreturn]] void Fail(const toml::node& where, std::string message);
+// `field` as in LoadFailure.
+[[noreturn]] void Fail(const toml::source_position& where, std::string message,
+                       std::string field = "");
+[[noreturn]] void Fail(const toml::node& where, std::string message, std::string field = "");
 
 // `"text"` with quotes, backslashes and control bytes escaped, so a message about
 // garbage input stays one readable line.
@@ -88,8 +91,15 @@ class TableReader {
 
   // "[admin].address" (or "address" at the top level).
   std::string Field(std::string_view key) const;
-  // Fails at the key's value with "<Field(key)>: <message>".
+  // Fails at the key's value with "<Field(key)>: <message>", field Field(key).
   [[noreturn]] void FailAt(std::string_view key, const std::string& message) const;
+  // The same at `where`, a part of the key's value (an array element, a table key).
+  [[noreturn]] void FailIn(const toml::source_position& where, std::string_view key,
+                           const std::string& message) const;
+  [[noreturn]] void FailIn(const toml::node& where, std::string_view key,
+                           const std::string& message) const {
+    FailIn(where.source().begin, key, message);
+  }
 
  private:
   const toml::node& Typed(std::string_view key, bool ok, const char* expected) const;

@@ -116,10 +116,9 @@ std::string HttpUrl::ToString() const {
   return (tls ? "https://" : "http://") + address.ToString() + path;
 }
 
-std::optional<HttpUrl> ParseHttpUrl(std::string_view url, std::string* error) {
-  auto fail = [error](std::string message) -> std::optional<HttpUrl> {
-    if (error != nullptr) *error = std::move(message);
-    return std::nullopt;
+base::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
+  auto fail = [](std::string message) {
+    return base::InvalidArgumentError(std::move(message), "url");
   };
   HttpUrl parsed;
   std::string_view scheme;
@@ -293,14 +292,22 @@ class SelectorParser {
  public:
   explicit SelectorParser(std::string_view text) : text_(text) {}
 
-  SelectorResult Parse() {
+  // On failure *error_offset (when not null) is where it stopped.
+  base::StatusOr<MetricSelector> Parse(size_t* error_offset) {
+    base::StatusOr<MetricSelector> result = ParseSelector();
+    if (!result.ok() && error_offset != nullptr) *error_offset = pos_;
+    return result;
+  }
+
+ private:
+  base::StatusOr<MetricSelector> ParseSelector() {
     MetricSelector selector;
     size_t start = pos_;
     while (pos_ < text_.size() && IsNameChar(text_[pos_], pos_ == start)) ++pos_;
     if (pos_ == start) return Error("expected a metric name");
     selector.metric = std::string(text_.substr(start, pos_ - start));
     SkipSpaces();
-    if (pos_ == text_.size()) return Ok(std::move(selector));
+    if (pos_ == text_.size()) return selector;
     if (text_[pos_] != '{') return Error("expected '{' or the end after the metric name");
     ++pos_;
     while (true) {
@@ -337,10 +344,9 @@ class SelectorParser {
     ++pos_;  // the '}'
     SkipSpaces();
     if (pos_ != text_.size()) return Error("unexpected text after '}'");
-    return Ok(std::move(selector));
+    return selector;
   }
 
- private:
   static bool IsNameChar(char c, bool first) {
     return IsAlpha(c) || c == '_' || c == ':' || (!first && (IsDigit(c) || c == '.'));
   }
@@ -375,16 +381,8 @@ class SelectorParser {
     }
     return "unterminated value of label";
   }
-  SelectorResult Ok(MetricSelector selector) {
-    SelectorResult r;
-    r.selector = std::move(selector);
-    return r;
-  }
-  SelectorResult Error(std::string message) {
-    SelectorResult r;
-    r.error = std::move(message);
-    r.error_offset = pos_;
-    return r;
+  static base::Status Error(std::string message) {
+    return base::InvalidArgumentError(std::move(message), "metric");
   }
 
   std::string_view text_;
@@ -393,6 +391,8 @@ class SelectorParser {
 
 }  // namespace
 
-SelectorResult ParseMetricSelector(std::string_view text) { return SelectorParser(text).Parse(); }
+base::StatusOr<MetricSelector> ParseMetricSelector(std::string_view text, size_t* error_offset) {
+  return SelectorParser(text).Parse(error_offset);
+}
 
 }  // namespace speedmon::config

@@ -154,30 +154,30 @@ TEST(AddressTest, IsLoopback) {
 }
 
 TEST(ParseHttpUrlTest, Valid) {
-  std::optional<HttpUrl> u = ParseHttpUrl("http://127.0.0.1:9093");
-  ASSERT_TRUE(u.has_value());
+  base::StatusOr<HttpUrl> u = ParseHttpUrl("http://127.0.0.1:9093");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ(u->address.ToString(), "127.0.0.1:9093");
   EXPECT_EQ(u->path, "/");
   u = ParseHttpUrl("http://[::1]:9999/hook/a");
-  ASSERT_TRUE(u.has_value());
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ(u->address.host, "::1");
   EXPECT_EQ(u->address.ToString(), "[::1]:9999");
   EXPECT_EQ(u->path, "/hook/a");
   u = ParseHttpUrl("http://alertmanager:9093/prefix/");
-  ASSERT_TRUE(u.has_value());
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ(u->address.ToString(), "alertmanager:9093");
   EXPECT_EQ(u->path, "/prefix/");
   EXPECT_FALSE(u->tls);
   EXPECT_EQ(u->ToString(), "http://alertmanager:9093/prefix/");
   u = ParseHttpUrl("https://hooks.example.com:443/services/T0/B0");
-  ASSERT_TRUE(u.has_value());
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_TRUE(u->tls);
   EXPECT_EQ(u->address.host, "hooks.example.com");
   EXPECT_EQ(u->address.port, 443);
   EXPECT_EQ(u->path, "/services/T0/B0");
   EXPECT_EQ(u->ToString(), "https://hooks.example.com:443/services/T0/B0");
   u = ParseHttpUrl("https://[::1]:9093");
-  ASSERT_TRUE(u.has_value());
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_TRUE(u->tls);
   EXPECT_EQ(u->ToString(), "https://[::1]:9093/");
 }
@@ -218,14 +218,11 @@ TEST(ParseHttpUrlTest, InvalidSaysWhy) {
            {"http://[::1]x", kHostPort},
            {"http://127.0.0.1:9093/a b", "the path must be printable ASCII without spaces"},
        }) {
-    std::string error;
-    EXPECT_FALSE(ParseHttpUrl(c.url, &error).has_value()) << c.url;
-    EXPECT_EQ(error, c.error) << c.url;
-    EXPECT_FALSE(ParseHttpUrl(c.url).has_value()) << c.url;  // the error is optional
+    EXPECT_EQ(ParseHttpUrl(c.url).status(), base::InvalidArgumentError(c.error, "url")) << c.url;
   }
 }
 
-TEST(SeedMetricsTest, DottedNamesMapToExportedNamesWithScale) {
+TEST(DottedMetricsTest, DottedNamesMapToExportedNamesWithScale) {
   struct Case {
     const char* dotted;
     const char* exported;
@@ -241,16 +238,16 @@ TEST(SeedMetricsTest, DottedNamesMapToExportedNamesWithScale) {
        "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
       {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
   };
-  ASSERT_EQ(SeedMetrics().size(), 6u);
+  ASSERT_EQ(DottedMetrics().size(), 6u);
   for (const auto& c : cases) {
-    const SeedMetric* s = FindSeedMetric(c.dotted);
+    const DottedMetric* s = FindDottedMetric(c.dotted);
     ASSERT_NE(s, nullptr) << c.dotted;
     EXPECT_STREQ(s->exported, c.exported);
     EXPECT_EQ(s->scale, c.scale);
   }
-  EXPECT_EQ(FindSeedMetric("system.cpu"), nullptr);
-  EXPECT_EQ(FindSeedMetric("pokemon_speedrun_system_cpu_percent"), nullptr);
-  EXPECT_EQ(FindSeedMetric(""), nullptr);
+  EXPECT_EQ(FindDottedMetric("system.cpu"), nullptr);
+  EXPECT_EQ(FindDottedMetric("pokemon_speedrun_system_cpu_percent"), nullptr);
+  EXPECT_EQ(FindDottedMetric(""), nullptr);
 }
 
 TEST(EnumNamesTest, RoundTrip) {
@@ -311,10 +308,10 @@ TEST(ParseMetricSelectorTest, Valid) {
       {"x{a=\"{},=\"}", "x", {{"a", "{},="}}},
   };
   for (const auto& c : kCases) {
-    SelectorResult r = ParseMetricSelector(c.text);
-    ASSERT_TRUE(r.selector.has_value()) << c.text << ": " << r.error;
-    EXPECT_EQ(r.selector->metric, c.metric);
-    EXPECT_EQ(r.selector->match_labels, c.labels) << c.text;
+    base::StatusOr<MetricSelector> r = ParseMetricSelector(c.text);
+    ASSERT_TRUE(r.ok()) << c.text << ": " << r.status().ToString();
+    EXPECT_EQ(r->metric, c.metric);
+    EXPECT_EQ(r->match_labels, c.labels) << c.text;
   }
 }
 
@@ -346,16 +343,13 @@ TEST(ParseMetricSelectorTest, Invalid) {
       {"x{,}", "expected a label name", 2},
   };
   for (const auto& c : kCases) {
-    SelectorResult r = ParseMetricSelector(c.text);
-    EXPECT_FALSE(r.selector.has_value()) << c.text;
-    EXPECT_EQ(r.error, c.error) << c.text;
-    EXPECT_EQ(r.error_offset, c.offset) << c.text;
+    size_t offset = 1000;
+    EXPECT_EQ(ParseMetricSelector(c.text, &offset).status(),
+              base::InvalidArgumentError(c.error, "metric"))
+        << c.text;
+    EXPECT_EQ(offset, c.offset) << c.text;
+    EXPECT_FALSE(ParseMetricSelector(c.text).ok()) << c.text;  // the offset is optional
   }
-}
-
-TEST(ConfigErrorTest, ToString) {
-  EXPECT_EQ((ConfigError{"a.toml", 3, 7, "boom"}).ToString(), "a.toml:3:7: boom");
-  EXPECT_EQ((ConfigError{"a.toml", 0, 0, "no listeners"}).ToString(), "a.toml: no listeners");
 }
 
 }  // namespace

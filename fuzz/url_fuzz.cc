@@ -11,10 +11,9 @@
 namespace {
 
 void CheckHttpUrl(std::string_view in) {
-  std::string error;
-  std::optional<speedmon::config::HttpUrl> url = speedmon::config::ParseHttpUrl(in, &error);
-  if (!url) {
-    if (error.empty()) std::abort();
+  speedmon::base::StatusOr<speedmon::config::HttpUrl> url = speedmon::config::ParseHttpUrl(in);
+  if (!url.ok()) {
+    if (url.status().message().empty() || url.status().field() != "url") std::abort();
     return;
   }
   if (url->tls != in.starts_with("https://")) std::abort();
@@ -22,8 +21,9 @@ void CheckHttpUrl(std::string_view in) {
   for (char c : url->path) {
     if (c < 0x21 || c > 0x7e) std::abort();  // it goes on a request line as is
   }
-  std::optional<speedmon::config::HttpUrl> again = speedmon::config::ParseHttpUrl(url->ToString());
-  if (!again || again->tls != url->tls || again->address.host != url->address.host ||
+  speedmon::base::StatusOr<speedmon::config::HttpUrl> again =
+      speedmon::config::ParseHttpUrl(url->ToString());
+  if (!again.ok() || again->tls != url->tls || again->address.host != url->address.host ||
       again->address.port != url->address.port || again->path != url->path) {
     std::abort();
   }

@@ -89,7 +89,7 @@ EXPORTED = {
 PROMETHEUS_SERIES = {"up", "ALERTS"}
 
 ALERTS = {
-    # name: (severity, expr threshold fragment, for)  -- the seed's six, then ours
+    # name: (severity, expr threshold fragment, for)  -- the six default rules, then the rest
     "SpeedrunScriptCompilationSlow": ("warning", "* 1000 > 150", "5m"),
     "SpeedrunCheckpointLoadingSlow": ("warning", "* 1000 > 750", "5m"),
     "SpeedrunHighCPUUsage": ("critical", "> 85", "2m"),

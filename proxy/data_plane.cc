@@ -29,18 +29,17 @@ DataPlane::DataPlane(const config::Config& config, std::unique_ptr<Topology> top
 base::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
     const config::Config& config, uv_loop_s* loop, prometheus::Registry& registry,
     std::function<void()> on_health_change) {
-  std::string error;
-  std::unique_ptr<Topology> topology = Topology::Build(config, &error);
-  if (!topology) return base::UnavailableError(error);
-  std::unique_ptr<DataPlane> dp(new DataPlane(config, std::move(topology)));
+  base::StatusOr<std::unique_ptr<Topology>> topology = Topology::Build(config);
+  if (!topology.ok()) return topology.status();
+  std::unique_ptr<DataPlane> dp(new DataPlane(config, std::move(topology).value()));
   const int n = std::max(1, config.proxy.workers);
   // Every listener is bound n times: fds[listener][worker].
   std::vector<std::vector<int>> fds(config.listeners.size());
   for (size_t l = 0; l < config.listeners.size(); ++l) {
-    error = BindReusePort(config.listeners[l].address, n, kBacklog, &fds[l]);
-    if (!error.empty()) {
+    base::Status bound = BindReusePort(config.listeners[l].address, n, kBacklog, &fds[l]);
+    if (!bound.ok()) {
       CloseAll(fds);
-      return base::UnavailableError("listener " + config.listeners[l].name + ": " + error);
+      return bound.WithContext("listener " + config.listeners[l].name);
     }
   }
   std::vector<const metrics::WorkerStats*> shards;

@@ -1,8 +1,8 @@
 // Active health checks of every upstream endpoint, on the main loop: GET `path` every
 // `interval`, healthy after `healthy_threshold` passes in a row, unhealthy after
 // `unhealthy_threshold` failures in a row. The verdict is published to the workers
-// through EndpointState::healthy (an atomic they read without locks) and exported as the
-// seed's process metrics.
+// through EndpointState::healthy (an atomic they read without locks) and exported as
+// pokemon_speedrun_upstream_healthy, _healthy_processes, _total_processes and the rest.
 //
 // Threads: main loop only.
 #pragma once

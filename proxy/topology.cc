@@ -7,8 +7,7 @@
 
 namespace speedmon::proxy {
 
-bool Resolve(const config::Address& address, sockaddr_storage* out, socklen_t* len,
-             std::string* error) {
+base::StatusOr<SocketAddress> Resolve(const config::Address& address) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -17,16 +16,16 @@ bool Resolve(const config::Address& address, sockaddr_storage* out, socklen_t* l
   std::string port = std::to_string(address.port);
   int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0 || res == nullptr) {
-    *error = "cannot resolve " + address.ToString() + ": " + gai_strerror(rc);
-    return false;
+    return base::UnavailableError("cannot resolve " + address.ToString() + ": " + gai_strerror(rc));
   }
-  std::memcpy(out, res->ai_addr, res->ai_addrlen);
-  *len = res->ai_addrlen;
+  SocketAddress out;
+  std::memcpy(&out.addr, res->ai_addr, res->ai_addrlen);
+  out.len = res->ai_addrlen;
   freeaddrinfo(res);
-  return true;
+  return out;
 }
 
-std::unique_ptr<Topology> Topology::Build(const config::Config& config, std::string* error) {
+base::StatusOr<std::unique_ptr<Topology>> Topology::Build(const config::Config& config) {
   auto t = std::make_unique<Topology>();
   t->upstreams_.reserve(config.upstreams.size());
   for (const auto& uc : config.upstreams) {
@@ -36,7 +35,10 @@ std::unique_ptr<Topology> Topology::Build(const config::Config& config, std::str
     for (const auto& addr : uc.endpoints) {
       auto ep = std::make_unique<EndpointState>();
       ep->label = addr.ToString();
-      if (!Resolve(addr, &ep->addr, &ep->addr_len, error)) return nullptr;
+      base::StatusOr<SocketAddress> resolved = Resolve(addr);
+      if (!resolved.ok()) return resolved.status();
+      ep->addr = resolved->addr;
+      ep->addr_len = resolved->len;
       labels.push_back(ep->label);
       us.endpoints.push_back(std::move(ep));
     }
@@ -51,8 +53,8 @@ std::unique_ptr<Topology> Topology::Build(const config::Config& config, std::str
   for (const auto& l : config.listeners) {
     int idx = config.UpstreamIndex(l.upstream);
     if (idx < 0) {
-      *error = "listener " + l.name + " names unknown upstream " + l.upstream;
-      return nullptr;
+      return base::InvalidArgumentError("listener " + l.name + " names unknown upstream " +
+                                        l.upstream);
     }
     t->listener_upstream_.push_back(idx);
   }

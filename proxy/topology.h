@@ -13,10 +13,17 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "config/config.h"
 #include "metrics/request_stats.h"
 
 namespace speedmon::proxy {
+
+// A resolved socket address, ready for bind() or connect().
+struct SocketAddress {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
 
 struct EndpointState {
   std::string label;  // "host:port" as configured; the `endpoint` label value
@@ -32,9 +39,10 @@ struct UpstreamState {
 
 class Topology {
  public:
-  // Resolves every endpoint address (blocking getaddrinfo; at start only). On failure
-  // returns null and sets *error.
-  static std::unique_ptr<Topology> Build(const config::Config& config, std::string* error);
+  // Resolves every endpoint address (blocking getaddrinfo; at start only). Fails with
+  // Resolve's kUnavailable, or kInvalidArgument for a listener naming an upstream the
+  // config does not define (config::Load refuses such a config).
+  static base::StatusOr<std::unique_ptr<Topology>> Build(const config::Config& config);
 
   const std::vector<UpstreamState>& upstreams() const { return upstreams_; }
   UpstreamState& upstream(int i) { return upstreams_[i]; }
@@ -56,8 +64,8 @@ class Topology {
   metrics::StatsLayout layout_;
 };
 
-// Resolves a config address to a socket address. false (and *error) on failure.
-bool Resolve(const config::Address& address, sockaddr_storage* out, socklen_t* len,
-             std::string* error);
+// Resolves a config address to a socket address (blocking getaddrinfo). kUnavailable
+// "cannot resolve host:port: <reason>" on failure.
+base::StatusOr<SocketAddress> Resolve(const config::Address& address);
 
 }  // namespace speedmon::proxy

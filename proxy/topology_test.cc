@@ -47,10 +47,9 @@ config::Config TwoUpstreams() {
 }
 
 std::unique_ptr<Topology> Build(const config::Config& c) {
-  std::string error;
-  auto t = Topology::Build(c, &error);
-  EXPECT_NE(t, nullptr) << error;
-  return t;
+  base::StatusOr<std::unique_ptr<Topology>> t = Topology::Build(c);
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return t.ok() ? std::move(t).value() : nullptr;
 }
 
 TEST(TopologyRouteTest, FirstPrefixInConfigOrderWinsOtherwiseOther) {
@@ -130,9 +129,8 @@ TEST(TopologyUpstreamTest, HealthyCountFollowsTheFlags) {
 TEST(TopologyUpstreamTest, UnknownUpstreamIsAnError) {
   config::Config c = TwoUpstreams();
   c.listeners.push_back(Listener("lost", 18083, "emu-z"));
-  std::string error;
-  EXPECT_EQ(Topology::Build(c, &error), nullptr);
-  EXPECT_EQ(error, "listener lost names unknown upstream emu-z");
+  EXPECT_EQ(Topology::Build(c).status(),
+            base::InvalidArgumentError("listener lost names unknown upstream emu-z"));
 }
 
 }  // namespace

@@ -64,19 +64,20 @@ int ClientConnectionBudget() {
 }
 }  // namespace
 
-std::string BindReusePort(const config::Address& address, int count, int backlog,
-                          std::vector<int>* fds) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  std::string error;
-  if (!Resolve(address, &ss, &len, &error)) return error;
+base::Status BindReusePort(const config::Address& address, int count, int backlog,
+                           std::vector<int>* fds) {
+  base::StatusOr<SocketAddress> resolved = Resolve(address);
+  if (!resolved.ok()) return resolved.status();
+  sockaddr_storage ss = resolved->addr;
+  socklen_t len = resolved->len;
   for (int i = 0; i < count; ++i) {
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, backlog) != 0) {
-      error = "cannot listen on " + address.ToString() + ": " + std::strerror(errno);
+      base::Status error = base::UnavailableError("cannot listen on " + address.ToString() + ": " +
+                                                  std::strerror(errno));
       if (fd >= 0) close(fd);
       for (int f : *fds) close(f);
       fds->clear();
@@ -88,7 +89,7 @@ std::string BindReusePort(const config::Address& address, int count, int backlog
     }
     fds->push_back(fd);
   }
-  return "";
+  return base::OkStatus();
 }
 
 WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metrics::WorkerStats* st,

@@ -50,8 +50,9 @@ class Worker {
 
 // Creates `count` sockets bound to `address` with SO_REUSEPORT (so every worker accepts
 // on its own queue), listening with `backlog`. With port 0 the first bind picks the port
-// and the rest share it. On failure closes what it opened and returns an error message.
-std::string BindReusePort(const config::Address& address, int count, int backlog,
-                          std::vector<int>* fds);
+// and the rest share it. On failure closes what it opened and returns kUnavailable
+// ("cannot listen on host:port: Address already in use", or Resolve's error).
+base::Status BindReusePort(const config::Address& address, int count, int backlog,
+                           std::vector<int>* fds);
 
 }  // namespace speedmon::proxy

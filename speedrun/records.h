@@ -1,4 +1,4 @@
-// The records the agent's runner posts (the seed's ExperimentResult and PatternDiscovery),
+// The records the agent's runner posts (its ExperimentResult and PatternDiscovery),
 // their validation from JSON, and their JSON form for GET answers.
 //
 // Pure functions; the admin (main) thread validates, the store's writer thread reads the
@@ -7,7 +7,7 @@
 // Validation rules (README.md, "Post an experiment"), checked field by field in the order below;
 // the first bad field is reported as InvalidArgumentError(message, "<prefix>field"):
 //   - Fields this version does not know are ignored, so a runner that sends more (a newer
-//     seed, a dataclass' asdict()) is not refused. A misspelt optional field is therefore
+//     runner, a dataclass' asdict()) is not refused. A misspelt optional field is therefore
 //     silently absent; misspelt required fields are still caught.
 //   - JSON null counts as absent (Python's None for Optional fields); for a required
 //     field it is "is required".

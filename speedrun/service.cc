@@ -22,7 +22,7 @@ double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// The seed's dotted names and the exported gauge names Value() answers.
+// The dotted names and the exported gauge names Value() answers.
 enum class ValueKind {
   kSuccessRate,
   kCompileMs,
@@ -51,22 +51,22 @@ constexpr ValueName kValueNames[] = {
 };
 
 // Inserts records in order and keeps only the newly inserted ones in *records (the
-// others are duplicates). False when the store failed; the batch is then rolled back.
+// others are duplicates). The store's error when it failed; the batch is then rolled back.
 template <typename Record, typename InsertFn>
-bool InsertNew(std::vector<Record>* records, uint64_t* duplicates, InsertFn insert) {
+base::Status InsertNew(std::vector<Record>* records, uint64_t* duplicates, InsertFn insert) {
   std::vector<Record> inserted;
   inserted.reserve(records->size());
   for (Record& r : *records) {
-    Store::Insert result = insert(r);
-    if (result == Store::Insert::kFailed) return false;
-    if (result == Store::Insert::kInserted) {
+    base::StatusOr<Store::Insert> result = insert(r);
+    if (!result.ok()) return result.status();
+    if (*result == Store::Insert::kInserted) {
       inserted.push_back(std::move(r));
     } else {
       ++*duplicates;
     }
   }
   *records = std::move(inserted);
-  return true;
+  return base::OkStatus();
 }
 
 }  // namespace
@@ -258,20 +258,20 @@ const std::string& Service::FoldStrategy(const std::string& strategy) {
 void Service::CommitBatch(std::vector<Write>* batch) {
   Totals delta;
   std::set<std::string> labels_before = strategy_labels_;
-  bool ok = store_.Begin();
+  base::Status stored = store_.Begin();
   for (Write& w : *batch) {
-    if (!ok) break;
+    if (!stored.ok()) break;
     if (w.kind == Write::Kind::kReuse) {
-      int64_t count = 0;
-      Store::Reuse r = store_.AddReuse(w.pattern_id, &count);
-      ok = r != Store::Reuse::kFailed;
-      if (r == Store::Reuse::kCounted) {
+      base::StatusOr<std::optional<int64_t>> count = store_.AddReuse(w.pattern_id);
+      if (!count.ok()) {
+        stored = count.status();
+      } else if (count->has_value()) {
         ++delta.reuses;
         WriteResult result;
         result.kind = WriteResult::Kind::kReuse;
         result.experiment = false;
         result.id = w.pattern_id;
-        result.reuse_count = count;
+        result.reuse_count = **count;
         w.result = std::move(result);
       } else {
         w.result = base::NotFoundError("unknown pattern", "pattern_id");
@@ -283,12 +283,12 @@ void Service::CommitBatch(std::vector<Write>* batch) {
     if (w.single) single_id = experiments ? w.experiments[0].id : w.patterns[0].id;
     uint64_t duplicates = 0;
     if (experiments) {
-      ok = InsertNew(&w.experiments, &duplicates,
-                     [&](const Experiment& e) { return store_.InsertExperiment(e); });
+      stored = InsertNew(&w.experiments, &duplicates,
+                         [&](const Experiment& e) { return store_.InsertExperiment(e); });
       for (const Experiment& e : w.experiments) delta.AddExperiment(e, FoldStrategy(e.ai_strategy));
     } else {
-      ok = InsertNew(&w.patterns, &duplicates,
-                     [&](const Pattern& p) { return store_.InsertPattern(p); });
+      stored = InsertNew(&w.patterns, &duplicates,
+                         [&](const Pattern& p) { return store_.InsertPattern(p); });
       for (const Pattern& p : w.patterns) delta.AddPattern(p);
     }
     uint64_t accepted = experiments ? w.experiments.size() : w.patterns.size();
@@ -304,19 +304,19 @@ void Service::CommitBatch(std::vector<Write>* batch) {
     }
     w.result = std::move(result);
   }
-  if (ok) {
+  if (stored.ok()) stored = store_.AddTotals(delta.ToRows());
+  if (stored.ok()) {
     uint64_t recent = std::max<uint64_t>(speedrun_.window_experiments, limits_.recent_experiments);
     uint64_t retention = speedrun_.retention_rows;
-    ok = store_.AddTotals(delta.ToRows()) &&
-         store_.Trim(retention ? std::max(retention, recent) : 0,
-                     retention ? std::max<uint64_t>(retention, speedrun_.window_patterns) : 0) &&
-         store_.Commit();
+    stored = store_.Trim(retention ? std::max(retention, recent) : 0,
+                         retention ? std::max<uint64_t>(retention, speedrun_.window_patterns) : 0);
   }
-  if (!ok) {
+  if (stored.ok()) stored = store_.Commit();
+  if (!stored.ok()) {
+    // Every write of the batch gets the store's kUnavailable with SQLite's message.
     store_.Rollback();
     strategy_labels_ = std::move(labels_before);
-    base::Status failed = base::UnavailableError(store_.error());
-    for (Write& w : *batch) w.done(failed);
+    for (Write& w : *batch) w.done(stored);
     return;
   }
   ApplyCommitted(batch, delta);

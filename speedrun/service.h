@@ -134,8 +134,8 @@ class Service {
   nlohmann::json GetSla() const;
 
   // The current value of a number alert rules read, NaN when there is no data or the
-  // name is unknown. Names: see ValueNames() (the seed's dotted speedrun.* names, which
-  // are in the seed's units, and the exported gauge names, in theirs).
+  // name is unknown. Names: see ValueNames() (the dotted speedrun.* names, in their units:
+  // percent and ms, and the exported gauge names, in theirs: seconds).
   double Value(std::string_view name) const;
   static const std::vector<std::string>& ValueNames();
 

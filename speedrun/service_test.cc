@@ -113,7 +113,7 @@ TEST_F(ServiceTest, GarbageIsAnsweredAtOnceAndChangesNothing) {
   ServiceLimits limits;
   limits.max_body_bytes = 12 * 1024 * 1024;  // so the 10 MB cases reach the parser
   auto s = Make({}, limits);
-  ASSERT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("seed")).status, 201);
+  ASSERT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("first")).status, 201);
   std::string batch = "[";
   for (int i = 0; i < 5; ++i) {
     batch += (i ? "," : "") + Experiment("b" + std::to_string(i), i == 3 ? "done" : "success");

@@ -122,53 +122,51 @@ struct Store::Statements {
 Store::Store() = default;
 Store::~Store() { Close(); }
 
-bool Store::Fail(const char* what) {
-  error_ = std::string("speedrun store ") + (path_.empty() ? ":memory:" : path_) + ": " + what +
-           ": " + (db_ ? sqlite3_errmsg(db_) : "out of memory");
-  return false;
+base::Status Store::Fail(const char* what) const {
+  return base::UnavailableError(std::string("speedrun store ") +
+                                (path_.empty() ? ":memory:" : path_) + ": " + what + ": " +
+                                (db_ ? sqlite3_errmsg(db_) : "out of memory"));
 }
 
-bool Store::Exec(const char* sql) {
+base::Status Store::Exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return Fail(sql);
-  return true;
+  return base::OkStatus();
 }
 
 base::Status Store::Open(const std::string& path) {
   Close();
   path_ = path;
-  error_.clear();
+  base::Status status = OpenDatabase(path);
+  if (!status.ok()) Close();
+  return status;
+}
+
+base::Status Store::OpenDatabase(const std::string& path) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.empty() ? ":memory:" : path.c_str(), &db_, flags, nullptr) !=
       SQLITE_OK) {
-    Fail("open");
-    Close();
-    return base::UnavailableError(error_);
+    return Fail("open");
   }
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_timeout(db_, 5000);
-  auto fail = [&]() -> base::Status {
-    std::string e = error_;
-    Close();
-    error_ = e;
-    return base::UnavailableError(e);
-  };
 
   // Reading the schema version is the first access: it tells a non-database file early.
   int version = 0;
   if (!ForEachRow(db_, "PRAGMA user_version",
                   [&](sqlite3_stmt* r) { version = sqlite3_column_int(r, 0); })) {
-    Fail("read schema version");
-    return fail();
+    return Fail("read schema version");
   }
   if (version > kSchemaVersion) {
-    error_ = "speedrun store " + path + ": schema version " + std::to_string(version) +
-             " is newer than this speedmon understands (" + std::to_string(kSchemaVersion) + ")";
-    return fail();
+    return base::UnavailableError(
+        "speedrun store " + path + ": schema version " + std::to_string(version) +
+        " is newer than this speedmon understands (" + std::to_string(kSchemaVersion) + ")");
   }
-  if (!path.empty() && !Exec("PRAGMA journal_mode=WAL")) return fail();
-  if (!Exec("PRAGMA synchronous=NORMAL") || !Exec(kSchema) ||
-      !Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str())) {
-    return fail();
+  if (!path.empty()) {
+    if (base::Status s = Exec("PRAGMA journal_mode=WAL"); !s.ok()) return s;
+  }
+  for (const std::string& sql : {std::string("PRAGMA synchronous=NORMAL"), std::string(kSchema),
+                                 "PRAGMA user_version=" + std::to_string(kSchemaVersion)}) {
+    if (base::Status s = Exec(sql.c_str()); !s.ok()) return s;
   }
 
   stmts_ = std::make_unique<Statements>();
@@ -196,8 +194,7 @@ base::Status Store::Open(const std::string& path) {
   for (const auto& p : prepare) {
     if (sqlite3_prepare_v3(db_, p.sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) !=
         SQLITE_OK) {
-      Fail("prepare");
-      return fail();
+      return Fail("prepare");
     }
     p.stmt->reset(raw);
   }
@@ -209,8 +206,7 @@ base::Status Store::Open(const std::string& path) {
           t->min_seq = sqlite3_column_int64(r, 0);
           t->max_seq = sqlite3_column_int64(r, 1);
         })) {
-      Fail("read row range");
-      return fail();
+      return Fail("read row range");
     }
   }
   return base::OkStatus();
@@ -227,8 +223,7 @@ base::Status Store::LoadTotals(Totals* out) {
   if (!ForEachRow(db_, "SELECT key, n, x FROM totals", [&](sqlite3_stmt* r) {
         out->AddRow(TotalRow{Text(r, 0), sqlite3_column_int64(r, 1), sqlite3_column_double(r, 2)});
       })) {
-    Fail("load totals");
-    return base::UnavailableError(error_);
+    return Fail("load totals");
   }
   return base::OkStatus();
 }
@@ -253,8 +248,7 @@ base::Status Store::LoadRecentExperiments(size_t n, std::vector<Experiment>* out
         e.error_message = OptText(r, 9);
         e.performance_score = OptDouble(r, 10);
       })) {
-    Fail("load experiments");
-    return base::UnavailableError(error_);
+    return Fail("load experiments");
   }
   std::reverse(out->begin(), out->end());
   return base::OkStatus();
@@ -277,23 +271,22 @@ base::Status Store::LoadRecentPatterns(size_t n, std::vector<Pattern>* out) {
         p.reuse_count = sqlite3_column_int64(r, 6);
         p.timestamp = sqlite3_column_double(r, 7);
       })) {
-    Fail("load patterns");
-    return base::UnavailableError(error_);
+    return Fail("load patterns");
   }
   std::reverse(out->begin(), out->end());
   return base::OkStatus();
 }
 
-bool Store::Begin() {
+base::Status Store::Begin() {
   experiments_at_begin_ = experiments_;
   patterns_at_begin_ = patterns_;
   Step step(stmts_->begin.get());
-  return step() == SQLITE_DONE || Fail("begin");
+  return step() == SQLITE_DONE ? base::OkStatus() : Fail("begin");
 }
 
-bool Store::Commit() {
+base::Status Store::Commit() {
   Step step(stmts_->commit.get());
-  return step() == SQLITE_DONE || Fail("commit");
+  return step() == SQLITE_DONE ? base::OkStatus() : Fail("commit");
 }
 
 void Store::Rollback() {
@@ -307,15 +300,15 @@ void Store::Rollback() {
   }
 }
 
-Store::Insert Store::FinishInsert(int rc, Table* t) {
-  if (rc != SQLITE_DONE) return Fail("insert"), Insert::kFailed;
+base::StatusOr<Store::Insert> Store::FinishInsert(int rc, Table* t) {
+  if (rc != SQLITE_DONE) return Fail("insert");
   if (sqlite3_changes(db_) == 0) return Insert::kDuplicate;
   t->max_seq = sqlite3_last_insert_rowid(db_);
   if (t->min_seq == 0) t->min_seq = t->max_seq;
   return Insert::kInserted;
 }
 
-Store::Insert Store::InsertExperiment(const Experiment& e) {
+base::StatusOr<Store::Insert> Store::InsertExperiment(const Experiment& e) {
   sqlite3_stmt* s = stmts_->insert_experiment.get();
   Step step(s);
   BindText(s, 1, e.id);
@@ -332,7 +325,7 @@ Store::Insert Store::InsertExperiment(const Experiment& e) {
   return FinishInsert(step(), &experiments_);
 }
 
-Store::Insert Store::InsertPattern(const Pattern& p) {
+base::StatusOr<Store::Insert> Store::InsertPattern(const Pattern& p) {
   sqlite3_stmt* s = stmts_->insert_pattern.get();
   Step step(s);
   BindText(s, 1, p.id);
@@ -346,22 +339,22 @@ Store::Insert Store::InsertPattern(const Pattern& p) {
   return FinishInsert(step(), &patterns_);
 }
 
-Store::Reuse Store::AddReuse(std::string_view pattern_id, int64_t* count) {
+base::StatusOr<std::optional<int64_t>> Store::AddReuse(std::string_view pattern_id) {
   sqlite3_stmt* s = stmts_->reuse.get();
   Step step(s);
   BindText(s, 1, pattern_id);
   int rc = step();
   if (rc == SQLITE_ROW) {
-    *count = sqlite3_column_int64(s, 0);
+    int64_t count = sqlite3_column_int64(s, 0);
     // RETURNING rows are produced before the update completes: finish it.
-    if (step() != SQLITE_DONE) return Fail("count reuse"), Reuse::kFailed;
-    return Reuse::kCounted;
+    if (step() != SQLITE_DONE) return Fail("count reuse");
+    return std::optional<int64_t>(count);
   }
-  if (rc == SQLITE_DONE) return Reuse::kUnknown;
-  return Fail("count reuse"), Reuse::kFailed;
+  if (rc == SQLITE_DONE) return std::optional<int64_t>();
+  return Fail("count reuse");
 }
 
-bool Store::AddTotals(const std::vector<TotalRow>& delta) {
+base::Status Store::AddTotals(const std::vector<TotalRow>& delta) {
   sqlite3_stmt* s = stmts_->add_total.get();
   for (const TotalRow& row : delta) {
     Step step(s);
@@ -370,23 +363,24 @@ bool Store::AddTotals(const std::vector<TotalRow>& delta) {
     sqlite3_bind_double(s, 3, row.x);
     if (step() != SQLITE_DONE) return Fail("add totals");
   }
-  return true;
+  return base::OkStatus();
 }
 
-bool Store::TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep) {
-  if (keep == 0 || t->min_seq == 0) return true;
+base::Status Store::TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep) {
+  if (keep == 0 || t->min_seq == 0) return base::OkStatus();
   int64_t first_kept = t->max_seq - static_cast<int64_t>(keep) + 1;
-  if (first_kept <= t->min_seq) return true;
+  if (first_kept <= t->min_seq) return base::OkStatus();
   Step step(s);
   sqlite3_bind_int64(s, 1, first_kept);
   if (step() != SQLITE_DONE) return Fail("trim");
   t->min_seq = first_kept;
-  return true;
+  return base::OkStatus();
 }
 
-bool Store::Trim(uint64_t keep_experiments, uint64_t keep_patterns) {
-  return TrimTable(stmts_->trim_experiments.get(), &experiments_, keep_experiments) &&
-         TrimTable(stmts_->trim_patterns.get(), &patterns_, keep_patterns);
+base::Status Store::Trim(uint64_t keep_experiments, uint64_t keep_patterns) {
+  base::Status status = TrimTable(stmts_->trim_experiments.get(), &experiments_, keep_experiments);
+  if (!status.ok()) return status;
+  return TrimTable(stmts_->trim_patterns.get(), &patterns_, keep_patterns);
 }
 
 int64_t Store::CountRows(const char* table) {

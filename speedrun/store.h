@@ -50,28 +50,26 @@ class Store {
   base::Status LoadRecentPatterns(size_t n, std::vector<Pattern>* out);
 
   // A write batch: Begin, any number of writes, Commit (or Rollback after a failure).
-  // These follow SQLite's own step convention, since the writer checks them in a chain:
-  // each returns false / kFailed on an SQLite error, and error() says what.
-  bool Begin();
-  bool Commit();
+  // Each write fails with kUnavailable on an SQLite error, the message saying what:
+  // "speedrun store /x/y.db: insert: database or disk is full".
+  base::Status Begin();
+  base::Status Commit();
   void Rollback();
 
-  enum class Insert { kInserted, kDuplicate, kFailed };
-  Insert InsertExperiment(const Experiment& e);
-  Insert InsertPattern(const Pattern& p);
+  enum class Insert { kInserted, kDuplicate };
+  base::StatusOr<Insert> InsertExperiment(const Experiment& e);
+  base::StatusOr<Insert> InsertPattern(const Pattern& p);
 
-  enum class Reuse { kCounted, kUnknown, kFailed };
-  // Adds one to the pattern's reuse_count; *count receives the new value.
-  Reuse AddReuse(std::string_view pattern_id, int64_t* count);
+  // Adds one to the pattern's reuse_count: the new value, or nullopt when no pattern
+  // has that id.
+  base::StatusOr<std::optional<int64_t>> AddReuse(std::string_view pattern_id);
 
-  bool AddTotals(const std::vector<TotalRow>& delta);  // adds n and x to each key
+  base::Status AddTotals(const std::vector<TotalRow>& delta);  // adds n and x to each key
   // Deletes the oldest rows beyond `keep_experiments` / `keep_patterns` (0 = keep all).
-  bool Trim(uint64_t keep_experiments, uint64_t keep_patterns);
+  base::Status Trim(uint64_t keep_experiments, uint64_t keep_patterns);
 
   // Rows kept in "experiments" or "patterns" (for tests and tools); -1 on error.
   int64_t CountRows(const char* table);
-
-  const std::string& error() const { return error_; }
 
  private:
   struct Table {
@@ -80,17 +78,18 @@ class Store {
   };
   struct Statements;
 
-  bool Fail(const char* what);
-  bool Exec(const char* sql);
-  Insert FinishInsert(int step_result, Table* t);
-  bool TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep);
+  // kUnavailable "speedrun store PATH: <what>: <SQLite's message>".
+  base::Status Fail(const char* what) const;
+  base::Status Exec(const char* sql);
+  base::Status OpenDatabase(const std::string& path);
+  base::StatusOr<Insert> FinishInsert(int step_result, Table* t);
+  base::Status TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep);
 
   sqlite3* db_ = nullptr;
   std::string path_;
   std::unique_ptr<Statements> stmts_;
   Table experiments_, patterns_;
   Table experiments_at_begin_, patterns_at_begin_;  // restored by Rollback
-  std::string error_;
 };
 
 }  // namespace speedmon::speedrun

@@ -84,27 +84,34 @@ bool ReadStats(const ProcFs& fs, std::string_view dir, std::optional<int64_t> bo
 
 }  // namespace
 
-ProcessWatcher::ProcessWatcher(ProcessSelector selector, ProcFs fs)
-    : fs_(std::move(fs)), selector_(std::move(selector)), self_pid_(getpid()) {
-  if (selector_.pid) {
-    if (*selector_.pid <= 0) error_ = "pid must be > 0";
-  } else if (!selector_.pid_file.empty()) {
+base::StatusOr<ProcessWatcher> ProcessWatcher::Create(ProcessSelector selector, ProcFs fs) {
+  std::regex regex;
+  if (selector.pid) {
+    if (*selector.pid <= 0) return base::InvalidArgumentError("pid must be > 0", "pid");
+  } else if (!selector.pid_file.empty()) {
     // Read on every Sample: the pid changes when the process restarts.
-  } else if (!selector_.cmdline_regex.empty()) {
+  } else if (!selector.cmdline_regex.empty()) {
     try {
-      regex_ = std::regex(selector_.cmdline_regex, std::regex::ECMAScript);
+      regex = std::regex(selector.cmdline_regex, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      error_ = std::string("bad cmdline_regex: ") + e.what();
+      return base::InvalidArgumentError(std::string("bad cmdline_regex: ") + e.what(),
+                                        "cmdline_regex");
     }
   } else {
-    error_ = "no pid, pid_file or cmdline_regex";
+    return base::InvalidArgumentError("no pid, pid_file or cmdline_regex");
   }
+  return ProcessWatcher(std::move(selector), std::move(regex), std::move(fs));
 }
+
+ProcessWatcher::ProcessWatcher(ProcessSelector selector, std::regex regex, ProcFs fs)
+    : fs_(std::move(fs)),
+      selector_(std::move(selector)),
+      regex_(std::move(regex)),
+      self_pid_(getpid()) {}
 
 ProcessSample ProcessWatcher::Sample() {
   ProcessSample sample;
   sample.restarts = restarts_;
-  if (!valid()) return sample;
   if (!boot_time_) boot_time_ = ReadBootTime(fs_, &buffer_);
 
   std::optional<int> pid = FindPid();

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "sysprobe/proc_fs.h"
 
 namespace speedmon::sysprobe {
@@ -48,12 +49,10 @@ struct ProcessSelector {
 
 class ProcessWatcher {
  public:
-  // Never throws: a bad regex or an empty selector makes valid() false, and Sample() then
-  // reports found == false.
-  explicit ProcessWatcher(ProcessSelector selector, ProcFs fs = ProcFs());
-
-  bool valid() const { return error_.empty(); }
-  const std::string& error() const { return error_; }
+  // Never throws. kInvalidArgument for a selector that cannot match anything: "pid must
+  // be > 0" (field "pid"), "bad cmdline_regex: <why>" (field "cmdline_regex"), or "no pid,
+  // pid_file or cmdline_regex".
+  static base::StatusOr<ProcessWatcher> Create(ProcessSelector selector, ProcFs fs = ProcFs());
 
   // Finds the process and reads it. For cmdline_regex: the process found last time is
   // kept while it lives with the same start time and still matches (so a second matching
@@ -65,6 +64,7 @@ class ProcessWatcher {
   uint64_t restarts() const { return restarts_; }
 
  private:
+  ProcessWatcher(ProcessSelector selector, std::regex regex, ProcFs fs);
   std::optional<int> FindPid();
   std::optional<int> ScanForMatch();
   bool CmdlineMatches(int pid);
@@ -72,7 +72,6 @@ class ProcessWatcher {
   const ProcFs fs_;
   const ProcessSelector selector_;
   std::regex regex_;
-  std::string error_;
   const int self_pid_;
 
   std::string buffer_;

@@ -32,10 +32,16 @@ constexpr int64_t kFixtureBtime = 1795884681;
 // The fixture was taken with USER_HZ 100 and 4 KiB pages.
 ProcFs FixtureFs(const std::string& root = TestData("proc")) { return ProcFs(root, 100, 4096); }
 
+// A watcher for a selector that must be valid.
+ProcessWatcher Watch(ProcessSelector selector, ProcFs fs = ProcFs()) {
+  base::StatusOr<ProcessWatcher> watcher = ProcessWatcher::Create(std::move(selector), fs);
+  if (watcher.ok()) return std::move(watcher).value();
+  ADD_FAILURE() << watcher.status().ToString();
+  return ProcessWatcher::Create(ProcessSelector{.pid = 1}, fs).value();
+}
+
 ProcessSample SampleOnce(ProcessSelector selector, ProcFs fs = FixtureFs()) {
-  ProcessWatcher watcher(std::move(selector), std::move(fs));
-  EXPECT_TRUE(watcher.valid()) << watcher.error();
-  return watcher.Sample();
+  return Watch(std::move(selector), std::move(fs)).Sample();
 }
 
 ProcessSelector ByPid(int pid) { return ProcessSelector{.pid = pid}; }
@@ -107,24 +113,24 @@ TEST(ProcessWatcher, ByPidFile) {
 }
 
 TEST(ProcessWatcher, InvalidSelectors) {
-  ProcessWatcher bad_regex(ByRegex("(unclosed"), FixtureFs());
-  EXPECT_FALSE(bad_regex.valid());
-  EXPECT_NE(bad_regex.error().find("cmdline_regex"), std::string::npos);
-  EXPECT_FALSE(bad_regex.Sample().found);
-  ProcessWatcher empty(ProcessSelector{}, FixtureFs());
-  EXPECT_FALSE(empty.valid());
-  EXPECT_FALSE(empty.Sample().found);
-  ProcessWatcher zero(ByPid(0), FixtureFs());
-  EXPECT_FALSE(zero.valid());
+  base::Status bad_regex = ProcessWatcher::Create(ByRegex("(unclosed"), FixtureFs()).status();
+  EXPECT_EQ(bad_regex.code(), base::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad_regex.field(), "cmdline_regex");
+  EXPECT_TRUE(bad_regex.message().starts_with("bad cmdline_regex: ")) << bad_regex.message();
+  EXPECT_EQ(ProcessWatcher::Create(ProcessSelector{}, FixtureFs()).status(),
+            base::InvalidArgumentError("no pid, pid_file or cmdline_regex"));
+  EXPECT_EQ(ProcessWatcher::Create(ByPid(0), FixtureFs()).status(),
+            base::InvalidArgumentError("pid must be > 0", "pid"));
   // pid wins when several are set.
-  ProcessWatcher both(ProcessSelector{.pid = 4242, .cmdline_regex = "pokemon_gym"}, FixtureFs());
-  EXPECT_EQ(both.Sample().pid, 4242);
+  EXPECT_EQ(
+      Watch(ProcessSelector{.pid = 4242, .cmdline_regex = "pokemon_gym"}, FixtureFs()).Sample().pid,
+      4242);
 }
 
 TEST(ProcessWatcher, RestartsCountNewPidOrNewStartTimeNotGaps) {
   ScratchDir dir;
   std::filesystem::copy(TestData("proc"), dir / "proc", std::filesystem::copy_options::recursive);
-  ProcessWatcher watcher(ByPidFile(dir / "emulator.pid"), FixtureFs(dir / "proc"));
+  ProcessWatcher watcher = Watch(ByPidFile(dir / "emulator.pid"), FixtureFs(dir / "proc"));
 
   EXPECT_FALSE(watcher.Sample().found);  // no pid file yet
   WriteFile(dir / "emulator.pid", "777\n");
@@ -164,7 +170,7 @@ TEST(ProcessWatcher, RestartsCountNewPidOrNewStartTimeNotGaps) {
 TEST(ProcessWatcher, RegexKeepsItsProcessWhileItLives) {
   ScratchDir dir;
   std::filesystem::copy(TestData("proc"), dir / "proc", std::filesystem::copy_options::recursive);
-  ProcessWatcher watcher(ByRegex("--port 8081"), FixtureFs(dir / "proc"));
+  ProcessWatcher watcher = Watch(ByRegex("--port 8081"), FixtureFs(dir / "proc"));
   EXPECT_EQ(watcher.Sample().pid, 777);
   // A lower pid that also matches appears: the watch stays on 777.
   std::filesystem::copy(dir / "proc/1200", dir / "proc/600",
@@ -266,7 +272,7 @@ TEST(ProcessWatcherLive, ChildTouching100MBRaisesResidentBytes) {
   close(go[0]);
   close(ready[1]);
 
-  ProcessWatcher watcher(ByPid(child));
+  ProcessWatcher watcher = Watch(ByPid(child));
   ProcessSample before = watcher.Sample();
   ASSERT_TRUE(before.found);
   EXPECT_EQ(before.pid, child);
@@ -312,8 +318,7 @@ void KillAndReap(pid_t pid) {
 
 TEST(ProcessWatcherLive, KilledAndRespawnedChildIsOneRestart) {
   std::string name = "speedmon-sysprobe-test-" + std::to_string(getpid());
-  ProcessWatcher watcher(ByRegex("^" + name + " 600$"));
-  ASSERT_TRUE(watcher.valid());
+  ProcessWatcher watcher = Watch(ByRegex("^" + name + " 600$"));
   EXPECT_FALSE(watcher.Sample().found);
 
   pid_t first = SpawnSleeper(name);
@@ -348,8 +353,7 @@ TEST(ProcessWatcherLive, RegexNeverMatchesOurOwnProcess) {
     if (std::strchr(".^$|?*+()[]{}\\", c) != nullptr) escaped += '\\';
     escaped += c;
   }
-  ProcessWatcher watcher(ByRegex("^" + escaped));
-  ASSERT_TRUE(watcher.valid()) << watcher.error();
+  ProcessWatcher watcher = Watch(ByRegex("^" + escaped));
   ProcessSample s = watcher.Sample();
   EXPECT_NE(s.pid, getpid());
 }

@@ -34,7 +34,7 @@ void BM_SystemSnapshotCached(benchmark::State& state) {
 BENCHMARK(BM_SystemSnapshotCached);
 
 void BM_ProcessWatcherByPid(benchmark::State& state) {
-  ProcessWatcher watcher(ProcessSelector{.pid = getppid()});
+  ProcessWatcher watcher = ProcessWatcher::Create(ProcessSelector{.pid = getppid()}).value();
   for (auto _ : state) benchmark::DoNotOptimize(watcher.Sample());
 }
 BENCHMARK(BM_ProcessWatcherByPid);

@@ -34,7 +34,8 @@ struct DiskUsage {
 
 DiskUsage SampleDisk(const std::string& path);
 
-// The seed's SystemMetrics. Sizes are bytes, percents 0..100. A source that could not be
+// The host figures behind pokemon_speedrun_system_* (and the dotted names system.*).
+// Sizes are bytes, percents 0..100. A source that could not be
 // read leaves its fields 0 and its *_ok flag false, so a caller can tell "0 %" from "no
 // data" (e.g. omit the gauge instead of exporting a false 0).
 struct SystemSnapshot {

@@ -40,7 +40,7 @@ operator = ">"
 threshold = 1
 """
 
-SEED_NAMES = ("system.cpu_percent, system.memory_percent, speedrun.experiment_success_rate, "
+DOTTED_NAMES = ("system.cpu_percent, system.memory_percent, speedrun.experiment_success_rate, "
               "speedrun.average_script_compilation_ms, speedrun.average_checkpoint_loading_ms, "
               "prometheus.healthy_processes")
 
@@ -61,7 +61,7 @@ REFUSED = [
     ("unknown_dotted_metric",
      RULE + 'metric = "speedrun.nope"\n',
      '11:10: [[alerting.rules]].metric: unknown dotted metric name "speedrun.nope"; use an '
-     'exported metric name or one of: ' + SEED_NAMES),
+     'exported metric name or one of: ' + DOTTED_NAMES),
     ("bad_aggregation",
      RULE + 'metric = "m"\naggregation = "median"\n',
      '12:15: [[alerting.rules]].aggregation: "median" is not one of none, max, min, sum, avg, '

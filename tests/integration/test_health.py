@@ -1,6 +1,7 @@
 """Active health checks against three fake emulators, one listener and upstream each (as
-in the default config): the seed's process metrics, /ready, /api/v1/processes, and the
-503 no_healthy_endpoint answer while an emulator is down.
+in the default config): the health metrics (pokemon_speedrun_healthy_processes, ...),
+/ready, /api/v1/processes, and the 503 no_healthy_endpoint answer while an emulator is
+down.
 
 Checks every 200ms with a 200ms timeout, healthy after 1 pass, unhealthy after 2
 failures. A fake is killed with SIGKILL (connect failures), answers 500 (status
