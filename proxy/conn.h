@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -51,7 +52,9 @@ constexpr size_t kBufferedBodyBytes = 64 * 1024;
 static_assert(kBufferedBodyBytes < kHighWatermark);
 
 // A write in flight: libuv needs the bytes until the callback, so each write owns them.
-// Recycled through the worker's free list, capacity kept.
+// Recycled through the worker's free list, capacity kept. A plain aggregate passed by
+// pointer, not a long-lived object; `req` comes first because the write callbacks cast
+// the uv_write_t* back (DownstreamConn::OnWrite, UpstreamConn::HandleWrite).
 struct WriteReq {
   uv_write_t req;
   std::string data;
@@ -88,12 +91,20 @@ class DownstreamConn final : public CodecHandler {
   bool OnBody(std::string_view data) override;
   bool OnMessageComplete() override;
 
-  DownstreamConn* prev = nullptr;
-  DownstreamConn* next = nullptr;
+  // The worker's intrusive list of its client connections (WorkerImpl::conns_).
+  void LinkInto(DownstreamConn** head) {
+    next_ = *head;
+    if (*head != nullptr) (*head)->prev_ = this;
+    *head = this;
+  }
+  void UnlinkFrom(DownstreamConn** head) {
+    if (prev_ != nullptr) prev_->next_ = next_;
+    if (next_ != nullptr) next_->prev_ = prev_;
+    if (*head == this) *head = next_;
+  }
+  DownstreamConn* next_conn() const { return next_; }
 
  private:
-  friend class WorkerImpl;
-
   // What the connection is doing. Changed only by Enter(), which also keeps the
   // in-flight gauge and sets the deadline that comes with the new state. The order
   // matters: the states from kClosingAfterFlush on are the closing ones.
@@ -176,6 +187,8 @@ class DownstreamConn final : public CodecHandler {
   void DetachUpstream();
 
   WorkerImpl* w_;
+  DownstreamConn* prev_ = nullptr;  // WorkerImpl::conns_
+  DownstreamConn* next_ = nullptr;
   int listener_;
   int upstream_;
   uv_tcp_t tcp_;
@@ -239,19 +252,25 @@ class UpstreamConn final : public CodecHandler {
   bool reused() const { return reused_; }
   // The response was read whole and the connection may carry another request.
   bool reusable() const { return complete_ && keep_alive_ && !closing_; }
+  bool ReadStoppedFor(uint8_t reason) const { return (read_stops_ & reason) != 0; }
+  void SetHeadRequest(bool head) { head_request_ = head; }
+  // The attached request no longer counts against this endpoint (WorkerImpl::Release).
+  void DropRequest();
+  // Going back to the pool after a complete response: a fresh codec, no request yet.
+  void PrepareForReuse();
+
+  // The pool's intrusive list of idle connections, kept by WorkerImpl. EnterPool also
+  // starts the lazy idle timer (HandleTimer).
+  void EnterPool(UpstreamConn** idle_head);
+  void LeavePool(UpstreamConn** idle_head);
+  bool in_pool() const { return in_pool_; }
 
   // CodecHandler (responses).
   HeadAction OnHead(const MessageHead& head) override;
   bool OnBody(std::string_view data) override;
   bool OnMessageComplete() override;
 
-  UpstreamConn* prev = nullptr;  // the pool's idle list
-  UpstreamConn* next = nullptr;
-  bool in_pool = false;
-
  private:
-  friend class WorkerImpl;
-  friend class DownstreamConn;
   static void OnConnect(uv_connect_t* req, int status);
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
@@ -266,10 +285,11 @@ class UpstreamConn final : public CodecHandler {
 
   void Fail(metrics::UpstreamErrorKind kind);
   void Finished();
-  void DropRequest();  // the attached request no longer counts against this endpoint
-  void SetHeadRequest(bool head) { head_request_ = head; }
 
   WorkerImpl* w_;
+  UpstreamConn* prev_ = nullptr;  // the pool's idle list, while in_pool_
+  UpstreamConn* next_ = nullptr;
+  bool in_pool_ = false;
   int upstream_;
   int endpoint_;
   uv_tcp_t tcp_;
@@ -291,21 +311,32 @@ class UpstreamConn final : public CodecHandler {
   uint64_t pooled_ms_ = 0;  // when it last went idle into the pool (loop time)
 };
 
-// Per-endpoint connection pool of one worker.
-struct EndpointPool {
-  UpstreamConn* idle = nullptr;  // intrusive list of idle, connected connections
-  int idle_count = 0;
-  int open = 0;                         // idle + busy + connecting
-  int active_requests = 0;              // for least-requests balancing
-  std::deque<DownstreamConn*> waiters;  // requests waiting for a free connection
-};
-
 class WorkerImpl {
  public:
   WorkerImpl(int id, const config::Config& config, Topology* topology, metrics::WorkerStats* stats,
              RecentRequests* recent, std::vector<int> fds);
   ~WorkerImpl();
   void Run();  // on the worker thread; returns when every handle is closed
+
+  // From any thread (Worker). Each wakes the loop, and does nothing once the worker has
+  // finished (its async handle is closed).
+  void PostDrain();  // stop accepting, finish in-flight requests; not after PostStop
+  void PostStop();   // close everything now
+  void PostLogReopen();
+  int connections() const { return connections_.load(std::memory_order_relaxed); }
+  // uv_loop_close's result. REQUIRES: Run returned (the thread was joined).
+  int loop_close_result() const { return loop_close_result_; }
+
+  // The rest is for the connections, on the worker thread.
+  const config::ProxyConfig& proxy_config() const { return config_.proxy; }
+  const Topology& topology() const { return *topology_; }
+  metrics::WorkerStats& stats() { return *stats_; }
+  uv_loop_t* loop() { return &loop_; }
+  uint64_t now_ms() const { return uv_now(&loop_); }  // the loop's cached time
+  bool draining() const { return draining_; }
+  void NextRequestId(char out[32]) { ids_.Next(out); }
+  char* read_buffer() { return read_buf_.data(); }
+  size_t read_buffer_size() const { return read_buf_.size(); }
 
   // Pool.
   int PickEndpoint(int upstream, uint64_t tried);  // -1: no healthy endpoint left
@@ -317,6 +348,8 @@ class WorkerImpl {
   // connection that is closing already.
   void Release(UpstreamConn* up, bool reusable);
   void RemoveWaiter(DownstreamConn* ds);
+  // A request no longer counts against the endpoint (least-requests balancing).
+  void EndRequest(int upstream, int endpoint) { --pools_[upstream][endpoint].active_requests; }
   void ConnClosing(UpstreamConn* up);  // its pool slot is free from now on
   void ConnClosed(DownstreamConn* ds);
 
@@ -326,38 +359,29 @@ class WorkerImpl {
   // queues the rest with `cb`. True when a request was queued (cb will run); false when
   // all went out now or the write failed at once (wr is freed either way then).
   bool SubmitWrite(uv_stream_t* stream, WriteReq* wr, uv_write_cb cb);
-  char* read_buffer() { return read_buf_.data(); }
-  size_t read_buffer_size() const { return read_buf_.size(); }
 
-  const config::Config& config;
-  Topology* topology;
-  metrics::WorkerStats* stats;
-  RecentRequests* recent;
-  uv_loop_t loop;
-  RequestIdGenerator ids;
-  std::vector<std::vector<EndpointPool>> pools;  // [upstream][endpoint]
-  std::vector<uint32_t> rr_next;                 // round robin cursor per upstream
-  int max_downstream = 10000;
-  bool draining = false;
-  std::atomic<int> connections{0};
-  int loop_close_result = -1;
-
-  void BeginDrain();
-  void StopNow();
-  // Appends one JSON line to the access log buffer (when [proxy].access_log is set).
-  void AccessLog(const RequestRecord& r, std::string_view client_ip);
-  bool access_log_on() const { return access_fd_ >= 0; }
-  void ReopenAccessLog();  // SIGUSR1 (after logrotate)
-  uv_async_t async;
-  std::atomic<int> command{0};  // 1 drain, 2 stop
-  std::atomic<bool> reopen_log{false};
-  std::mutex async_mu;  // async_send must not race the handle's close
-  bool async_closed = false;
+  // A finished request: the recent-requests ring, and one JSON line in the access log
+  // buffer when [proxy].access_log is set.
+  bool wants_request_records() const { return recent_->capacity() != 0 || access_log_on(); }
+  void KeepRequestRecord(const RequestRecord& r, std::string_view client_ip) {
+    recent_->Add(r);
+    if (access_log_on()) AccessLog(r, client_ip);
+  }
 
  private:
+  // Per-endpoint connection pool: the worker's own bookkeeping, a plain aggregate kept
+  // by value in pools_ and touched only by WorkerImpl's methods.
+  struct EndpointPool {
+    UpstreamConn* idle = nullptr;  // intrusive list of idle, connected connections
+    int idle_count = 0;
+    int open = 0;                         // idle + busy + connecting
+    int active_requests = 0;              // for least-requests balancing
+    std::deque<DownstreamConn*> waiters;  // requests waiting for a free connection
+  };
   // Accepting: each listening socket is polled by the worker (not uv_listen), so that
   // accepting can pause at max_connections or when the process runs out of descriptors,
-  // and resume when a connection closes or after a short back-off.
+  // and resume when a connection closes or after a short back-off. A plain aggregate,
+  // private to the worker: the poll handle's data points at it.
   struct Listener {
     uv_poll_t poll;
     int fd = -1;
@@ -369,8 +393,27 @@ class WorkerImpl {
   void PauseAccepting(metrics::AcceptPause reason);
   void ResumeAccepting();
   static void OnAsync(uv_async_t* a);
+  void BeginDrain();
+  void StopNow();
   void CloseListeners();
   void MaybeFinish();
+  bool access_log_on() const { return access_fd_ >= 0; }
+  void AccessLog(const RequestRecord& r, std::string_view client_ip);
+  void ReopenAccessLog();  // SIGUSR1 (after logrotate)
+  void FlushAccessLog();
+  void OpenAccessLog();
+
+  const config::Config& config_;
+  Topology* topology_;
+  metrics::WorkerStats* stats_;
+  RecentRequests* recent_;
+  uv_loop_t loop_;
+  RequestIdGenerator ids_;
+  std::vector<std::vector<EndpointPool>> pools_;  // [upstream][endpoint]
+  std::vector<uint32_t> rr_next_;                 // round robin cursor per upstream
+  int max_downstream_ = 10000;
+  bool draining_ = false;
+  int loop_close_result_ = -1;
 
   int id_;
   std::vector<int> fds_;
@@ -383,14 +426,18 @@ class WorkerImpl {
   int free_write_count_ = 0;
   std::vector<char> read_buf_;
   bool finishing_ = false;
-  void FlushAccessLog();
-  void OpenAccessLog();
   int access_fd_ = -1;
   bool access_fd_owned_ = false;
   std::string access_buf_;
   uv_timer_t access_timer_;
-  friend class DownstreamConn;
-  friend class UpstreamConn;
+
+  // Shared with other threads (Post*, connections()).
+  std::atomic<int> connections_{0};
+  uv_async_t async_;
+  std::atomic<int> command_{0};  // 1 drain, 2 stop
+  std::atomic<bool> reopen_log_{false};
+  std::mutex async_mu_;  // async_send must not race the handle's close
+  bool async_closed_ = false;
 };
 
 }  // namespace speedmon::proxy

@@ -55,10 +55,10 @@ double UnixNow() {
 DownstreamConn::DownstreamConn(WorkerImpl* w, int listener)
     : w_(w),
       listener_(listener),
-      upstream_(w->topology->ListenerUpstream(listener)),
-      codec_(HttpCodec::Type::kRequest, this, w->config.proxy.max_header_bytes) {
-  uv_tcp_init(&w->loop, &tcp_);
-  uv_timer_init(&w->loop, &timer_);
+      upstream_(w->topology().ListenerUpstream(listener)),
+      codec_(HttpCodec::Type::kRequest, this, w->proxy_config().max_header_bytes) {
+  uv_tcp_init(w->loop(), &tcp_);
+  uv_timer_init(w->loop(), &timer_);
   tcp_.data = this;
   timer_.data = this;
   open_handles_ = 2;
@@ -91,8 +91,8 @@ void DownstreamConn::Enter(State next) {
   const bool was_open = ExchangeOpen();
   state_ = next;
   // The in-flight gauge counts exchanges from the parsed head to the answer (or close).
-  if (ExchangeOpen() != was_open) w_->stats->InFlightAdd(upstream_, was_open ? -1 : 1);
-  const auto& pc = w_->config.proxy;
+  if (ExchangeOpen() != was_open) w_->stats().InFlightAdd(upstream_, was_open ? -1 : 1);
+  const auto& pc = w_->proxy_config();
   switch (next) {
     case State::kIdle:
       SetDeadline(Deadline::kIdle, pc.idle_timeout.count());
@@ -104,15 +104,15 @@ void DownstreamConn::Enter(State next) {
     case State::kReadingBody:
     case State::kSendingBody:  // both entered from kReadingHead only
       SetDeadline(Deadline::kRequest,
-                  w_->topology->upstream(upstream_).config.request_timeout.count());
+                  w_->topology().upstream(upstream_).config.request_timeout.count());
       return;
     case State::kStreamingResponse:
     case State::kStreamingBoth:
       if (prev == State::kStreamingBoth) return;  // the request ended; same response
-      last_upstream_ms_ = uv_now(&w_->loop);
+      last_upstream_ms_ = w_->now_ms();
       SetDeadline(Deadline::kResponse,
                   std::min(pc.idle_timeout.count(),
-                           w_->topology->upstream(upstream_).config.request_timeout.count()));
+                           w_->topology().upstream(upstream_).config.request_timeout.count()));
       return;
     case State::kClosingAfterFlush:
       SetDeadline(Deadline::kFlush, pc.idle_timeout.count());
@@ -128,7 +128,7 @@ void DownstreamConn::Enter(State next) {
 }
 
 void DownstreamConn::SetDeadline(Deadline kind, uint64_t ms) {
-  const uint64_t now = uv_now(&w_->loop);
+  const uint64_t now = w_->now_ms();
   last_activity_ms_ = now;
   deadline_ = kind;
   deadline_ms_ = now + ms;
@@ -142,7 +142,7 @@ void DownstreamConn::SetDeadline(Deadline kind, uint64_t ms) {
 }
 
 void DownstreamConn::StartTimer(uint64_t ms) {
-  timer_due_ms_ = uv_now(&w_->loop) + ms;
+  timer_due_ms_ = w_->now_ms() + ms;
   uv_timer_start(&timer_, OnTimer, ms, 0);
 }
 
@@ -177,7 +177,7 @@ void DownstreamConn::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 void DownstreamConn::HandleRead(DownstreamConn* self, ssize_t n, const uv_buf_t* buf) {
   if (n > 0) {
     if (self->Closing()) return;  // discarding after a final answer
-    self->last_activity_ms_ = uv_now(&self->w_->loop);
+    self->last_activity_ms_ = self->w_->now_ms();
     if (self->RequestComplete()) {
       // A pipelined request behind the one in flight: it waits its turn.
       self->stash_.append(buf->base, static_cast<size_t>(n));
@@ -257,10 +257,10 @@ void DownstreamConn::BeginMinimalExchange() {
   // An answer to a request that never got as far as a head: counted under the
   // listener's upstream, route "other", method "other".
   method_ = metrics::Method::kOther;
-  route_ = static_cast<int>(w_->topology->route_names().size()) - 1;
+  route_ = static_cast<int>(w_->topology().route_names().size()) - 1;
   target_.clear();
   char id[32];
-  w_->ids.Next(id);
+  w_->NextRequestId(id);
   std::memcpy(request_id_, id, 32);
   request_id_len_ = 32;
 }
@@ -277,10 +277,10 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
   method_ = metrics::MethodFromString(head.method);
   std::string_view authority;
   std::string_view path = OriginForm(head.url, &authority);
-  route_ = w_->topology->RouteIndex(path);
+  route_ = w_->topology().RouteIndex(path);
   head_request_ = method_ == metrics::Method::kHead;
   client_minor_ = head.version_major == 1 ? head.version_minor : 1;
-  keep_alive_after_ = head.keep_alive && !w_->draining;
+  keep_alive_after_ = head.keep_alive && !w_->draining();
   target_.assign(path.substr(0, sizeof(RequestRecord::path)));
   std::string_view id = head.Find("x-request-id");
   if (IsValidRequestId(id)) {
@@ -288,7 +288,7 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
     request_id_len_ = id.size();
   } else {
     char gen[32];
-    w_->ids.Next(gen);
+    w_->NextRequestId(gen);
     std::memcpy(request_id_, gen, 32);
     request_id_len_ = 32;
   }
@@ -303,7 +303,7 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
     LocalReply(head.method == "OPTIONS" ? 200 : 501, "not_implemented", false);
     return;
   }
-  const UpstreamState& us = w_->topology->upstream(upstream_);
+  const UpstreamState& us = w_->topology().upstream(upstream_);
   ForwardInfo info{client_ip_, std::string_view(request_id_, request_id_len_),
                    us.endpoints[0]->label};
   pending_up_.clear();
@@ -422,7 +422,7 @@ void DownstreamConn::OnUpstreamHead(const MessageHead& head, bool* skip_body) {
 
 void DownstreamConn::OnUpstreamBody(std::string_view data) {
   resp_body_bytes_ += data.size();
-  last_upstream_ms_ = uv_now(&w_->loop);
+  last_upstream_ms_ = w_->now_ms();
   std::string& out = Out()->data;
   bool chunk = resp_framing_ == Framing::kChunked;
   if (chunk) AppendChunkHeader(data.size(), &out);
@@ -479,21 +479,24 @@ void DownstreamConn::DetachUpstream() {
   // kept alive, the request went up whole (the answer may come before the body ended),
   // and the worker is not draining; otherwise it is closed. A connection that failed
   // has closed itself already (Release is then a no-op).
-  if (waiting_for_pool_) w_->RemoveWaiter(this);
+  if (waiting_for_pool_) {
+    waiting_for_pool_ = false;
+    w_->RemoveWaiter(this);
+  }
   UpstreamConn* up = up_;
   if (up == nullptr) return;
   up_ = nullptr;
-  w_->Release(up, up->reusable() && RequestComplete() && !w_->draining);
+  w_->Release(up, up->reusable() && RequestComplete() && !w_->draining());
 }
 
 void DownstreamConn::LocalReply(int status, const char* kind, bool close) {
   DetachUpstream();
-  if (close || w_->draining) keep_alive_after_ = false;
+  if (close || w_->draining()) keep_alive_after_ = false;
   std::string_view id(request_id_, request_id_len_);
   if (status == 200) {
     AppendOptionsResponse(id, !keep_alive_after_, &Out()->data);
   } else {
-    AppendErrorResponse(status, kind, w_->topology->upstream(upstream_).config.name, id,
+    AppendErrorResponse(status, kind, w_->topology().upstream(upstream_).config.name, id,
                         !keep_alive_after_, &Out()->data);
   }
   status_ = status;
@@ -502,11 +505,11 @@ void DownstreamConn::LocalReply(int status, const char* kind, bool close) {
 }
 
 void DownstreamConn::RecordExchange(int status) {
-  if (!w_->config.proxy.record_requests) return;
+  if (!w_->proxy_config().record_requests) return;
   uint64_t duration = uv_hrtime() - start_ns_;
-  w_->stats->RecordRequest(upstream_, route_, method_, status, duration, req_body_bytes_,
-                           resp_body_bytes_);
-  if (w_->recent->capacity() == 0 && !w_->access_log_on()) return;
+  w_->stats().RecordRequest(upstream_, route_, method_, status, duration, req_body_bytes_,
+                            resp_body_bytes_);
+  if (!w_->wants_request_records()) return;
   RequestRecord rec;
   rec.unix_time = UnixNow();
   rec.duration_ns = duration;
@@ -519,8 +522,7 @@ void DownstreamConn::RecordExchange(int status) {
   rec.method = static_cast<uint8_t>(method_);
   rec.SetPath(target_);
   rec.SetRequestId(std::string_view(request_id_, request_id_len_));
-  w_->recent->Add(rec);
-  if (w_->access_log_on()) w_->AccessLog(rec, client_ip_);
+  w_->KeepRequestRecord(rec, client_ip_);
 }
 
 void DownstreamConn::FinishExchange(int status) {
@@ -552,7 +554,7 @@ void DownstreamConn::ResetExchange() {
 void DownstreamConn::ResumeAfterExchange() {
   ResetExchange();
   codec_.Resume();
-  if (w_->draining) {
+  if (w_->draining()) {
     CloseAfterFlush();
     return;
   }
@@ -607,7 +609,7 @@ void DownstreamConn::HandleWrite(DownstreamConn* self, WriteReq* wr, int status)
     }
     return;
   }
-  self->last_activity_ms_ = uv_now(&self->w_->loop);
+  self->last_activity_ms_ = self->w_->now_ms();
   if (self->up_ != nullptr && self->tcp_.write_queue_size < kLowWatermark) {
     self->up_->SetReading(kStopBackpressure, false);
   }
@@ -660,20 +662,20 @@ void DownstreamConn::OnTimer(uv_timer_t* t) {
 }
 
 void DownstreamConn::HandleTimer(DownstreamConn* self) {
-  const uint64_t now = uv_now(&self->w_->loop);
+  const uint64_t now = self->w_->now_ms();
   if (now < self->deadline_ms_) {
     self->StartTimer(self->deadline_ms_ - now);  // the deadline moved later meanwhile
     return;
   }
-  const auto& pc = self->w_->config.proxy;
+  const auto& pc = self->w_->proxy_config();
   const State state = self->state_;
   switch (self->deadline_) {
     case Deadline::kIdle:
-      self->w_->stats->RecordTimeout(DownstreamTimeout::kIdle);
+      self->w_->stats().RecordTimeout(DownstreamTimeout::kIdle);
       self->CloseAfterFlush();
       return;
     case Deadline::kHeader:
-      self->w_->stats->RecordTimeout(DownstreamTimeout::kHeader);
+      self->w_->stats().RecordTimeout(DownstreamTimeout::kHeader);
       if (state == State::kReadingHead) {
         self->BeginMinimalExchange();
         self->LocalReply(408, "header_timeout", true);
@@ -685,14 +687,14 @@ void DownstreamConn::HandleTimer(DownstreamConn* self) {
       if (state == State::kReadingBody || state == State::kSendingBody) {
         // The client has not finished sending its body: the upstream is not the slow
         // one. 408 and close, counted against the client.
-        self->w_->stats->RecordTimeout(DownstreamTimeout::kRequestBody);
+        self->w_->stats().RecordTimeout(DownstreamTimeout::kRequestBody);
         self->LocalReply(408, "request_body_timeout", true);
         return;
       }
       if (state == State::kAwaitingResponse) {
         if ((self->up_ != nullptr || self->waiting_for_pool_) && self->endpoint_ >= 0) {
-          self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
-                                               UpstreamErrorKind::kTimeout);
+          self->w_->stats().RecordUpstreamError(self->upstream_, self->endpoint_,
+                                                UpstreamErrorKind::kTimeout);
         }
         self->LocalReply(504, "upstream_timeout", false);  // the request was complete
         return;
@@ -702,13 +704,13 @@ void DownstreamConn::HandleTimer(DownstreamConn* self) {
     case Deadline::kResponse: {
       // Two clocks: an upstream silent for request_timeout is a timeout; a client that
       // reads nothing for idle_timeout (while it holds the upstream back) is gone.
-      bool held_by_client = self->up_ != nullptr && (self->up_->read_stops_ & kStopBackpressure);
+      bool held_by_client = self->up_ != nullptr && (self->up_->ReadStoppedFor(kStopBackpressure));
       uint64_t last = held_by_client ? self->last_activity_ms_ : self->last_upstream_ms_;
       uint64_t limit =
           held_by_client
               ? static_cast<uint64_t>(pc.idle_timeout.count())
               : static_cast<uint64_t>(
-                    self->w_->topology->upstream(self->upstream_).config.request_timeout.count());
+                    self->w_->topology().upstream(self->upstream_).config.request_timeout.count());
       uint64_t quiet = now - last;
       if (quiet < limit) {
         self->deadline_ms_ = now + (limit - quiet);
@@ -716,10 +718,10 @@ void DownstreamConn::HandleTimer(DownstreamConn* self) {
         return;
       }
       if (held_by_client) {
-        self->w_->stats->RecordTimeout(DownstreamTimeout::kResponseRead);
+        self->w_->stats().RecordTimeout(DownstreamTimeout::kResponseRead);
       } else if (self->endpoint_ >= 0) {
-        self->w_->stats->RecordUpstreamError(self->upstream_, self->endpoint_,
-                                             UpstreamErrorKind::kTimeout);
+        self->w_->stats().RecordUpstreamError(self->upstream_, self->endpoint_,
+                                              UpstreamErrorKind::kTimeout);
       }
       self->Abort(self->status_);
       return;
@@ -733,7 +735,7 @@ void DownstreamConn::HandleTimer(DownstreamConn* self) {
         self->StartTimer(limit - quiet);
         return;
       }
-      self->w_->stats->RecordTimeout(DownstreamTimeout::kResponseRead);
+      self->w_->stats().RecordTimeout(DownstreamTimeout::kResponseRead);
       self->Close();
       return;
     }

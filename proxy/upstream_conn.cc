@@ -17,8 +17,8 @@ UpstreamConn::UpstreamConn(WorkerImpl* w, int upstream, int endpoint)
       upstream_(upstream),
       endpoint_(endpoint),
       codec_(HttpCodec::Type::kResponse, this, 256 * 1024) {
-  uv_tcp_init(&w->loop, &tcp_);
-  uv_timer_init(&w->loop, &timer_);
+  uv_tcp_init(w->loop(), &tcp_);
+  uv_timer_init(w->loop(), &timer_);
   tcp_.data = this;
   timer_.data = this;
   open_handles_ = 2;
@@ -27,7 +27,7 @@ UpstreamConn::UpstreamConn(WorkerImpl* w, int upstream, int endpoint)
 UpstreamConn::~UpstreamConn() = default;
 
 void UpstreamConn::Connect() {
-  const UpstreamState& us = w_->topology->upstream(upstream_);
+  const UpstreamState& us = w_->topology().upstream(upstream_);
   const EndpointState& ep = *us.endpoints[endpoint_];
   int rc =
       uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&ep.addr), OnConnect);
@@ -69,11 +69,11 @@ void UpstreamConn::HandleTimer(UpstreamConn* self) {
     self->Fail(UpstreamErrorKind::kConnect);  // refused at once, or connect_timeout
     return;
   }
-  // The pool's idle timer is lazy (WorkerImpl::Release): it keeps running while the
+  // The pool's idle timer is lazy (EnterPool): it keeps running while the
   // connection carries requests, and only counts once it finds the connection idle.
-  if (!self->in_pool) return;  // busy: the next Release starts the timer again
-  const uint64_t idle = static_cast<uint64_t>(self->w_->config.proxy.idle_timeout.count());
-  const uint64_t quiet = uv_now(&self->w_->loop) - self->pooled_ms_;
+  if (!self->in_pool_) return;  // busy: the next Release starts the timer again
+  const uint64_t idle = static_cast<uint64_t>(self->w_->proxy_config().idle_timeout.count());
+  const uint64_t quiet = self->w_->now_ms() - self->pooled_ms_;
   if (quiet < idle) {
     uv_timer_start(&self->timer_, OnTimer, idle - quiet, 0);
     return;
@@ -93,7 +93,35 @@ void UpstreamConn::Attach(DownstreamConn* ds) {
 void UpstreamConn::DropRequest() {
   if (ds_ == nullptr) return;
   ds_ = nullptr;
-  --w_->pools[upstream_][endpoint_].active_requests;
+  w_->EndRequest(upstream_, endpoint_);
+}
+
+void UpstreamConn::PrepareForReuse() {
+  codec_.Reset();
+  reused_ = true;
+  head_request_ = false;
+}
+
+void UpstreamConn::EnterPool(UpstreamConn** idle_head) {
+  next_ = *idle_head;
+  prev_ = nullptr;
+  if (*idle_head != nullptr) (*idle_head)->prev_ = this;
+  *idle_head = this;
+  in_pool_ = true;
+  // Lazy idle timer: one still running from an earlier stay in the pool fires no later
+  // than this stay's deadline, and re-arms itself for the rest (HandleTimer).
+  pooled_ms_ = w_->now_ms();
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_))) {
+    uv_timer_start(&timer_, OnTimer, w_->proxy_config().idle_timeout.count(), 0);
+  }
+}
+
+void UpstreamConn::LeavePool(UpstreamConn** idle_head) {
+  if (prev_ != nullptr) prev_->next_ = next_;
+  if (next_ != nullptr) next_->prev_ = prev_;
+  if (*idle_head == this) *idle_head = next_;
+  prev_ = next_ = nullptr;
+  in_pool_ = false;
 }
 
 void UpstreamConn::SetReading(uint8_t reason, bool stopped) {
@@ -205,7 +233,7 @@ void UpstreamConn::Finished() {
 
 void UpstreamConn::Fail(UpstreamErrorKind kind) {
   if (closing_) return;
-  w_->stats->RecordUpstreamError(upstream_, endpoint_, kind);
+  w_->stats().RecordUpstreamError(upstream_, endpoint_, kind);
   DownstreamConn* ds = ds_;
   bool was_connected = connected_;
   DropRequest();

@@ -94,21 +94,21 @@ base::Status BindReusePort(const config::Address& address, int count, int backlo
 
 WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metrics::WorkerStats* st,
                        RecentRequests* rec, std::vector<int> fds)
-    : config(cfg),
-      topology(topo),
-      stats(st),
-      recent(rec),
-      ids(std::random_device{}() ^ (uint64_t(id) << 32) ^ uint64_t(uv_hrtime())),
+    : config_(cfg),
+      topology_(topo),
+      stats_(st),
+      recent_(rec),
+      ids_(std::random_device{}() ^ (uint64_t(id) << 32) ^ uint64_t(uv_hrtime())),
       id_(id),
       fds_(std::move(fds)),
       read_buf_(kReadBufferSize) {
-  uv_loop_init(&loop);
-  uv_async_init(&loop, &async, OnAsync);
-  async.data = this;
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &async_, OnAsync);
+  async_.data = this;
   for (size_t u = 0; u < topo->upstreams().size(); ++u) {
-    pools.emplace_back(topo->upstream(static_cast<int>(u)).endpoints.size());
+    pools_.emplace_back(topo->upstream(static_cast<int>(u)).endpoints.size());
   }
-  rr_next.assign(topo->upstreams().size(), static_cast<uint32_t>(id));
+  rr_next_.assign(topo->upstreams().size(), static_cast<uint32_t>(id));
   // Limits are per process in the config; each worker takes its share (rounded up).
   int workers = std::max(1, cfg.proxy.workers);
   int64_t limit = cfg.proxy.max_connections;
@@ -122,23 +122,23 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
                     " client connections (raise the limit, e.g. systemd's LimitNOFILE=)");
     }
   }
-  max_downstream = static_cast<int>(std::max<int64_t>(1, (limit + workers - 1) / workers));
+  max_downstream_ = static_cast<int>(std::max<int64_t>(1, (limit + workers - 1) / workers));
   OpenAccessLog();
-  uv_timer_init(&loop, &access_timer_);
+  uv_timer_init(&loop_, &access_timer_);
   access_timer_.data = this;
   if (!cfg.proxy.access_log.empty()) {
     uv_timer_start(
         &access_timer_, [](uv_timer_t* t) { static_cast<WorkerImpl*>(t->data)->FlushAccessLog(); },
         1000, 1000);
   }
-  uv_timer_init(&loop, &accept_timer_);
+  uv_timer_init(&loop_, &accept_timer_);
   accept_timer_.data = this;
   for (size_t i = 0; i < fds_.size(); ++i) {
     auto* l = new Listener;
     l->fd = fds_[i];
     l->index = static_cast<int>(i);
     l->w = this;
-    uv_poll_init_socket(&loop, &l->poll, l->fd);
+    uv_poll_init_socket(&loop_, &l->poll, l->fd);
     l->poll.data = l;
     uv_poll_start(&l->poll, UV_READABLE, OnListenerReadable);
     listeners_.push_back(l);
@@ -146,7 +146,7 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
 }
 
 void WorkerImpl::OpenAccessLog() {
-  const std::string& log = config.proxy.access_log;
+  const std::string& log = config_.proxy.access_log;
   if (log.empty()) return;
   if (log == "-") {
     access_fd_ = STDOUT_FILENO;
@@ -184,7 +184,7 @@ void WorkerImpl::FlushAccessLog() {
 
 void WorkerImpl::AccessLog(const RequestRecord& r, std::string_view client_ip) {
   auto str = [this](std::string_view v) { base::AppendJsonString(v, &access_buf_); };
-  const UpstreamState& us = topology->upstream(r.upstream);
+  const UpstreamState& us = topology_->upstream(r.upstream);
   char num[64];
   std::snprintf(num, sizeof num, "{\"time\":%.6f,\"client\":", r.unix_time);
   access_buf_.append(num);
@@ -198,7 +198,7 @@ void WorkerImpl::AccessLog(const RequestRecord& r, std::string_view client_ip) {
     access_buf_.append("null");
   }
   access_buf_.append(",\"route\":");
-  str(topology->route_names()[r.route]);
+  str(topology_->route_names()[r.route]);
   access_buf_.append(",\"method\":");
   str(metrics::MethodName(static_cast<metrics::Method>(r.method)));
   access_buf_.append(",\"path\":");
@@ -227,8 +227,8 @@ WorkerImpl::~WorkerImpl() {
 }
 
 void WorkerImpl::Run() {
-  uv_run(&loop, UV_RUN_DEFAULT);
-  loop_close_result = uv_loop_close(&loop);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  loop_close_result_ = uv_loop_close(&loop_);
 }
 
 void WorkerImpl::OnListenerReadable(uv_poll_t* p, int status, int) {
@@ -239,8 +239,8 @@ void WorkerImpl::OnListenerReadable(uv_poll_t* p, int status, int) {
 
 void WorkerImpl::AcceptFrom(Listener* l) {
   // A bounded batch per wake-up, so one busy listener cannot starve the loop.
-  for (int i = 0; i < kAcceptBatch && !draining; ++i) {
-    if (connections.load(std::memory_order_relaxed) >= max_downstream) {
+  for (int i = 0; i < kAcceptBatch && !draining_; ++i) {
+    if (connections_.load(std::memory_order_relaxed) >= max_downstream_) {
       PauseAccepting(metrics::AcceptPause::kMaxConnections);
       return;
     }
@@ -252,13 +252,13 @@ void WorkerImpl::AcceptFrom(Listener* l) {
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of descriptors or memory: the connection stays in the kernel's backlog.
         // Pause briefly rather than spin on a readable socket that cannot be accepted.
-        uint64_t now = uv_now(&loop);
+        uint64_t now = uv_now(&loop_);
         if (last_fd_log_ms_ == 0 || now - last_fd_log_ms_ >= kFdLogIntervalMs) {
           last_fd_log_ms_ = now;
           base::LogWarning("worker " + std::to_string(id_) + ": accept: " + std::strerror(err) +
                            "; pausing accepts for " + std::to_string(kFdBackoffMs) +
                            " ms (open client connections: " +
-                           std::to_string(connections.load(std::memory_order_relaxed)) + ")");
+                           std::to_string(connections_.load(std::memory_order_relaxed)) + ")");
         }
         PauseAccepting(metrics::AcceptPause::kFdLimit);
         uv_timer_start(
@@ -270,11 +270,9 @@ void WorkerImpl::AcceptFrom(Listener* l) {
       continue;  // ECONNABORTED and the like: that client is gone, try the next one
     }
     auto* ds = new DownstreamConn(this, l->index);
-    ds->next = conns_;
-    if (conns_ != nullptr) conns_->prev = ds;
-    conns_ = ds;
-    connections.fetch_add(1, std::memory_order_relaxed);
-    stats->ConnectionsAdd(1);
+    ds->LinkInto(&conns_);
+    connections_.fetch_add(1, std::memory_order_relaxed);
+    stats_->ConnectionsAdd(1);
     if (!ds->Adopt(fd)) ds->Close();
   }
 }
@@ -282,42 +280,40 @@ void WorkerImpl::AcceptFrom(Listener* l) {
 void WorkerImpl::PauseAccepting(metrics::AcceptPause reason) {
   if (accept_paused_) return;
   accept_paused_ = true;
-  stats->RecordAcceptPause(reason);
+  stats_->RecordAcceptPause(reason);
   for (Listener* l : listeners_) uv_poll_stop(&l->poll);
 }
 
 void WorkerImpl::ResumeAccepting() {
-  if (!accept_paused_ || draining) return;
+  if (!accept_paused_ || draining_) return;
   accept_paused_ = false;
   for (Listener* l : listeners_) uv_poll_start(&l->poll, UV_READABLE, OnListenerReadable);
 }
 
 void WorkerImpl::ConnClosed(DownstreamConn* ds) {
-  if (ds->prev != nullptr) ds->prev->next = ds->next;
-  if (ds->next != nullptr) ds->next->prev = ds->prev;
-  if (conns_ == ds) conns_ = ds->next;
+  ds->UnlinkFrom(&conns_);
   delete ds;
-  int left = connections.fetch_sub(1, std::memory_order_relaxed) - 1;
-  stats->ConnectionsAdd(-1);
+  int left = connections_.fetch_sub(1, std::memory_order_relaxed) - 1;
+  stats_->ConnectionsAdd(-1);
   // Below the limit again: accept (a descriptor shortage waits for its timer).
-  if (accept_paused_ && left < max_downstream &&
+  if (accept_paused_ && left < max_downstream_ &&
       !uv_is_active(reinterpret_cast<uv_handle_t*>(&accept_timer_))) {
     ResumeAccepting();
   }
-  if (draining) MaybeFinish();
+  if (draining_) MaybeFinish();
 }
 
 int WorkerImpl::PickEndpoint(int upstream, uint64_t tried) {
-  const UpstreamState& us = topology->upstream(upstream);
+  const UpstreamState& us = topology_->upstream(upstream);
   const int n = static_cast<int>(us.endpoints.size());
-  const uint32_t start = rr_next[upstream]++;
+  const uint32_t start = rr_next_[upstream]++;
   int best = -1;
   for (int i = 0; i < n; ++i) {
     int e = static_cast<int>((start + static_cast<uint32_t>(i)) % static_cast<uint32_t>(n));
     if (!us.endpoints[e]->healthy.load(std::memory_order_relaxed)) continue;
     if (tried & (uint64_t{1} << (e < 63 ? e : 63))) continue;
     if (us.config.load_balancing == config::LoadBalancing::kRoundRobin) return e;
-    if (best < 0 || pools[upstream][e].active_requests < pools[upstream][best].active_requests) {
+    if (best < 0 || pools_[upstream][e].active_requests < pools_[upstream][best].active_requests) {
       best = e;
     }
   }
@@ -325,21 +321,18 @@ int WorkerImpl::PickEndpoint(int upstream, uint64_t tried) {
 }
 
 UpstreamConn* WorkerImpl::Acquire(DownstreamConn* ds, int upstream, int endpoint) {
-  EndpointPool& pool = pools[upstream][endpoint];
+  EndpointPool& pool = pools_[upstream][endpoint];
   ++pool.active_requests;
   if (pool.idle != nullptr) {
     UpstreamConn* up = pool.idle;
-    pool.idle = up->next;
-    if (pool.idle != nullptr) pool.idle->prev = nullptr;
-    up->next = up->prev = nullptr;
-    up->in_pool = false;
+    up->LeavePool(&pool.idle);
     --pool.idle_count;
     up->Attach(ds);
     return up;
   }
-  const auto& ucfg = topology->upstream(upstream).config;
-  int limit = static_cast<int>((ucfg.max_connections + std::max(1, config.proxy.workers) - 1) /
-                               std::max(1, config.proxy.workers));
+  const auto& ucfg = topology_->upstream(upstream).config;
+  int limit = static_cast<int>((ucfg.max_connections + std::max(1, config_.proxy.workers) - 1) /
+                               std::max(1, config_.proxy.workers));
   if (pool.open < limit) {
     auto* up = new UpstreamConn(this, upstream, endpoint);
     ++pool.open;
@@ -357,10 +350,8 @@ void WorkerImpl::Release(UpstreamConn* up, bool reusable) {
     up->Close();
     return;
   }
-  EndpointPool& pool = pools[up->upstream()][up->endpoint()];
-  up->codec_.Reset();
-  up->reused_ = true;
-  up->head_request_ = false;
+  EndpointPool& pool = pools_[up->upstream()][up->endpoint()];
+  up->PrepareForReuse();
   while (!pool.waiters.empty()) {
     DownstreamConn* ds = pool.waiters.front();
     pool.waiters.pop_front();
@@ -369,23 +360,12 @@ void WorkerImpl::Release(UpstreamConn* up, bool reusable) {
     ds->AttachUpstream(up);
     return;
   }
-  up->next = pool.idle;
-  up->prev = nullptr;
-  if (pool.idle != nullptr) pool.idle->prev = up;
-  pool.idle = up;
-  up->in_pool = true;
+  up->EnterPool(&pool.idle);  // starts its lazy idle timer
   ++pool.idle_count;
-  // Lazy idle timer: one still running from an earlier stay in the pool fires no later
-  // than this stay's deadline, and re-arms itself for the rest (UpstreamConn::HandleTimer).
-  up->pooled_ms_ = uv_now(&loop);
-  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&up->timer_))) {
-    uv_timer_start(&up->timer_, UpstreamConn::OnTimer, config.proxy.idle_timeout.count(), 0);
-  }
 }
 
 void WorkerImpl::RemoveWaiter(DownstreamConn* ds) {
-  ds->waiting_for_pool_ = false;
-  for (auto& per_upstream : pools) {
+  for (auto& per_upstream : pools_) {
     for (auto& pool : per_upstream) {
       for (auto it = pool.waiters.begin(); it != pool.waiters.end(); ++it) {
         if (*it == ds) {
@@ -399,24 +379,21 @@ void WorkerImpl::RemoveWaiter(DownstreamConn* ds) {
 }
 
 void WorkerImpl::ConnClosing(UpstreamConn* up) {
-  EndpointPool& pool = pools[up->upstream()][up->endpoint()];
-  if (up->in_pool) {
-    if (up->prev != nullptr) up->prev->next = up->next;
-    if (up->next != nullptr) up->next->prev = up->prev;
-    if (pool.idle == up) pool.idle = up->next;
-    up->in_pool = false;
+  EndpointPool& pool = pools_[up->upstream()][up->endpoint()];
+  if (up->in_pool()) {
+    up->LeavePool(&pool.idle);
     --pool.idle_count;
   }
   --pool.open;
   // A slot is free: the first waiting request gets a fresh connection.
-  if (!pool.waiters.empty() && !draining) {
+  if (!pool.waiters.empty() && !draining_) {
     DownstreamConn* ds = pool.waiters.front();
     pool.waiters.pop_front();
     --pool.active_requests;  // Acquire counts it again
     UpstreamConn* fresh = Acquire(ds, up->upstream(), up->endpoint());
     if (fresh != nullptr) ds->AttachUpstream(fresh);
   }
-  if (draining) MaybeFinish();
+  if (draining_) MaybeFinish();
 }
 
 bool WorkerImpl::SubmitWrite(uv_stream_t* stream, WriteReq* wr, uv_write_cb cb) {
@@ -457,9 +434,9 @@ void WorkerImpl::FreeWrite(WriteReq* wr) {
 
 void WorkerImpl::OnAsync(uv_async_t* a) {
   WorkerImpl* w = static_cast<WorkerImpl*>(a->data);
-  int cmd = w->command.load(std::memory_order_acquire);
+  int cmd = w->command_.load(std::memory_order_acquire);
   base::Guard(base::Component::kLifecycle, "worker command", [&] {
-    if (w->reopen_log.exchange(false, std::memory_order_acq_rel)) w->ReopenAccessLog();
+    if (w->reopen_log_.exchange(false, std::memory_order_acq_rel)) w->ReopenAccessLog();
     if (cmd == 2) {
       w->StopNow();
     } else if (cmd == 1) {
@@ -481,11 +458,11 @@ void WorkerImpl::CloseListeners() {
 }
 
 void WorkerImpl::BeginDrain() {
-  if (draining) return;
-  draining = true;
+  if (draining_) return;
+  draining_ = true;
   CloseListeners();
   for (DownstreamConn* ds = conns_; ds != nullptr;) {
-    DownstreamConn* next = ds->next;
+    DownstreamConn* next = ds->next_conn();
     ds->MaybeCloseIdle();
     ds = next;
   }
@@ -493,10 +470,10 @@ void WorkerImpl::BeginDrain() {
 }
 
 void WorkerImpl::StopNow() {
-  draining = true;
+  draining_ = true;
   CloseListeners();
   for (DownstreamConn* ds = conns_; ds != nullptr;) {
-    DownstreamConn* next = ds->next;
+    DownstreamConn* next = ds->next_conn();
     ds->Close();
     ds = next;
   }
@@ -506,7 +483,7 @@ void WorkerImpl::StopNow() {
 void WorkerImpl::MaybeFinish() {
   if (conns_ != nullptr || finishing_) return;
   finishing_ = true;
-  for (auto& per_upstream : pools) {
+  for (auto& per_upstream : pools_) {
     for (auto& pool : per_upstream) {
       while (pool.idle != nullptr) pool.idle->Close();  // Close unlinks it
     }
@@ -514,9 +491,31 @@ void WorkerImpl::MaybeFinish() {
   FlushAccessLog();
   uv_close(reinterpret_cast<uv_handle_t*>(&access_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&accept_timer_), nullptr);
-  std::lock_guard<std::mutex> lock(async_mu);
-  async_closed = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&async), nullptr);
+  std::lock_guard<std::mutex> lock(async_mu_);
+  async_closed_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+}
+
+void WorkerImpl::PostDrain() {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (async_closed_) return;
+  int expected = 0;  // a stop posted before stays a stop
+  command_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel);
+  uv_async_send(&async_);
+}
+
+void WorkerImpl::PostStop() {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (async_closed_) return;
+  command_.store(2, std::memory_order_release);
+  uv_async_send(&async_);
+}
+
+void WorkerImpl::PostLogReopen() {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (async_closed_) return;
+  reopen_log_.store(true, std::memory_order_release);
+  uv_async_send(&async_);
 }
 
 Worker::Worker(int id, const config::Config& config, Topology* topology,
@@ -532,34 +531,18 @@ void Worker::Start() {
       [this] { base::Guard(base::Component::kProxy, "worker thread", [&] { impl_->Run(); }); });
 }
 
-void Worker::BeginDrain() {
-  std::lock_guard<std::mutex> lock(impl_->async_mu);
-  if (impl_->async_closed) return;
-  int expected = 0;
-  impl_->command.compare_exchange_strong(expected, 1, std::memory_order_acq_rel);
-  uv_async_send(&impl_->async);
-}
+void Worker::BeginDrain() { impl_->PostDrain(); }
 
-void Worker::ReopenAccessLog() {
-  std::lock_guard<std::mutex> lock(impl_->async_mu);
-  if (impl_->async_closed) return;
-  impl_->reopen_log.store(true, std::memory_order_release);
-  uv_async_send(&impl_->async);
-}
+void Worker::ReopenAccessLog() { impl_->PostLogReopen(); }
 
-void Worker::Stop() {
-  std::lock_guard<std::mutex> lock(impl_->async_mu);
-  if (impl_->async_closed) return;
-  impl_->command.store(2, std::memory_order_release);
-  uv_async_send(&impl_->async);
-}
+void Worker::Stop() { impl_->PostStop(); }
 
 void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-int Worker::connections() const { return impl_->connections.load(std::memory_order_relaxed); }
+int Worker::connections() const { return impl_->connections(); }
 
-int Worker::loop_close_result() const { return impl_->loop_close_result; }
+int Worker::loop_close_result() const { return impl_->loop_close_result(); }
 
 }  // namespace speedmon::proxy
