@@ -189,7 +189,6 @@ class DownstreamConn final : public CodecHandler {
   WorkerImpl* w_;
   DownstreamConn* prev_ = nullptr;  // WorkerImpl::conns_
   DownstreamConn* next_ = nullptr;
-  int listener_;
   int upstream_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;

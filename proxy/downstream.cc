@@ -54,7 +54,6 @@ double UnixNow() {
 
 DownstreamConn::DownstreamConn(WorkerImpl* w, int listener)
     : w_(w),
-      listener_(listener),
       upstream_(w->topology().ListenerUpstream(listener)),
       codec_(HttpCodec::Type::kRequest, this, w->proxy_config().max_header_bytes) {
   uv_tcp_init(w->loop(), &tcp_);
