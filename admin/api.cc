@@ -52,6 +52,13 @@ std::optional<size_t> ParseLimit(const Request& req, size_t fallback) {
   return n;
 }
 
+// The speedrun service's `done` for a write: answers it with WriteResponse.
+speedrun::WriteDone AnswerWrite(Responder respond) {
+  return [respond = std::move(respond)](base::StatusOr<speedrun::WriteResult> r) {
+    respond(WriteResponse(r));
+  };
+}
+
 // Constant time in the token's length, so a wrong guess teaches nothing by timing.
 bool SameToken(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -182,12 +189,10 @@ void Api::Handle(const Request& req, Responder respond) const {
       return respond(Json(200, {{"requests", out}}));
     }
     case Route::kExperiments: {
-      auto answer = [respond](base::StatusOr<speedrun::WriteResult> r) {
-        respond(WriteResponse(r));
-      };
       if (req.method == "POST") {
         if (!Authorized(req, respond)) return;
-        return p_.speedrun->PostExperiments(req.body, req.Header("content-type"), answer);
+        return p_.speedrun->PostExperiments(req.body, req.Header("content-type"),
+                                            AnswerWrite(respond));
       }
       size_t max = p_.speedrun->max_experiments_limit();
       std::optional<size_t> limit = ParseLimit(req, std::min<size_t>(100, max));
@@ -201,15 +206,11 @@ void Api::Handle(const Request& req, Responder respond) const {
     }
     case Route::kPatterns: {
       if (!Authorized(req, respond)) return;
-      return p_.speedrun->PostPatterns(
-          req.body, req.Header("content-type"),
-          [respond](base::StatusOr<speedrun::WriteResult> r) { respond(WriteResponse(r)); });
+      return p_.speedrun->PostPatterns(req.body, req.Header("content-type"), AnswerWrite(respond));
     }
     case Route::kPatternReuse: {
       if (!Authorized(req, respond)) return;
-      return p_.speedrun->PostPatternReuse(
-          match.param,
-          [respond](base::StatusOr<speedrun::WriteResult> r) { respond(WriteResponse(r)); });
+      return p_.speedrun->PostPatternReuse(match.param, AnswerWrite(respond));
     }
     case Route::kSystem: {
       auto s = p_.system->sampler().Get();
