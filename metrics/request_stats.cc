@@ -681,20 +681,11 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       for (uint64_t n : fine) total += n;
       auto quantile_ms = [&](double q) {
         // The rank-th smallest sample (1-based, nearest rank), reported as its bucket's
-        // midpoint and clamped to the exact min and max.
-        uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
-        rank = std::max<uint64_t>(rank, 1);
-        uint64_t seen = 0;
-        for (int b = 0; b < kFineBuckets; ++b) {
-          seen += fine[b];
-          if (seen >= rank) {
-            // Clamped in integer nanoseconds so that min <= p50 <= ... <= max holds
-            // exactly after the same division.
-            uint64_t ns = std::clamp<uint64_t>(FineBucketMidpoint(b) * 1000, min_ns, max_ns);
-            return static_cast<double>(ns) / 1e6;
-          }
-        }
-        return static_cast<double>(max_ns) / 1e6;
+        // midpoint and clamped to the exact min and max: in integer nanoseconds, so that
+        // min <= p50 <= ... <= max holds exactly after the same division.
+        int b = FineQuantileBucket(fine, total, q);
+        uint64_t ns = std::clamp<uint64_t>(FineBucketMidpoint(b) * 1000, min_ns, max_ns);
+        return static_cast<double>(ns) / 1e6;
       };
       s.min_ms = static_cast<double>(min_ns) / 1e6;
       s.max_ms = static_cast<double>(max_ns) / 1e6;
@@ -703,6 +694,59 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       s.p95_ms = quantile_ms(0.95);
       s.p99_ms = quantile_ms(0.99);
       out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+int FineQuantileBucket(const std::array<uint64_t, kFineBuckets>& fine, uint64_t total, double q) {
+  uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
+  rank = std::max<uint64_t>(rank, 1);
+  uint64_t seen = 0;
+  for (int b = 0; b < kFineBuckets; ++b) {
+    seen += fine[b];
+    if (seen >= rank) return b;
+  }
+  return kFineBuckets - 1;
+}
+
+std::vector<UpstreamTotals> RequestStatsCollector::Totals() const {
+  // The code slots of 2xx and 3xx answers: the exact codes 200..399 and the two classes.
+  static const std::vector<int> kSuccessSlots = [] {
+    std::vector<int> slots;
+    for (int i = 0; i < kCodeSlots; ++i) {
+      const std::string label = CodeLabel(i);
+      if (label[0] == '2' || label[0] == '3') slots.push_back(i);
+    }
+    return slots;
+  }();
+  const size_t routes = layout_.routes.size();
+  std::vector<UpstreamTotals> out(layout_.upstreams.size());
+  for (size_t u = 0; u < out.size(); ++u) {
+    UpstreamTotals& t = out[u];
+    for (size_t r = 0; r < routes; ++r) {
+      const size_t pair = u * routes + r;
+      for (const WorkerStats* w : workers_) {
+        const auto& slot = w->route_slots_[pair];
+        const SingleWriterCounter* codes = &w->codes_[pair * kMethods * kCodeSlots];
+        uint64_t count = 0, ok = 0, errors5xx = 0;
+        std::array<uint64_t, kFineBuckets> mine;
+        ReadConsistently(slot.seq, [&] {
+          count = slot.count.Get();
+          if (count == 0) return;
+          errors5xx = slot.errors5xx.Get();
+          ok = 0;
+          for (int m = 0; m < kMethods; ++m) {
+            for (int c : kSuccessSlots) ok += codes[m * kCodeSlots + c].Get();
+          }
+          for (int b = 0; b < kFineBuckets; ++b) mine[b] = slot.fine[b].Get();
+        });
+        if (count == 0) continue;
+        t.requests += count;
+        t.successes += ok;
+        t.errors5xx += errors5xx;
+        for (int b = 0; b < kFineBuckets; ++b) t.fine[b] += mine[b];
+      }
     }
   }
   return out;

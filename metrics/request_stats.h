@@ -164,6 +164,19 @@ struct RouteSummary {
   double min_ms = 0, avg_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
 };
 
+// One upstream's counts since start, summed over its routes and the workers: the status
+// page's charts (metrics/timeseries.h) take the difference of two of these.
+struct UpstreamTotals {
+  uint64_t requests = 0;
+  uint64_t successes = 0;  // answered 2xx or 3xx
+  uint64_t errors5xx = 0;
+  std::array<uint64_t, kFineBuckets> fine{};  // durations, FineBucket()
+};
+
+// The bucket holding the nearest-rank q-quantile (rank ceil(q * total), at least 1) of a
+// fine histogram whose counts add up to `total` > 0.
+int FineQuantileBucket(const std::array<uint64_t, kFineBuckets>& fine, uint64_t total, double q);
+
 // Merges the shards of all workers. AppendText writes GET /metrics' request families
 // (metrics/scrape.h); Collect() is the prometheus-cpp hook (the alert evaluator's values);
 // Summaries() serves /api/v1/upstreams. All three run on the main thread only: the first
@@ -190,6 +203,9 @@ class RequestStatsCollector : public prometheus::Collectable {
   // without OpenMetrics' "# EOF" (the scrape's last family writes it).
   void AppendText(Format format, TextBuffer* out) const;
   std::vector<RouteSummary> Summaries() const;
+  // One per layout().upstreams, in that order; each (upstream, route) slot read
+  // consistently, so a request is in all of an upstream's figures or in none.
+  std::vector<UpstreamTotals> Totals() const;
   const StatsLayout& layout() const { return layout_; }
 
   // Tries a reader makes before it takes a copy a writer may have torn (see the top).

@@ -354,6 +354,16 @@ base::StatusOr<ExperimentPage> Service::GetExperiments(size_t limit) const {
   return page;
 }
 
+Service::ExperimentCounts Service::CountExperiments() const {
+  ExperimentCounts c;
+  std::lock_guard lock(state_mu_);
+  for (const auto& [key, n] : totals_.experiments) {
+    c.total += n;
+    if (key.first == StatusName(ExperimentStatus::kSuccess)) c.successes += n;
+  }
+  return c;
+}
+
 json Service::GetSla() const {
   std::lock_guard lock(state_mu_);
   return SlaJson(window_.Report(), window_.sla());

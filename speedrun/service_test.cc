@@ -99,6 +99,8 @@ TEST_F(ServiceTest, BatchesCountDuplicatesWithinAndAcross) {
             1);
   EXPECT_EQ(Metric("pokemon_speedrun_experiment_success_rate"), 50);
   EXPECT_EQ(json::parse(ExperimentsBody(*s))["total"], 4);
+  EXPECT_EQ(s->CountExperiments().total, 4u);
+  EXPECT_EQ(s->CountExperiments().successes, 2u);
 }
 
 struct Garbage {
@@ -388,6 +390,9 @@ TEST_F(ServiceTest, RestartRestoresCountersWindowsAndRecentExactly) {
   EXPECT_EQ(ReuseAndWait(*s, "p1").body, R"({"pattern_id":"p1","reuse_count":2})");
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("new")).status, 201);
   EXPECT_EQ(json::parse(ExperimentsBody(*s))["total"], 31);
+  // 22 of the 30 before the restart (i % 4 != 0) and the new one.
+  EXPECT_EQ(s->CountExperiments().total, 31u);
+  EXPECT_EQ(s->CountExperiments().successes, 23u);
 }
 
 TEST_F(ServiceTest, RetentionTrimsRowsButKeepsTotals) {
