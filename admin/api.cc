@@ -16,6 +16,7 @@
 #include "metrics/exposition.h"
 #include "metrics/scrape.h"
 #include "metrics/system_collector.h"
+#include "metrics/timeseries.h"
 #include "proxy/data_plane.h"
 #include "speedrun/service.h"
 
@@ -309,6 +310,8 @@ void Api::Handle(const Request& req, Responder respond) const {
     }
     case Route::kSla:
       return respond(Json(200, p_.speedrun->GetSla()));
+    case Route::kTimeseries:
+      return respond(Json(200, p_.timeseries->ToJson()));
   }
 }
 

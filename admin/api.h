@@ -24,7 +24,8 @@ class Service;
 }
 namespace speedmon::metrics {
 class SystemCollector;
-}
+class TimeseriesRing;
+}  // namespace speedmon::metrics
 namespace speedmon::proxy {
 class DataPlane;
 }
@@ -42,6 +43,7 @@ struct ApiParts {
   metrics::SystemCollector* system = nullptr;
   speedrun::Service* speedrun = nullptr;
   alerting::Service* alerts = nullptr;
+  const metrics::TimeseriesRing* timeseries = nullptr;  // the status page's charts
   // Every family /metrics shows after the data plane's request statistics, in one
   // consistent cut per component.
   std::function<std::vector<prometheus::MetricFamily>()> collect;

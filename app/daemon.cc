@@ -13,6 +13,7 @@
 
 #include "admin/api.h"
 #include "admin/server.h"
+#include "admin/timeseries.h"
 #include "alerting/service.h"
 #include "base/boundary.h"
 #include "base/build_info.h"
@@ -58,6 +59,7 @@ class DaemonImpl {
   std::unique_ptr<speedrun::Service> speedrun_;
   std::unique_ptr<alerting::Service> alerts_;
   std::unique_ptr<proxy::DataPlane> data_plane_;
+  std::unique_ptr<admin::TimeseriesSampler> timeseries_;  // the status page's charts
   std::unique_ptr<admin::Api> api_;
   std::unique_ptr<admin::Server> admin_;
 
@@ -158,12 +160,16 @@ base::Status DaemonImpl::StartComponents() {
   if (!dp.ok()) return dp.status();
   data_plane_ = std::move(dp).value();
 
+  timeseries_ = std::make_unique<admin::TimeseriesSampler>(
+      &loop_, config_.admin.timeseries_interval, data_plane_.get(), system_.get(), speedrun_.get());
+
   admin::ApiParts parts;
   parts.config = &config_.admin;
   parts.data_plane = data_plane_.get();
   parts.system = system_.get();
   parts.speedrun = speedrun_.get();
   parts.alerts = alerts_.get();
+  parts.timeseries = &timeseries_->ring();
   parts.collect = [this] { return CollectAll(); };
   parts.serving = [this] { return !draining_; };
   api_ = std::make_unique<admin::Api>(std::move(parts));
@@ -189,6 +195,7 @@ void DaemonImpl::StartSignals() {
   uv_timer_init(&loop_, &eval_timer_);
   eval_timer_.data = this;
   StartEvaluationTimer();
+  timeseries_->Start();
   uv_timer_init(&loop_, &drain_timer_);
   drain_timer_.data = this;
 
@@ -270,6 +277,7 @@ void DaemonImpl::OnDrainTick() {
 void DaemonImpl::FinishShutdown() {
   uv_timer_stop(&drain_timer_);
   data_plane_->Stop();
+  timeseries_->Close();
   for (uv_handle_t* h :
        {reinterpret_cast<uv_handle_t*>(&drain_timer_), reinterpret_cast<uv_handle_t*>(&eval_timer_),
         reinterpret_cast<uv_handle_t*>(&sig_term_), reinterpret_cast<uv_handle_t*>(&sig_int_),

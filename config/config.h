@@ -40,6 +40,9 @@ struct AdminConfig {
   std::string auth_token_file;  // "" = none; read at load and at each SIGHUP reload
   bool allow_unauthenticated_writes = false;
   uint64_t max_body_bytes = 1048576;
+  // How often the status page's charts are sampled; they keep the last 180 samples
+  // (15 minutes at 5 s). Read at start only.
+  Duration timeseries_interval{5000};
 };
 
 struct ProxyConfig {

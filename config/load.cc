@@ -61,7 +61,7 @@ void LoadAdmin(const toml::table* table, AdminConfig* out) {
   }
   TableReader r(*table, "[admin]",
                 {"address", "auth_token", "auth_token_file", "allow_unauthenticated_writes",
-                 "max_body_bytes"});
+                 "max_body_bytes", "timeseries_interval"});
   // Port 0 (pick one) is for tests, as for listeners.
   r.ReadAddress("address", &out->address, /*allow_port_zero=*/true);
   r.ReadString("auth_token", &out->auth_token);
@@ -86,6 +86,10 @@ void LoadAdmin(const toml::table* table, AdminConfig* out) {
   ApplyAuthTokenEnv(out);
   r.ReadBool("allow_unauthenticated_writes", &out->allow_unauthenticated_writes);
   r.ReadInt("max_body_bytes", &out->max_body_bytes, 1024, 1024 * kMaxMiB);
+  r.ReadDuration("timeseries_interval", &out->timeseries_interval, Duration(100));
+  if (out->timeseries_interval > Duration(3600000)) {
+    r.FailAt("timeseries_interval", "must be at most 1h");
+  }
   // Anyone who can reach a non-loopback admin port could post experiments and delete
   // alert rules; that must be a decision written in the config, not a default.
   if (!out->address.IsLoopback() && out->auth_token.empty() && !out->allow_unauthenticated_writes) {

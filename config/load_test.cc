@@ -37,6 +37,7 @@ TEST(LoadTest, FullConfigReadsEveryKey) {
   EXPECT_EQ(c.admin.auth_token, "s3cret-token");
   EXPECT_TRUE(c.admin.allow_unauthenticated_writes);
   EXPECT_EQ(c.admin.max_body_bytes, 2048u);
+  EXPECT_EQ(c.admin.timeseries_interval, Duration(2000));
 
   EXPECT_EQ(c.proxy.workers, 3);
   EXPECT_EQ(c.proxy.max_connections, 500u);
@@ -262,6 +263,7 @@ TEST(LoadTest, MinimalConfigTakesDefaults) {
   EXPECT_EQ(c.admin.auth_token, "");
   EXPECT_FALSE(c.admin.allow_unauthenticated_writes);
   EXPECT_EQ(c.admin.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.admin.timeseries_interval, Duration(5000));
   EXPECT_EQ(c.proxy.workers, 0);
   EXPECT_EQ(c.proxy.header_timeout, Duration(10000));
   EXPECT_EQ(c.proxy.max_header_bytes, 65536u);
