@@ -13,9 +13,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "base/json.h"
 #include "metrics/exposition.h"
 #include "metrics/request_stats.h"
 #include "metrics/scrape.h"
+#include "metrics/timeseries.h"
 
 // Every operator new in this binary is counted, so a benchmark can report allocations per
 // iteration ("allocs"). zlib's own mallocs are not operator new and are not counted.
@@ -119,6 +123,50 @@ void BM_Collect(benchmark::State& state) {
   ReportAllocs(state, allocs);
 }
 BENCHMARK(BM_Collect)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// One sample of the status page's charts (admin/timeseries.cc without the host and
+// speedrun reads): every (upstream, route) slot's totals, then the differences into the
+// ring of 180.
+void BM_TimeseriesSample(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  speedmon::metrics::TimeseriesRing ring(fixture.collector().layout().upstreams, 180, 5.0);
+  double t = 0;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    speedmon::metrics::TimeseriesReading r;
+    r.unix_seconds = r.monotonic_seconds = t += 5;
+    r.upstreams = fixture.collector().Totals();
+    ring.Add(r);
+  }
+  ReportAllocs(state, allocs);
+}
+BENCHMARK(BM_TimeseriesSample)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// GET /api/v1/timeseries with the ring full (180 samples, every one with requests).
+void BM_TimeseriesJson(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  speedmon::metrics::TimeseriesRing ring(fixture.collector().layout().upstreams, 180, 5.0);
+  speedmon::metrics::TimeseriesReading r;
+  r.upstreams = fixture.collector().Totals();
+  for (int i = 0; i <= 180; ++i) {
+    r.unix_seconds = r.monotonic_seconds = 5.0 * i;
+    r.cpu_percent = r.memory_percent = 12.5 + i;
+    for (auto& u : r.upstreams) {
+      u.requests += 20 + i;
+      u.successes += 19 + i;
+      u.fine[100 + i % 50] += 20 + i;
+    }
+    ring.Add(r);
+  }
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string body = speedmon::base::ToJson(ring.ToJson());
+    bytes = body.size();
+    benchmark::DoNotOptimize(body);
+  }
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_TimeseriesJson)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 // One scrape of the request families as GET /metrics answered before metrics/scrape.h
 // (proxy/admin_api.cc): families, then text into a fresh body, then gzip into another
