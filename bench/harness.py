@@ -12,7 +12,8 @@ Environment: BENCH_ROUNDS (3), BENCH_DURATION (5, seconds per 1 KiB run),
 BENCH_SHORT_DURATION (3, the other scenarios), BENCH_SCRAPES (200, idle comparison),
 BENCH_SCRAPE_INTERVAL (0.05 s, under load), BENCH_SLOW_SECONDS (10),
 BENCH_LONG=1 (5 rounds, 15 s / 10 s runs, 30 s slow reader), BENCH_KEEP_TMP=1,
-SPEEDMON_BIN, MICROBENCH_BIN, SPEEDMON_BEFORE_BIN (a build of an earlier commit: it joins
+SPEEDMON_BIN, MICROBENCH_BIN, BENCH_STAGES (a comma list of rounds, slow, scrapes, idle,
+micro: only those run), SPEEDMON_BEFORE_BIN (a build of an earlier commit: it joins
 the throughput and latency rounds as "speedmon-before", recording on, so a change is
 measured before and after in one run).
 """
@@ -47,6 +48,8 @@ MICROBENCH = os.environ.get("MICROBENCH_BIN",
 CONNS = 64
 
 BEFORE = os.environ.get("SPEEDMON_BEFORE_BIN", "")
+# BENCH_STAGES=idle,scrapes runs only those stages (rounds, slow, scrapes, idle, micro).
+STAGES = [x for x in os.environ.get("BENCH_STAGES", "").split(",") if x]
 TARGETS = (["direct", "speedmon"] + (["speedmon-before"] if BEFORE else []) +
            ["speedmon-norec", "nginx", "haproxy"])
 PROXIES = TARGETS[1:]
@@ -556,13 +559,14 @@ def main():
         bench.prepare_configs()
         # A stage that fails (a port taken, a tool missing) is reported; the others still
         # run and print, so a 25-minute run is not lost to its last step.
-        for name, run, printer in (("rounds", bench.rounds, print_rounds),
-                                   ("slow reader", bench.slow_reader, print_slow),
-                                   ("scrapes under load", bench.scrapes_under_load,
-                                    print_scrapes),
-                                   ("idle and node_exporter", bench.idle_and_node_exporter,
-                                    print_idle),
-                                   ("micro-benchmarks", run_micro, print_micro)):
+        stages = (("rounds", "rounds", bench.rounds, print_rounds),
+                  ("slow", "slow reader", bench.slow_reader, print_slow),
+                  ("scrapes", "scrapes under load", bench.scrapes_under_load, print_scrapes),
+                  ("idle", "idle and node_exporter", bench.idle_and_node_exporter, print_idle),
+                  ("micro", "micro-benchmarks", run_micro, print_micro))
+        for key, name, run, printer in stages:
+            if STAGES and key not in STAGES:
+                continue
             try:
                 data = run()
             except Exception as e:  # noqa: BLE001 - reported below, the run goes on
