@@ -88,15 +88,16 @@ class SpeedmonClient:
         self._configured_batch_size = batch_size
         self._max_backoff = max_backoff
         self.read_flush_timeout = read_flush_timeout
-        self._cv = threading.Condition()
-        self._appended = 0     # records appended by this client (under _cv)
-        self._settled = 0      # of those, delivered or rejected (under _cv)
-        self._stopping = False
+        # _wake: set after every append, so an idle sender starts at once (an Event
+        # rather than notifying a Condition: the producers never wait on the sender).
+        # _settled: notified by the sender whenever records leave the spool (flush).
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._settled = threading.Condition()
         self._closed = False
+        self._stats_mu = threading.Lock()
         self._stats = {"delivered": 0, "duplicates": 0, "rejected": 0, "batches": 0,
                        "failed_attempts": 0}
-        # Records already in the spool from an earlier run count as appended by us.
-        self._appended = len(self._spool)
         self._thread = threading.Thread(target=self._run, name="speedmon-client-sender",
                                          daemon=True)
         self._thread.start()
@@ -118,11 +119,8 @@ class SpeedmonClient:
     def _append(self, kind: str, body: str) -> None:
         if self._closed:
             raise SpeedmonError("this SpeedmonClient is closed")
-        with self._cv:
-            # Under _cv so that _appended counts exactly the rows committed.
-            self._spool.append(kind, body)
-            self._appended += 1
-            self._cv.notify_all()
+        self._spool.append(kind, body)
+        self._wake.set()
 
     @property
     def spool_dir(self) -> str:
@@ -136,7 +134,7 @@ class SpeedmonClient:
     def stats(self) -> Dict[str, int]:
         """Counters since this client started: delivered (stored as new), duplicates
         (already stored: a retry), rejected, batches, failed_attempts, pending."""
-        with self._cv:
+        with self._stats_mu:
             out = dict(self._stats)
         out["pending"] = len(self._spool)
         return out
@@ -154,15 +152,15 @@ class SpeedmonClient:
         was rejected). True when they have; False after `timeout` seconds (None: wait as
         long as it takes). The records are kept either way."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cv:
-            target = self._appended
-            while self._settled < target:
+        target = self._spool.last_seq
+        with self._settled:
+            while not self._spool.delivered_through(target):
                 if self._closed and not self._thread.is_alive():
                     return False
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self._cv.wait(left if left is not None else 1.0)
+                self._settled.wait(min(left, 1.0) if left is not None else 1.0)
             return True
 
     def close(self, timeout: Optional[float] = 10.0) -> bool:
@@ -172,10 +170,9 @@ class SpeedmonClient:
         if self._closed:
             return len(self._spool) == 0
         done = self.flush(timeout)
-        with self._cv:
-            self._closed = True
-            self._stopping = True
-            self._cv.notify_all()
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
         self._thread.join()
         self._sends.close()
         self._reads.close()
@@ -254,12 +251,11 @@ class SpeedmonClient:
 
     def _run(self) -> None:
         backoff = 0.0
-        while True:
-            with self._cv:
-                while not self._stopping and len(self._spool) == 0:
-                    self._cv.wait()
-                if self._stopping:
-                    return
+        while not self._stop.is_set():
+            self._wake.clear()
+            if len(self._spool) == 0:
+                self._wake.wait()  # an append or close() sets it
+                continue
             try:
                 progressed = self._send_oldest()
             except Exception:  # never let the sender die: log, pause, go on
@@ -268,18 +264,15 @@ class SpeedmonClient:
             if progressed:
                 backoff = 0.0
                 continue
-            with self._cv:
+            with self._stats_mu:
                 self._stats["failed_attempts"] += 1
             backoff = min(self._max_backoff, max(0.05, backoff * 2))
-            with self._cv:
-                # Jitter, so several runners do not all come back at the same instant.
-                self._cv.wait_for(lambda: self._stopping,
-                                  backoff * random.uniform(0.5, 1.0))
+            # Jitter, so several runners do not all come back at the same instant.
+            self._stop.wait(backoff * random.uniform(0.5, 1.0))
 
-    def _settle(self, rows: List[Row]) -> None:
-        with self._cv:
-            self._settled += len(rows)
-            self._cv.notify_all()
+    def _notify_settled(self) -> None:
+        with self._settled:
+            self._settled.notify_all()
 
     def _send_oldest(self) -> bool:
         """Sends the oldest run of same-kind records. True when it got an answer that
@@ -320,11 +313,11 @@ class SpeedmonClient:
                 accepted, duplicates = int(doc["accepted"]), int(doc["duplicates"])
             except (ValueError, KeyError, TypeError):
                 log.warning("speedmon client: unexpected answer to a batch: %r", data[:200])
-            with self._cv:
+            with self._stats_mu:
                 self._stats["delivered"] += accepted
                 self._stats["duplicates"] += duplicates
                 self._stats["batches"] += 1
-            self._settle(group)
+            self._notify_settled()
             return True
         if status == 413 and len(group) > 1:
             self._batch_size = max(1, len(group) // 2)
@@ -356,9 +349,9 @@ class SpeedmonClient:
         status, data = answer
         if 200 <= status < 300:
             self._spool.delete([row[0]])
-            with self._cv:
+            with self._stats_mu:
                 self._stats["delivered"] += 1
-            self._settle([row])
+            self._notify_settled()
             return True
         if status >= 500 or (status in _RETRY_4XX and status != 404):
             return False
@@ -370,8 +363,8 @@ class SpeedmonClient:
         log.error("speedmon client: speedmon refused this %s record (%d %s); it is kept in "
                   "the spool's rejected table: %s", row[1], status, answer.strip(), row[2][:300])
         self._spool.reject(row[0], status, answer)
-        with self._cv:
+        with self._stats_mu:
             self._stats["rejected"] += 1
-        self._settle([row])
+        self._notify_settled()
         if self._batch_size == 1:
             self._batch_size = self._configured_batch_size

@@ -70,6 +70,7 @@ class Spool:
         self._db.executescript(_SCHEMA)
         self._mu = threading.Lock()
         self._count = self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+        self._last_seq = self._db.execute("SELECT MAX(seq) FROM spool").fetchone()[0] or 0
 
     def close(self) -> None:
         with self._mu:
@@ -87,9 +88,21 @@ class Spool:
                     f"speedmon client spool {self.path} is full: {self._count} records "
                     f"wait (max_spool_records={self.max_records}) because speedmon has not "
                     "accepted them; bring speedmon back or raise max_spool_records")
-            self._db.execute("INSERT INTO spool(kind, body, created) VALUES (?, ?, ?)",
-                             (kind, body, time.time()))
+            cursor = self._db.execute("INSERT INTO spool(kind, body, created) VALUES (?, ?, ?)",
+                                      (kind, body, time.time()))
             self._count += 1
+            self._last_seq = cursor.lastrowid or self._last_seq
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest record appended (0 when none ever was)."""
+        return self._last_seq
+
+    def delivered_through(self, seq: int) -> bool:
+        """True when no record with a seq <= `seq` is still waiting."""
+        with self._mu:
+            row = self._db.execute("SELECT MIN(seq) FROM spool").fetchone()
+        return row[0] is None or row[0] > seq
 
     def oldest(self, limit: int) -> List[Row]:
         """Up to `limit` of the oldest rows, oldest first."""
