@@ -7,8 +7,8 @@
 #          alone (scripts/build.sh release -DSPEEDMON_TESTS=OFF -DSPEEDMON_BENCH=OFF, as
 #          monitoring/Dockerfile does)
 #   test   build + GoogleTest, Prometheus, Alertmanager, Chromium, the Python modules of
-#          the integration and e2e tests, pip, setuptools and venv (the tests install
-#          clients/python), and clang-14 with libFuzzer (scripts/build.sh fuzz)
+#          the integration and e2e tests, pip, setuptools, venv and mypy (the tests
+#          install and type-check clients/python), and clang-14 with libFuzzer (scripts/build.sh fuzz)
 #   bench  build + Google Benchmark, wrk, nginx, HAProxy, node-exporter, strace, valgrind
 #          and perf (bench/)
 #   all    all of them: what scripts/test.sh, scripts/run.sh and CI use
@@ -30,6 +30,7 @@ TEST_PACKAGES=(
   chromium                             # the status page e2e test
   python3 python3-yaml python3-requests curl
   python3-pip python3-setuptools python3-wheel python3-venv   # pip install ./clients/python
+  mypy                                 # the client's types (tests/client)
   clang-14 libfuzzer-14-dev libclang-rt-14-dev   # scripts/build.sh fuzz
 )
 BENCH_PACKAGES=(

@@ -132,8 +132,8 @@ def monitor_requests_session(session: Any, client: Any = None, url: Optional[str
     if client is None:
         from .speedrun_metrics import default_client
         client = default_client(url, spool_dir)
-    original = getattr(session, "request", None)
-    if original is None or not callable(original):
+    original: Any = getattr(session, "request", None)
+    if not callable(original):
         raise TypeError("monitor_requests_session needs an object with a request() method")
     if getattr(original, "_speedmon_wrapped", False):
         return session

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from .errors import SpoolFullError, SpoolLockedError
 
@@ -69,8 +69,8 @@ class Spool:
         self._db.execute(f"PRAGMA synchronous={durable.upper()}")
         self._db.executescript(_SCHEMA)
         self._mu = threading.Lock()
-        self._count = self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
-        self._last_seq = self._db.execute("SELECT MAX(seq) FROM spool").fetchone()[0] or 0
+        self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+        self._last_seq = int(self._db.execute("SELECT MAX(seq) FROM spool").fetchone()[0] or 0)
 
     def close(self) -> None:
         with self._mu:
@@ -136,10 +136,3 @@ class Spool:
         with self._mu:
             return self._db.execute(
                 "SELECT kind, body, status, answer FROM rejected ORDER BY seq").fetchall()
-
-    def oldest_age(self, now: Optional[float] = None) -> Optional[float]:
-        with self._mu:
-            row = self._db.execute("SELECT MIN(created) FROM spool").fetchone()
-        if row[0] is None:
-            return None
-        return (now if now is not None else time.time()) - row[0]
