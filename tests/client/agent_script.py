@@ -4,10 +4,23 @@ agent's monitoring modules behind its imports are now speedmon_client's (see age
 from agent.alert_manager import AlertManager, AlertRule, AlertSeverity
 from agent.emulator_pool import EmulatorPool
 from agent.monitoring_middleware import monitor_requests_session
+from agent.prometheus_metrics import PrometheusMetricsExporter
 from agent.speedrun_metrics import (ExperimentResult, ExperimentStatus, PatternDiscovery,
                                     SpeedrunMetricsCollector)
+from agent.system_metrics import SystemMetricsCollector
 
+# Initialize components
+system_metrics = SystemMetricsCollector()
 speedrun_metrics = SpeedrunMetricsCollector()
+prometheus_exporter = PrometheusMetricsExporter()
+
+# Start Prometheus HTTP server
+prometheus_exporter.start_http_server(port=8000)
+
+# System metrics (automatic)
+system_data = system_metrics.get_metrics()
+print(f"Memory: {system_data.memory_percent > 0}, "
+      f"used {system_data.memory_used_bytes > 0}")
 
 pool = EmulatorPool()
 instrumented_session = monitor_requests_session(pool.session)

@@ -276,9 +276,22 @@ class ClientTest(clientcase.ClientCase):
         answer = c.add_process_collector(fake.proc.pid, name="emulator-9")
         self.assertEqual((answer["status"], answer["name"], answer["pid"]),
                          ("created", "emulator-9", fake.proc.pid))
+        # The in-process exporter's way: a collector object naming the pid.
+        from speedmon_client.process_metrics_collector import ProcessMetricsCollector
+        from speedmon_client.prometheus_metrics import PrometheusMetricsExporter
+        other = self.start_fake()
+        PrometheusMetricsExporter(client=c).add_process_collector(
+            ProcessMetricsCollector(process_id=other.proc.pid))
         procs = {p["name"]: p for p in sm.get_json("/api/v1/processes")["processes"]}
         self.assertEqual((procs["emulator-9"]["running"], procs["emulator-9"]["pid"]),
                          (True, fake.proc.pid))
+        self.assertEqual(procs[f"pid-{other.proc.pid}"]["pid"], other.proc.pid)
+        samples = sm.metrics()
+        self.assertGreater(prom.value(samples, "pokemon_speedrun_process_resident_memory_bytes",
+                                      process="emulator-9"), 0)
+        c.remove_process_collector("emulator-9")
+        names = [p["name"] for p in sm.get_json("/api/v1/processes")["processes"]]
+        self.assertEqual(names, [f"pid-{other.proc.pid}"])
 
     @pending("GET /api/v1/summary")
     def test_metrics_summary(self):

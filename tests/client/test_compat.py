@@ -25,7 +25,7 @@ class CompatTest(clientcase.ClientCase):
         p = subprocess.run([sys.executable, os.path.join(HERE, "agent_script.py")], env=env,
                            cwd=HERE, capture_output=True, text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(p.stdout, "status idle\n✅ Meeting SLA requirements\n"
+        self.assertEqual(p.stdout, "Memory: True, used True\nstatus idle\n✅ Meeting SLA requirements\n"
                                    "rules ['custom_performance']\n")
 
         with clientcase.sqlite3.connect(self.store) as db:

@@ -229,6 +229,11 @@ class SpeedmonClient:
         """GET /api/v1/upstreams: upstreams with their endpoints, listeners and routes."""
         return list(self._reads.call("GET", "/api/v1/upstreams")["upstreams"])
 
+    def get_system_metrics(self) -> Dict[str, Any]:
+        """GET /api/v1/system: the host's latest snapshot (cpu_percent, memory_percent,
+        disks, load_average, ...)."""
+        return dict(self._reads.call("GET", "/api/v1/system"))
+
     def add_process_collector(self, process: Union[int, Any],
                               name: Optional[str] = None) -> Dict[str, Any]:
         """Has speedmon watch a process from now on (POST /api/v1/processes): its CPU,
@@ -241,6 +246,11 @@ class SpeedmonClient:
             raise ValueError(f"add_process_collector needs a positive pid, not {process!r}")
         doc = {"pid": pid, "name": name or f"pid-{pid}"}
         return dict(self._reads.call("POST", "/api/v1/processes", doc, ok=(200, 201)))
+
+    def remove_process_collector(self, name: str) -> None:
+        """Stops watching a process added with add_process_collector
+        (DELETE /api/v1/processes/{name})."""
+        self._reads.call("DELETE", "/api/v1/processes/" + urllib.parse.quote(name, ""))
 
     def monitor_requests_session(self, session: Any) -> Any:
         """See speedmon_client.monitor_requests_session."""
