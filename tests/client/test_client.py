@@ -140,6 +140,18 @@ class ClientTest(clientcase.ClientCase):
         self.assertIn(os.path.join(self.workdir, "spool", "spool.db"), str(e.exception))
         self.assertEqual(c.pending, 3)
 
+    def test_close_keeps_what_was_not_delivered(self):
+        c = self.client("http://127.0.0.1:9")
+        c.record_experiment(ExperimentResult("c1", "success", 1.0))
+        self.assertFalse(c.flush(0.2))
+        self.assertFalse(c.close(timeout=0.2))
+        self.assertFalse(c.close())  # idempotent
+        self.assertFalse(c.flush(1))
+        with self.assertRaisesRegex(speedmon_client.SpeedmonError, "closed"):
+            c.record_experiment(ExperimentResult("c2", "success", 1.0))
+        again = self.client("http://127.0.0.1:9")  # the directory is free again
+        self.assertEqual(again.pending, 1)
+
     def test_one_client_per_spool_directory(self):
         self.client("http://127.0.0.1:9")
         with self.assertRaisesRegex(speedmon_client.SpoolLockedError, "in use by another"):

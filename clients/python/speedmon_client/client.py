@@ -95,6 +95,7 @@ class SpeedmonClient:
         self._stop = threading.Event()
         self._settled = threading.Condition()
         self._closed = False
+        self._close_mu = threading.Lock()
         self._stats_mu = threading.Lock()
         self._stats = {"delivered": 0, "duplicates": 0, "rejected": 0, "batches": 0,
                        "failed_attempts": 0}
@@ -154,30 +155,34 @@ class SpeedmonClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         target = self._spool.last_seq
         with self._settled:
-            while not self._spool.delivered_through(target):
-                if self._closed and not self._thread.is_alive():
-                    return False
+            while True:
+                if self._closed:
+                    return len(self._spool) == 0
+                if self._spool.delivered_through(target):
+                    return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
                 self._settled.wait(min(left, 1.0) if left is not None else 1.0)
-            return True
 
     def close(self, timeout: Optional[float] = 10.0) -> bool:
         """Flushes for up to `timeout` seconds, then stops the sender. Records still
         waiting stay in the spool for the next client on this directory. Returns flush's
         answer. Idempotent."""
-        if self._closed:
-            return len(self._spool) == 0
-        done = self.flush(timeout)
-        self._closed = True
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
-        self._sends.close()
-        self._reads.close()
-        self._spool.close()
-        return done
+        with self._close_mu:
+            if self._closed:
+                return len(self._spool) == 0
+            done = self.flush(timeout)
+            self._closed = True
+            self._stop.set()
+            self._wake.set()
+            self._thread.join()
+            self._sends.close()
+            self._reads.close()
+            self._spool.close()
+            with self._settled:
+                self._settled.notify_all()  # flushes in other threads answer now
+            return done
 
     def __enter__(self) -> "SpeedmonClient":
         return self

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import List, Tuple
 
-from .errors import SpoolFullError, SpoolLockedError
+from .errors import SpeedmonError, SpoolFullError, SpoolLockedError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -69,11 +69,15 @@ class Spool:
         self._db.execute(f"PRAGMA synchronous={durable.upper()}")
         self._db.executescript(_SCHEMA)
         self._mu = threading.Lock()
+        self._closed = False
         self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
         self._last_seq = int(self._db.execute("SELECT MAX(seq) FROM spool").fetchone()[0] or 0)
 
     def close(self) -> None:
         with self._mu:
+            if self._closed:
+                return
+            self._closed = True
             self._db.close()
             self._lock_file.close()
 
@@ -83,6 +87,8 @@ class Spool:
     def append(self, kind: str, body: str) -> None:
         """Commits one record; raises SpoolFullError when max_records are waiting."""
         with self._mu:
+            if self._closed:
+                raise SpeedmonError("this SpeedmonClient is closed")
             if self._count >= self.max_records:
                 raise SpoolFullError(
                     f"speedmon client spool {self.path} is full: {self._count} records "
@@ -101,6 +107,8 @@ class Spool:
     def delivered_through(self, seq: int) -> bool:
         """True when no record with a seq <= `seq` is still waiting."""
         with self._mu:
+            if self._closed:
+                return False
             row = self._db.execute("SELECT MIN(seq) FROM spool").fetchone()
         return row[0] is None or row[0] > seq
 
