@@ -5,6 +5,7 @@ emulator requests are proxied and counted, its experiments, pattern and reuse ar
 prints what speedmon says and its alert rule is in speedmon."""
 
 import os
+import re
 import subprocess
 import sys
 import unittest
@@ -45,6 +46,36 @@ class CompatTest(clientcase.ClientCase):
         self.assertMetric(samples, 1.0, "pokemon_speedrun_http_requests_total",
                           upstream="emulator-1", route="action", method="POST", code="200")
         self.assertEqual(len(os.listdir(os.path.join(self.workdir, "spool"))), 1)  # slot-0
+
+
+class ReadmeExamplesTest(clientcase.ClientCase):
+    """The README examples that make a SpeedmonClient run as written against a live
+    speedmon (its address and a spool directory substituted)."""
+
+    def examples(self):
+        source = harness.fake._source_dir()
+        out = []
+        for doc in ("README.md", os.path.join("clients", "python", "README.md")):
+            with open(os.path.join(source, doc)) as f:
+                blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+            out += [(doc, b) for b in blocks if "SpeedmonClient(" in b]
+        self.assertEqual(len(out), 2, "one SpeedmonClient example in each README")
+        return out
+
+    def test_the_readme_examples_run(self):
+        sm = self.start_speedmon(self.config(alerting={"evaluation_interval": "100ms"}))
+        for n, (doc, code) in enumerate(self.examples()):
+            with self.subTest(doc=doc):
+                spool = os.path.join(self.workdir, f"spool-{n}")
+                code = (code.replace('"http://127.0.0.1:8000"', repr(sm.admin_url))
+                        .replace('"/var/lib/agent/speedmon-spool"', repr(spool)))
+                p = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                   text=True, timeout=60, cwd=self.workdir)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(p.stdout.splitlines()[0], "False")  # exp_002 failed
+        rows = dict(clientcase.sqlite3.connect(self.store).execute(
+            "SELECT id, status FROM experiments").fetchall())
+        self.assertEqual(rows, {"exp_001": "success", "exp_002": "failure"})
 
 
 if __name__ == "__main__":
