@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from .alerts import AlertRule, AlertSeverity
 from .client import SpeedmonClient
+from .speedrun_metrics import client_or_default
 from .errors import ApiError
 
 __all__ = ["AlertManager", "AlertRule", "AlertSeverity"]
@@ -18,10 +19,7 @@ class AlertManager:
     def __init__(self, *args: Any, client: Optional[SpeedmonClient] = None,
                  url: Optional[str] = None, spool_dir: Optional[str] = None,
                  **kwargs: Any) -> None:
-        if client is None:
-            from .speedrun_metrics import default_client
-            client = default_client(url, spool_dir)
-        self.client = client
+        self.client = client_or_default(client, url, spool_dir)
 
     def add_alert_rule(self, rule: AlertRule) -> Dict[str, Any]:
         """Adds the rule, replacing one with the same rule_id that was added at run time."""

@@ -8,6 +8,7 @@ import logging
 from typing import Any, Dict, Optional
 
 from .client import SpeedmonClient
+from .speedrun_metrics import client_or_default
 
 __all__ = ["PrometheusMetricsExporter"]
 
@@ -18,10 +19,7 @@ class PrometheusMetricsExporter:
     def __init__(self, *args: Any, client: Optional[SpeedmonClient] = None,
                  url: Optional[str] = None, spool_dir: Optional[str] = None,
                  **kwargs: Any) -> None:
-        if client is None:
-            from .speedrun_metrics import default_client
-            client = default_client(url, spool_dir)
-        self.client = client
+        self.client = client_or_default(client, url, spool_dir)
 
     def start_http_server(self, port: int = 8000, *args: Any, **kwargs: Any) -> None:
         log.info("speedmon serves the metrics at %s/metrics (port %s is not opened here)",

@@ -67,6 +67,12 @@ def default_client(url: Optional[str] = None, spool_dir: Optional[str] = None
         return client
 
 
+def client_or_default(client: Optional[SpeedmonClient], url: Optional[str] = None,
+                      spool_dir: Optional[str] = None) -> SpeedmonClient:
+    """`client`, or the process-wide default_client(url, spool_dir) when it is None."""
+    return client if client is not None else default_client(url, spool_dir)
+
+
 @atexit.register
 def _close_clients() -> None:
     seconds = float(os.environ.get("SPEEDMON_EXIT_FLUSH_SECONDS", "10"))
@@ -91,7 +97,7 @@ class SpeedrunMetricsCollector:
         if args or kwargs:
             log.debug("SpeedrunMetricsCollector: ignoring %r %r (speedmon's config decides)",
                       args, kwargs)
-        self.client = client or default_client(url, spool_dir)
+        self.client = client_or_default(client, url, spool_dir)
 
     def record_experiment(self, experiment: ExperimentResult) -> None:
         self.client.record_experiment(experiment)

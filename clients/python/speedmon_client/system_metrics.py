@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from .client import SpeedmonClient
+from .speedrun_metrics import client_or_default
 
 __all__ = ["SystemMetrics", "SystemMetricsCollector"]
 
@@ -32,10 +33,7 @@ class SystemMetricsCollector:
     def __init__(self, *args: Any, client: Optional[SpeedmonClient] = None,
                  url: Optional[str] = None, spool_dir: Optional[str] = None,
                  **kwargs: Any) -> None:
-        if client is None:
-            from .speedrun_metrics import default_client
-            client = default_client(url, spool_dir)
-        self.client = client
+        self.client = client_or_default(client, url, spool_dir)
 
     def get_metrics(self) -> SystemMetrics:
         s = self.client.get_system_metrics()
