@@ -2,6 +2,7 @@
 // ProcessWatcher and SelfSampler: their owner's thread. SelfSample: any thread.
 #include "sysprobe/process_watcher.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -169,7 +170,16 @@ std::optional<SelfStats> SelfSampler::Sample() {
   SelfStats self;
   uint64_t starttime = 0;
   if (!ReadStats(fs_, "self", boot_time_, &buffer_, &self, &starttime)) return std::nullopt;
-  if (fs_.Read("self/limits", &buffer_)) self.max_fds = ParseMaxOpenFiles(buffer_).value_or(-1);
+  if (fs_.is_procfs()) {
+    // Our own soft limit is what /proc/self/limits would say, without the kernel
+    // formatting sixteen lines of text for it.
+    rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      self.max_fds = limit.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(limit.rlim_cur);
+    }
+  } else if (fs_.Read("self/limits", &buffer_)) {
+    self.max_fds = ParseMaxOpenFiles(buffer_).value_or(-1);
+  }
   return self;
 }
 

@@ -227,6 +227,23 @@ TEST(SelfSampler, EverySampleOfOneSamplerHasTheFixtureValues) {
   EXPECT_FALSE(SelfSampler(FixtureFs("/nonexistent/speedmon-proc")).Sample());
 }
 
+TEST(ProcFs, CountsOpenFdsAsTheKernelListsThem) {
+  ProcFs live;
+  ASSERT_TRUE(live.is_procfs());
+  EXPECT_FALSE(FixtureFs().is_procfs());
+  // The fixture tree is read entry by entry (a plain directory's st_size is not a count).
+  EXPECT_EQ(FixtureFs().CountEntries("self/fd"), 4);
+  // Live: the count moves with the descriptors we open, whichever path counted them.
+  int64_t before = live.CountEntries("self/fd");
+  ASSERT_GT(before, 0);
+  int fds[3];
+  for (int& fd : fds) fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  EXPECT_EQ(live.CountEntries("self/fd"), before + 3);
+  for (int fd : fds) close(fd);
+  EXPECT_EQ(live.CountEntries("self/fd"), before);
+  EXPECT_EQ(live.CountEntries("no-such-dir"), -1);
+}
+
 TEST(SelfSample, LiveProcessAgreesWithTheKernel) {
   std::optional<SelfStats> before = SelfSample();
   ASSERT_TRUE(before);
