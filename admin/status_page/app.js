@@ -325,6 +325,15 @@
     }
   }
 
+  // The samples change once an interval (5 s by default), so they are fetched again only
+  // when a new one may have come; the polls between reuse the last answer.
+  let series = null, seriesAt = 0;
+  function getSeries(url) {
+    const every = series && finite(series.interval_seconds) ? series.interval_seconds * 1000 : 0;
+    if (series && Date.now() - seriesAt < every) return Promise.resolve(series);
+    return getJson(url).then((t) => { series = t; seriesAt = Date.now(); return t; });
+  }
+
   let lastOk = null;
   async function poll() {
     try {
@@ -334,7 +343,8 @@
     }
   }
   async function refresh() {
-    const results = await Promise.allSettled(SOURCES.map((s) => getJson(s[1])));
+    const results = await Promise.allSettled(
+        SOURCES.map((s) => (s[0] === "timeseries" ? getSeries(s[1]) : getJson(s[1]))));
     const failed = [];
     results.forEach((res, i) => {
       const [name, , target, render] = SOURCES[i];

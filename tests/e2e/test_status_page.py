@@ -543,17 +543,23 @@ class StandInApiTest(harness.HarnessTestCase):
                          "No watched processes ([[processes]] in the config).")
 
     def test_unreachable_api_shows_stale_banner_and_keeps_last_values(self):
-        # The first poll succeeds, the ones 2 s and 4 s later get 503.
-        dom = parse_dom(chromium(self.stand_in(good_rounds=1).url, "--dump-dom"))
+        # The first poll succeeds, the ones 2 s and 4 s later get 503 (but for the
+        # samples, sampled every 5 s: the page does not ask for them again before that).
+        stand_in = self.stand_in(good_rounds=1)
+        dom = parse_dom(chromium(stand_in.url, "--dump-dom"))
+        self.assertEqual(stand_in.served["api/v1/timeseries"], 1)
+        self.assertEqual(stand_in.served["api/v1/upstreams"], 3)
         banner = dom.one(id="stale-banner")
         self.assertNotIn("hidden", banner.attrs)
         self.assertRegex(banner.text(), r"^Stale \u2014 cannot reach\s+speedmon\. Last update "
                          r"\d\d:\d\d:\d\d; failed: upstreams: HTTP 503, system: HTTP 503, "
                          r"sla: HTTP 503, alerts: HTTP 503, requests: HTTP 503, "
-                         r"processes: HTTP 503, timeseries: HTTP 503$")
+                         r"processes: HTTP 503$")
         self.assertEqual(dom.one("body").attrs.get("class"), "stale")
         self.assertEqual(dom.one(testid="upstream-" + HOSTILE).one("tr", testid="route-row")
                          .cell("requests"), "2")
+        self.assertEqual(dom.one(testid="chart-requests").one("li").text(),
+                         HOSTILE + "3 requests")
 
     def test_never_reached_api(self):
         dom = parse_dom(chromium(self.stand_in(good_rounds=0).url, "--dump-dom"))
