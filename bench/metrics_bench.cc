@@ -94,11 +94,13 @@ BENCHMARK(BM_RecordRequest);
 
 class ScrapeFixture {
  public:
-  ScrapeFixture(int upstreams, int routes) : layout_(MakeLayout(upstreams, routes)) {
+  // fill = false: no traffic yet (every known series at 0, requests_total empty).
+  ScrapeFixture(int upstreams, int routes, bool fill = true)
+      : layout_(MakeLayout(upstreams, routes)) {
     std::vector<const WorkerStats*> shards;
     for (int w = 0; w < kWorkers; ++w) {
       stats_.push_back(std::make_unique<WorkerStats>(layout_));
-      Fill(layout_, stats_.back().get());
+      if (fill) Fill(layout_, stats_.back().get());
       shards.push_back(stats_.back().get());
     }
     collector_ = std::make_unique<RequestStatsCollector>(layout_, shards);
@@ -195,6 +197,25 @@ BENCHMARK(BM_Scrape)
     ->Args({4, 11, 1})
     ->Args({100, 8, 1})
     ->Unit(benchmark::kMicrosecond);
+
+// A scrape before any traffic: what the series that exist from the start at 0 (every
+// upstream x route histogram and byte counter, every upstream x endpoint x kind error
+// counter) cost when nothing has been counted yet.
+void BM_ScrapeIdle(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), false);
+  std::string warm;
+  WriteScrape(fixture.collector(), {}, Format::kText004, false, &warm);
+  size_t bytes = warm.size();
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    std::string body = NewScrape(fixture.collector(), false);
+    bytes = body.size();
+    benchmark::DoNotOptimize(body.data());
+  }
+  ReportAllocs(state, allocs);
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_ScrapeIdle)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 // The request families' text alone, into a kept buffer.
 void BM_AppendText(benchmark::State& state) {
