@@ -174,11 +174,9 @@ BENCHMARK(BM_CollectSerializeGzip)->Args({4, 11})->Args({100, 8})->Unit(benchmar
   return body;
 }
 
-// range(2): 1 with gzip. The fixture is scraped once first: the daemon has scraped before
-// (the text buffer has its size, the counted cells are known).
-void BM_Scrape(benchmark::State& state) {
-  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
-  const bool gzip = state.range(2) != 0;
+// Scrapes `fixture` once first (the daemon has scraped before: the text buffer has its
+// size, the counted cells are known), then once per iteration.
+void ScrapeLoop(benchmark::State& state, const ScrapeFixture& fixture, bool gzip) {
   std::string warm;
   WriteScrape(fixture.collector(), {}, Format::kText004, gzip, &warm);
   size_t bytes = warm.size();
@@ -190,6 +188,12 @@ void BM_Scrape(benchmark::State& state) {
   }
   ReportAllocs(state, allocs);
   state.counters["bytes"] = static_cast<double>(bytes);
+}
+
+// range(2): 1 with gzip.
+void BM_Scrape(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  ScrapeLoop(state, fixture, state.range(2) != 0);
 }
 BENCHMARK(BM_Scrape)
     ->Args({4, 11, 0})
@@ -203,17 +207,7 @@ BENCHMARK(BM_Scrape)
 // counter) cost when nothing has been counted yet.
 void BM_ScrapeIdle(benchmark::State& state) {
   ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), false);
-  std::string warm;
-  WriteScrape(fixture.collector(), {}, Format::kText004, false, &warm);
-  size_t bytes = warm.size();
-  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
-  for (auto _ : state) {
-    std::string body = NewScrape(fixture.collector(), false);
-    bytes = body.size();
-    benchmark::DoNotOptimize(body.data());
-  }
-  ReportAllocs(state, allocs);
-  state.counters["bytes"] = static_cast<double>(bytes);
+  ScrapeLoop(state, fixture, false);
 }
 BENCHMARK(BM_ScrapeIdle)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
