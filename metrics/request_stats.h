@@ -76,12 +76,12 @@ const char* MethodName(Method m);
 // Status codes are folded into a small index: common codes keep their exact value, any
 // other code counts under its class ("2xx", ...), so label values stay bounded.
 int CodeIndex(int status);
+std::string CodeLabel(int code_index);
+constexpr int kCodeSlots = 37;
 
 // An HTTP exchange succeeded when it was answered 2xx or 3xx (a 404 is not a success),
 // everywhere speedmon reports a success rate; the recording rules count the same codes.
 constexpr bool IsSuccess(int status) { return status >= 200 && status < 400; }
-std::string CodeLabel(int code_index);
-constexpr int kCodeSlots = 37;
 
 enum class UpstreamErrorKind : uint8_t { kConnect, kTimeout, kReset, kBadResponse, kCount };
 const char* UpstreamErrorKindName(UpstreamErrorKind k);
