@@ -13,7 +13,6 @@
 
 #include "admin/api.h"
 #include "admin/server.h"
-#include "alerting/http_client.h"
 #include "alerting/service.h"
 #include "base/boundary.h"
 #include "base/build_info.h"
@@ -97,8 +96,6 @@ DaemonImpl::~DaemonImpl() {
 }
 
 base::Status DaemonImpl::Start() {
-  // libcurl's (and OpenSSL's) process-wide set-up, before any thread of ours exists.
-  if (base::Status curl = alerting::InitHttpClient(); !curl.ok()) return curl;
   base::Status status = StartComponents();
   if (!status.ok()) {
     AbortStart();

@@ -214,6 +214,19 @@ TEST(SelfSample, FixtureValues) {
   EXPECT_FALSE(SelfSample(FixtureFs("/nonexistent/speedmon-proc")));
 }
 
+TEST(SelfSampler, EverySampleOfOneSamplerHasTheFixtureValues) {
+  SelfSampler sampler(FixtureFs());
+  for (int i = 0; i < 3; ++i) {  // the boot time is read on the first sample only
+    std::optional<SelfStats> self = sampler.Sample();
+    ASSERT_TRUE(self);
+    EXPECT_EQ(self->pid, 3929);
+    EXPECT_EQ(self->open_fds, 4);
+    EXPECT_EQ(self->max_fds, 20000);
+    EXPECT_DOUBLE_EQ(self->start_time, kFixtureBtime + 292.13);
+  }
+  EXPECT_FALSE(SelfSampler(FixtureFs("/nonexistent/speedmon-proc")).Sample());
+}
+
 TEST(SelfSample, LiveProcessAgreesWithTheKernel) {
   std::optional<SelfStats> before = SelfSample();
   ASSERT_TRUE(before);
