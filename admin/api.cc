@@ -146,9 +146,7 @@ void Api::Handle(const Request& req, Responder respond) const {
         json routes = json::array();
         for (const auto& s : summaries) {
           if (s.upstream != us.config.name) continue;
-          double success = s.requests == 0 ? 0.0
-                                           : 100.0 * static_cast<double>(s.requests - s.errors5xx) /
-                                                 static_cast<double>(s.requests);
+          double success = s.success_percent();  // 2xx and 3xx only
           routes.push_back({{"route", s.route},
                             {"requests", s.requests},
                             {"errors_5xx", s.errors5xx},

@@ -197,6 +197,7 @@ void WorkerStats::RecordRequest(int upstream, int route, Method method, int stat
   std::atomic_thread_fence(std::memory_order_release);
   codes_[(pair * kMethods + static_cast<int>(method)) * kCodeSlots + CodeIndex(status)].Add(1);
   s.count.Add(1);
+  if (IsSuccess(status)) s.successes.Add(1);
   if (status >= 500) s.errors5xx.Add(1);
   s.sum_ns.Add(duration_ns);
   s.min_ns.SetMinNonZero(duration_ns == 0 ? 1 : duration_ns);
@@ -400,13 +401,12 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     }
   }
 
-  bool any = false;
-  for (const PairSnapshot& s : snap_) any |= s.count != 0;
-  if (any) {
+  // Every (upstream, route) pair is known from the config, so its histogram and byte
+  // counters exist from the start at 0: an increase() over the first requests is seen.
+  if (pairs > 0) {
     out->Append(headers_[kDuration][om]);
     for (size_t pair = 0; pair < pairs; ++pair) {
       const PairSnapshot& s = snap_[pair];
-      if (s.count == 0) continue;
       std::string_view labels = pair_labels_[pair];  // {route="r",upstream="u"}<space>
       std::string_view open = labels.substr(0, labels.size() - 2);
       char* p = out->Reserve(s.buckets.size() * (bucket_name.size() + open.size() + 24 + kValue) +
@@ -436,7 +436,6 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
       std::string_view name = kFamilies[f].name;
       for (size_t pair = 0; pair < pairs; ++pair) {
         const PairSnapshot& s = snap_[pair];
-        if (s.count == 0) continue;
         char* p = out->Reserve(name.size() + pair_labels_[pair].size() + kValue);
         p = Put(p, name);
         p = Put(p, pair_labels_[pair]);
@@ -465,10 +464,11 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     }
   }
 
-  // Upstream errors. Counters only grow, so the family is non-empty when the first
-  // non-zero cell is found, and stays so.
-  bool header = false;
+  // Upstream errors: every upstream x endpoint x kind from the start at 0.
   const std::string_view error_name = kFamilies[kErrors].name;
+  bool any_endpoint = false;
+  for (size_t u = 0; u < upstreams; ++u) any_endpoint |= !layout_.endpoints[u].empty();
+  if (any_endpoint) out->Append(headers_[kErrors][om]);
   for (size_t u = 0; u < upstreams; ++u) {
     const size_t endpoints = layout_.endpoints[u].size();
     for (size_t e = 0; e < endpoints; ++e) {
@@ -477,9 +477,6 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
         for (const WorkerStats* w : workers_) {
           n += w->errors_[(u * w->max_endpoints_ + e) * kKinds + k].Get();
         }
-        if (n == 0) continue;
-        if (!header) out->Append(headers_[kErrors][om]);
-        header = true;
         std::string_view endpoint = endpoint_labels_[u][e];
         std::string_view kind = UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k));
         std::string_view tail = error_tails_[u];
@@ -547,7 +544,6 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     const std::string& up = layout_.upstreams[u];
     for (size_t r = 0; r < routes; ++r) {
       const PairSnapshot& s = snap_[u * routes + r];
-      if (s.count == 0) continue;
       for (uint32_t i = s.cells_begin; i < s.cells_end; ++i) {
         const int m = static_cast<int>(cells_[i].index) / kCodeSlots;
         const int c = static_cast<int>(cells_[i].index) % kCodeSlots;
@@ -593,7 +589,6 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
         for (const WorkerStats* w : workers_) {
           n += w->errors_[(u * w->max_endpoints_ + e) * kKinds + k].Get();
         }
-        if (n == 0) continue;
         ClientMetric cm;
         cm.label = {L("endpoint", eps[e]),
                     L("kind", UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k))),
@@ -654,10 +649,11 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       fine.fill(0);
       for (const WorkerStats* w : workers_) {
         const auto& slot = w->route_slots_[pair];
-        uint64_t count = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
+        uint64_t count = 0, successes = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
         ReadConsistently(slot.seq, [&] {
           count = slot.count.Get();
           if (count == 0) return;
+          successes = slot.successes.Get();
           errors5xx = slot.errors5xx.Get();
           rq = slot.request_bytes.Get();
           rs = slot.response_bytes.Get();
@@ -668,6 +664,7 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
         });
         if (count == 0) continue;
         s.requests += count;
+        s.successes += successes;
         s.errors5xx += errors5xx;
         s.request_bytes += rq;
         s.response_bytes += rs;
@@ -711,15 +708,6 @@ int FineQuantileBucket(const std::array<uint64_t, kFineBuckets>& fine, uint64_t 
 }
 
 std::vector<UpstreamTotals> RequestStatsCollector::Totals() const {
-  // The code slots of 2xx and 3xx answers: the exact codes 200..399 and the two classes.
-  static const std::vector<int> kSuccessSlots = [] {
-    std::vector<int> slots;
-    for (int i = 0; i < kCodeSlots; ++i) {
-      const std::string label = CodeLabel(i);
-      if (label[0] == '2' || label[0] == '3') slots.push_back(i);
-    }
-    return slots;
-  }();
   const size_t routes = layout_.routes.size();
   std::vector<UpstreamTotals> out(layout_.upstreams.size());
   for (size_t u = 0; u < out.size(); ++u) {
@@ -728,17 +716,13 @@ std::vector<UpstreamTotals> RequestStatsCollector::Totals() const {
       const size_t pair = u * routes + r;
       for (const WorkerStats* w : workers_) {
         const auto& slot = w->route_slots_[pair];
-        const SingleWriterCounter* codes = &w->codes_[pair * kMethods * kCodeSlots];
         uint64_t count = 0, ok = 0, errors5xx = 0;
         std::array<uint64_t, kFineBuckets> mine;
         ReadConsistently(slot.seq, [&] {
           count = slot.count.Get();
           if (count == 0) return;
           errors5xx = slot.errors5xx.Get();
-          ok = 0;
-          for (int m = 0; m < kMethods; ++m) {
-            for (int c : kSuccessSlots) ok += codes[m * kCodeSlots + c].Get();
-          }
+          ok = slot.successes.Get();
           for (int b = 0; b < kFineBuckets; ++b) mine[b] = slot.fine[b].Get();
         });
         if (count == 0) continue;
