@@ -21,6 +21,7 @@
 #include "http/http_message.h"
 #include "metrics/request_stats.h"
 #include "proxy/recent_requests.h"
+#include "proxy/resolver.h"
 #include "proxy/topology.h"
 
 namespace speedmon::proxy {
@@ -237,7 +238,8 @@ class DownstreamConn final : public CodecHandler {
 
 class UpstreamConn final : public CodecHandler {
  public:
-  UpstreamConn(WorkerImpl* w, int upstream, int endpoint);
+  // `address`: one of the endpoint's addresses, kept for the connection's life.
+  UpstreamConn(WorkerImpl* w, int upstream, int endpoint, const SocketAddress& address);
   ~UpstreamConn() override;
   void Connect();
   void Attach(DownstreamConn* ds);  // takes on a request (WorkerImpl::Acquire, Release)
@@ -248,6 +250,7 @@ class UpstreamConn final : public CodecHandler {
   size_t write_queue_size() const { return tcp_.write_queue_size; }
   int upstream() const { return upstream_; }
   int endpoint() const { return endpoint_; }
+  const SocketAddress& address() const { return address_; }
   bool reused() const { return reused_; }
   // The response was read whole and the connection may carry another request.
   bool reusable() const { return complete_ && keep_alive_ && !closing_; }
@@ -263,6 +266,7 @@ class UpstreamConn final : public CodecHandler {
   void EnterPool(UpstreamConn** idle_head);
   void LeavePool(UpstreamConn** idle_head);
   bool in_pool() const { return in_pool_; }
+  UpstreamConn* next_idle() const { return next_; }
 
   // CodecHandler (responses).
   HeadAction OnHead(const MessageHead& head) override;
@@ -291,6 +295,7 @@ class UpstreamConn final : public CodecHandler {
   bool in_pool_ = false;
   int upstream_;
   int endpoint_;
+  SocketAddress address_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
   uv_connect_t connect_req_;
@@ -312,8 +317,8 @@ class UpstreamConn final : public CodecHandler {
 
 class WorkerImpl {
  public:
-  WorkerImpl(int id, const config::Config& config, Topology* topology, metrics::WorkerStats* stats,
-             RecentRequests* recent, std::vector<int> fds);
+  WorkerImpl(int id, const config::Config& config, Topology* topology, AddressTablePtr addresses,
+             metrics::WorkerStats* stats, RecentRequests* recent, std::vector<int> fds);
   ~WorkerImpl();
   void Run();  // on the worker thread; returns when every handle is closed
 
@@ -322,6 +327,9 @@ class WorkerImpl {
   void PostDrain();  // stop accepting, finish in-flight requests; not after PostStop
   void PostStop();   // close everything now
   void PostLogReopen();
+  // Endpoint addresses from now on: new connections use them; idle pooled connections
+  // to an address no longer listed close; connections in use finish their request.
+  void PostAddresses(AddressTablePtr addresses);
   int connections() const { return connections_.load(std::memory_order_relaxed); }
   // uv_loop_close's result. REQUIRES: Run returned (the thread was joined).
   int loop_close_result() const { return loop_close_result_; }
@@ -338,7 +346,8 @@ class WorkerImpl {
   size_t read_buffer_size() const { return read_buf_.size(); }
 
   // Pool.
-  int PickEndpoint(int upstream, uint64_t tried);  // -1: no healthy endpoint left
+  // A healthy endpoint with at least one address, not in `tried`; -1: none left.
+  int PickEndpoint(int upstream, uint64_t tried);
   // Gets a connection for the request: an idle one (attached now), a new one
   // (connecting), or null with the request queued as a waiter (at the pool's limit).
   UpstreamConn* Acquire(DownstreamConn* ds, int upstream, int endpoint);
@@ -375,6 +384,7 @@ class WorkerImpl {
     int idle_count = 0;
     int open = 0;                         // idle + busy + connecting
     int active_requests = 0;              // for least-requests balancing
+    uint32_t next_address = 0;            // round robin over the endpoint's addresses
     std::deque<DownstreamConn*> waiters;  // requests waiting for a free connection
   };
   // Accepting: each listening socket is polled by the worker (not uv_listen), so that
@@ -399,11 +409,13 @@ class WorkerImpl {
   bool access_log_on() const { return access_fd_ >= 0; }
   void AccessLog(const RequestRecord& r, std::string_view client_ip);
   void ReopenAccessLog();  // SIGUSR1 (after logrotate)
+  void SetAddresses(AddressTablePtr addresses);
   void FlushAccessLog();
   void OpenAccessLog();
 
   const config::Config& config_;
   Topology* topology_;
+  AddressTablePtr addresses_;  // the latest the main thread sent
   metrics::WorkerStats* stats_;
   RecentRequests* recent_;
   uv_loop_t loop_;
@@ -435,7 +447,8 @@ class WorkerImpl {
   uv_async_t async_;
   std::atomic<int> command_{0};  // 1 drain, 2 stop
   std::atomic<bool> reopen_log_{false};
-  std::mutex async_mu_;  // async_send must not race the handle's close
+  std::mutex async_mu_;  // async_send must not race the handle's close; guards the next:
+  AddressTablePtr posted_addresses_;
   bool async_closed_ = false;
 };
 

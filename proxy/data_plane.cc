@@ -26,9 +26,11 @@ void CloseAll(const std::vector<std::vector<int>>& fds) {
 DataPlane::DataPlane(const config::Config& config, std::unique_ptr<Topology> topology)
     : config_(config), topology_(std::move(topology)) {}
 
-base::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
-    const config::Config& config, uv_loop_s* loop, prometheus::Registry& registry,
-    std::function<void()> on_health_change) {
+base::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(const config::Config& config,
+                                                             uv_loop_s* loop,
+                                                             prometheus::Registry& registry,
+                                                             std::function<void()> on_health_change,
+                                                             std::shared_ptr<Resolver> resolver) {
   base::StatusOr<std::unique_ptr<Topology>> topology = Topology::Build(config);
   if (!topology.ok()) return topology.status();
   std::unique_ptr<DataPlane> dp(new DataPlane(config, std::move(topology).value()));
@@ -42,6 +44,14 @@ base::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
       return bound.WithContext("listener " + config.listeners[l].name);
     }
   }
+  DataPlane* raw = dp.get();
+  dp->resolver_ = std::make_unique<EndpointResolver>(
+      loop, dp->config_.upstreams, resolver ? std::move(resolver) : SystemResolver(), registry,
+      [raw](AddressTablePtr table) {
+        for (auto& w : raw->workers_) w->SetAddresses(table);
+        raw->health_->OnAddresses(*table);
+      });
+  dp->resolver_->ResolveAll();
   std::vector<const metrics::WorkerStats*> shards;
   for (int i = 0; i < n; ++i) {
     dp->stats_.push_back(std::make_unique<metrics::WorkerStats>(dp->topology_->layout()));
@@ -57,11 +67,11 @@ base::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(
     std::vector<int> mine;
     for (auto& v : fds) mine.push_back(v[i]);
     dp->workers_.push_back(std::make_unique<Worker>(i, dp->config_, dp->topology_.get(),
-                                                    dp->stats_[i].get(), dp->recent_[i].get(),
-                                                    std::move(mine)));
+                                                    dp->resolver_->table(), dp->stats_[i].get(),
+                                                    dp->recent_[i].get(), std::move(mine)));
   }
-  dp->health_ = std::make_unique<HealthChecker>(loop, dp->topology_.get(), registry,
-                                                std::move(on_health_change));
+  dp->health_ = std::make_unique<HealthChecker>(loop, dp->topology_.get(), dp->resolver_.get(),
+                                                registry, std::move(on_health_change));
   return dp;
 }
 
@@ -77,6 +87,7 @@ void DataPlane::Start() {
   for (auto& w : workers_) w->Start();
   started_ = true;
   health_->Start();
+  resolver_->Start();
 }
 
 void DataPlane::BeginDrain() {
@@ -95,6 +106,7 @@ void DataPlane::Stop() {
     }
   }
   health_->Stop();
+  resolver_->Stop();
 }
 
 void DataPlane::ReopenAccessLogs() {

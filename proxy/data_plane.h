@@ -1,10 +1,13 @@
-// The data plane as one object: the topology (upstreams, resolved endpoints, routes), one
+// The data plane as one object: the topology (upstreams, endpoints, routes), the
+// endpoint resolver (host names resolved again every `dns_refresh`), one
 // Worker thread per core with its listening sockets, stats shard and recent-requests
 // ring, and the active health checks on the main loop. app/ creates it from the config and
 // drives its lifecycle; admin/ reads it for /ready, /api/v1/upstreams, /api/v1/requests
 // and /api/v1/processes.
 //
 // Lifecycle: Create (resolve, bind; nothing runs) -> Start -> [BeginDrain] -> Stop.
+// Endpoint addresses that change reach the workers as a new immutable AddressTable
+// (Worker::SetAddresses): requests in flight keep their connection and its address.
 // Threads: every method is for the main thread; the workers run on their own threads and
 // share only the topology (read-only but for endpoint health flags) and their shards.
 // The DataPlane keeps its own copy of the config: what it was built from never changes
@@ -22,6 +25,7 @@
 #include "metrics/request_stats.h"
 #include "proxy/health_checker.h"
 #include "proxy/recent_requests.h"
+#include "proxy/resolver.h"
 #include "proxy/topology.h"
 
 struct uv_loop_s;
@@ -32,15 +36,17 @@ class Worker;
 
 class DataPlane {
  public:
-  // Resolves every endpoint and binds every listener once per worker (SO_REUSEPORT).
-  // `loop` is the main loop (health checks); health metrics register on `registry`;
-  // `on_health_change` runs on the main loop after any endpoint changes state.
-  // Errors: kUnavailable for a name that does not resolve or an address that cannot be
-  // bound. Nothing is left open on error.
-  static base::StatusOr<std::unique_ptr<DataPlane>> Create(const config::Config& config,
-                                                           uv_loop_s* loop,
-                                                           prometheus::Registry& registry,
-                                                           std::function<void()> on_health_change);
+  // Resolves every endpoint (blocking, once: see EndpointResolver::ResolveAll) and binds
+  // every listener once per worker (SO_REUSEPORT). `loop` is the main loop (health
+  // checks, name refreshes); health and name metrics register on `registry`;
+  // `on_health_change` runs on the main loop after any endpoint changes state;
+  // `resolver` resolves endpoint names (null: SystemResolver()).
+  // Errors: kUnavailable for a listener address that cannot be resolved or bound (an
+  // endpoint name that does not resolve is an unhealthy endpoint, not an error).
+  // Nothing is left open on error.
+  static base::StatusOr<std::unique_ptr<DataPlane>> Create(
+      const config::Config& config, uv_loop_s* loop, prometheus::Registry& registry,
+      std::function<void()> on_health_change, std::shared_ptr<Resolver> resolver = nullptr);
   // REQUIRES: Stop() was called and the main loop ran since (the health checks' handles
   // close on it). Without Stop() it still joins the workers, but leaks those handles.
   ~DataPlane();
@@ -65,6 +71,7 @@ class DataPlane {
 
   const Topology& topology() const { return *topology_; }
   const HealthChecker& health() const { return *health_; }
+  const EndpointResolver& resolver() const { return *resolver_; }
   // The request-stats shards merged (the /metrics families and /api/v1/upstreams).
   const std::shared_ptr<metrics::RequestStatsCollector>& request_stats() const {
     return request_stats_;
@@ -81,6 +88,7 @@ class DataPlane {
   std::vector<std::unique_ptr<proxy::RecentRequests>> recent_;
   std::shared_ptr<metrics::RequestStatsCollector> request_stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<EndpointResolver> resolver_;
   std::unique_ptr<HealthChecker> health_;
   bool started_ = false;
   bool draining_ = false;

@@ -35,10 +35,6 @@ base::StatusOr<std::unique_ptr<Topology>> Topology::Build(const config::Config& 
     for (const auto& addr : uc.endpoints) {
       auto ep = std::make_unique<EndpointState>();
       ep->label = addr.ToString();
-      base::StatusOr<SocketAddress> resolved = Resolve(addr);
-      if (!resolved.ok()) return resolved.status();
-      ep->addr = resolved->addr;
-      ep->addr_len = resolved->len;
       labels.push_back(ep->label);
       us.endpoints.push_back(std::move(ep));
     }
