@@ -86,6 +86,7 @@ class DownstreamConn final : public CodecHandler {
   void OnUpstreamDrained();           // the upstream's write queue fell below the low mark
   void FlushOutput() { FlushOut(); }  // end of an upstream read: one write for all of it
   void MaybeCloseIdle();              // draining: close if between requests
+  void ShortenIdle(uint64_t ms);      // between requests: close after `ms` more of quiet
 
   // CodecHandler (requests).
   HeadAction OnHead(const MessageHead& head) override;
@@ -236,6 +237,10 @@ class DownstreamConn final : public CodecHandler {
   int status_ = 0;
 };
 
+// A reload's drain leaves an idle keep-alive connection this long to send its next
+// request (answered with Connection: close) before closing it.
+inline constexpr uint64_t kReloadIdleGraceMs = 1000;
+
 class UpstreamConn final : public CodecHandler {
  public:
   // `address`: one of the endpoint's addresses, kept for the connection's life.
@@ -325,7 +330,12 @@ class WorkerImpl {
   // From any thread (Worker). Each wakes the loop, and does nothing once the worker has
   // finished (its async handle is closed).
   void PostDrain();  // stop accepting, finish in-flight requests; not after PostStop
-  void PostStop();   // close everything now
+  // A drain for a reload: as PostDrain, but no connection is closed between requests at
+  // once: each is closed after a response carrying Connection: close (its next request's)
+  // or after kReloadIdleGraceMs of quiet, so that a client in a request loop never finds
+  // its connection closed under a request it is sending.
+  void PostReloadDrain();
+  void PostStop();  // close everything now
   void PostLogReopen();
   // Endpoint addresses from now on: new connections use them; idle pooled connections
   // to an address no longer listed close; connections in use finish their request.
@@ -341,6 +351,8 @@ class WorkerImpl {
   uv_loop_t* loop() { return &loop_; }
   uint64_t now_ms() const { return uv_now(&loop_); }  // the loop's cached time
   bool draining() const { return draining_; }
+  // Draining for a reload (BeginDrain(true)): connections finish with Connection: close.
+  bool reload_draining() const { return reload_draining_; }
   void NextRequestId(char out[32]) { ids_.Next(out); }
   char* read_buffer() { return read_buf_.data(); }
   size_t read_buffer_size() const { return read_buf_.size(); }
@@ -402,7 +414,8 @@ class WorkerImpl {
   void PauseAccepting(metrics::AcceptPause reason);
   void ResumeAccepting();
   static void OnAsync(uv_async_t* a);
-  void BeginDrain();
+  void BeginDrain(bool reload = false);
+  void CloseIdleConnections();  // then finishes when none is left
   void StopNow();
   void CloseListeners();
   void MaybeFinish();
@@ -424,6 +437,7 @@ class WorkerImpl {
   std::vector<uint32_t> rr_next_;                 // round robin cursor per upstream
   int max_downstream_ = 10000;
   bool draining_ = false;
+  bool reload_draining_ = false;
   int loop_close_result_ = -1;
 
   int id_;
@@ -445,7 +459,7 @@ class WorkerImpl {
   // Shared with other threads (Post*, connections()).
   std::atomic<int> connections_{0};
   uv_async_t async_;
-  std::atomic<int> command_{0};  // 1 drain, 2 stop
+  std::atomic<int> command_{0};  // 1 drain, 2 stop, 3 drain for a reload
   std::atomic<bool> reopen_log_{false};
   std::mutex async_mu_;  // async_send must not race the handle's close; guards the next:
   AddressTablePtr posted_addresses_;

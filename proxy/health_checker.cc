@@ -32,6 +32,7 @@ class EndpointChecker final : public CodecHandler {
   void Start();
   void Stop();
   void OnAddresses(bool resolvable);
+  void CarryOver(const EndpointChecker& previous);
   int upstream() const { return upstream_; }
   int endpoint() const { return endpoint_; }
   EndpointHealth health;
@@ -346,6 +347,20 @@ void EndpointChecker::Publish(bool changed) {
   }
 }
 
+void EndpointChecker::CarryOver(const EndpointChecker& previous) {
+  health = previous.health;
+  health.checked = owner_->topology->upstream(upstream_).config.health_check.enabled;
+  successes_in_row_ = previous.successes_in_row_;
+  failures_in_row_ = previous.failures_in_row_;
+  pending_since_unix_ = previous.pending_since_unix_;
+  confirmed_once_ = previous.confirmed_once_;
+  resolved_once_ = previous.resolved_once_;
+  if (!health.checked && !health.healthy && health.last_result != "resolve") {
+    health.healthy = true;  // its checks were turned off: taken as healthy again
+  }
+  Publish(false);
+}
+
 void EndpointChecker::OnAddresses(bool resolvable) {
   // A failure is an endpoint that was up going down (as in EndCheck): one without checks
   // counts as up once it resolved.
@@ -389,6 +404,22 @@ HealthChecker::HealthChecker(uv_loop_s* loop, Topology* topology, const Endpoint
 }
 
 HealthChecker::~HealthChecker() = default;
+
+void HealthChecker::CarryOver(const HealthChecker& previous) {
+  for (auto& c : impl_->checkers) {
+    for (const auto& p : previous.impl_->checkers) {
+      if (p->health.upstream == c->health.upstream && p->health.endpoint == c->health.endpoint) {
+        c->CarryOver(*p);
+        break;
+      }
+    }
+  }
+  std::function<void()> on_change_later = std::move(impl_->on_change);
+  impl_->on_change = nullptr;
+  OnAddresses(*impl_->resolver->table());
+  impl_->on_change = std::move(on_change_later);
+  impl_->Recount();
+}
 
 void HealthChecker::OnAddresses(const AddressTable& table) {
   for (auto& c : impl_->checkers) {

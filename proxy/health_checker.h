@@ -57,6 +57,10 @@ class HealthChecker {
   // (result "resolve"); one without health checks is healthy again when it resolves,
   // one with them after its next passing check.
   void OnAddresses(const AddressTable& table);
+  // A reload: each endpoint `previous` also checks (same upstream name and endpoint)
+  // continues from its state there (health, checks in a row, counts), so that a reload
+  // neither revives an unhealthy endpoint nor fails a healthy one. Before Start().
+  void CarryOver(const HealthChecker& previous);
   std::vector<EndpointHealth> Snapshot() const;
   int healthy() const;
   int total() const;

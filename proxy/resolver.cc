@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "base/boundary.h"
 #include "base/log.h"
@@ -124,6 +125,7 @@ class EndpointResolverImpl : public std::enable_shared_from_this<EndpointResolve
   std::vector<int64_t> refresh_ms;                       // per upstream; 0 = IP literals only
   std::vector<uv_timer_t*> timers;                       // per upstream, null when none
   std::vector<bool> in_flight;                           // per upstream
+  std::vector<bool> resolve_at_start;                    // per upstream: a name not known yet
   AddressTablePtr table;
   uint64_t resolutions = 0;
   bool stopped = false;
@@ -289,6 +291,7 @@ EndpointResolver::EndpointResolver(uv_loop_s* loop,
   }
   impl_->timers.assign(upstreams.size(), nullptr);
   impl_->in_flight.assign(upstreams.size(), false);
+  impl_->resolve_at_start.assign(upstreams.size(), false);
   impl_->table = table;
 }
 
@@ -319,8 +322,46 @@ void EndpointResolver::ResolveAll() {
   impl_->table = next;
 }
 
+void EndpointResolver::Inherit(const EndpointResolver& previous) {
+  std::map<std::string, std::pair<size_t, size_t>> known;  // "host:port" -> [u][e] there
+  const EndpointResolverImpl& prev = *previous.impl_;
+  for (size_t u = 0; u < prev.endpoints.size(); ++u) {
+    for (size_t e = 0; e < prev.endpoints[u].size(); ++e) {
+      if (prev.endpoints[u][e].known) known.emplace(prev.endpoints[u][e].label, std::pair{u, e});
+    }
+  }
+  auto next = std::make_shared<AddressTable>(*impl_->table);
+  for (size_t u = 0; u < impl_->endpoints.size(); ++u) {
+    for (size_t e = 0; e < impl_->endpoints[u].size(); ++e) {
+      ResolvedEndpoint& ep = impl_->endpoints[u][e];
+      auto it = known.find(ep.label);
+      if (!ep.is_name || it == known.end()) {
+        if (ep.is_name) {
+          impl_->resolve_at_start[u] = true;  // resolved on the pool, not here
+          continue;
+        }
+        base::StatusOr<SocketAddress> r = Resolve(ep.address);  // a literal: no lookup
+        if (r.ok()) next->addresses[u][e] = {*r};
+        ep.known = true;
+        ep.addresses->Set(static_cast<double>(next->addresses[u][e].size()));
+        continue;
+      }
+      const ResolvedEndpoint& was = prev.endpoints[it->second.first][it->second.second];
+      next->addresses[u][e] = prev.table->addresses[it->second.first][it->second.second];
+      ep.known = true;
+      ep.failed = was.failed;
+      ep.error = was.error;
+      ep.addresses->Set(static_cast<double>(next->addresses[u][e].size()));
+    }
+  }
+  impl_->table = next;
+}
+
 void EndpointResolver::Start() {
-  for (size_t u = 0; u < impl_->endpoints.size(); ++u) impl_->Start(static_cast<int>(u));
+  for (size_t u = 0; u < impl_->endpoints.size(); ++u) {
+    impl_->Start(static_cast<int>(u));
+    if (impl_->resolve_at_start[u]) impl_->Refresh(static_cast<int>(u));
+  }
 }
 
 void EndpointResolver::Stop() {

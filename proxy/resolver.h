@@ -77,6 +77,11 @@ class EndpointResolver {
   // the first requests find the addresses (as a strict-DNS cluster warms before its
   // listeners take traffic). A name that fails is logged and counted, never an error.
   void ResolveAll();
+  // Instead of ResolveAll, for a reload: every endpoint `previous` also has (the same
+  // host:port) starts with its addresses there, IP literals are parsed, and a name new
+  // to this config starts without addresses and is resolved on the pool as soon as
+  // Start() runs. Never blocks.
+  void Inherit(const EndpointResolver& previous);
   // Starts the refresh timers (each upstream every `dns_refresh`; none for an upstream
   // of IP literals only).
   void Start();

@@ -116,7 +116,8 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, Addres
   const int budget = ClientConnectionBudget();
   if (budget < limit) {
     limit = budget;
-    if (id == 0) {
+    static std::atomic<bool> logged{false};  // once per process, not per reload
+    if (id == 0 && !logged.exchange(true)) {
       base::LogInfo("max_connections " + std::to_string(cfg.proxy.max_connections) +
                     " is more than RLIMIT_NOFILE allows; accepting pauses at " +
                     std::to_string(budget) +
@@ -452,6 +453,8 @@ void WorkerImpl::OnAsync(uv_async_t* a) {
       w->StopNow();
     } else if (cmd == 1) {
       w->BeginDrain();
+    } else if (cmd == 3) {
+      w->BeginDrain(/*reload=*/true);
     }
   });
 }
@@ -468,10 +471,25 @@ void WorkerImpl::CloseListeners() {
   uv_timer_stop(&accept_timer_);
 }
 
-void WorkerImpl::BeginDrain() {
+void WorkerImpl::BeginDrain(bool reload) {
   if (draining_) return;
   draining_ = true;
   CloseListeners();
+  if (!reload) {
+    CloseIdleConnections();
+    return;
+  }
+  // A reload: every connection is closed after a response that says so (the next
+  // request is answered with Connection: close); one that stays idle is closed after
+  // kReloadIdleGraceMs, as by a short idle_timeout.
+  reload_draining_ = true;
+  for (DownstreamConn* ds = conns_; ds != nullptr; ds = ds->next_conn()) {
+    ds->ShortenIdle(kReloadIdleGraceMs);
+  }
+  MaybeFinish();
+}
+
+void WorkerImpl::CloseIdleConnections() {
   for (DownstreamConn* ds = conns_; ds != nullptr;) {
     DownstreamConn* next = ds->next_conn();
     ds->MaybeCloseIdle();
@@ -512,6 +530,14 @@ void WorkerImpl::PostDrain() {
   if (async_closed_) return;
   int expected = 0;  // a stop posted before stays a stop
   command_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel);
+  uv_async_send(&async_);
+}
+
+void WorkerImpl::PostReloadDrain() {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (async_closed_) return;
+  int expected = 0;
+  command_.compare_exchange_strong(expected, 3, std::memory_order_acq_rel);
   uv_async_send(&async_);
 }
 
@@ -567,6 +593,8 @@ void Worker::Start() {
 }
 
 void Worker::BeginDrain() { impl_->PostDrain(); }
+
+void Worker::BeginReloadDrain() { impl_->PostReloadDrain(); }
 
 void Worker::ReopenAccessLog() { impl_->PostLogReopen(); }
 

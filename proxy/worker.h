@@ -34,6 +34,9 @@ class Worker {
   // Stop accepting; finish in-flight requests; close idle connections. The thread ends
   // when the last connection has closed. Thread-safe.
   void BeginDrain();
+  // The same for a reload: idle keep-alive connections get a moment (1 s) to send their
+  // next request, which is answered with Connection: close. Thread-safe.
+  void BeginReloadDrain();
   // Close everything now (after the drain timeout). Thread-safe.
   void Stop();
   // Reopen the access log at its configured path (after rotation). Thread-safe.
