@@ -296,6 +296,45 @@ RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
           }(),
           layout) {}
 
+void RequestStatsCollector::Fold(const WorkerStats& src, const StatsLayout& from, WorkerStats* dst,
+                                 const StatsLayout& to) {
+  const MappedShard m = Map(&src, from, to);
+  for (size_t p = 0; p < m.pair.size(); ++p) {
+    const int32_t sp = m.pair[p];
+    if (sp < 0) continue;
+    const WorkerStats::RouteSlot& a = src.route_slots_[sp];
+    WorkerStats::RouteSlot& b = dst->route_slots_[p];
+    b.count.Add(a.count.Get());
+    b.errors5xx.Add(a.errors5xx.Get());
+    b.sum_ns.Add(a.sum_ns.Get());
+    if (a.min_ns.Get() != 0) b.min_ns.SetMinNonZero(a.min_ns.Get());
+    b.max_ns.SetMax(a.max_ns.Get());
+    b.request_bytes.Add(a.request_bytes.Get());
+    b.response_bytes.Add(a.response_bytes.Get());
+    for (size_t i = 0; i < a.buckets.size(); ++i) b.buckets[i].Add(a.buckets[i].Get());
+    for (size_t i = 0; i < a.fine.size(); ++i) b.fine[i].Add(a.fine[i].Get());
+    for (int c = 0; c < kCells; ++c) {
+      dst->codes_[p * kCells + c].Add(src.codes_[static_cast<size_t>(sp) * kCells + c].Get());
+    }
+  }
+  for (size_t u = 0; u < m.upstream.size(); ++u) {
+    const int32_t su = m.upstream[u];
+    if (su < 0) continue;
+    for (size_t e = 0; e < m.endpoint[u].size(); ++e) {
+      const int32_t se = m.endpoint[u][e];
+      if (se < 0) continue;
+      for (int k = 0; k < kKinds; ++k) {
+        dst->errors_[(u * dst->max_endpoints_ + e) * kKinds + k].Add(
+            src.errors_[(static_cast<size_t>(su) * src.max_endpoints_ + se) * kKinds + k].Get());
+      }
+    }
+  }
+  for (size_t t = 0; t < src.timeouts_.size(); ++t) dst->timeouts_[t].Add(src.timeouts_[t].Get());
+  for (size_t p = 0; p < src.accept_pauses_.size(); ++p) {
+    dst->accept_pauses_[p].Add(src.accept_pauses_[p].Get());
+  }
+}
+
 RequestStatsCollector::RequestStatsCollector(std::vector<Shard> shards, StatsLayout layout)
     : layout_(std::move(layout)) {
   for (const Shard& shard : shards) shards_.push_back(Map(shard.stats, *shard.layout, layout_));

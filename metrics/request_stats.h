@@ -203,6 +203,12 @@ class RequestStatsCollector : public prometheus::Collectable {
   void AppendText(Format format, TextBuffer* out) const;
   std::vector<RouteSummary> Summaries() const;
   const StatsLayout& layout() const { return layout_; }
+  // Adds every count of `src` (built with `from`) to `dst` (built with `to`), label sets
+  // matched by name; what `to` lacks is dropped. Keeps the counts of a data plane
+  // generation that stopped in one shard. REQUIRES: nothing writes `src` any more, and
+  // only the calling thread writes `dst` and reads it (the scrape's thread).
+  static void Fold(const WorkerStats& src, const StatsLayout& from, WorkerStats* dst,
+                   const StatsLayout& to);
 
   // Tries a reader makes before it takes a copy a writer may have torn (see the top).
   static constexpr int kMaxReadAttempts = 1000;

@@ -157,6 +157,7 @@ base::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(const config::Confi
     }
   }
   dp->current_ = dp->Build(config, std::move(fds), nullptr);
+  dp->carry_ = std::make_unique<metrics::WorkerStats>(*dp->current_->layout);
   dp->forward_ = std::make_shared<ForwardingCollectable>(&dp->request_stats_);
   dp->RebuildCollector();
   return dp;
@@ -175,9 +176,7 @@ void DataPlane::RebuildCollector() {
   for (const auto& g : draining_gens_) {
     for (const auto& s : g->stats) shards.push_back({s.get(), g->layout});
   }
-  for (size_t i = 0; i < retired_stats_.size(); ++i) {
-    shards.push_back({retired_stats_[i].get(), retired_layouts_[i]});
-  }
+  shards.push_back({carry_.get(), current_->layout});
   request_stats_ = std::make_shared<metrics::RequestStatsCollector>(shards, *current_->layout);
 }
 
@@ -236,6 +235,9 @@ base::Status DataPlane::Reload(const config::Config& config) {
   next->resolver->Start();
   // The old generation drains: its health checks stop now (the new one checks the same
   // endpoints), its workers stop accepting and finish what they have.
+  auto carry = std::make_unique<metrics::WorkerStats>(*next->layout);
+  metrics::RequestStatsCollector::Fold(*carry_, *current_->layout, carry.get(), *next->layout);
+  carry_ = std::move(carry);
   std::unique_ptr<Generation> old = std::move(current_);
   current_ = std::move(next);
   old->StopChecks();
@@ -258,14 +260,14 @@ base::Status DataPlane::Reload(const config::Config& config) {
 
 void DataPlane::OnRetireTick() {
   // Two ticks per generation: Stop() (its health checks' handles close on this loop),
-  // then, once the loop has run those closes, its shards move to retired_stats_.
+  // then, once the loop has run those closes, its counts are folded into carry_ and it
+  // goes.
   bool changed = false;
   for (auto it = draining_gens_.begin(); it != draining_gens_.end();) {
     Generation& g = **it;
     if (g.stopped) {
       for (auto& s : g.stats) {
-        retired_stats_.push_back(s);
-        retired_layouts_.push_back(g.layout);
+        metrics::RequestStatsCollector::Fold(*s, *g.layout, carry_.get(), *current_->layout);
       }
       it = draining_gens_.erase(it);
       changed = true;

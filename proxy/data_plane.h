@@ -116,9 +116,9 @@ class DataPlane {
   int workers_ = 1;
   std::unique_ptr<Generation> current_;
   std::vector<std::unique_ptr<Generation>> draining_gens_;
-  // Shards of generations gone, kept so that their counts stay in every counter.
-  std::vector<std::shared_ptr<metrics::WorkerStats>> retired_stats_;
-  std::vector<std::shared_ptr<const metrics::StatsLayout>> retired_layouts_;
+  // The counts of generations gone, folded into one shard of the running layout, so
+  // that they stay in every counter (written and read on the main thread only).
+  std::unique_ptr<metrics::WorkerStats> carry_;
   std::shared_ptr<metrics::RequestStatsCollector> request_stats_;
   std::shared_ptr<prometheus::Collectable> forward_;
   uv_timer_s* retire_timer_ = nullptr;
