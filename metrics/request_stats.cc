@@ -395,6 +395,16 @@ RequestStatsCollector::RequestStatsCollector(std::vector<Shard> shards, StatsLay
   snap_.resize(pairs);
 }
 
+uint64_t RequestStatsCollector::UpstreamErrors(size_t u, size_t e, int k) const {
+  uint64_t n = 0;
+  for (const MappedShard& m : shards_) {
+    const int32_t su = m.upstream[u], se = su < 0 ? -1 : m.endpoint[u][e];
+    if (se < 0) continue;
+    n += m.w->errors_[(static_cast<size_t>(su) * m.w->max_endpoints_ + se) * kKinds + k].Get();
+  }
+  return n;
+}
+
 void RequestStatsCollector::Snapshot() const {
   cells_.clear();
   std::array<uint64_t, kCells> sum{};  // per cell over the shards; zero between pairs
@@ -562,13 +572,7 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     const size_t endpoints = layout_.endpoints[u].size();
     for (size_t e = 0; e < endpoints; ++e) {
       for (int k = 0; k < kKinds; ++k) {
-        uint64_t n = 0;
-        for (const MappedShard& m : shards_) {
-          const int32_t su = m.upstream[u], se = su < 0 ? -1 : m.endpoint[u][e];
-          if (se < 0) continue;
-          n +=
-              m.w->errors_[(static_cast<size_t>(su) * m.w->max_endpoints_ + se) * kKinds + k].Get();
-        }
+        const uint64_t n = UpstreamErrors(u, e, k);
         if (n == 0) continue;
         if (!header) out->Append(headers_[kErrors][om]);
         header = true;
@@ -683,13 +687,7 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     const auto& eps = layout_.endpoints[u];
     for (size_t e = 0; e < eps.size(); ++e) {
       for (int k = 0; k < kKinds; ++k) {
-        uint64_t n = 0;
-        for (const MappedShard& m : shards_) {
-          const int32_t su = m.upstream[u], se = su < 0 ? -1 : m.endpoint[u][e];
-          if (se < 0) continue;
-          n +=
-              m.w->errors_[(static_cast<size_t>(su) * m.w->max_endpoints_ + se) * kKinds + k].Get();
-        }
+        const uint64_t n = UpstreamErrors(u, e, k);
         if (n == 0) continue;
         ClientMetric cm;
         cm.label = {L("endpoint", eps[e]),

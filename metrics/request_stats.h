@@ -235,6 +235,8 @@ class RequestStatsCollector : public prometheus::Collectable {
   static MappedShard Map(const WorkerStats* stats, const StatsLayout& from, const StatsLayout& to);
   // Fills snap_ and cells_ from the shards.
   void Snapshot() const;
+  // pokemon_speedrun_upstream_errors_total{upstream u, endpoint e, kind k} over the shards.
+  uint64_t UpstreamErrors(size_t u, size_t e, int k) const;
 
   StatsLayout layout_;
   std::vector<MappedShard> shards_;

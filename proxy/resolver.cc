@@ -2,7 +2,6 @@
 #include "proxy/resolver.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -24,26 +23,9 @@ bool Less(const SocketAddress& a, const SocketAddress& b) {
 class GetaddrinfoResolver final : public Resolver {
  public:
   base::StatusOr<std::vector<SocketAddress>> Resolve(const config::Address& address) override {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    std::string port = std::to_string(address.port);
-    int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &res);
-    if (rc != 0 || res == nullptr) {
-      return base::UnavailableError("cannot resolve " + address.ToString() + ": " +
-                                    gai_strerror(rc));
-    }
-    std::vector<SocketAddress> out;
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
-      SocketAddress a;
-      std::memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
-      a.len = ai->ai_addrlen;
-      out.push_back(a);
-    }
-    freeaddrinfo(res);
+    base::StatusOr<std::vector<SocketAddress>> every = ResolveEvery(address);
+    if (!every.ok()) return every.status();
+    std::vector<SocketAddress> out = std::move(every).value();
     std::sort(out.begin(), out.end(), Less);
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;

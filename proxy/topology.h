@@ -66,5 +66,7 @@ class Topology {
 // Resolves a config address to its first socket address (blocking getaddrinfo): for
 // listeners, and IP-literal endpoints. kUnavailable "cannot resolve host:port: <reason>".
 base::StatusOr<SocketAddress> Resolve(const config::Address& address);
+// Every address getaddrinfo gives, in its order (Resolve takes the first).
+base::StatusOr<std::vector<SocketAddress>> ResolveEvery(const config::Address& address);
 
 }  // namespace speedmon::proxy
