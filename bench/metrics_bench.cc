@@ -94,11 +94,13 @@ BENCHMARK(BM_RecordRequest);
 
 class ScrapeFixture {
  public:
-  ScrapeFixture(int upstreams, int routes) : layout_(MakeLayout(upstreams, routes)) {
+  // fill = false: no traffic yet (every known series at 0, requests_total empty).
+  ScrapeFixture(int upstreams, int routes, bool fill = true)
+      : layout_(MakeLayout(upstreams, routes)) {
     std::vector<const WorkerStats*> shards;
     for (int w = 0; w < kWorkers; ++w) {
       stats_.push_back(std::make_unique<WorkerStats>(layout_));
-      Fill(layout_, stats_.back().get());
+      if (fill) Fill(layout_, stats_.back().get());
       shards.push_back(stats_.back().get());
     }
     collector_ = std::make_unique<RequestStatsCollector>(layout_, shards);
@@ -172,11 +174,9 @@ BENCHMARK(BM_CollectSerializeGzip)->Args({4, 11})->Args({100, 8})->Unit(benchmar
   return body;
 }
 
-// range(2): 1 with gzip. The fixture is scraped once first: the daemon has scraped before
-// (the text buffer has its size, the counted cells are known).
-void BM_Scrape(benchmark::State& state) {
-  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
-  const bool gzip = state.range(2) != 0;
+// Scrapes `fixture` once first (the daemon has scraped before: the text buffer has its
+// size, the counted cells are known), then once per iteration.
+void ScrapeLoop(benchmark::State& state, const ScrapeFixture& fixture, bool gzip) {
   std::string warm;
   WriteScrape(fixture.collector(), {}, Format::kText004, gzip, &warm);
   size_t bytes = warm.size();
@@ -189,12 +189,27 @@ void BM_Scrape(benchmark::State& state) {
   ReportAllocs(state, allocs);
   state.counters["bytes"] = static_cast<double>(bytes);
 }
+
+// range(2): 1 with gzip.
+void BM_Scrape(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  ScrapeLoop(state, fixture, state.range(2) != 0);
+}
 BENCHMARK(BM_Scrape)
     ->Args({4, 11, 0})
     ->Args({100, 8, 0})
     ->Args({4, 11, 1})
     ->Args({100, 8, 1})
     ->Unit(benchmark::kMicrosecond);
+
+// A scrape before any traffic: what the series that exist from the start at 0 (every
+// upstream x route histogram and byte counter, every upstream x endpoint x kind error
+// counter) cost when nothing has been counted yet.
+void BM_ScrapeIdle(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), false);
+  ScrapeLoop(state, fixture, false);
+}
+BENCHMARK(BM_ScrapeIdle)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 // The request families' text alone, into a kept buffer.
 void BM_AppendText(benchmark::State& state) {

@@ -197,6 +197,7 @@ void WorkerStats::RecordRequest(int upstream, int route, Method method, int stat
   std::atomic_thread_fence(std::memory_order_release);
   codes_[(pair * kMethods + static_cast<int>(method)) * kCodeSlots + CodeIndex(status)].Add(1);
   s.count.Add(1);
+  if (IsSuccess(status)) s.successes.Add(1);
   if (status >= 500) s.errors5xx.Add(1);
   s.sum_ns.Add(duration_ns);
   s.min_ns.SetMinNonZero(duration_ns == 0 ? 1 : duration_ns);
@@ -305,6 +306,7 @@ void RequestStatsCollector::Fold(const WorkerStats& src, const StatsLayout& from
     const WorkerStats::RouteSlot& a = src.route_slots_[sp];
     WorkerStats::RouteSlot& b = dst->route_slots_[p];
     b.count.Add(a.count.Get());
+    b.successes.Add(a.successes.Get());
     b.errors5xx.Add(a.errors5xx.Get());
     b.sum_ns.Add(a.sum_ns.Get());
     if (a.min_ns.Get() != 0) b.min_ns.SetMinNonZero(a.min_ns.Get());
@@ -498,13 +500,12 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     }
   }
 
-  bool any = false;
-  for (const PairSnapshot& s : snap_) any |= s.count != 0;
-  if (any) {
+  // Every (upstream, route) pair is known from the config, so its histogram and byte
+  // counters exist from the start at 0: an increase() over the first requests is seen.
+  if (pairs > 0) {
     out->Append(headers_[kDuration][om]);
     for (size_t pair = 0; pair < pairs; ++pair) {
       const PairSnapshot& s = snap_[pair];
-      if (s.count == 0) continue;
       std::string_view labels = pair_labels_[pair];  // {route="r",upstream="u"}<space>
       std::string_view open = labels.substr(0, labels.size() - 2);
       char* p = out->Reserve(s.buckets.size() * (bucket_name.size() + open.size() + 24 + kValue) +
@@ -534,7 +535,6 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
       std::string_view name = kFamilies[f].name;
       for (size_t pair = 0; pair < pairs; ++pair) {
         const PairSnapshot& s = snap_[pair];
-        if (s.count == 0) continue;
         char* p = out->Reserve(name.size() + pair_labels_[pair].size() + kValue);
         p = Put(p, name);
         p = Put(p, pair_labels_[pair]);
@@ -564,18 +564,16 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     }
   }
 
-  // Upstream errors. Counters only grow, so the family is non-empty when the first
-  // non-zero cell is found, and stays so.
-  bool header = false;
+  // Upstream errors: every upstream x endpoint x kind from the start at 0.
   const std::string_view error_name = kFamilies[kErrors].name;
+  bool any_endpoint = false;
+  for (size_t u = 0; u < upstreams; ++u) any_endpoint |= !layout_.endpoints[u].empty();
+  if (any_endpoint) out->Append(headers_[kErrors][om]);
   for (size_t u = 0; u < upstreams; ++u) {
     const size_t endpoints = layout_.endpoints[u].size();
     for (size_t e = 0; e < endpoints; ++e) {
       for (int k = 0; k < kKinds; ++k) {
         const uint64_t n = UpstreamErrors(u, e, k);
-        if (n == 0) continue;
-        if (!header) out->Append(headers_[kErrors][om]);
-        header = true;
         std::string_view endpoint = endpoint_labels_[u][e];
         std::string_view kind = UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k));
         std::string_view tail = error_tails_[u];
@@ -643,7 +641,6 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     const std::string& up = layout_.upstreams[u];
     for (size_t r = 0; r < routes; ++r) {
       const PairSnapshot& s = snap_[u * routes + r];
-      if (s.count == 0) continue;
       for (uint32_t i = s.cells_begin; i < s.cells_end; ++i) {
         const int m = static_cast<int>(cells_[i].index) / kCodeSlots;
         const int c = static_cast<int>(cells_[i].index) % kCodeSlots;
@@ -688,7 +685,6 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     for (size_t e = 0; e < eps.size(); ++e) {
       for (int k = 0; k < kKinds; ++k) {
         const uint64_t n = UpstreamErrors(u, e, k);
-        if (n == 0) continue;
         ClientMetric cm;
         cm.label = {L("endpoint", eps[e]),
                     L("kind", UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k))),
@@ -750,10 +746,11 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       for (const MappedShard& m : shards_) {
         if (m.pair[pair] < 0) continue;
         const auto& slot = m.w->route_slots_[m.pair[pair]];
-        uint64_t count = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
+        uint64_t count = 0, successes = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
         ReadConsistently(slot.seq, [&] {
           count = slot.count.Get();
           if (count == 0) return;
+          successes = slot.successes.Get();
           errors5xx = slot.errors5xx.Get();
           rq = slot.request_bytes.Get();
           rs = slot.response_bytes.Get();
@@ -764,6 +761,7 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
         });
         if (count == 0) continue;
         s.requests += count;
+        s.successes += successes;
         s.errors5xx += errors5xx;
         s.request_bytes += rq;
         s.response_bytes += rs;

@@ -79,6 +79,10 @@ int CodeIndex(int status);
 std::string CodeLabel(int code_index);
 constexpr int kCodeSlots = 37;
 
+// An HTTP exchange succeeded when it was answered 2xx or 3xx (a 404 is not a success),
+// everywhere speedmon reports a success rate; the recording rules count the same codes.
+constexpr bool IsSuccess(int status) { return status >= 200 && status < 400; }
+
 enum class UpstreamErrorKind : uint8_t { kConnect, kTimeout, kReset, kBadResponse, kCount };
 const char* UpstreamErrorKindName(UpstreamErrorKind k);
 
@@ -141,7 +145,8 @@ class WorkerStats {
   struct RouteSlot {
     // Odd while RecordRequest writes this slot and its cells of codes_ (see the top).
     std::atomic<uint64_t> seq{0};
-    SingleWriterCounter count, errors5xx, sum_ns, min_ns, max_ns, request_bytes, response_bytes;
+    SingleWriterCounter count, successes, errors5xx, sum_ns, min_ns, max_ns, request_bytes,
+        response_bytes;
     std::array<SingleWriterCounter, kDurationBuckets.size() + 1> buckets;
     std::array<SingleWriterCounter, kFineBuckets> fine;
   };
@@ -161,6 +166,12 @@ class WorkerStats {
 struct RouteSummary {
   std::string upstream, route;
   uint64_t requests = 0, errors5xx = 0, request_bytes = 0, response_bytes = 0;
+  uint64_t successes = 0;  // answered 2xx or 3xx, the one meaning of success
+  // successes * 100 / requests; 0 without requests.
+  double success_percent() const {
+    return requests == 0 ? 0.0
+                         : static_cast<double>(successes * 100) / static_cast<double>(requests);
+  }
   double min_ms = 0, avg_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
 };
 

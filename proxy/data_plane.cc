@@ -340,6 +340,10 @@ int DataPlane::generations() const { return 1 + static_cast<int>(draining_gens_.
 
 const Topology& DataPlane::topology() const { return *current_->topology; }
 
+const std::vector<config::ListenerConfig>& DataPlane::listeners() const {
+  return current_->config.listeners;
+}
+
 const HealthChecker& DataPlane::health() const { return *current_->health; }
 
 const EndpointResolver& DataPlane::resolver() const { return *current_->resolver; }

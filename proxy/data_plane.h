@@ -86,6 +86,8 @@ class DataPlane {
 
   // The running generation's.
   const Topology& topology() const;
+  // The listeners as configured (the addresses agents connect to), in config order.
+  const std::vector<config::ListenerConfig>& listeners() const;
   const HealthChecker& health() const;
   const EndpointResolver& resolver() const;
   // The request-stats shards of every generation merged under the running one's
