@@ -55,6 +55,8 @@ struct ProxyConfig {
   uint32_t recent_requests = 1000;  // ring buffer size; 0 = off
   std::string access_log;           // "" off, "-" stdout, else a file path
   bool record_requests = true;      // benchmark-only switch: false skips stats
+  // How often endpoint host names are resolved again; each upstream may set its own.
+  Duration dns_refresh{5000};
 };
 
 struct ListenerConfig {
@@ -85,6 +87,9 @@ struct UpstreamConfig {
   uint32_t max_connections = 64;  // per endpoint, per process
   LoadBalancing load_balancing = LoadBalancing::kLeastRequests;
   HealthCheckConfig health_check;
+  // How often host names among `endpoints` are resolved again; Load fills it from
+  // [proxy].dns_refresh when the upstream does not set it. IP literals are never resolved.
+  Duration dns_refresh{5000};
 };
 
 // Bounded values of the `route` label: the first route whose prefix starts the request

@@ -251,9 +251,95 @@ const char* AcceptPauseName(AcceptPause p) {
   return "unknown";
 }
 
+namespace {
+// Index of each of `names` in `in`, -1 where absent.
+std::vector<int32_t> IndexIn(const std::vector<std::string>& names,
+                             const std::vector<std::string>& in) {
+  std::vector<int32_t> out;
+  for (const std::string& n : names) {
+    auto it = std::find(in.begin(), in.end(), n);
+    out.push_back(it == in.end() ? -1 : static_cast<int32_t>(it - in.begin()));
+  }
+  return out;
+}
+}  // namespace
+
+RequestStatsCollector::MappedShard RequestStatsCollector::Map(const WorkerStats* stats,
+                                                              const StatsLayout& from,
+                                                              const StatsLayout& to) {
+  MappedShard m;
+  m.w = stats;
+  m.upstream = IndexIn(to.upstreams, from.upstreams);
+  std::vector<int32_t> route = IndexIn(to.routes, from.routes);
+  const size_t from_routes = from.routes.size();
+  for (size_t u = 0; u < to.upstreams.size(); ++u) {
+    const int32_t fu = m.upstream[u];
+    for (size_t r = 0; r < to.routes.size(); ++r) {
+      m.pair.push_back(fu < 0 || route[r] < 0
+                           ? -1
+                           : static_cast<int32_t>(static_cast<size_t>(fu) * from_routes +
+                                                  static_cast<size_t>(route[r])));
+    }
+    m.endpoint.push_back(fu < 0 ? std::vector<int32_t>(to.endpoints[u].size(), -1)
+                                : IndexIn(to.endpoints[u], from.endpoints[fu]));
+  }
+  return m;
+}
+
 RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
                                              std::vector<const WorkerStats*> workers)
-    : layout_(std::move(layout)), workers_(std::move(workers)) {
+    : RequestStatsCollector(
+          [&] {
+            std::vector<Shard> shards;
+            auto same = std::make_shared<const StatsLayout>(layout);
+            for (const WorkerStats* w : workers) shards.push_back(Shard{w, same});
+            return shards;
+          }(),
+          layout) {}
+
+void RequestStatsCollector::Fold(const WorkerStats& src, const StatsLayout& from, WorkerStats* dst,
+                                 const StatsLayout& to) {
+  const MappedShard m = Map(&src, from, to);
+  for (size_t p = 0; p < m.pair.size(); ++p) {
+    const int32_t sp = m.pair[p];
+    if (sp < 0) continue;
+    const WorkerStats::RouteSlot& a = src.route_slots_[sp];
+    WorkerStats::RouteSlot& b = dst->route_slots_[p];
+    b.count.Add(a.count.Get());
+    b.successes.Add(a.successes.Get());
+    b.errors5xx.Add(a.errors5xx.Get());
+    b.sum_ns.Add(a.sum_ns.Get());
+    if (a.min_ns.Get() != 0) b.min_ns.SetMinNonZero(a.min_ns.Get());
+    b.max_ns.SetMax(a.max_ns.Get());
+    b.request_bytes.Add(a.request_bytes.Get());
+    b.response_bytes.Add(a.response_bytes.Get());
+    for (size_t i = 0; i < a.buckets.size(); ++i) b.buckets[i].Add(a.buckets[i].Get());
+    for (size_t i = 0; i < a.fine.size(); ++i) b.fine[i].Add(a.fine[i].Get());
+    for (int c = 0; c < kCells; ++c) {
+      dst->codes_[p * kCells + c].Add(src.codes_[static_cast<size_t>(sp) * kCells + c].Get());
+    }
+  }
+  for (size_t u = 0; u < m.upstream.size(); ++u) {
+    const int32_t su = m.upstream[u];
+    if (su < 0) continue;
+    for (size_t e = 0; e < m.endpoint[u].size(); ++e) {
+      const int32_t se = m.endpoint[u][e];
+      if (se < 0) continue;
+      for (int k = 0; k < kKinds; ++k) {
+        dst->errors_[(u * dst->max_endpoints_ + e) * kKinds + k].Add(
+            src.errors_[(static_cast<size_t>(su) * src.max_endpoints_ + se) * kKinds + k].Get());
+      }
+    }
+  }
+  for (size_t t = 0; t < src.timeouts_.size(); ++t) dst->timeouts_[t].Add(src.timeouts_[t].Get());
+  for (size_t p = 0; p < src.accept_pauses_.size(); ++p) {
+    dst->accept_pauses_[p].Add(src.accept_pauses_[p].Get());
+  }
+}
+
+RequestStatsCollector::RequestStatsCollector(std::vector<Shard> shards, StatsLayout layout)
+    : layout_(std::move(layout)) {
+  for (const Shard& shard : shards) shards_.push_back(Map(shard.stats, *shard.layout, layout_));
   static_assert(std::tuple_size_v<decltype(headers_)> == kFamilyCount);
   const size_t routes = layout_.routes.size();
   const size_t pairs = layout_.upstreams.size() * routes;
@@ -311,6 +397,16 @@ RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
   snap_.resize(pairs);
 }
 
+uint64_t RequestStatsCollector::UpstreamErrors(size_t u, size_t e, int k) const {
+  uint64_t n = 0;
+  for (const MappedShard& m : shards_) {
+    const int32_t su = m.upstream[u], se = su < 0 ? -1 : m.endpoint[u][e];
+    if (se < 0) continue;
+    n += m.w->errors_[(static_cast<size_t>(su) * m.w->max_endpoints_ + se) * kKinds + k].Get();
+  }
+  return n;
+}
+
 void RequestStatsCollector::Snapshot() const {
   cells_.clear();
   std::array<uint64_t, kCells> sum{};  // per cell over the shards; zero between pairs
@@ -320,9 +416,12 @@ void RequestStatsCollector::Snapshot() const {
     PairSnapshot& p = snap_[pair];
     p = PairSnapshot{};
     std::vector<uint16_t>& known = known_cells_[pair];
-    for (const WorkerStats* w : workers_) {
-      const WorkerStats::RouteSlot& slot = w->route_slots_[pair];
-      const SingleWriterCounter* codes = &w->codes_[pair * kCells];
+    for (const MappedShard& m : shards_) {
+      const int32_t at = m.pair[pair];
+      if (at < 0) continue;  // a shard of a layout without this (upstream, route)
+      const WorkerStats* w = m.w;
+      const WorkerStats::RouteSlot& slot = w->route_slots_[at];
+      const SingleWriterCounter* codes = &w->codes_[static_cast<size_t>(at) * kCells];
       PairSnapshot one;
       bool scanned = false;
       ReadConsistently(slot.seq, [&] {
@@ -452,8 +551,9 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     std::string_view name = kFamilies[kInFlight].name;
     for (size_t u = 0; u < upstreams; ++u) {
       int64_t flying = 0;
-      for (const WorkerStats* w : workers_) {
-        flying += w->in_flight_[u].load(std::memory_order_relaxed);
+      for (const MappedShard& m : shards_) {
+        if (m.upstream[u] >= 0)
+          flying += m.w->in_flight_[m.upstream[u]].load(std::memory_order_relaxed);
       }
       char* p = out->Reserve(name.size() + upstream_labels_[u].size() + kValue);
       p = Put(p, name);
@@ -473,10 +573,7 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     const size_t endpoints = layout_.endpoints[u].size();
     for (size_t e = 0; e < endpoints; ++e) {
       for (int k = 0; k < kKinds; ++k) {
-        uint64_t n = 0;
-        for (const WorkerStats* w : workers_) {
-          n += w->errors_[(u * w->max_endpoints_ + e) * kKinds + k].Get();
-        }
+        const uint64_t n = UpstreamErrors(u, e, k);
         std::string_view endpoint = endpoint_labels_[u][e];
         std::string_view kind = UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k));
         std::string_view tail = error_tails_[u];
@@ -495,7 +592,7 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
 
   // Connection-level series: every label value is known, so each exists from the start.
   int64_t open = 0;
-  for (const WorkerStats* w : workers_) open += w->connections_.load(std::memory_order_relaxed);
+  for (const MappedShard& m : shards_) open += m.w->connections_.load(std::memory_order_relaxed);
   out->Append(headers_[kConnections][om]);
   {
     std::string_view name = kFamilies[kConnections].name;
@@ -518,12 +615,12 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
   };
   reasons(kTimeouts, timeout_heads_, [&](size_t t) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
+    for (const MappedShard& m : shards_) n += m.w->timeouts_[t].Get();
     return n;
   });
   reasons(kPauses, pause_heads_, [&](size_t p) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
+    for (const MappedShard& m : shards_) n += m.w->accept_pauses_[p].Get();
     return n;
   });
 }
@@ -576,8 +673,10 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
       resp_bytes.metric.push_back(std::move(b1));
     }
     int64_t flying = 0;
-    for (const WorkerStats* w : workers_)
-      flying += w->in_flight_[u].load(std::memory_order_relaxed);
+    for (const MappedShard& m : shards_) {
+      if (m.upstream[u] >= 0)
+        flying += m.w->in_flight_[m.upstream[u]].load(std::memory_order_relaxed);
+    }
     ClientMetric g;
     g.label = {L("upstream", up)};
     g.gauge.value = static_cast<double>(flying);
@@ -585,10 +684,7 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     const auto& eps = layout_.endpoints[u];
     for (size_t e = 0; e < eps.size(); ++e) {
       for (int k = 0; k < kKinds; ++k) {
-        uint64_t n = 0;
-        for (const WorkerStats* w : workers_) {
-          n += w->errors_[(u * w->max_endpoints_ + e) * kKinds + k].Get();
-        }
+        const uint64_t n = UpstreamErrors(u, e, k);
         ClientMetric cm;
         cm.label = {L("endpoint", eps[e]),
                     L("kind", UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k))),
@@ -603,13 +699,13 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
   MetricFamily timeouts = Family(kTimeouts);
   MetricFamily pauses = Family(kPauses);
   int64_t open = 0;
-  for (const WorkerStats* w : workers_) open += w->connections_.load(std::memory_order_relaxed);
+  for (const MappedShard& m : shards_) open += m.w->connections_.load(std::memory_order_relaxed);
   ClientMetric c;
   c.gauge.value = static_cast<double>(open);
   connections.metric.push_back(std::move(c));
   for (int t = 0; t < static_cast<int>(DownstreamTimeout::kCount); ++t) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
+    for (const MappedShard& m : shards_) n += m.w->timeouts_[t].Get();
     ClientMetric cm;
     cm.label = {L("reason", DownstreamTimeoutName(static_cast<DownstreamTimeout>(t)))};
     cm.counter.value = static_cast<double>(n);
@@ -617,7 +713,7 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
   }
   for (int p = 0; p < static_cast<int>(AcceptPause::kCount); ++p) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
+    for (const MappedShard& m : shards_) n += m.w->accept_pauses_[p].Get();
     ClientMetric cm;
     cm.label = {L("reason", AcceptPauseName(static_cast<AcceptPause>(p)))};
     cm.counter.value = static_cast<double>(n);
@@ -647,8 +743,9 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       s.route = layout_.routes[r];
       uint64_t sum_ns = 0, min_ns = 0, max_ns = 0;
       fine.fill(0);
-      for (const WorkerStats* w : workers_) {
-        const auto& slot = w->route_slots_[pair];
+      for (const MappedShard& m : shards_) {
+        if (m.pair[pair] < 0) continue;
+        const auto& slot = m.w->route_slots_[m.pair[pair]];
         uint64_t count = 0, successes = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
         ReadConsistently(slot.seq, [&] {
           count = slot.count.Get();

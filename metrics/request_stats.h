@@ -207,6 +207,18 @@ int FineQuantileBucket(const std::array<uint64_t, kFineBuckets>& fine, uint64_t 
 // docs/BENCHMARKS.md, "Scrape path micro-benchmarks".
 class RequestStatsCollector : public prometheus::Collectable {
  public:
+  // A shard and the layout it was built with. After a reload changed the layout, the
+  // shards of the old one keep counting under the new: each series sums the shards
+  // whose layout has its labels (matched by name), so a counter of an upstream and
+  // route that stayed never goes back; labels the new layout dropped are not shown.
+  struct Shard {
+    Shard(const WorkerStats* s, std::shared_ptr<const StatsLayout> l)
+        : stats(s), layout(std::move(l)) {}
+    const WorkerStats* stats;
+    std::shared_ptr<const StatsLayout> layout;
+  };
+  RequestStatsCollector(std::vector<Shard> shards, StatsLayout layout);
+  // Every shard built with `layout`.
   RequestStatsCollector(StatsLayout layout, std::vector<const WorkerStats*> workers);
   std::vector<prometheus::MetricFamily> Collect() const override;
   // Appends the request families in `format`: the same bytes as
@@ -218,6 +230,12 @@ class RequestStatsCollector : public prometheus::Collectable {
   // consistently, so a request is in all of an upstream's figures or in none.
   std::vector<UpstreamTotals> Totals() const;
   const StatsLayout& layout() const { return layout_; }
+  // Adds every count of `src` (built with `from`) to `dst` (built with `to`), label sets
+  // matched by name; what `to` lacks is dropped. Keeps the counts of a data plane
+  // generation that stopped in one shard. REQUIRES: nothing writes `src` any more, and
+  // only the calling thread writes `dst` and reads it (the scrape's thread).
+  static void Fold(const WorkerStats& src, const StatsLayout& from, WorkerStats* dst,
+                   const StatsLayout& to);
 
   // Tries a reader makes before it takes a copy a writer may have torn (see the top).
   static constexpr int kMaxReadAttempts = 1000;
@@ -234,11 +252,21 @@ class RequestStatsCollector : public prometheus::Collectable {
     uint32_t index;
     uint64_t n;
   };
+  // A shard with, per index of layout_, its own index (-1: it has no such label set).
+  struct MappedShard {
+    const WorkerStats* w = nullptr;
+    std::vector<int32_t> pair;                   // [upstream * routes + route]
+    std::vector<int32_t> upstream;               // [upstream]
+    std::vector<std::vector<int32_t>> endpoint;  // [upstream][endpoint]
+  };
+  static MappedShard Map(const WorkerStats* stats, const StatsLayout& from, const StatsLayout& to);
   // Fills snap_ and cells_ from the shards.
   void Snapshot() const;
+  // pokemon_speedrun_upstream_errors_total{upstream u, endpoint e, kind k} over the shards.
+  uint64_t UpstreamErrors(size_t u, size_t e, int k) const;
 
   StatsLayout layout_;
-  std::vector<const WorkerStats*> workers_;
+  std::vector<MappedShard> shards_;
 
   // Text fixed at construction, label values escaped and repaired to UTF-8.
   std::vector<std::string> pair_labels_;      // per pair: {route="r",upstream="u"}<space>

@@ -31,6 +31,8 @@ class SystemCollector : public prometheus::Collectable {
   // Samples every watched process now (Collect does it too).
   void SampleProcesses() const;
   const std::vector<WatchedProcess>& processes() const { return processes_; }
+  // Replaces the watched processes (a reload). On the thread that calls Collect.
+  void SetProcesses(std::vector<WatchedProcess> processes) { processes_ = std::move(processes); }
   sysprobe::SystemSampler& sampler() const { return *sampler_; }
 
  private:
