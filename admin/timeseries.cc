@@ -49,7 +49,9 @@ void TimeseriesSampler::Sample() {
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   r.monotonic_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  r.upstreams = data_plane_->request_stats()->Totals();
+  const auto& stats = data_plane_->request_stats();  // replaced by a reload
+  ring_.SetUpstreams(stats->layout().upstreams);
+  r.upstreams = stats->Totals();
   speedrun::Service::ExperimentCounts experiments = speedrun_->CountExperiments();
   r.experiments = experiments.total;
   r.experiment_successes = experiments.successes;

@@ -730,46 +730,54 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
   return out;
 }
 
+void RequestStatsCollector::ReadPair(size_t pair, PairCounts* out) const {
+  std::array<uint64_t, kFineBuckets> mine;
+  for (const MappedShard& m : shards_) {
+    if (m.pair[pair] < 0) continue;
+    const auto& slot = m.w->route_slots_[m.pair[pair]];
+    uint64_t count = 0, successes = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
+    ReadConsistently(slot.seq, [&] {
+      count = slot.count.Get();
+      if (count == 0) return;
+      successes = slot.successes.Get();
+      errors5xx = slot.errors5xx.Get();
+      rq = slot.request_bytes.Get();
+      rs = slot.response_bytes.Get();
+      sum = slot.sum_ns.Get();
+      mn = slot.min_ns.Get();
+      mx = slot.max_ns.Get();
+      for (int b = 0; b < kFineBuckets; ++b) mine[b] = slot.fine[b].Get();
+    });
+    if (count == 0) continue;
+    out->requests += count;
+    out->successes += successes;
+    out->errors5xx += errors5xx;
+    out->request_bytes += rq;
+    out->response_bytes += rs;
+    out->sum_ns += sum;
+    if (mn != 0 && (out->min_ns == 0 || mn < out->min_ns)) out->min_ns = mn;
+    out->max_ns = std::max(out->max_ns, mx);
+    for (int b = 0; b < kFineBuckets; ++b) out->fine[b] += mine[b];
+  }
+}
+
 std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
   std::vector<RouteSummary> out;
   const size_t routes = layout_.routes.size();
-  std::array<uint64_t, kFineBuckets> fine;
-  std::array<uint64_t, kFineBuckets> mine;
   for (size_t u = 0; u < layout_.upstreams.size(); ++u) {
     for (size_t r = 0; r < routes; ++r) {
-      size_t pair = u * routes + r;
+      PairCounts c;
+      ReadPair(u * routes + r, &c);
       RouteSummary s;
       s.upstream = layout_.upstreams[u];
       s.route = layout_.routes[r];
-      uint64_t sum_ns = 0, min_ns = 0, max_ns = 0;
-      fine.fill(0);
-      for (const MappedShard& m : shards_) {
-        if (m.pair[pair] < 0) continue;
-        const auto& slot = m.w->route_slots_[m.pair[pair]];
-        uint64_t count = 0, successes = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
-        ReadConsistently(slot.seq, [&] {
-          count = slot.count.Get();
-          if (count == 0) return;
-          successes = slot.successes.Get();
-          errors5xx = slot.errors5xx.Get();
-          rq = slot.request_bytes.Get();
-          rs = slot.response_bytes.Get();
-          sum = slot.sum_ns.Get();
-          mn = slot.min_ns.Get();
-          mx = slot.max_ns.Get();
-          for (int b = 0; b < kFineBuckets; ++b) mine[b] = slot.fine[b].Get();
-        });
-        if (count == 0) continue;
-        s.requests += count;
-        s.successes += successes;
-        s.errors5xx += errors5xx;
-        s.request_bytes += rq;
-        s.response_bytes += rs;
-        sum_ns += sum;
-        if (mn != 0 && (min_ns == 0 || mn < min_ns)) min_ns = mn;
-        max_ns = std::max(max_ns, mx);
-        for (int b = 0; b < kFineBuckets; ++b) fine[b] += mine[b];
-      }
+      s.requests = c.requests;
+      s.successes = c.successes;
+      s.errors5xx = c.errors5xx;
+      s.request_bytes = c.request_bytes;
+      s.response_bytes = c.response_bytes;
+      const uint64_t sum_ns = c.sum_ns, min_ns = c.min_ns, max_ns = c.max_ns;
+      const auto& fine = c.fine;
       if (s.requests == 0) continue;
       uint64_t total = 0;
       for (uint64_t n : fine) total += n;
@@ -810,24 +818,12 @@ std::vector<UpstreamTotals> RequestStatsCollector::Totals() const {
   for (size_t u = 0; u < out.size(); ++u) {
     UpstreamTotals& t = out[u];
     for (size_t r = 0; r < routes; ++r) {
-      const size_t pair = u * routes + r;
-      for (const WorkerStats* w : workers_) {
-        const auto& slot = w->route_slots_[pair];
-        uint64_t count = 0, ok = 0, errors5xx = 0;
-        std::array<uint64_t, kFineBuckets> mine;
-        ReadConsistently(slot.seq, [&] {
-          count = slot.count.Get();
-          if (count == 0) return;
-          errors5xx = slot.errors5xx.Get();
-          ok = slot.successes.Get();
-          for (int b = 0; b < kFineBuckets; ++b) mine[b] = slot.fine[b].Get();
-        });
-        if (count == 0) continue;
-        t.requests += count;
-        t.successes += ok;
-        t.errors5xx += errors5xx;
-        for (int b = 0; b < kFineBuckets; ++b) t.fine[b] += mine[b];
-      }
+      PairCounts c;
+      ReadPair(u * routes + r, &c);
+      t.requests += c.requests;
+      t.successes += c.successes;
+      t.errors5xx += c.errors5xx;
+      for (int b = 0; b < kFineBuckets; ++b) t.fine[b] += c.fine[b];
     }
   }
   return out;

@@ -262,6 +262,15 @@ class RequestStatsCollector : public prometheus::Collectable {
   static MappedShard Map(const WorkerStats* stats, const StatsLayout& from, const StatsLayout& to);
   // Fills snap_ and cells_ from the shards.
   void Snapshot() const;
+  // One (upstream, route) cell summed over the shards, each shard's slot read
+  // consistently (Summaries and Totals).
+  struct PairCounts {
+    uint64_t requests = 0, successes = 0, errors5xx = 0;
+    uint64_t request_bytes = 0, response_bytes = 0;
+    uint64_t sum_ns = 0, min_ns = 0, max_ns = 0;  // min_ns 0: none yet
+    std::array<uint64_t, kFineBuckets> fine{};
+  };
+  void ReadPair(size_t pair, PairCounts* out) const;
   // pokemon_speedrun_upstream_errors_total{upstream u, endpoint e, kind k} over the shards.
   uint64_t UpstreamErrors(size_t u, size_t e, int k) const;
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 namespace speedmon::metrics {
@@ -20,6 +21,25 @@ TimeseriesRing::TimeseriesRing(std::vector<std::string> upstreams, size_t capaci
     : upstreams_(std::move(upstreams)), interval_seconds_(interval_seconds) {
   points_.resize(capacity < 1 ? 1 : capacity);
   for (TimeseriesPoint& p : points_) p.upstreams.resize(upstreams_.size());
+}
+
+void TimeseriesRing::SetUpstreams(const std::vector<std::string>& upstreams) {
+  if (upstreams == upstreams_) return;
+  std::vector<int> from(upstreams.size(), -1);  // new index -> old index, -1 if new
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    auto it = std::find(upstreams_.begin(), upstreams_.end(), upstreams[i]);
+    if (it != upstreams_.end()) from[i] = static_cast<int>(it - upstreams_.begin());
+  }
+  auto remap = [&from](const auto& old, auto* out) {
+    std::decay_t<decltype(old)> next(from.size());
+    for (size_t i = 0; i < from.size(); ++i) {
+      if (from[i] >= 0) next[i] = old[static_cast<size_t>(from[i])];
+    }
+    *out = std::move(next);
+  };
+  for (TimeseriesPoint& p : points_) remap(p.upstreams, &p.upstreams);
+  if (have_last_) remap(last_.upstreams, &last_.upstreams);
+  upstreams_ = upstreams;
 }
 
 void TimeseriesRing::Add(const TimeseriesReading& reading) {

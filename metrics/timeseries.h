@@ -64,6 +64,11 @@ class TimeseriesRing {
   // A reading with another number of upstreams is ignored.
   void Add(const TimeseriesReading& reading);
 
+  // The upstreams after a reload, in the readings' new order. Series are matched by
+  // name: a kept upstream keeps its points, a new one reads 0 requests before it
+  // existed, a removed one is dropped. No-op when nothing changed.
+  void SetUpstreams(const std::vector<std::string>& upstreams);
+
   size_t size() const { return size_; }
   size_t capacity() const { return points_.size(); }
   // Oldest first. REQUIRES: i < size().

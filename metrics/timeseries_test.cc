@@ -174,6 +174,33 @@ TEST_F(TimeseriesTest, ACounterThatWentDownCountsZeroAndAForeignReadingIsIgnored
   EXPECT_EQ(ring.at(1).experiments, 2u);
 }
 
+TEST(TimeseriesReloadTest, UpstreamsChangedByAReloadKeepTheirSeriesByName) {
+  auto reading = [](double at, std::vector<uint64_t> requests) {
+    TimeseriesReading r;
+    r.monotonic_seconds = r.unix_seconds = at;
+    for (uint64_t n : requests) {
+      UpstreamTotals t;
+      t.requests = n;
+      r.upstreams.push_back(t);
+    }
+    return r;
+  };
+  TimeseriesRing ring({"a", "b"}, 10, 5.0);
+  ring.Add(reading(0, {10, 20}));
+  ring.Add(reading(5, {13, 27}));  // a +3, b +7
+  // The reload removes a, keeps b (now first) and adds c; b's count carries on.
+  ring.SetUpstreams({"b", "c"});
+  EXPECT_EQ(ring.upstreams(), (std::vector<std::string>{"b", "c"}));
+  ring.Add(reading(10, {30, 4}));  // b +3; c is new: all 4 of its requests
+  ASSERT_EQ(ring.size(), 2u);
+  EXPECT_EQ(ring.at(0).upstreams[0].requests, 7u);  // b's old point
+  EXPECT_EQ(ring.at(0).upstreams[1].requests, 0u);  // c before it existed
+  EXPECT_EQ(ring.at(1).upstreams[0].requests, 3u);
+  EXPECT_EQ(ring.at(1).upstreams[1].requests, 4u);
+  ring.SetUpstreams({"b", "c"});  // unchanged: nothing moves
+  EXPECT_EQ(ring.at(1).upstreams[1].requests, 4u);
+}
+
 TEST(TimeseriesEmptyTest, NoPointsIsEmptyArrays) {
   TimeseriesRing ring({}, 180, 5.0);
   EXPECT_EQ(base::ToJson(ring.ToJson()),
