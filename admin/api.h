@@ -35,6 +35,8 @@ struct WriteResult;
 
 namespace speedmon::admin {
 
+class EventLog;
+
 // What the handlers read and call. Every pointer is non-null and outlives the Api.
 struct ApiParts {
   const config::AdminConfig* config = nullptr;
@@ -42,6 +44,7 @@ struct ApiParts {
   metrics::SystemCollector* system = nullptr;
   speedrun::Service* speedrun = nullptr;
   alerting::Service* alerts = nullptr;
+  EventLog* events = nullptr;
   // Every family /metrics shows after the data plane's request statistics, in one
   // consistent cut per component.
   std::function<std::vector<prometheus::MetricFamily>()> collect;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "admin/api.h"
+#include "admin/pool_api.h"
 #include "admin/server.h"
 #include "alerting/http_client.h"
 #include "alerting/service.h"
@@ -59,6 +60,7 @@ class DaemonImpl {
   std::unique_ptr<speedrun::Service> speedrun_;
   std::unique_ptr<alerting::Service> alerts_;
   std::unique_ptr<proxy::DataPlane> data_plane_;
+  std::unique_ptr<admin::EventLog> events_;
   std::unique_ptr<admin::Api> api_;
   std::unique_ptr<admin::Server> admin_;
 
@@ -140,6 +142,10 @@ base::Status DaemonImpl::StartComponents() {
   auto source = std::make_shared<alerting::CollectablesValueSource>();
   alerting::ServiceOptions alert_options;
   alert_options.external_url = "http://" + config_.admin.address.ToString();
+  // Rule changes made through the API live next to the store (see alerting/rule_store.h).
+  if (!config_.speedrun.store_path.empty()) {
+    alert_options.rules_path = config_.speedrun.store_path + ".alert-rules.json";
+  }
   base::StatusOr<std::unique_ptr<alerting::Service>> alerts =
       alerting::Service::Create(config_.alerting, source, alert_options);
   if (!alerts.ok()) return alerts.status().WithContext("alerting");
@@ -161,8 +167,15 @@ base::Status DaemonImpl::StartComponents() {
   if (!dp.ok()) return dp.status();
   data_plane_ = std::move(dp).value();
 
+  events_ = std::make_unique<admin::EventLog>(*registry_, [this](const admin::PoolEvent& e) {
+    proxy::HealthChecker& health = data_plane_->health();
+    if (e.kind == admin::PoolEvent::Kind::kFailure) health.RecordReportedFailure(e.failure_type);
+    if (e.startup_seconds) health.ObserveStartup(*e.startup_seconds);
+  });
+
   admin::ApiParts parts;
   parts.config = &config_.admin;
+  parts.events = events_.get();
   parts.data_plane = data_plane_.get();
   parts.system = system_.get();
   parts.speedrun = speedrun_.get();

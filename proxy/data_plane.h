@@ -65,6 +65,7 @@ class DataPlane {
 
   const Topology& topology() const { return *topology_; }
   const HealthChecker& health() const { return *health_; }
+  HealthChecker& health() { return *health_; }
   // The request-stats shards merged (the /metrics families and /api/v1/upstreams).
   const std::shared_ptr<metrics::RequestStatsCollector>& request_stats() const {
     return request_stats_;
