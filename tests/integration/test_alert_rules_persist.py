@@ -26,9 +26,11 @@ class AlertRulesPersistTest(harness.HarnessTestCase):
     def config(self):
         cfg = harness.proxy_config({"emu": ["127.0.0.1:9"]})
         cfg["speedrun"] = {"store_path": os.path.join(self.workdir, "speedmon.db")}
-        cfg["alerting"] = {"default_rules": True, "rules": [{
-            "id": "few_endpoints", "metric": "pokemon_speedrun_healthy_processes",
-            "operator": "<", "threshold": 1}]}
+        cfg["alerting"] = {"default_rules": True, "rules": [
+            {"id": "few_endpoints", "metric": "pokemon_speedrun_healthy_processes",
+             "operator": "<", "threshold": 1},
+            {"id": "kept", "metric": "pokemon_speedrun_total_processes", "operator": "<",
+             "threshold": 1}]}
         return cfg
 
     def rules(self, sm):
@@ -38,7 +40,7 @@ class AlertRulesPersistTest(harness.HarnessTestCase):
     def expected(self):
         return ({"slow_script_compilation": "default", "slow_checkpoint_loading": "default",
                  "high_memory_usage": "default", "low_experiment_success_rate": "default",
-                 "insufficient_healthy_processes": "default", "few_endpoints": "config",
+                 "insufficient_healthy_processes": "default", "kept": "config",
                  "disk_full": "api"},
                 ["few_endpoints", "high_cpu_usage"])
 
