@@ -489,7 +489,7 @@ class SessionTest(IngestCase):
                             "pattern_id", "pattern_id has a malformed %-escape")
         self.assertApiError(self.admin.post(PATTERNS + "/" + "r" * 129 + "/reuse", b"", None),
                             400, "pattern_id", "pattern_id must be 1 to 128 characters")
-        self.assertApiError(self.admin.request("GET", PATTERNS), 405, None, "use POST")
+        self.assertApiError(self.admin.request("DELETE", PATTERNS), 405, None, "use GET or POST")
         self.assertApiError(self.admin.request("DELETE", EXPERIMENTS), 405, None,
                             "use GET or POST")
         self.assertApiError(self.admin.request("GET", PATTERNS + "/p-1/reuse"), 405, None,
