@@ -173,7 +173,8 @@ void Api::Handle(const Request& req, Responder respond) const {
       const proxy::Topology& topology = p_.data_plane->topology();
       int healthy = topology.HealthyCount();
       bool listening = p_.serving() && p_.data_plane->accepting();
-      bool ready = listening && healthy > 0;
+      // Monitor-only (no listeners): nothing to forward to, ready once serving.
+      bool ready = p_.data_plane->listeners().empty() ? p_.serving() : listening && healthy > 0;
       return respond(Json(ready ? 200 : 503, {{"ready", ready},
                                               {"listeners_up", listening},
                                               {"healthy_endpoints", healthy},
@@ -209,7 +210,15 @@ void Api::Handle(const Request& req, Responder respond) const {
                               {"p99", s.p99_ms},
                               {"max", s.max_ms}}}});
         }
-        ups.push_back({{"name", us.config.name}, {"endpoints", eps}, {"routes", routes}});
+        json listeners = json::array();
+        for (const config::ListenerConfig& l : p_.data_plane->listeners()) {
+          if (l.upstream != us.config.name) continue;
+          listeners.push_back({{"name", l.name}, {"address", l.address.ToString()}});
+        }
+        ups.push_back({{"name", us.config.name},
+                       {"endpoints", eps},
+                       {"listeners", listeners},
+                       {"routes", routes}});
       }
       return respond(Json(200, {{"upstreams", ups}}));
     }

@@ -7,9 +7,11 @@
 #include "alerting/http_client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace speedmon::alerting {
 namespace {
@@ -18,6 +20,66 @@ namespace {
 static_assert(LIBCURL_VERSION_NUM >= 0x075700, "libcurl 7.87.0 or newer is required");
 
 using Clock = std::chrono::steady_clock;
+
+// libcurl is opened with dlopen on first use instead of being linked. Linked, it brings
+// about 29 shared libraries (OpenSSL, GnuTLS, Kerberos, LDAP, ...) into every speedmon,
+// some 7 MB of resident memory, while most configurations name no notice target and
+// never send a request. The table holds the libcurl functions this file calls; their
+// types come from curl.h, so a call through it is checked as a direct call would be.
+struct CurlLib {
+  decltype(&curl_global_init) global_init;
+  decltype(&curl_easy_init) easy_init;
+  decltype(&curl_easy_cleanup) easy_cleanup;
+  decltype(&curl_easy_setopt) easy_setopt;
+  decltype(&curl_easy_getinfo) easy_getinfo;
+  decltype(&curl_easy_strerror) easy_strerror;
+  decltype(&curl_multi_init) multi_init;
+  decltype(&curl_multi_cleanup) multi_cleanup;
+  decltype(&curl_multi_add_handle) multi_add_handle;
+  decltype(&curl_multi_remove_handle) multi_remove_handle;
+  decltype(&curl_multi_perform) multi_perform;
+  decltype(&curl_multi_poll) multi_poll;
+  decltype(&curl_multi_info_read) multi_info_read;
+  decltype(&curl_multi_strerror) multi_strerror;
+  decltype(&curl_slist_append) slist_append;
+  decltype(&curl_slist_free_all) slist_free_all;
+};
+
+const CurlLib* g_lib = nullptr;  // set once by InitHttpClient, then read-only
+
+const CurlLib& Lib() { return *g_lib; }
+
+// Opens libcurl.so.4 and binds the table; the error names what is missing.
+base::StatusOr<const CurlLib*> OpenCurl() {
+  void* handle = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = dlerror();
+    return base::UnavailableError(std::string("cannot load libcurl: ") + (why ? why : "?"));
+  }
+  static CurlLib api;
+  std::string missing;
+  auto Bind = [&](auto* slot, const char* name) {
+    void* symbol = dlsym(handle, name);
+    if (symbol == nullptr) missing = name;
+    *slot = reinterpret_cast<std::remove_pointer_t<decltype(slot)>>(symbol);
+    return symbol != nullptr;
+  };
+  bool bound =
+      Bind(&api.global_init, "curl_global_init") && Bind(&api.easy_init, "curl_easy_init") &&
+      Bind(&api.easy_cleanup, "curl_easy_cleanup") && Bind(&api.easy_setopt, "curl_easy_setopt") &&
+      Bind(&api.easy_getinfo, "curl_easy_getinfo") &&
+      Bind(&api.easy_strerror, "curl_easy_strerror") && Bind(&api.multi_init, "curl_multi_init") &&
+      Bind(&api.multi_cleanup, "curl_multi_cleanup") &&
+      Bind(&api.multi_add_handle, "curl_multi_add_handle") &&
+      Bind(&api.multi_remove_handle, "curl_multi_remove_handle") &&
+      Bind(&api.multi_perform, "curl_multi_perform") && Bind(&api.multi_poll, "curl_multi_poll") &&
+      Bind(&api.multi_info_read, "curl_multi_info_read") &&
+      Bind(&api.multi_strerror, "curl_multi_strerror") &&
+      Bind(&api.slist_append, "curl_slist_append") &&
+      Bind(&api.slist_free_all, "curl_slist_free_all") && true;
+  if (!bound) return base::UnavailableError("libcurl.so.4 has no " + missing);
+  return &api;
+}
 
 struct Sink {
   std::string body;
@@ -44,22 +106,22 @@ size_t WriteBody(char* data, size_t size, size_t count, void* user) noexcept {
 
 // The handles of one request, released in the order curl asks for.
 struct Handles {
-  CURLM* multi = curl_multi_init();
-  CURL* easy = curl_easy_init();
+  CURLM* multi = Lib().multi_init();
+  CURL* easy = Lib().easy_init();
   curl_slist* headers = nullptr;
   curl_slist* connect_to = nullptr;
   bool added = false;
   ~Handles() {
-    if (added) curl_multi_remove_handle(multi, easy);
-    if (easy != nullptr) curl_easy_cleanup(easy);
-    if (multi != nullptr) curl_multi_cleanup(multi);
-    curl_slist_free_all(headers);
-    curl_slist_free_all(connect_to);
+    if (added) Lib().multi_remove_handle(multi, easy);
+    if (easy != nullptr) Lib().easy_cleanup(easy);
+    if (multi != nullptr) Lib().multi_cleanup(multi);
+    Lib().slist_free_all(headers);
+    Lib().slist_free_all(connect_to);
   }
 };
 
 bool Append(curl_slist** list, const std::string& line) {
-  curl_slist* next = curl_slist_append(*list, line.c_str());
+  curl_slist* next = Lib().slist_append(*list, line.c_str());
   if (next == nullptr) return false;
   *list = next;
   return true;
@@ -71,9 +133,9 @@ std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) +
 // refused", "read: timed out ...") and with curl's own detail for the rest.
 std::string Describe(CURLcode code, CURL* easy, const char* errbuf, const Sink& sink,
                      const config::HttpUrl& url, std::chrono::milliseconds timeout) {
-  std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code);
+  std::string detail = errbuf[0] != '\0' ? errbuf : Lib().easy_strerror(code);
   long os_errno = 0;
-  curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+  Lib().easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
   auto with_errno = [&](const char* what) {
     return std::string(what) + ": " +
            (os_errno != 0 ? std::strerror(static_cast<int>(os_errno)) : detail);
@@ -85,8 +147,8 @@ std::string Describe(CURLcode code, CURL* easy, const char* errbuf, const Sink& 
       return with_errno("connect");
     case CURLE_OPERATION_TIMEDOUT: {
       curl_off_t connected = 0, handshaken = 0;
-      curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connected);
-      curl_easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &handshaken);
+      Lib().easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connected);
+      Lib().easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &handshaken);
       if (std::strncmp(errbuf, "Resolving timed out", 19) == 0) {
         return "resolve " + url.address.host + ": timed out after " + Ms(timeout);
       }
@@ -117,23 +179,29 @@ std::string Describe(CURLcode code, CURL* easy, const char* errbuf, const Sink& 
     case CURLE_WEIRD_SERVER_REPLY:
       return "malformed response: " + detail;
     default:
-      return std::string(curl_easy_strerror(code)) + ": " + detail;
+      return std::string(Lib().easy_strerror(code)) + ": " + detail;
   }
 }
 
 }  // namespace
 
 base::Status InitHttpClient() {
-  // curl_global_init sets up libcurl's and OpenSSL's process-wide state. libcurl asks for
-  // it to run once, before any other thread exists: setting that state up while another
-  // thread already uses curl or OpenSSL is a data race (only newer libcurl builds guard it
-  // with a lock). main() calls this before the server starts its threads; the function-
-  // local static makes any later call (HttpRequest's) a no-op that returns the result.
-  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (rc != CURLE_OK) {
-    return base::InternalError(std::string("curl_global_init: ") + curl_easy_strerror(rc));
-  }
-  return base::OkStatus();
+  // Opening libcurl and curl_global_init, which sets up libcurl's and OpenSSL's process-
+  // wide state, happen once; the function-local static makes every later call return the
+  // first result. curl_global_init is thread-safe in the libcurl this needs (7.87.0 and
+  // newer report CURL_VERSION_THREADSAFE), so the first notifier may start while the
+  // proxy's threads run; none of them uses curl or OpenSSL.
+  static const base::Status status = [] {
+    base::StatusOr<const CurlLib*> lib = OpenCurl();
+    if (!lib.ok()) return lib.status();
+    CURLcode rc = (*lib)->global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+      return base::InternalError(std::string("curl_global_init: ") + (*lib)->easy_strerror(rc));
+    }
+    g_lib = *lib;
+    return base::OkStatus();
+  }();
+  return status;
 }
 
 base::StatusOr<HttpResponse> HttpRequest(const config::HttpUrl& url, std::string_view method,
@@ -177,7 +245,7 @@ base::StatusOr<HttpResponse> HttpRequest(const config::HttpUrl& url, std::string
   const std::string method_text(method);
   CURLcode rc = CURLE_OK;
   auto set = [&rc, e](CURLoption option, auto value) {
-    if (rc == CURLE_OK) rc = curl_easy_setopt(e, option, value);
+    if (rc == CURLE_OK) rc = Lib().easy_setopt(e, option, value);
   };
   set(CURLOPT_URL, url_text.c_str());
   set(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -231,19 +299,19 @@ base::StatusOr<HttpResponse> HttpRequest(const config::HttpUrl& url, std::string
     set(CURLOPT_PASSWORD, client.basic_auth_password.c_str());
   }
   if (rc != CURLE_OK) {
-    return base::InternalError(std::string("curl_easy_setopt: ") + curl_easy_strerror(rc));
+    return base::InternalError(std::string("curl_easy_setopt: ") + Lib().easy_strerror(rc));
   }
 
-  if (CURLMcode mc = curl_multi_add_handle(h.multi, e); mc != CURLM_OK) {
-    return base::InternalError(std::string("curl_multi_add_handle: ") + curl_multi_strerror(mc));
+  if (CURLMcode mc = Lib().multi_add_handle(h.multi, e); mc != CURLM_OK) {
+    return base::InternalError(std::string("curl_multi_add_handle: ") + Lib().multi_strerror(mc));
   }
   h.added = true;
   // curl enforces CURLOPT_TIMEOUT_MS itself; this is only a backstop should it not.
   const auto backstop = Clock::now() + timeout + std::chrono::seconds(5);
   while (true) {
     int running = 0;
-    if (CURLMcode mc = curl_multi_perform(h.multi, &running); mc != CURLM_OK) {
-      return base::InternalError(std::string("curl_multi_perform: ") + curl_multi_strerror(mc));
+    if (CURLMcode mc = Lib().multi_perform(h.multi, &running); mc != CURLM_OK) {
+      return base::InternalError(std::string("curl_multi_perform: ") + Lib().multi_strerror(mc));
     }
     if (running == 0) break;
     if (Clock::now() > backstop) {
@@ -252,24 +320,24 @@ base::StatusOr<HttpResponse> HttpRequest(const config::HttpUrl& url, std::string
     curl_waitfd extra{cancel_fd, CURL_WAIT_POLLIN, 0};
     // Returns when a socket or the resolver is ready, when curl's next timer (the
     // deadline among them) is due, when cancel_fd is readable, or after 1 s at most.
-    CURLMcode mc = curl_multi_poll(h.multi, cancel_fd >= 0 ? &extra : nullptr,
-                                   cancel_fd >= 0 ? 1u : 0u, 1000, nullptr);
+    CURLMcode mc = Lib().multi_poll(h.multi, cancel_fd >= 0 ? &extra : nullptr,
+                                    cancel_fd >= 0 ? 1u : 0u, 1000, nullptr);
     if (mc != CURLM_OK) {
-      return base::InternalError(std::string("curl_multi_poll: ") + curl_multi_strerror(mc));
+      return base::InternalError(std::string("curl_multi_poll: ") + Lib().multi_strerror(mc));
     }
     if (extra.revents != 0) return base::UnavailableError("cancelled");
   }
 
   CURLcode result = CURLE_OK;
   int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(h.multi, &left)) {
+  while (CURLMsg* msg = Lib().multi_info_read(h.multi, &left)) {
     if (msg->msg == CURLMSG_DONE) result = msg->data.result;
   }
   if (result != CURLE_OK) {
     return base::UnavailableError(Describe(result, e, errbuf, sink, url, timeout));
   }
   long status = 0;
-  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  Lib().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
   HttpResponse response;
   response.status = static_cast<int>(status);
   response.body = std::move(sink.body);

@@ -22,9 +22,10 @@ struct HttpResponse {
   std::string body;  // decoded (chunked, gzip); bytes as received, not checked as UTF-8
 };
 
-// Initialises libcurl and OpenSSL for the process. Call once from main() before any
-// thread starts (see http_client.cc for why); calling again does nothing. HttpRequest
-// calls it too, for tests and tools that have no main of ours.
+// Loads libcurl (dlopen of libcurl.so.4) and initialises it and OpenSSL for the process,
+// once; later calls return the first result. The notifier calls it when it has a target,
+// so a speedmon without notice targets never maps libcurl; HttpRequest calls it too.
+// kUnavailable when libcurl cannot be loaded, kInternal when it cannot initialise.
 base::Status InitHttpClient();
 
 // Sends one request to `url` (config::ParseHttpUrl gives it; `url.path` is the request

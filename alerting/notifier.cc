@@ -50,6 +50,10 @@ base::StatusOr<std::shared_ptr<Notifier>> Notifier::Create(const std::vector<Tar
     t->stats.kind = tc.kind;
     n->targets_.push_back(std::move(t));
   }
+  // libcurl is loaded only when there is something to send to (see http_client.cc).
+  if (!n->targets_.empty()) {
+    if (base::Status curl = InitHttpClient(); !curl.ok()) return curl;
+  }
   for (auto& t : n->targets_) {
     Target* raw = t.get();
     if (pipe2(t->cancel, O_NONBLOCK | O_CLOEXEC) != 0) t->cancel[0] = t->cancel[1] = -1;

@@ -14,7 +14,6 @@
 #include "admin/api.h"
 #include "admin/pool_api.h"
 #include "admin/server.h"
-#include "alerting/http_client.h"
 #include "alerting/service.h"
 #include "base/boundary.h"
 #include "base/build_info.h"
@@ -99,21 +98,27 @@ DaemonImpl::~DaemonImpl() {
 }
 
 base::Status DaemonImpl::Start() {
-  // libcurl's (and OpenSSL's) process-wide set-up, before any thread of ours exists.
-  if (base::Status curl = alerting::InitHttpClient(); !curl.ok()) return curl;
   base::Status status = StartComponents();
   if (!status.ok()) {
     AbortStart();
     return status;
   }
   StartSignals();
+  std::string admin_at =
+      "admin on " + config_.admin.address.host + ":" + std::to_string(admin_->port());
+  if (config_.monitor_only()) {
+    base::LogInfo(
+        "monitor-only: the config has no [[listeners]], so nothing is proxied; "
+        "experiment ingest, host and process metrics, health checks and alerts run; " +
+        admin_at);
+    return base::OkStatus();
+  }
   std::string listen_list;
   for (const auto& l : config_.listeners) {
     listen_list += " " + l.name + "=" + l.address.ToString();
   }
-  base::LogInfo("listening:" + listen_list + "; admin on " + config_.admin.address.host + ":" +
-                std::to_string(admin_->port()) + "; " + std::to_string(data_plane_->workers()) +
-                " workers");
+  base::LogInfo("listening:" + listen_list + "; " + admin_at + "; " +
+                std::to_string(data_plane_->workers()) + " workers");
   return base::OkStatus();
 }
 

@@ -12,7 +12,8 @@ Environment: BENCH_ROUNDS (3), BENCH_DURATION (5, seconds per 1 KiB run),
 BENCH_SHORT_DURATION (3, the other scenarios), BENCH_SCRAPES (200, idle comparison),
 BENCH_SCRAPE_INTERVAL (0.05 s, under load), BENCH_SLOW_SECONDS (10),
 BENCH_LONG=1 (5 rounds, 15 s / 10 s runs, 30 s slow reader), BENCH_KEEP_TMP=1,
-SPEEDMON_BIN, MICROBENCH_BIN, SPEEDMON_BEFORE_BIN (a build of an earlier commit: it joins
+SPEEDMON_BIN, MICROBENCH_BIN, BENCH_STAGES (a comma list of rounds, slow, scrapes, idle,
+micro: only those run), SPEEDMON_BEFORE_BIN (a build of an earlier commit: it joins
 the throughput and latency rounds as "speedmon-before", recording on, so a change is
 measured before and after in one run).
 """
@@ -47,6 +48,8 @@ MICROBENCH = os.environ.get("MICROBENCH_BIN",
 CONNS = 64
 
 BEFORE = os.environ.get("SPEEDMON_BEFORE_BIN", "")
+# BENCH_STAGES=idle,scrapes runs only those stages (rounds, slow, scrapes, idle, micro).
+STAGES = [x for x in os.environ.get("BENCH_STAGES", "").split(",") if x]
 TARGETS = (["direct", "speedmon"] + (["speedmon-before"] if BEFORE else []) +
            ["speedmon-norec", "nginx", "haproxy"])
 PROXIES = TARGETS[1:]
@@ -295,20 +298,23 @@ class Bench:
 
     def idle_and_node_exporter(self):
         """Idle RSS of speedmon (default config), then speedmon's scrape beside
-        prometheus-node-exporter's, alternating, with nothing else running."""
-        out = {}
-        self.procs.start("speedmon", self.argv("speedmon"))
-        self.must_answer("speedmon", self.port["speedmon"], "/1k.json")
+        prometheus-node-exporter's, alternating, with nothing else running. With
+        SPEEDMON_BEFORE_BIN the earlier build runs beside it, measured the same way."""
+        out = {"idle_rss_kb": {}, "rss_after_scrapes_kb": {}, "cpu_per_scrape_us": {}}
+        mine = [t for t in SPEEDMONS if t != "speedmon-norec"]
+        contenders = {}
+        for t in mine:
+            self.procs.start(t, self.argv(t))
+            self.must_answer(t, self.port[t], "/1k.json")
         time.sleep(3)  # first health checks and sysprobe samples
-        pid = self.procs.pid("speedmon")
-        out["idle_rss_kb"] = bl.status_kb([pid], "VmRSS")
-        self.prime("speedmon")
+        for t in mine:
+            out["idle_rss_kb"][t] = bl.status_kb([self.procs.pid(t)], "VmRSS")
+            self.prime(t)
+            contenders[t] = bl.Scraper(self.admin[t])
+            contenders[f"{t} gzip"] = bl.Scraper(self.admin[t], gzip=True)
+            contenders[f"{t} /healthz (floor)"] = bl.Scraper(self.admin[t], path="/healthz")
         ne_port = self.ports.get()
         ne = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
-        contenders = {"speedmon": bl.Scraper(self.admin["speedmon"]),
-                      "speedmon gzip": bl.Scraper(self.admin["speedmon"], gzip=True),
-                      "speedmon /healthz (floor)": bl.Scraper(self.admin["speedmon"],
-                                                              path="/healthz")}
         if ne:
             self.procs.start("node-exporter", [ne, f"--web.listen-address=127.0.0.1:{ne_port}"])
             self.must_answer("node-exporter", ne_port, "/metrics")
@@ -317,18 +323,25 @@ class Bench:
         else:
             self.notes.append("prometheus-node-exporter not installed: no comparison")
         times = {k: [] for k in contenders}
+        cpu = {t: 0 for t in mine}
         for _ in range(SCRAPES):
             for k, s in contenders.items():
+                t = k.split(" ")[0]
+                before = bl.main_thread_cpu_ns(self.procs.pid(t)) if k in cpu else 0
                 times[k].append(s.scrape())
+                if k in cpu:  # plain scrapes only: the main thread's CPU for one scrape
+                    cpu[k] += bl.main_thread_cpu_ns(self.procs.pid(t)) - before
         for s in contenders.values():
             s.close()
         out["scrapes"] = times
-        out["rss_after_scrapes_kb"] = bl.status_kb([pid], "VmRSS")
+        for t in mine:
+            out["cpu_per_scrape_us"][t] = cpu[t] / SCRAPES / 1000
+            out["rss_after_scrapes_kb"][t] = bl.status_kb([self.procs.pid(t)], "VmRSS")
+            self.stop(t)
         if ne:
             out["node_exporter_rss_kb"] = bl.status_kb([self.procs.pid("node-exporter")],
                                                        "VmRSS")
             self.procs.stop("node-exporter")
-        self.stop("speedmon")
         self.procs.start("wide", self.argv("wide"))
         self.must_answer("wide", self.admin["wide"], "/healthz")
         time.sleep(3)
@@ -485,9 +498,13 @@ def print_idle(idle):
           f"prometheus-node-exporter's, {SCRAPES} each, interleaved, no load\n")
     print(table(["exporter", "scrapes", "p50", "p99", "max", "size"],
                 [scrape_row(k, v) for k, v in idle["scrapes"].items()]))
-    print(f"\n- speedmon idle RSS (default config, 3 s after start): "
-          f"{idle['idle_rss_kb'] / 1024:.1f} MB; after priming and {SCRAPES * 2} scrapes: "
-          f"{idle['rss_after_scrapes_kb'] / 1024:.1f} MB; 100 upstreams x 8 routes idle: "
+    print()
+    for t, kb in idle["idle_rss_kb"].items():
+        print(f"- {t}: idle RSS (default config, 3 s after start) {kb / 1024:.1f} MB; after "
+              f"priming and {SCRAPES * 3} requests to the admin port "
+              f"{idle['rss_after_scrapes_kb'][t] / 1024:.1f} MB; main-thread CPU per plain "
+              f"scrape (schedstat, includes the send) {idle['cpu_per_scrape_us'][t]:.0f} µs")
+    print(f"- speedmon, 100 upstreams x 8 routes: idle RSS "
           f"{idle['idle_rss_100x8_kb'] / 1024:.1f} MB")
     if "node_exporter_rss_kb" in idle:
         print(f"- node_exporter RSS after its scrapes: "
@@ -556,13 +573,14 @@ def main():
         bench.prepare_configs()
         # A stage that fails (a port taken, a tool missing) is reported; the others still
         # run and print, so a 25-minute run is not lost to its last step.
-        for name, run, printer in (("rounds", bench.rounds, print_rounds),
-                                   ("slow reader", bench.slow_reader, print_slow),
-                                   ("scrapes under load", bench.scrapes_under_load,
-                                    print_scrapes),
-                                   ("idle and node_exporter", bench.idle_and_node_exporter,
-                                    print_idle),
-                                   ("micro-benchmarks", run_micro, print_micro)):
+        stages = (("rounds", "rounds", bench.rounds, print_rounds),
+                  ("slow", "slow reader", bench.slow_reader, print_slow),
+                  ("scrapes", "scrapes under load", bench.scrapes_under_load, print_scrapes),
+                  ("idle", "idle and node_exporter", bench.idle_and_node_exporter, print_idle),
+                  ("micro", "micro-benchmarks", run_micro, print_micro))
+        for key, name, run, printer in stages:
+            if STAGES and key not in STAGES:
+                continue
             try:
                 data = run()
             except Exception as e:  # noqa: BLE001 - reported below, the run goes on

@@ -167,7 +167,8 @@ std::string Summary(const Config& config) {
           : admin.address.IsLoopback() ? "open to loopback"
                                        : "open to all")
       << ")\n";
-  out << "listeners: " << config.listeners.size() << "\n";
+  out << "listeners: " << config.listeners.size()
+      << (config.monitor_only() ? " (monitor-only: nothing is proxied)" : "") << "\n";
   for (const ListenerConfig& l : config.listeners) {
     out << "  " << l.name << " " << l.address.ToString() << " -> " << l.upstream << "\n";
   }

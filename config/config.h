@@ -211,12 +211,15 @@ struct Config {
 
   // REQUIRES: Validate passed. Index of the upstream with this name, or -1.
   int UpstreamIndex(const std::string& name) const;
+  // No [[listeners]]: nothing is proxied; ingest, host and process metrics, health
+  // checks (of any [[upstreams]]) and alerts run as usual.
+  bool monitor_only() const { return listeners.empty(); }
 };
 
 // Parses and validates TOML text. `source_name` is used in errors and Config::source.
 // Never throws. The first error found is kInvalidArgument (kTooLarge for a text over
 // 4 MiB) whose message says where: "FILE:LINE:COL: message", or "FILE: message" when the
-// error has no single place (e.g. "no listeners"); line and column are 1-based, the
+// error has no single place (e.g. "config is larger than 4 MiB"); line and column are 1-based, the
 // column counts characters. `field` names the key at fault as messages do
 // ("[admin].address", "[[alerting.rules]].metric"), "" when the error is not at a key.
 base::StatusOr<Config> LoadFromString(std::string_view toml_text, const std::string& source_name);

@@ -231,9 +231,6 @@ TEST(ErrorsTest, Listeners) {
   const std::string kU = "upstreams = [{name = \"u\", endpoints = [\"127.0.0.1:1\"]}]\n";
   const std::string kL = "[[listeners]]\nname = \"l\"\naddress = \"127.0.0.1:5\"\n";
   ExpectErrors({
-      {"", "t.toml: no listeners: add at least one [[listeners]]"},
-      {"# only a comment\n[proxy]\n", "t.toml: no listeners: add at least one [[listeners]]"},
-      {"listeners = []\n", "t.toml:1:13: no listeners: add at least one [[listeners]]"},
       {kU + kL + "upstream = \"x\"\n",
        "t.toml:5:12: listener \"l\" names upstream \"x\", which is not defined"},
       {kU + kL + "upstream = \"u\"\n" + kL + "upstream = \"u\"\n",

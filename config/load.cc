@@ -221,13 +221,9 @@ void LoadUpstreams(const TableReader& root, std::vector<UpstreamConfig>* out) {
 
 void LoadListeners(const TableReader& root, const Config& config,
                    std::vector<ListenerConfig>* out) {
-  const toml::node* array = root.Find("listeners");
+  // No listeners is a monitor-only speedmon (Config::monitor_only): ingest, host and
+  // process metrics, health checks and alerts, nothing proxied. The daemon says so at start.
   std::vector<const toml::table*> tables = root.TableArray("listeners", kMaxListeners);
-  if (tables.empty()) {
-    std::string message = "no listeners: add at least one [[listeners]]";
-    if (array == nullptr) throw LoadFailure{0, 0, message};
-    Fail(*array, message);
-  }
   UniqueNames names("listener name");
   std::map<std::string, std::string> address_owner;  // "host:port" -> listener name
   for (const toml::table* table : tables) {

@@ -283,6 +283,20 @@ TEST(LoadTest, MinimalConfigTakesDefaults) {
   EXPECT_EQ(c.alerting.evaluation_interval, d.alerting.evaluation_interval);
 }
 
+TEST(LoadTest, NoListenersIsMonitorOnly) {
+  Config c = MustLoad(ValidConfigText("monitor_only"));
+  EXPECT_TRUE(c.monitor_only());
+  EXPECT_TRUE(c.listeners.empty());
+  ASSERT_EQ(c.upstreams.size(), 1u);
+  EXPECT_TRUE(c.upstreams[0].health_check.enabled);
+  ASSERT_EQ(c.processes.size(), 1u);
+  EXPECT_EQ(c.processes[0].name, "emulator-1");
+  EXPECT_NE(Summary(c).find("listeners: 0 (monitor-only: nothing is proxied)\n"), std::string::npos)
+      << Summary(c);
+  EXPECT_TRUE(MustLoad("listeners = []\n").monitor_only());
+  EXPECT_FALSE(MustLoad(ValidConfigText("minimal")).monitor_only());
+}
+
 TEST(LoadTest, HealthCheckTablePresentEnablesIt) {
   Config c = MustLoad(ValidConfigText("health_check_table"));
   const HealthCheckConfig& h = c.upstreams[0].health_check;

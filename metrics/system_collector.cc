@@ -173,7 +173,7 @@ std::vector<MetricFamily> SystemCollector::Collect() const {
   }
 
   // speedmon's own, under the standard names every Prometheus client exports.
-  if (auto self = sysprobe::SelfSample()) {
+  if (auto self = self_.Sample()) {
     auto cpu = Family("process_cpu_seconds_total",
                       "Total user and system CPU time spent in seconds.", MetricType::Counter);
     Add(&cpu, self->cpu_seconds);

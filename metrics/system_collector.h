@@ -48,6 +48,7 @@ class SystemCollector : public prometheus::Collectable {
  private:
   std::shared_ptr<sysprobe::SystemSampler> sampler_;
   mutable std::vector<WatchedProcess> processes_;
+  mutable sysprobe::SelfSampler self_;  // process_* of speedmon itself, on every Collect
 };
 
 }  // namespace speedmon::metrics

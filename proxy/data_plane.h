@@ -64,6 +64,8 @@ class DataPlane {
   int workers() const { return static_cast<int>(workers_.size()); }
 
   const Topology& topology() const { return *topology_; }
+  // The listeners as configured (the addresses agents connect to), in config order.
+  const std::vector<config::ListenerConfig>& listeners() const { return config_.listeners; }
   const HealthChecker& health() const { return *health_; }
   HealthChecker& health() { return *health_; }
   // The request-stats shards merged (the /metrics families and /api/v1/upstreams).

@@ -7,7 +7,8 @@
 #          alone (scripts/build.sh release -DSPEEDMON_TESTS=OFF -DSPEEDMON_BENCH=OFF, as
 #          monitoring/Dockerfile does)
 #   test   build + GoogleTest, Prometheus, Alertmanager, Chromium, the Python modules of
-#          the integration and e2e tests, and clang-14 with libFuzzer (scripts/build.sh fuzz)
+#          the integration and e2e tests, pip, setuptools, venv and mypy (the tests
+#          install and type-check clients/python), and clang-14 with libFuzzer (scripts/build.sh fuzz)
 #   bench  build + Google Benchmark, wrk, nginx, HAProxy, node-exporter, strace, valgrind
 #          and perf (bench/)
 #   all    all of them: what scripts/test.sh, scripts/run.sh and CI use
@@ -28,6 +29,8 @@ TEST_PACKAGES=(
   prometheus prometheus-alertmanager   # promtool, amtool; the e2e stack
   chromium                             # the status page e2e test
   python3 python3-yaml python3-requests curl
+  python3-pip python3-setuptools python3-wheel python3-venv   # pip install ./clients/python
+  mypy                                 # the client's types (tests/client)
   clang-14 libfuzzer-14-dev libclang-rt-14-dev   # scripts/build.sh fuzz
 )
 BENCH_PACKAGES=(
@@ -42,7 +45,7 @@ case "$group" in
   test)  PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
   bench) PACKAGES=("${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}") ;;
   all)   PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${BENCH_PACKAGES[@]}") ;;
-  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac
 # Each package once, in order (python3 is in two groups).

@@ -1,7 +1,8 @@
 // One watched process and speedmon's own figures (see process_watcher.h).
-// ProcessWatcher: its owner's thread (main loop). SelfSample: any thread.
+// ProcessWatcher and SelfSampler: their owner's thread. SelfSample: any thread.
 #include "sysprobe/process_watcher.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -164,15 +165,24 @@ bool ProcessWatcher::CmdlineMatches(int pid) {
   }
 }
 
-std::optional<SelfStats> SelfSample(const ProcFs& fs) {
-  std::string buffer;
+std::optional<SelfStats> SelfSampler::Sample() {
+  if (!boot_time_) boot_time_ = ReadBootTime(fs_, &buffer_);
   SelfStats self;
   uint64_t starttime = 0;
-  if (!ReadStats(fs, "self", ReadBootTime(fs, &buffer), &buffer, &self, &starttime)) {
-    return std::nullopt;
+  if (!ReadStats(fs_, "self", boot_time_, &buffer_, &self, &starttime)) return std::nullopt;
+  if (fs_.is_procfs()) {
+    // Our own soft limit is what /proc/self/limits would say, without the kernel
+    // formatting sixteen lines of text for it.
+    rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      self.max_fds = limit.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(limit.rlim_cur);
+    }
+  } else if (fs_.Read("self/limits", &buffer_)) {
+    self.max_fds = ParseMaxOpenFiles(buffer_).value_or(-1);
   }
-  if (fs.Read("self/limits", &buffer)) self.max_fds = ParseMaxOpenFiles(buffer).value_or(-1);
   return self;
 }
+
+std::optional<SelfStats> SelfSample(const ProcFs& fs) { return SelfSampler(fs).Sample(); }
 
 }  // namespace speedmon::sysprobe

@@ -87,8 +87,22 @@ struct SelfStats : ProcessStats {
   int64_t max_fds = -1;  // soft RLIMIT_NOFILE from /proc/self/limits; -1 unknown/unlimited
 };
 
-// speedmon's own figures for the standard process_* metrics, from fs.root()/self.
-// nullopt when /proc/self/stat cannot be read or parsed.
+// speedmon's own figures for the standard process_* metrics, from fs.root()/self, for a
+// caller that samples often (every scrape): the boot time is read once and the read
+// buffer is kept, so a sample costs /proc/self/{stat,fd,limits} only. Not thread-safe.
+class SelfSampler {
+ public:
+  explicit SelfSampler(ProcFs fs = ProcFs()) : fs_(std::move(fs)) {}
+  // nullopt when /proc/self/stat cannot be read or parsed.
+  std::optional<SelfStats> Sample();
+
+ private:
+  const ProcFs fs_;
+  std::string buffer_;
+  std::optional<int64_t> boot_time_;  // read once: btime does not change while up
+};
+
+// One sample through a fresh SelfSampler.
 std::optional<SelfStats> SelfSample(const ProcFs& fs = ProcFs());
 
 }  // namespace speedmon::sysprobe

@@ -214,6 +214,36 @@ TEST(SelfSample, FixtureValues) {
   EXPECT_FALSE(SelfSample(FixtureFs("/nonexistent/speedmon-proc")));
 }
 
+TEST(SelfSampler, EverySampleOfOneSamplerHasTheFixtureValues) {
+  SelfSampler sampler(FixtureFs());
+  for (int i = 0; i < 3; ++i) {  // the boot time is read on the first sample only
+    std::optional<SelfStats> self = sampler.Sample();
+    ASSERT_TRUE(self);
+    EXPECT_EQ(self->pid, 3929);
+    EXPECT_EQ(self->open_fds, 4);
+    EXPECT_EQ(self->max_fds, 20000);
+    EXPECT_DOUBLE_EQ(self->start_time, kFixtureBtime + 292.13);
+  }
+  EXPECT_FALSE(SelfSampler(FixtureFs("/nonexistent/speedmon-proc")).Sample());
+}
+
+TEST(ProcFs, CountsOpenFdsAsTheKernelListsThem) {
+  ProcFs live;
+  ASSERT_TRUE(live.is_procfs());
+  EXPECT_FALSE(FixtureFs().is_procfs());
+  // The fixture tree is read entry by entry (a plain directory's st_size is not a count).
+  EXPECT_EQ(FixtureFs().CountEntries("self/fd"), 4);
+  // Live: the count moves with the descriptors we open, whichever path counted them.
+  int64_t before = live.CountEntries("self/fd");
+  ASSERT_GT(before, 0);
+  int fds[3];
+  for (int& fd : fds) fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  EXPECT_EQ(live.CountEntries("self/fd"), before + 3);
+  for (int fd : fds) close(fd);
+  EXPECT_EQ(live.CountEntries("self/fd"), before);
+  EXPECT_EQ(live.CountEntries("no-such-dir"), -1);
+}
+
 TEST(SelfSample, LiveProcessAgreesWithTheKernel) {
   std::optional<SelfStats> before = SelfSample();
   ASSERT_TRUE(before);

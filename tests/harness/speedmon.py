@@ -138,9 +138,9 @@ def proxy_config(upstreams, routes=DEFAULT_ROUTES, workers=1, proxy=None, upstre
 
 
 def _repick_ports(cfg):
-    ports = procs.free_ports(len(cfg["listeners"]) + 1)
+    ports = procs.free_ports(len(cfg.get("listeners", [])) + 1)
     cfg["admin"]["address"] = f"127.0.0.1:{ports[0]}"
-    for lst, p in zip(cfg["listeners"], ports[1:]):
+    for lst, p in zip(cfg.get("listeners", []), ports[1:]):
         lst["address"] = f"127.0.0.1:{p}"
 
 
@@ -185,7 +185,7 @@ class Speedmon:
         return f"http://127.0.0.1:{self.admin_port}"
 
     def listener_port(self, name=None):
-        for lst in self.config["listeners"]:
+        for lst in self.config.get("listeners", []):
             if name is None or lst["name"] == name:
                 return _port_of(lst["address"])
         raise KeyError(name)
@@ -212,7 +212,7 @@ class Speedmon:
             return False
 
     def _listeners_up(self):
-        for lst in self.config["listeners"]:
+        for lst in self.config.get("listeners", []):  # none: monitor-only
             try:
                 socket.create_connection(("127.0.0.1", _port_of(lst["address"])), 1.0).close()
             except OSError:

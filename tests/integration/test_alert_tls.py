@@ -192,6 +192,26 @@ class AlertTlsTest(harness.HarnessTestCase):
         self.assertEqual({x["headers"]["Authorization"] for x in r.snapshot()[1:]},
                          {"Bearer tok-2"})
 
+    def test_libcurl_is_loaded_only_once_a_target_is_configured(self):
+        def curl_mapped(sm):
+            with open(f"/proc/{sm.proc.pid}/maps") as f:
+                return "libcurl" in f.read()
+        sm = self.start([])
+        self.waitMetric(sm, 1, "pokemon_speedrun_alert_evaluations_total")
+        self.assertFalse(curl_mapped(sm))
+
+        r = self.receiver()
+        cfg = json.loads(json.dumps(sm.config))
+        cfg["alerting"]["webhooks"] = [{"url": r.url, "tls_ca_file": self.pki["ca.pem"]}]
+        cfg["alerting"]["rules"] = [dict(RULE, id="tls_probe_2")]  # a new alert to send
+        with open(sm.config_path, "w") as f:
+            f.write(harness.toml_dumps(cfg))
+        sm.signal(signal.SIGHUP)
+        harness.wait_for(lambda: any(a["labels"]["rule_id"] == "tls_probe_2"
+                                     for x in r.snapshot() for a in x["body"]["alerts"]),
+                         10, what="the new rule's notice")
+        self.assertTrue(curl_mapped(sm))
+
     def test_client_certificate_for_a_receiver_that_requires_one(self):
         r = self.receiver(require_client_cert=True)
         without = f"https://127.0.0.1:{r.port}/hook/"

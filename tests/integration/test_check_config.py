@@ -80,9 +80,9 @@ def runnable(config, workdir):
     Endpoints move too: a name such as "emulator_3" resolves inside Docker, not here."""
     cfg = copy.deepcopy(config)
     endpoints = sum(len(u["endpoints"]) for u in cfg.get("upstreams", []))
-    ports = procs.free_ports(1 + len(cfg["listeners"]) + endpoints)
+    ports = procs.free_ports(1 + len(cfg.get("listeners", [])) + endpoints)
     cfg.setdefault("admin", {})["address"] = f"127.0.0.1:{ports.pop()}"
-    for listener in cfg["listeners"]:
+    for listener in cfg.get("listeners", []):
         listener["address"] = f"127.0.0.1:{ports.pop()}"
     for upstream in cfg.get("upstreams", []):
         upstream["endpoints"] = [f"127.0.0.1:{ports.pop()}" for _ in upstream["endpoints"]]

@@ -133,6 +133,8 @@ class SessionTest(harness.HarnessTestCase):
         up = doc["upstreams"][0]
         self.assertEqual(up["name"], "emu")
         self.assertEqual(up["endpoints"], [{"address": self.fake.address, "healthy": True}])
+        self.assertEqual(up["listeners"],
+                         [{"name": "emu", "address": f"127.0.0.1:{self.sm.port}"}])
         routes = {r["route"]: r for r in up["routes"]}
         for name, n in [("initialize", 1), ("action", 10), ("status", 5), ("stop", 1),
                         ("other", 2)]:
