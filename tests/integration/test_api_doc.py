@@ -1,6 +1,7 @@
 """docs/API.md is checked against a live speedmon: every route of admin/router.cc has a
-section, and every curl example runs, in document order, with the status code its
-`<!-- expect: N -->` line states."""
+section, every curl example runs, in document order, with the status code its
+`<!-- expect: N -->` line states, and every Python client example runs (exit 0, its
+asserts hold) against a second speedmon, with the client from clients/python."""
 
 import os
 import re
@@ -18,6 +19,8 @@ DOC = os.path.join(SOURCE, "docs", "API.md")
 ROUTER = os.path.join(SOURCE, "admin", "router.cc")
 DOC_BASE = "http://127.0.0.1:8000"
 
+PYTHON = re.compile(r"```python\n(.*?)\n```", re.S)
+CLIENT = os.path.join(SOURCE, "clients", "python")
 EXAMPLE = re.compile(r"<!-- expect: (\d{3}) -->\n```sh\n(.*?)\n```", re.S)
 HEADING = re.compile(r"^### `([A-Z]+) (/[^`]*)`", re.M)
 # A route row: {"/prefix", "suffix", has_param, Route::kX, kGet | kPost}.
@@ -65,6 +68,22 @@ class ApiDocTest(harness.HarnessTestCase):
             title = s.splitlines()[0]
             self.assertIn("<!-- expect: ", s, title)
             self.assertIn("Python client: <!-- python-client-example: ", s, title)
+
+    def test_python_client_examples_run(self):
+        cfg = harness.proxy_config({"emu": ["127.0.0.1:9"]})
+        cfg["speedrun"] = {"store_path": os.path.join(self.workdir, "speedmon.db")}
+        cfg["alerting"] = {"default_rules": True}
+        sm = self.start_speedmon(cfg)
+        snippets = PYTHON.findall(read(DOC))
+        self.assertGreaterEqual(len(snippets), 12)
+        spool = os.path.join(self.workdir, "spool")
+        env = dict(os.environ, PYTHONPATH=CLIENT)
+        for code in snippets:
+            self.assertIn(DOC_BASE, code)
+            code = code.replace(DOC_BASE, sm.admin_url).replace("/tmp/speedmon-spool", spool)
+            done = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True,
+                                  text=True, timeout=60, env=env, cwd=self.workdir)
+            self.assertEqual(done.returncode, 0, f"{code}\n--- stderr ---\n{done.stderr}")
 
     def test_examples_answer_as_documented(self):
         cfg = harness.proxy_config({"emu": ["127.0.0.1:9"]})
