@@ -336,18 +336,14 @@ void Api::Handle(const Request& req, Responder respond) const {
         if (!Authorized(req, respond)) return;
         base::StatusOr<ProcessWatch> watch = ParseProcessWatch(req.body);
         if (!watch.ok()) return respond(ErrorResponse(watch.status()));
-        sysprobe::ProcessSelector selector;
-        selector.pid = watch->pid;
-        selector.pid_file = watch->pid_file;
-        selector.cmdline_regex = watch->cmdline_regex;
         base::StatusOr<sysprobe::ProcessWatcher> watcher =
-            sysprobe::ProcessWatcher::Create(std::move(selector));
+            sysprobe::ProcessWatcher::Create(watch->selector);
         if (!watcher.ok()) return respond(ErrorResponse(watcher.status()));
         metrics::WatchedProcess w;
         w.name = watch->name;
         w.watcher = std::make_unique<sysprobe::ProcessWatcher>(std::move(watcher).value());
         w.from_api = true;
-        w.selector = watch->SelectorText();
+        w.selector = sysprobe::SelectorText(watch->selector);
         base::StatusOr<bool> added = p_.system->AddProcess(std::move(w));
         if (!added.ok()) return respond(ErrorResponse(added.status()));
         const metrics::WatchedProcess& p =

@@ -167,12 +167,6 @@ base::StatusOr<DecodedEvents> ParseEvents(std::string_view body, std::string_vie
   return out;
 }
 
-std::string ProcessWatch::SelectorText() const {
-  if (pid) return "pid " + std::to_string(*pid);
-  if (!pid_file.empty()) return "pid_file " + pid_file;
-  return "cmdline_regex " + cmdline_regex;
-}
-
 base::StatusOr<ProcessWatch> ParseProcessWatch(std::string_view body) {
   base::StatusOr<json> parsed = speedrun::ParseJson(body, 8);
   if (!parsed.ok()) return parsed.status();
@@ -200,7 +194,7 @@ base::StatusOr<ProcessWatch> ParseProcessWatch(std::string_view body) {
     if (!pid->is_number() || v != std::floor(v) || v < 1 || v > 4194304) {
       return base::InvalidArgumentError("pid must be an integer from 1 to 4194304", "pid");
     }
-    w.pid = static_cast<int>(v);
+    w.selector.pid = static_cast<int>(v);
   }
   if (auto f = j.find("pid_file"); f != j.end() && !f->is_null()) {
     ++selectors;
@@ -210,7 +204,7 @@ base::StatusOr<ProcessWatch> ParseProcessWatch(std::string_view body) {
         f->get_ref<const std::string&>().find('\0') != std::string::npos) {
       return base::InvalidArgumentError("pid_file must be an absolute path", "pid_file");
     }
-    w.pid_file = f->get<std::string>();
+    w.selector.pid_file = f->get<std::string>();
   }
   if (auto r = j.find("cmdline_regex"); r != j.end() && !r->is_null()) {
     ++selectors;
@@ -220,7 +214,7 @@ base::StatusOr<ProcessWatch> ParseProcessWatch(std::string_view body) {
       return base::InvalidArgumentError("cmdline_regex must be 1 to 256 characters",
                                         "cmdline_regex");
     }
-    w.cmdline_regex = r->get<std::string>();
+    w.selector.cmdline_regex = r->get<std::string>();
   }
   if (selectors != 1) {
     return base::InvalidArgumentError("give exactly one of pid, pid_file, cmdline_regex", "pid");

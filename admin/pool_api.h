@@ -21,6 +21,7 @@
 
 #include "base/status.h"
 #include "speedrun/body.h"
+#include "sysprobe/process_watcher.h"
 
 namespace speedmon::admin {
 
@@ -66,10 +67,7 @@ base::StatusOr<DecodedEvents> ParseEvents(std::string_view body, std::string_vie
 // are refused: a misspelt selector must not silently watch nothing.
 struct ProcessWatch {
   std::string name;
-  std::optional<int> pid;
-  std::string pid_file;
-  std::string cmdline_regex;
-  std::string SelectorText() const;  // "pid 42", "pid_file /run/x.pid", "cmdline_regex ..."
+  sysprobe::ProcessSelector selector;  // exactly one of its fields set
 };
 base::StatusOr<ProcessWatch> ParseProcessWatch(std::string_view body);
 

@@ -76,10 +76,10 @@ TEST(ParseEventsTest, RefusesWithExactErrors) {
 TEST(ParseProcessWatchTest, SelectorsAndErrors) {
   base::StatusOr<ProcessWatch> w = ParseProcessWatch(R"({"name":"emulator-5","pid":4242})");
   ASSERT_TRUE(w.ok()) << w.status().ToString();
-  EXPECT_EQ(w->SelectorText(), "pid 4242");
+  EXPECT_EQ(sysprobe::SelectorText(w->selector), "pid 4242");
   w = ParseProcessWatch(R"({"name":"e6","cmdline_regex":"gym.*8086"})");
   ASSERT_TRUE(w.ok());
-  EXPECT_EQ(w->SelectorText(), "cmdline_regex gym.*8086");
+  EXPECT_EQ(sysprobe::SelectorText(w->selector), "cmdline_regex gym.*8086");
   struct Case {
     const char* body;
     const char* error;

@@ -127,6 +127,7 @@ base::Status DaemonImpl::StartComponents() {
   for (const auto& p : config_.processes) {
     metrics::WatchedProcess w;
     w.name = p.name;
+    w.selector = sysprobe::SelectorText(sysprobe::SelectorFrom(p));
     base::StatusOr<sysprobe::ProcessWatcher> watcher =
         sysprobe::ProcessWatcher::Create(sysprobe::SelectorFrom(p));
     if (!watcher.ok()) return watcher.status().WithContext("[[processes]] " + p.name);

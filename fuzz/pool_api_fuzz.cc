@@ -14,7 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 0x80) {
     base::StatusOr<admin::ProcessWatch> w = admin::ParseProcessWatch(body);
     if (!w.ok() && w.status().message().empty()) std::abort();
-    if (w.ok() && (w->name.empty() || w->SelectorText().empty())) std::abort();
+    if (w.ok() && (w->name.empty() || (!w->selector.pid && w->selector.pid_file.empty() &&
+                                       w->selector.cmdline_regex.empty()))) {
+      std::abort();
+    }
     return 0;
   }
   speedrun::BodyLimits limits;
