@@ -19,6 +19,7 @@
 #include "metrics/exposition.h"
 #include "metrics/scrape.h"
 #include "metrics/system_collector.h"
+#include "metrics/timeseries.h"
 #include "proxy/data_plane.h"
 #include "speedrun/service.h"
 #include "sysprobe/process_watcher.h"
@@ -193,9 +194,7 @@ void Api::Handle(const Request& req, Responder respond) const {
         json routes = json::array();
         for (const auto& s : summaries) {
           if (s.upstream != us.config.name) continue;
-          double success = s.requests == 0 ? 0.0
-                                           : 100.0 * static_cast<double>(s.requests - s.errors5xx) /
-                                                 static_cast<double>(s.requests);
+          double success = s.success_percent();  // 2xx and 3xx only
           routes.push_back({{"route", s.route},
                             {"requests", s.requests},
                             {"errors_5xx", s.errors5xx},
@@ -420,6 +419,8 @@ void Api::Handle(const Request& req, Responder respond) const {
     }
     case Route::kSla:
       return respond(Json(200, p_.speedrun->GetSla()));
+    case Route::kTimeseries:
+      return respond(Json(200, p_.timeseries->ToJson()));
   }
 }
 

@@ -24,7 +24,8 @@ class Service;
 }
 namespace speedmon::metrics {
 class SystemCollector;
-}
+class TimeseriesRing;
+}  // namespace speedmon::metrics
 namespace speedmon::proxy {
 class DataPlane;
 }
@@ -45,6 +46,7 @@ struct ApiParts {
   speedrun::Service* speedrun = nullptr;
   alerting::Service* alerts = nullptr;
   EventLog* events = nullptr;
+  const metrics::TimeseriesRing* timeseries = nullptr;  // the status page's charts
   // Every family /metrics shows after the data plane's request statistics, in one
   // consistent cut per component.
   std::function<std::vector<prometheus::MetricFamily>()> collect;

@@ -40,6 +40,7 @@ constexpr Entry kRoutes[] = {
     {"/api/v1/alert-rules", "", false, Route::kAlertRules, kGet | kPost},
     {"/api/v1/alert-rules/", "", true, Route::kAlertRule, kDelete},
     {"/api/v1/sla", "", false, Route::kSla, kGet},
+    {"/api/v1/timeseries", "", false, Route::kTimeseries, kGet},
 };
 
 uint8_t MethodBit(std::string_view method) {

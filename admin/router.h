@@ -32,6 +32,7 @@ enum class Route : uint8_t {
   kAlertRules,    // GET, POST /api/v1/alert-rules
   kAlertRule,     // DELETE /api/v1/alert-rules/{id}
   kSla,           // GET /api/v1/sla
+  kTimeseries,    // GET /api/v1/timeseries
 };
 
 // Methods as bits, for a route's allowed set. HEAD is allowed wherever GET is.

@@ -25,6 +25,7 @@ TEST(Router, ExactPathsAndMethods) {
       {"GET", "/api/v1/experiments", R::kFound, Route::kExperiments},
       {"POST", "/api/v1/patterns", R::kFound, Route::kPatterns},
       {"GET", "/api/v1/sla", R::kFound, Route::kSla},
+      {"GET", "/api/v1/timeseries", R::kFound, Route::kTimeseries},
       {"GET", "/api/v1/alert-rules", R::kFound, Route::kAlertRules},
       {"GET", "/api/v1/patterns", R::kFound, Route::kPatterns},
       {"GET", "/api/v1/summary", R::kFound, Route::kSummary},

@@ -13,6 +13,10 @@
 // - Polls are chained (the next starts 2 s after the last finished), so a slow speedmon
 //   never piles up requests; a failed poll keeps the last values, dimmed, under a banner.
 // - ASCII only in those files; the few typographic characters are entities or \u escapes.
+// - The charts are inline SVG paths the page's own script draws from
+//   api/v1/timeseries (no chart library: nothing to download, and a few dozen lines do
+//   what these small line charts need); labels are HTML beside the SVG, which is
+//   stretched to the card's width, so the page reflows down to a phone's width.
 #pragma once
 
 #include <string>
@@ -22,11 +26,13 @@ namespace speedmon::admin {
 // One self-contained HTML document (inline CSS and JavaScript, no external assets: the
 // sidecar's network may be closed). In the browser it polls the admin JSON APIs every
 // 2 s (relative URLs: api/v1/upstreams, system, sla, alerts, requests?limit=20,
-// processes) and renders them with textContent only, so no data is ever parsed as HTML.
+// processes, timeseries) and renders them with textContent only, so no data is ever parsed as HTML.
 // A failed poll shows a "stale" banner and keeps the last values, dimmed.
 // Serve it as "text/html; charset=utf-8". Stable hooks for tests: #sla-overall,
 // #stale-banner, [data-testid=upstream-NAME], endpoint / route-row / alert-row /
-// request-row / process-row / sla-REQUIREMENT, and data-col on table cells.
+// request-row / process-row / sla-REQUIREMENT, chart-NAME (figure.chart with
+// data-points; a path per series with data-series and data-points; legend li
+// data-series), and data-col on table cells.
 const std::string& StatusPageHtml();
 
 }  // namespace speedmon::admin

@@ -14,6 +14,7 @@
 #include "admin/api.h"
 #include "admin/pool_api.h"
 #include "admin/server.h"
+#include "admin/timeseries.h"
 #include "alerting/service.h"
 #include "base/boundary.h"
 #include "base/build_info.h"
@@ -60,6 +61,7 @@ class DaemonImpl {
   std::unique_ptr<alerting::Service> alerts_;
   std::unique_ptr<proxy::DataPlane> data_plane_;
   std::unique_ptr<admin::EventLog> events_;
+  std::unique_ptr<admin::TimeseriesSampler> timeseries_;  // the status page's charts
   std::unique_ptr<admin::Api> api_;
   std::unique_ptr<admin::Server> admin_;
 
@@ -122,9 +124,11 @@ base::Status DaemonImpl::Start() {
   return base::OkStatus();
 }
 
-base::Status DaemonImpl::StartComponents() {
+namespace {
+base::StatusOr<std::vector<metrics::WatchedProcess>> WatchersFor(
+    const std::vector<config::ProcessConfig>& processes) {
   std::vector<metrics::WatchedProcess> watched;
-  for (const auto& p : config_.processes) {
+  for (const auto& p : processes) {
     metrics::WatchedProcess w;
     w.name = p.name;
     w.selector = sysprobe::SelectorText(sysprobe::SelectorFrom(p));
@@ -134,6 +138,14 @@ base::Status DaemonImpl::StartComponents() {
     w.watcher = std::make_unique<sysprobe::ProcessWatcher>(std::move(watcher).value());
     watched.push_back(std::move(w));
   }
+  return watched;
+}
+}  // namespace
+
+base::Status DaemonImpl::StartComponents() {
+  base::StatusOr<std::vector<metrics::WatchedProcess>> watchers = WatchersFor(config_.processes);
+  if (!watchers.ok()) return watchers.status();
+  std::vector<metrics::WatchedProcess> watched = std::move(watchers).value();
   system_ = std::make_shared<metrics::SystemCollector>(
       std::make_shared<sysprobe::SystemSampler>(sysprobe::SamplerOptionsFrom(config_.sysprobe)),
       std::move(watched));
@@ -178,6 +190,8 @@ base::Status DaemonImpl::StartComponents() {
     if (e.kind == admin::PoolEvent::Kind::kFailure) health.RecordReportedFailure(e.failure_type);
     if (e.startup_seconds) health.ObserveStartup(*e.startup_seconds);
   });
+  timeseries_ = std::make_unique<admin::TimeseriesSampler>(
+      &loop_, config_.admin.timeseries_interval, data_plane_.get(), system_.get(), speedrun_.get());
 
   admin::ApiParts parts;
   parts.config = &config_.admin;
@@ -186,11 +200,12 @@ base::Status DaemonImpl::StartComponents() {
   parts.system = system_.get();
   parts.speedrun = speedrun_.get();
   parts.alerts = alerts_.get();
+  parts.timeseries = &timeseries_->ring();
   parts.collect = [this] { return CollectAll(); };
   parts.serving = [this] { return !draining_; };
   api_ = std::make_unique<admin::Api>(std::move(parts));
 
-  source->Add(data_plane_->request_stats());
+  source->Add(data_plane_->request_collectable());
   source->Add(system_);
   source->Add(registry_);
   source->Add(speedrun_->collectable());
@@ -211,6 +226,7 @@ void DaemonImpl::StartSignals() {
   uv_timer_init(&loop_, &eval_timer_);
   eval_timer_.data = this;
   StartEvaluationTimer();
+  timeseries_->Start();
   uv_timer_init(&loop_, &drain_timer_);
   drain_timer_.data = this;
 
@@ -292,6 +308,7 @@ void DaemonImpl::OnDrainTick() {
 void DaemonImpl::FinishShutdown() {
   uv_timer_stop(&drain_timer_);
   data_plane_->Stop();
+  timeseries_->Close();
   for (uv_handle_t* h :
        {reinterpret_cast<uv_handle_t*>(&drain_timer_), reinterpret_cast<uv_handle_t*>(&eval_timer_),
         reinterpret_cast<uv_handle_t*>(&sig_term_), reinterpret_cast<uv_handle_t*>(&sig_int_),
@@ -333,8 +350,9 @@ void DaemonImpl::OnHealthChange() {
 }
 
 void DaemonImpl::Reload() {
-  // The proxy's shape (listeners, upstreams, routes) is fixed at start: stats slots and
-  // sockets are resolved once. SIGHUP validates the file; a bad one is logged and counted.
+  // Everything but the admin address, [proxy] workers and the store: a file that does
+  // not load, or a listener that cannot be bound, is logged and counted and changes
+  // nothing. The data plane goes first, being the part that can still fail.
   if (config_.source.empty() || config_.source == "<default>") {
     base::LogInfo("SIGHUP: running with the embedded default config; nothing to reload");
     return;
@@ -357,6 +375,21 @@ void DaemonImpl::Reload() {
         config_.admin.address.ToString() + " is not loopback");
     return;
   }
+  base::StatusOr<std::vector<metrics::WatchedProcess>> watchers = WatchersFor(r->processes);
+  if (!watchers.ok()) {
+    reloads_->Add({{"result", "failure"}}).Increment();
+    base::LogWarning("SIGHUP: config rejected, keeping the running one: " +
+                     watchers.status().message());
+    return;
+  }
+  if (draining_) {
+    base::LogInfo("SIGHUP: draining; the proxy keeps its config");
+  } else if (base::Status dp = data_plane_->Reload(*r); !dp.ok()) {
+    reloads_->Add({{"result", "failure"}}).Increment();
+    base::LogWarning("SIGHUP: config rejected, keeping the running one: " + dp.message());
+    return;
+  }
+  system_->SetProcesses(std::move(watchers).value());
   // Load ran alerting's own checks (config::CheckAlertRule, ParseHttpUrl), so this
   // refuses nothing a loaded file holds; it stays a guard, not a second validation.
   base::Status reloaded = alerts_->Reload(r->alerting, std::chrono::system_clock::now());
@@ -373,11 +406,27 @@ void DaemonImpl::Reload() {
   config_.log = r->log;
   config_.admin.auth_token = admin.auth_token;  // admin::Api reads it on this thread
   config_.admin.auth_token_file = admin.auth_token_file;
+  config_.listeners = r->listeners;
+  config_.upstreams = r->upstreams;
+  config_.routes = r->routes;
+  config_.processes = r->processes;
+  const int workers = config_.proxy.workers;
+  config_.proxy = r->proxy;
+  config_.proxy.workers = workers;
+  logged_health_.clear();  // endpoint indices are the new config's
   base::SetLogOptions(config_.log.format, config_.log.level);
   if (new_interval) StartEvaluationTimer();
   reloads_->Add({{"result", "success"}}).Increment();
-  base::LogInfo("SIGHUP: reloaded [log], [alerting] and [sla], and the admin token, from " +
-                config_.source + "; listeners, upstreams and routes change on restart");
+  std::string listen_list;
+  for (const auto& l : config_.listeners) {
+    listen_list += " " + l.name + "=" + l.address.ToString();
+  }
+  base::LogInfo("SIGHUP: reloaded " + config_.source + ": listening:" + listen_list + "; " +
+                std::to_string(config_.upstreams.size()) + " upstreams, " +
+                std::to_string(config_.routes.size()) + " routes, " +
+                std::to_string(config_.processes.size()) +
+                " processes; the admin address, [proxy] workers and [speedrun] change on "
+                "restart");
 }
 
 std::vector<prometheus::MetricFamily> DaemonImpl::CollectAll() const {

@@ -13,9 +13,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "base/json.h"
 #include "metrics/exposition.h"
 #include "metrics/request_stats.h"
 #include "metrics/scrape.h"
+#include "metrics/timeseries.h"
 
 // Every operator new in this binary is counted, so a benchmark can report allocations per
 // iteration ("allocs"). zlib's own mallocs are not operator new and are not counted.
@@ -94,11 +98,13 @@ BENCHMARK(BM_RecordRequest);
 
 class ScrapeFixture {
  public:
-  ScrapeFixture(int upstreams, int routes) : layout_(MakeLayout(upstreams, routes)) {
+  // fill = false: no traffic yet (every known series at 0, requests_total empty).
+  ScrapeFixture(int upstreams, int routes, bool fill = true)
+      : layout_(MakeLayout(upstreams, routes)) {
     std::vector<const WorkerStats*> shards;
     for (int w = 0; w < kWorkers; ++w) {
       stats_.push_back(std::make_unique<WorkerStats>(layout_));
-      Fill(layout_, stats_.back().get());
+      if (fill) Fill(layout_, stats_.back().get());
       shards.push_back(stats_.back().get());
     }
     collector_ = std::make_unique<RequestStatsCollector>(layout_, shards);
@@ -119,6 +125,50 @@ void BM_Collect(benchmark::State& state) {
   ReportAllocs(state, allocs);
 }
 BENCHMARK(BM_Collect)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// One sample of the status page's charts (admin/timeseries.cc without the host and
+// speedrun reads): every (upstream, route) slot's totals, then the differences into the
+// ring of 180.
+void BM_TimeseriesSample(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  speedmon::metrics::TimeseriesRing ring(fixture.collector().layout().upstreams, 180, 5.0);
+  double t = 0;
+  uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
+  for (auto _ : state) {
+    speedmon::metrics::TimeseriesReading r;
+    r.unix_seconds = r.monotonic_seconds = t += 5;
+    r.upstreams = fixture.collector().Totals();
+    ring.Add(r);
+  }
+  ReportAllocs(state, allocs);
+}
+BENCHMARK(BM_TimeseriesSample)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
+
+// GET /api/v1/timeseries with the ring full (180 samples, every one with requests).
+void BM_TimeseriesJson(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  speedmon::metrics::TimeseriesRing ring(fixture.collector().layout().upstreams, 180, 5.0);
+  speedmon::metrics::TimeseriesReading r;
+  r.upstreams = fixture.collector().Totals();
+  for (int i = 0; i <= 180; ++i) {
+    r.unix_seconds = r.monotonic_seconds = 5.0 * i;
+    r.cpu_percent = r.memory_percent = 12.5 + i;
+    for (auto& u : r.upstreams) {
+      u.requests += 20 + i;
+      u.successes += 19 + i;
+      u.fine[100 + i % 50] += 20 + i;
+    }
+    ring.Add(r);
+  }
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string body = speedmon::base::ToJson(ring.ToJson());
+    bytes = body.size();
+    benchmark::DoNotOptimize(body);
+  }
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_TimeseriesJson)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 // One scrape of the request families as GET /metrics answered before metrics/scrape.h
 // (proxy/admin_api.cc): families, then text into a fresh body, then gzip into another
@@ -172,11 +222,9 @@ BENCHMARK(BM_CollectSerializeGzip)->Args({4, 11})->Args({100, 8})->Unit(benchmar
   return body;
 }
 
-// range(2): 1 with gzip. The fixture is scraped once first: the daemon has scraped before
-// (the text buffer has its size, the counted cells are known).
-void BM_Scrape(benchmark::State& state) {
-  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
-  const bool gzip = state.range(2) != 0;
+// Scrapes `fixture` once first (the daemon has scraped before: the text buffer has its
+// size, the counted cells are known), then once per iteration.
+void ScrapeLoop(benchmark::State& state, const ScrapeFixture& fixture, bool gzip) {
   std::string warm;
   WriteScrape(fixture.collector(), {}, Format::kText004, gzip, &warm);
   size_t bytes = warm.size();
@@ -189,12 +237,27 @@ void BM_Scrape(benchmark::State& state) {
   ReportAllocs(state, allocs);
   state.counters["bytes"] = static_cast<double>(bytes);
 }
+
+// range(2): 1 with gzip.
+void BM_Scrape(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  ScrapeLoop(state, fixture, state.range(2) != 0);
+}
 BENCHMARK(BM_Scrape)
     ->Args({4, 11, 0})
     ->Args({100, 8, 0})
     ->Args({4, 11, 1})
     ->Args({100, 8, 1})
     ->Unit(benchmark::kMicrosecond);
+
+// A scrape before any traffic: what the series that exist from the start at 0 (every
+// upstream x route histogram and byte counter, every upstream x endpoint x kind error
+// counter) cost when nothing has been counted yet.
+void BM_ScrapeIdle(benchmark::State& state) {
+  ScrapeFixture fixture(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), false);
+  ScrapeLoop(state, fixture, false);
+}
+BENCHMARK(BM_ScrapeIdle)->Args({4, 11})->Args({100, 8})->Unit(benchmark::kMicrosecond);
 
 // The request families' text alone, into a kept buffer.
 void BM_AppendText(benchmark::State& state) {

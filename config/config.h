@@ -40,6 +40,9 @@ struct AdminConfig {
   std::string auth_token_file;  // "" = none; read at load and at each SIGHUP reload
   bool allow_unauthenticated_writes = false;
   uint64_t max_body_bytes = 1048576;
+  // How often the status page's charts are sampled; they keep the last 180 samples
+  // (15 minutes at 5 s). Read at start only.
+  Duration timeseries_interval{5000};
 };
 
 struct ProxyConfig {
@@ -52,6 +55,8 @@ struct ProxyConfig {
   uint32_t recent_requests = 1000;  // ring buffer size; 0 = off
   std::string access_log;           // "" off, "-" stdout, else a file path
   bool record_requests = true;      // benchmark-only switch: false skips stats
+  // How often endpoint host names are resolved again; each upstream may set its own.
+  Duration dns_refresh{5000};
 };
 
 struct ListenerConfig {
@@ -82,6 +87,9 @@ struct UpstreamConfig {
   uint32_t max_connections = 64;  // per endpoint, per process
   LoadBalancing load_balancing = LoadBalancing::kLeastRequests;
   HealthCheckConfig health_check;
+  // How often host names among `endpoints` are resolved again; Load fills it from
+  // [proxy].dns_refresh when the upstream does not set it. IP literals are never resolved.
+  Duration dns_refresh{5000};
 };
 
 // Bounded values of the `route` label: the first route whose prefix starts the request

@@ -178,6 +178,10 @@ TEST(ErrorsTest, AdminExposedWithoutToken) {
        "a header)"},
       {"[admin]\nmax_body_bytes = 0\n",
        "t.toml:2:18: [admin].max_body_bytes: 0 is out of range (1024..1073741824)"},
+      {"[admin]\ntimeseries_interval = \"50ms\"\n",
+       "t.toml:2:23: [admin].timeseries_interval: must be at least 100ms"},
+      {"[admin]\ntimeseries_interval = \"2h\"\n",
+       "t.toml:2:23: [admin].timeseries_interval: must be at most 1h"},
   });
 }
 

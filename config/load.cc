@@ -27,6 +27,8 @@ constexpr size_t kMaxRegexBytes = 1024;  // libstdc++ compiles regexes recursive
 
 constexpr Duration kPositive{1};  // ReadDuration's `min` for "must be greater than 0s"
 constexpr Duration kZero{0};
+// A resolver asked more often than this would only load the name server.
+constexpr Duration kMinDnsRefresh{100};
 constexpr int64_t kMaxMiB = 1024 * 1024;
 
 // Printable ASCII without spaces: the text goes on a request line or into a header.
@@ -61,7 +63,7 @@ void LoadAdmin(const toml::table* table, AdminConfig* out) {
   }
   TableReader r(*table, "[admin]",
                 {"address", "auth_token", "auth_token_file", "allow_unauthenticated_writes",
-                 "max_body_bytes"});
+                 "max_body_bytes", "timeseries_interval"});
   // Port 0 (pick one) is for tests, as for listeners.
   r.ReadAddress("address", &out->address, /*allow_port_zero=*/true);
   r.ReadString("auth_token", &out->auth_token);
@@ -86,6 +88,10 @@ void LoadAdmin(const toml::table* table, AdminConfig* out) {
   ApplyAuthTokenEnv(out);
   r.ReadBool("allow_unauthenticated_writes", &out->allow_unauthenticated_writes);
   r.ReadInt("max_body_bytes", &out->max_body_bytes, 1024, 1024 * kMaxMiB);
+  r.ReadDuration("timeseries_interval", &out->timeseries_interval, Duration(100));
+  if (out->timeseries_interval > Duration(3600000)) {
+    r.FailAt("timeseries_interval", "must be at most 1h");
+  }
   // Anyone who can reach a non-loopback admin port could post experiments and delete
   // alert rules; that must be a decision written in the config, not a default.
   if (!out->address.IsLoopback() && out->auth_token.empty() && !out->allow_unauthenticated_writes) {
@@ -115,9 +121,10 @@ void LoadLog(const toml::table* table, LogConfig* out) {
 
 void LoadProxy(const toml::table* table, ProxyConfig* out) {
   if (table == nullptr) return;
-  TableReader r(*table, "[proxy]",
-                {"workers", "max_connections", "header_timeout", "idle_timeout", "max_header_bytes",
-                 "drain_timeout", "recent_requests", "access_log", "record_requests"});
+  TableReader r(
+      *table, "[proxy]",
+      {"workers", "max_connections", "header_timeout", "idle_timeout", "max_header_bytes",
+       "drain_timeout", "recent_requests", "access_log", "record_requests", "dns_refresh"});
   r.ReadInt("workers", &out->workers, 0, 1024);
   r.ReadInt("max_connections", &out->max_connections, 1, 1000000);
   r.ReadDuration("header_timeout", &out->header_timeout, kPositive);
@@ -127,6 +134,7 @@ void LoadProxy(const toml::table* table, ProxyConfig* out) {
   r.ReadInt("recent_requests", &out->recent_requests, 0, 1000000);
   r.ReadString("access_log", &out->access_log);
   r.ReadBool("record_requests", &out->record_requests);
+  r.ReadDuration("dns_refresh", &out->dns_refresh, kMinDnsRefresh);
 }
 
 void LoadHealthCheck(const toml::table* table, HealthCheckConfig* out) {
@@ -168,13 +176,15 @@ void LoadHealthCheck(const toml::table* table, HealthCheckConfig* out) {
   }
 }
 
-void LoadUpstreams(const TableReader& root, std::vector<UpstreamConfig>* out) {
+void LoadUpstreams(const TableReader& root, const ProxyConfig& proxy,
+                   std::vector<UpstreamConfig>* out) {
   UniqueNames names("upstream name");
   for (const toml::table* table : root.TableArray("upstreams", kMaxUpstreams)) {
     TableReader r(*table, "[[upstreams]]",
                   {"name", "endpoints", "connect_timeout", "request_timeout", "max_connections",
-                   "load_balancing", "health_check"});
+                   "load_balancing", "health_check", "dns_refresh"});
     UpstreamConfig upstream;
+    upstream.dns_refresh = proxy.dns_refresh;
     upstream.name = r.RequireName("name");
     names.Add(upstream.name, *r.Find("name"));
     r.Require("endpoints");
@@ -204,6 +214,7 @@ void LoadUpstreams(const TableReader& root, std::vector<UpstreamConfig>* out) {
     r.ReadDuration("connect_timeout", &upstream.connect_timeout, kPositive);
     r.ReadDuration("request_timeout", &upstream.request_timeout, kPositive);
     r.ReadInt("max_connections", &upstream.max_connections, 1, 100000);
+    r.ReadDuration("dns_refresh", &upstream.dns_refresh, kMinDnsRefresh);
     std::string balancing;
     r.ReadString("load_balancing", &balancing);
     if (r.Find("load_balancing") != nullptr) {
@@ -371,7 +382,7 @@ Config LoadConfigTable(const toml::table& root_table) {
   LoadAdmin(root.SubTable("admin"), &config.admin);
   LoadProxy(root.SubTable("proxy"), &config.proxy);
   // Upstreams before listeners, whatever the file order: listeners name them.
-  LoadUpstreams(root, &config.upstreams);
+  LoadUpstreams(root, config.proxy, &config.upstreams);
   LoadListeners(root, config, &config.listeners);
   LoadRoutes(root, &config.routes);
   LoadSysprobe(root.SubTable("sysprobe"), &config.sysprobe);

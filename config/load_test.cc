@@ -37,6 +37,7 @@ TEST(LoadTest, FullConfigReadsEveryKey) {
   EXPECT_EQ(c.admin.auth_token, "s3cret-token");
   EXPECT_TRUE(c.admin.allow_unauthenticated_writes);
   EXPECT_EQ(c.admin.max_body_bytes, 2048u);
+  EXPECT_EQ(c.admin.timeseries_interval, Duration(2000));
 
   EXPECT_EQ(c.proxy.workers, 3);
   EXPECT_EQ(c.proxy.max_connections, 500u);
@@ -47,6 +48,7 @@ TEST(LoadTest, FullConfigReadsEveryKey) {
   EXPECT_EQ(c.proxy.recent_requests, 0u);
   EXPECT_EQ(c.proxy.access_log, "-");
   EXPECT_FALSE(c.proxy.record_requests);
+  EXPECT_EQ(c.proxy.dns_refresh, Duration(2000));
 
   ASSERT_EQ(c.listeners.size(), 2u);
   EXPECT_EQ(c.listeners[0].name, "a");
@@ -58,6 +60,7 @@ TEST(LoadTest, FullConfigReadsEveryKey) {
   ASSERT_EQ(c.upstreams.size(), 1u);
   const UpstreamConfig& u = c.upstreams[0];
   EXPECT_EQ(u.name, "pool");
+  EXPECT_EQ(u.dns_refresh, Duration(750));
   ASSERT_EQ(u.endpoints.size(), 3u);
   EXPECT_EQ(u.endpoints[0].ToString(), "127.0.0.1:8081");
   EXPECT_EQ(u.endpoints[1].ToString(), "[::1]:8082");
@@ -255,6 +258,18 @@ TEST(LoadTest, AdminAuthTokenFromFileAndEnvironment) {
   EXPECT_EQ(MustLoad(pool).admin.auth_token, "");
 }
 
+TEST(LoadTest, UpstreamDnsRefreshDefaultsToTheProxyOne) {
+  Config c = MustLoad(
+      "[proxy]\ndns_refresh = \"1s\"\n"
+      "[[upstreams]]\nname = \"a\"\nendpoints = [\"emu-a:1\"]\n"
+      "[[upstreams]]\nname = \"b\"\nendpoints = [\"emu-b:1\"]\ndns_refresh = \"300ms\"\n"
+      "[[listeners]]\nname = \"l\"\naddress = \"127.0.0.1:0\"\nupstream = \"a\"\n");
+  ASSERT_EQ(c.upstreams.size(), 2u);
+  EXPECT_EQ(c.upstreams[0].dns_refresh, Duration(1000));
+  EXPECT_EQ(c.upstreams[1].dns_refresh, Duration(300));
+  EXPECT_FALSE(LoadFromString("[proxy]\ndns_refresh = \"50ms\"\n", "t.toml").ok());
+}
+
 TEST(LoadTest, MinimalConfigTakesDefaults) {
   Config c = MustLoad(ValidConfigText("minimal"));
   const Config d;  // the struct defaults, which are the documented ones
@@ -262,11 +277,14 @@ TEST(LoadTest, MinimalConfigTakesDefaults) {
   EXPECT_EQ(c.admin.auth_token, "");
   EXPECT_FALSE(c.admin.allow_unauthenticated_writes);
   EXPECT_EQ(c.admin.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.admin.timeseries_interval, Duration(5000));
   EXPECT_EQ(c.proxy.workers, 0);
   EXPECT_EQ(c.proxy.header_timeout, Duration(10000));
   EXPECT_EQ(c.proxy.max_header_bytes, 65536u);
   EXPECT_TRUE(c.proxy.record_requests);
+  EXPECT_EQ(c.proxy.dns_refresh, Duration(5000));
   const UpstreamConfig& u = c.upstreams[0];
+  EXPECT_EQ(u.dns_refresh, Duration(5000));
   EXPECT_EQ(u.connect_timeout, Duration(1000));
   EXPECT_EQ(u.request_timeout, Duration(15000));
   EXPECT_EQ(u.max_connections, 64u);

@@ -197,6 +197,7 @@ void WorkerStats::RecordRequest(int upstream, int route, Method method, int stat
   std::atomic_thread_fence(std::memory_order_release);
   codes_[(pair * kMethods + static_cast<int>(method)) * kCodeSlots + CodeIndex(status)].Add(1);
   s.count.Add(1);
+  if (IsSuccess(status)) s.successes.Add(1);
   if (status >= 500) s.errors5xx.Add(1);
   s.sum_ns.Add(duration_ns);
   s.min_ns.SetMinNonZero(duration_ns == 0 ? 1 : duration_ns);
@@ -250,9 +251,95 @@ const char* AcceptPauseName(AcceptPause p) {
   return "unknown";
 }
 
+namespace {
+// Index of each of `names` in `in`, -1 where absent.
+std::vector<int32_t> IndexIn(const std::vector<std::string>& names,
+                             const std::vector<std::string>& in) {
+  std::vector<int32_t> out;
+  for (const std::string& n : names) {
+    auto it = std::find(in.begin(), in.end(), n);
+    out.push_back(it == in.end() ? -1 : static_cast<int32_t>(it - in.begin()));
+  }
+  return out;
+}
+}  // namespace
+
+RequestStatsCollector::MappedShard RequestStatsCollector::Map(const WorkerStats* stats,
+                                                              const StatsLayout& from,
+                                                              const StatsLayout& to) {
+  MappedShard m;
+  m.w = stats;
+  m.upstream = IndexIn(to.upstreams, from.upstreams);
+  std::vector<int32_t> route = IndexIn(to.routes, from.routes);
+  const size_t from_routes = from.routes.size();
+  for (size_t u = 0; u < to.upstreams.size(); ++u) {
+    const int32_t fu = m.upstream[u];
+    for (size_t r = 0; r < to.routes.size(); ++r) {
+      m.pair.push_back(fu < 0 || route[r] < 0
+                           ? -1
+                           : static_cast<int32_t>(static_cast<size_t>(fu) * from_routes +
+                                                  static_cast<size_t>(route[r])));
+    }
+    m.endpoint.push_back(fu < 0 ? std::vector<int32_t>(to.endpoints[u].size(), -1)
+                                : IndexIn(to.endpoints[u], from.endpoints[fu]));
+  }
+  return m;
+}
+
 RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
                                              std::vector<const WorkerStats*> workers)
-    : layout_(std::move(layout)), workers_(std::move(workers)) {
+    : RequestStatsCollector(
+          [&] {
+            std::vector<Shard> shards;
+            auto same = std::make_shared<const StatsLayout>(layout);
+            for (const WorkerStats* w : workers) shards.push_back(Shard{w, same});
+            return shards;
+          }(),
+          layout) {}
+
+void RequestStatsCollector::Fold(const WorkerStats& src, const StatsLayout& from, WorkerStats* dst,
+                                 const StatsLayout& to) {
+  const MappedShard m = Map(&src, from, to);
+  for (size_t p = 0; p < m.pair.size(); ++p) {
+    const int32_t sp = m.pair[p];
+    if (sp < 0) continue;
+    const WorkerStats::RouteSlot& a = src.route_slots_[sp];
+    WorkerStats::RouteSlot& b = dst->route_slots_[p];
+    b.count.Add(a.count.Get());
+    b.successes.Add(a.successes.Get());
+    b.errors5xx.Add(a.errors5xx.Get());
+    b.sum_ns.Add(a.sum_ns.Get());
+    if (a.min_ns.Get() != 0) b.min_ns.SetMinNonZero(a.min_ns.Get());
+    b.max_ns.SetMax(a.max_ns.Get());
+    b.request_bytes.Add(a.request_bytes.Get());
+    b.response_bytes.Add(a.response_bytes.Get());
+    for (size_t i = 0; i < a.buckets.size(); ++i) b.buckets[i].Add(a.buckets[i].Get());
+    for (size_t i = 0; i < a.fine.size(); ++i) b.fine[i].Add(a.fine[i].Get());
+    for (int c = 0; c < kCells; ++c) {
+      dst->codes_[p * kCells + c].Add(src.codes_[static_cast<size_t>(sp) * kCells + c].Get());
+    }
+  }
+  for (size_t u = 0; u < m.upstream.size(); ++u) {
+    const int32_t su = m.upstream[u];
+    if (su < 0) continue;
+    for (size_t e = 0; e < m.endpoint[u].size(); ++e) {
+      const int32_t se = m.endpoint[u][e];
+      if (se < 0) continue;
+      for (int k = 0; k < kKinds; ++k) {
+        dst->errors_[(u * dst->max_endpoints_ + e) * kKinds + k].Add(
+            src.errors_[(static_cast<size_t>(su) * src.max_endpoints_ + se) * kKinds + k].Get());
+      }
+    }
+  }
+  for (size_t t = 0; t < src.timeouts_.size(); ++t) dst->timeouts_[t].Add(src.timeouts_[t].Get());
+  for (size_t p = 0; p < src.accept_pauses_.size(); ++p) {
+    dst->accept_pauses_[p].Add(src.accept_pauses_[p].Get());
+  }
+}
+
+RequestStatsCollector::RequestStatsCollector(std::vector<Shard> shards, StatsLayout layout)
+    : layout_(std::move(layout)) {
+  for (const Shard& shard : shards) shards_.push_back(Map(shard.stats, *shard.layout, layout_));
   static_assert(std::tuple_size_v<decltype(headers_)> == kFamilyCount);
   const size_t routes = layout_.routes.size();
   const size_t pairs = layout_.upstreams.size() * routes;
@@ -310,6 +397,16 @@ RequestStatsCollector::RequestStatsCollector(StatsLayout layout,
   snap_.resize(pairs);
 }
 
+uint64_t RequestStatsCollector::UpstreamErrors(size_t u, size_t e, int k) const {
+  uint64_t n = 0;
+  for (const MappedShard& m : shards_) {
+    const int32_t su = m.upstream[u], se = su < 0 ? -1 : m.endpoint[u][e];
+    if (se < 0) continue;
+    n += m.w->errors_[(static_cast<size_t>(su) * m.w->max_endpoints_ + se) * kKinds + k].Get();
+  }
+  return n;
+}
+
 void RequestStatsCollector::Snapshot() const {
   cells_.clear();
   std::array<uint64_t, kCells> sum{};  // per cell over the shards; zero between pairs
@@ -319,9 +416,12 @@ void RequestStatsCollector::Snapshot() const {
     PairSnapshot& p = snap_[pair];
     p = PairSnapshot{};
     std::vector<uint16_t>& known = known_cells_[pair];
-    for (const WorkerStats* w : workers_) {
-      const WorkerStats::RouteSlot& slot = w->route_slots_[pair];
-      const SingleWriterCounter* codes = &w->codes_[pair * kCells];
+    for (const MappedShard& m : shards_) {
+      const int32_t at = m.pair[pair];
+      if (at < 0) continue;  // a shard of a layout without this (upstream, route)
+      const WorkerStats* w = m.w;
+      const WorkerStats::RouteSlot& slot = w->route_slots_[at];
+      const SingleWriterCounter* codes = &w->codes_[static_cast<size_t>(at) * kCells];
       PairSnapshot one;
       bool scanned = false;
       ReadConsistently(slot.seq, [&] {
@@ -400,13 +500,12 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     }
   }
 
-  bool any = false;
-  for (const PairSnapshot& s : snap_) any |= s.count != 0;
-  if (any) {
+  // Every (upstream, route) pair is known from the config, so its histogram and byte
+  // counters exist from the start at 0: an increase() over the first requests is seen.
+  if (pairs > 0) {
     out->Append(headers_[kDuration][om]);
     for (size_t pair = 0; pair < pairs; ++pair) {
       const PairSnapshot& s = snap_[pair];
-      if (s.count == 0) continue;
       std::string_view labels = pair_labels_[pair];  // {route="r",upstream="u"}<space>
       std::string_view open = labels.substr(0, labels.size() - 2);
       char* p = out->Reserve(s.buckets.size() * (bucket_name.size() + open.size() + 24 + kValue) +
@@ -436,7 +535,6 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
       std::string_view name = kFamilies[f].name;
       for (size_t pair = 0; pair < pairs; ++pair) {
         const PairSnapshot& s = snap_[pair];
-        if (s.count == 0) continue;
         char* p = out->Reserve(name.size() + pair_labels_[pair].size() + kValue);
         p = Put(p, name);
         p = Put(p, pair_labels_[pair]);
@@ -453,8 +551,9 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     std::string_view name = kFamilies[kInFlight].name;
     for (size_t u = 0; u < upstreams; ++u) {
       int64_t flying = 0;
-      for (const WorkerStats* w : workers_) {
-        flying += w->in_flight_[u].load(std::memory_order_relaxed);
+      for (const MappedShard& m : shards_) {
+        if (m.upstream[u] >= 0)
+          flying += m.w->in_flight_[m.upstream[u]].load(std::memory_order_relaxed);
       }
       char* p = out->Reserve(name.size() + upstream_labels_[u].size() + kValue);
       p = Put(p, name);
@@ -465,21 +564,16 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
     }
   }
 
-  // Upstream errors. Counters only grow, so the family is non-empty when the first
-  // non-zero cell is found, and stays so.
-  bool header = false;
+  // Upstream errors: every upstream x endpoint x kind from the start at 0.
   const std::string_view error_name = kFamilies[kErrors].name;
+  bool any_endpoint = false;
+  for (size_t u = 0; u < upstreams; ++u) any_endpoint |= !layout_.endpoints[u].empty();
+  if (any_endpoint) out->Append(headers_[kErrors][om]);
   for (size_t u = 0; u < upstreams; ++u) {
     const size_t endpoints = layout_.endpoints[u].size();
     for (size_t e = 0; e < endpoints; ++e) {
       for (int k = 0; k < kKinds; ++k) {
-        uint64_t n = 0;
-        for (const WorkerStats* w : workers_) {
-          n += w->errors_[(u * w->max_endpoints_ + e) * kKinds + k].Get();
-        }
-        if (n == 0) continue;
-        if (!header) out->Append(headers_[kErrors][om]);
-        header = true;
+        const uint64_t n = UpstreamErrors(u, e, k);
         std::string_view endpoint = endpoint_labels_[u][e];
         std::string_view kind = UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k));
         std::string_view tail = error_tails_[u];
@@ -498,7 +592,7 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
 
   // Connection-level series: every label value is known, so each exists from the start.
   int64_t open = 0;
-  for (const WorkerStats* w : workers_) open += w->connections_.load(std::memory_order_relaxed);
+  for (const MappedShard& m : shards_) open += m.w->connections_.load(std::memory_order_relaxed);
   out->Append(headers_[kConnections][om]);
   {
     std::string_view name = kFamilies[kConnections].name;
@@ -521,12 +615,12 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
   };
   reasons(kTimeouts, timeout_heads_, [&](size_t t) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
+    for (const MappedShard& m : shards_) n += m.w->timeouts_[t].Get();
     return n;
   });
   reasons(kPauses, pause_heads_, [&](size_t p) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
+    for (const MappedShard& m : shards_) n += m.w->accept_pauses_[p].Get();
     return n;
   });
 }
@@ -547,7 +641,6 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     const std::string& up = layout_.upstreams[u];
     for (size_t r = 0; r < routes; ++r) {
       const PairSnapshot& s = snap_[u * routes + r];
-      if (s.count == 0) continue;
       for (uint32_t i = s.cells_begin; i < s.cells_end; ++i) {
         const int m = static_cast<int>(cells_[i].index) / kCodeSlots;
         const int c = static_cast<int>(cells_[i].index) % kCodeSlots;
@@ -580,8 +673,10 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
       resp_bytes.metric.push_back(std::move(b1));
     }
     int64_t flying = 0;
-    for (const WorkerStats* w : workers_)
-      flying += w->in_flight_[u].load(std::memory_order_relaxed);
+    for (const MappedShard& m : shards_) {
+      if (m.upstream[u] >= 0)
+        flying += m.w->in_flight_[m.upstream[u]].load(std::memory_order_relaxed);
+    }
     ClientMetric g;
     g.label = {L("upstream", up)};
     g.gauge.value = static_cast<double>(flying);
@@ -589,11 +684,7 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
     const auto& eps = layout_.endpoints[u];
     for (size_t e = 0; e < eps.size(); ++e) {
       for (int k = 0; k < kKinds; ++k) {
-        uint64_t n = 0;
-        for (const WorkerStats* w : workers_) {
-          n += w->errors_[(u * w->max_endpoints_ + e) * kKinds + k].Get();
-        }
-        if (n == 0) continue;
+        const uint64_t n = UpstreamErrors(u, e, k);
         ClientMetric cm;
         cm.label = {L("endpoint", eps[e]),
                     L("kind", UpstreamErrorKindName(static_cast<UpstreamErrorKind>(k))),
@@ -608,13 +699,13 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
   MetricFamily timeouts = Family(kTimeouts);
   MetricFamily pauses = Family(kPauses);
   int64_t open = 0;
-  for (const WorkerStats* w : workers_) open += w->connections_.load(std::memory_order_relaxed);
+  for (const MappedShard& m : shards_) open += m.w->connections_.load(std::memory_order_relaxed);
   ClientMetric c;
   c.gauge.value = static_cast<double>(open);
   connections.metric.push_back(std::move(c));
   for (int t = 0; t < static_cast<int>(DownstreamTimeout::kCount); ++t) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->timeouts_[t].Get();
+    for (const MappedShard& m : shards_) n += m.w->timeouts_[t].Get();
     ClientMetric cm;
     cm.label = {L("reason", DownstreamTimeoutName(static_cast<DownstreamTimeout>(t)))};
     cm.counter.value = static_cast<double>(n);
@@ -622,7 +713,7 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
   }
   for (int p = 0; p < static_cast<int>(AcceptPause::kCount); ++p) {
     uint64_t n = 0;
-    for (const WorkerStats* w : workers_) n += w->accept_pauses_[p].Get();
+    for (const MappedShard& m : shards_) n += m.w->accept_pauses_[p].Get();
     ClientMetric cm;
     cm.label = {L("reason", AcceptPauseName(static_cast<AcceptPause>(p)))};
     cm.counter.value = static_cast<double>(n);
@@ -652,12 +743,14 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       s.route = layout_.routes[r];
       uint64_t sum_ns = 0, min_ns = 0, max_ns = 0;
       fine.fill(0);
-      for (const WorkerStats* w : workers_) {
-        const auto& slot = w->route_slots_[pair];
-        uint64_t count = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
+      for (const MappedShard& m : shards_) {
+        if (m.pair[pair] < 0) continue;
+        const auto& slot = m.w->route_slots_[m.pair[pair]];
+        uint64_t count = 0, successes = 0, errors5xx = 0, rq = 0, rs = 0, sum = 0, mn = 0, mx = 0;
         ReadConsistently(slot.seq, [&] {
           count = slot.count.Get();
           if (count == 0) return;
+          successes = slot.successes.Get();
           errors5xx = slot.errors5xx.Get();
           rq = slot.request_bytes.Get();
           rs = slot.response_bytes.Get();
@@ -668,6 +761,7 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
         });
         if (count == 0) continue;
         s.requests += count;
+        s.successes += successes;
         s.errors5xx += errors5xx;
         s.request_bytes += rq;
         s.response_bytes += rs;
@@ -681,20 +775,11 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       for (uint64_t n : fine) total += n;
       auto quantile_ms = [&](double q) {
         // The rank-th smallest sample (1-based, nearest rank), reported as its bucket's
-        // midpoint and clamped to the exact min and max.
-        uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
-        rank = std::max<uint64_t>(rank, 1);
-        uint64_t seen = 0;
-        for (int b = 0; b < kFineBuckets; ++b) {
-          seen += fine[b];
-          if (seen >= rank) {
-            // Clamped in integer nanoseconds so that min <= p50 <= ... <= max holds
-            // exactly after the same division.
-            uint64_t ns = std::clamp<uint64_t>(FineBucketMidpoint(b) * 1000, min_ns, max_ns);
-            return static_cast<double>(ns) / 1e6;
-          }
-        }
-        return static_cast<double>(max_ns) / 1e6;
+        // midpoint and clamped to the exact min and max: in integer nanoseconds, so that
+        // min <= p50 <= ... <= max holds exactly after the same division.
+        int b = FineQuantileBucket(fine, total, q);
+        uint64_t ns = std::clamp<uint64_t>(FineBucketMidpoint(b) * 1000, min_ns, max_ns);
+        return static_cast<double>(ns) / 1e6;
       };
       s.min_ms = static_cast<double>(min_ns) / 1e6;
       s.max_ms = static_cast<double>(max_ns) / 1e6;
@@ -703,6 +788,46 @@ std::vector<RouteSummary> RequestStatsCollector::Summaries() const {
       s.p95_ms = quantile_ms(0.95);
       s.p99_ms = quantile_ms(0.99);
       out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+int FineQuantileBucket(const std::array<uint64_t, kFineBuckets>& fine, uint64_t total, double q) {
+  uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
+  rank = std::max<uint64_t>(rank, 1);
+  uint64_t seen = 0;
+  for (int b = 0; b < kFineBuckets; ++b) {
+    seen += fine[b];
+    if (seen >= rank) return b;
+  }
+  return kFineBuckets - 1;
+}
+
+std::vector<UpstreamTotals> RequestStatsCollector::Totals() const {
+  const size_t routes = layout_.routes.size();
+  std::vector<UpstreamTotals> out(layout_.upstreams.size());
+  for (size_t u = 0; u < out.size(); ++u) {
+    UpstreamTotals& t = out[u];
+    for (size_t r = 0; r < routes; ++r) {
+      const size_t pair = u * routes + r;
+      for (const WorkerStats* w : workers_) {
+        const auto& slot = w->route_slots_[pair];
+        uint64_t count = 0, ok = 0, errors5xx = 0;
+        std::array<uint64_t, kFineBuckets> mine;
+        ReadConsistently(slot.seq, [&] {
+          count = slot.count.Get();
+          if (count == 0) return;
+          errors5xx = slot.errors5xx.Get();
+          ok = slot.successes.Get();
+          for (int b = 0; b < kFineBuckets; ++b) mine[b] = slot.fine[b].Get();
+        });
+        if (count == 0) continue;
+        t.requests += count;
+        t.successes += ok;
+        t.errors5xx += errors5xx;
+        for (int b = 0; b < kFineBuckets; ++b) t.fine[b] += mine[b];
+      }
     }
   }
   return out;

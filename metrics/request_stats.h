@@ -79,6 +79,10 @@ int CodeIndex(int status);
 std::string CodeLabel(int code_index);
 constexpr int kCodeSlots = 37;
 
+// An HTTP exchange succeeded when it was answered 2xx or 3xx (a 404 is not a success),
+// everywhere speedmon reports a success rate; the recording rules count the same codes.
+constexpr bool IsSuccess(int status) { return status >= 200 && status < 400; }
+
 enum class UpstreamErrorKind : uint8_t { kConnect, kTimeout, kReset, kBadResponse, kCount };
 const char* UpstreamErrorKindName(UpstreamErrorKind k);
 
@@ -141,7 +145,8 @@ class WorkerStats {
   struct RouteSlot {
     // Odd while RecordRequest writes this slot and its cells of codes_ (see the top).
     std::atomic<uint64_t> seq{0};
-    SingleWriterCounter count, errors5xx, sum_ns, min_ns, max_ns, request_bytes, response_bytes;
+    SingleWriterCounter count, successes, errors5xx, sum_ns, min_ns, max_ns, request_bytes,
+        response_bytes;
     std::array<SingleWriterCounter, kDurationBuckets.size() + 1> buckets;
     std::array<SingleWriterCounter, kFineBuckets> fine;
   };
@@ -161,8 +166,27 @@ class WorkerStats {
 struct RouteSummary {
   std::string upstream, route;
   uint64_t requests = 0, errors5xx = 0, request_bytes = 0, response_bytes = 0;
+  uint64_t successes = 0;  // answered 2xx or 3xx, the one meaning of success
+  // successes * 100 / requests; 0 without requests.
+  double success_percent() const {
+    return requests == 0 ? 0.0
+                         : static_cast<double>(successes * 100) / static_cast<double>(requests);
+  }
   double min_ms = 0, avg_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
 };
+
+// One upstream's counts since start, summed over its routes and the workers: the status
+// page's charts (metrics/timeseries.h) take the difference of two of these.
+struct UpstreamTotals {
+  uint64_t requests = 0;
+  uint64_t successes = 0;  // answered 2xx or 3xx (IsSuccess)
+  uint64_t errors5xx = 0;
+  std::array<uint64_t, kFineBuckets> fine{};  // durations, FineBucket()
+};
+
+// The bucket holding the nearest-rank q-quantile (rank ceil(q * total), at least 1) of a
+// fine histogram whose counts add up to `total` > 0.
+int FineQuantileBucket(const std::array<uint64_t, kFineBuckets>& fine, uint64_t total, double q);
 
 // Merges the shards of all workers. AppendText writes GET /metrics' request families
 // (metrics/scrape.h); Collect() is the prometheus-cpp hook (the alert evaluator's values);
@@ -183,6 +207,18 @@ struct RouteSummary {
 // docs/BENCHMARKS.md, "Scrape path micro-benchmarks".
 class RequestStatsCollector : public prometheus::Collectable {
  public:
+  // A shard and the layout it was built with. After a reload changed the layout, the
+  // shards of the old one keep counting under the new: each series sums the shards
+  // whose layout has its labels (matched by name), so a counter of an upstream and
+  // route that stayed never goes back; labels the new layout dropped are not shown.
+  struct Shard {
+    Shard(const WorkerStats* s, std::shared_ptr<const StatsLayout> l)
+        : stats(s), layout(std::move(l)) {}
+    const WorkerStats* stats;
+    std::shared_ptr<const StatsLayout> layout;
+  };
+  RequestStatsCollector(std::vector<Shard> shards, StatsLayout layout);
+  // Every shard built with `layout`.
   RequestStatsCollector(StatsLayout layout, std::vector<const WorkerStats*> workers);
   std::vector<prometheus::MetricFamily> Collect() const override;
   // Appends the request families in `format`: the same bytes as
@@ -190,7 +226,16 @@ class RequestStatsCollector : public prometheus::Collectable {
   // without OpenMetrics' "# EOF" (the scrape's last family writes it).
   void AppendText(Format format, TextBuffer* out) const;
   std::vector<RouteSummary> Summaries() const;
+  // One per layout().upstreams, in that order; each (upstream, route) slot read
+  // consistently, so a request is in all of an upstream's figures or in none.
+  std::vector<UpstreamTotals> Totals() const;
   const StatsLayout& layout() const { return layout_; }
+  // Adds every count of `src` (built with `from`) to `dst` (built with `to`), label sets
+  // matched by name; what `to` lacks is dropped. Keeps the counts of a data plane
+  // generation that stopped in one shard. REQUIRES: nothing writes `src` any more, and
+  // only the calling thread writes `dst` and reads it (the scrape's thread).
+  static void Fold(const WorkerStats& src, const StatsLayout& from, WorkerStats* dst,
+                   const StatsLayout& to);
 
   // Tries a reader makes before it takes a copy a writer may have torn (see the top).
   static constexpr int kMaxReadAttempts = 1000;
@@ -207,11 +252,21 @@ class RequestStatsCollector : public prometheus::Collectable {
     uint32_t index;
     uint64_t n;
   };
+  // A shard with, per index of layout_, its own index (-1: it has no such label set).
+  struct MappedShard {
+    const WorkerStats* w = nullptr;
+    std::vector<int32_t> pair;                   // [upstream * routes + route]
+    std::vector<int32_t> upstream;               // [upstream]
+    std::vector<std::vector<int32_t>> endpoint;  // [upstream][endpoint]
+  };
+  static MappedShard Map(const WorkerStats* stats, const StatsLayout& from, const StatsLayout& to);
   // Fills snap_ and cells_ from the shards.
   void Snapshot() const;
+  // pokemon_speedrun_upstream_errors_total{upstream u, endpoint e, kind k} over the shards.
+  uint64_t UpstreamErrors(size_t u, size_t e, int k) const;
 
   StatsLayout layout_;
-  std::vector<const WorkerStats*> workers_;
+  std::vector<MappedShard> shards_;
 
   // Text fixed at construction, label values escaped and repaired to UTF-8.
   std::vector<std::string> pair_labels_;      // per pair: {route="r",upstream="u"}<space>

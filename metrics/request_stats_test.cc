@@ -133,6 +133,7 @@ TEST(WorkerStatsTest, SummariesPercentilesAndExtremes) {
   ASSERT_EQ(s.size(), 1u);
   EXPECT_EQ(s[0].requests, 100u);
   EXPECT_EQ(s[0].errors5xx, 1u);
+  EXPECT_EQ(s[0].successes, 99u);
   EXPECT_DOUBLE_EQ(s[0].min_ms, 1.0);
   EXPECT_DOUBLE_EQ(s[0].max_ms, 100.0);
   EXPECT_DOUBLE_EQ(s[0].avg_ms, 50.5);
@@ -140,6 +141,57 @@ TEST(WorkerStatsTest, SummariesPercentilesAndExtremes) {
   EXPECT_NEAR(s[0].p95_ms, 95, 95 * 0.0625);
   EXPECT_NEAR(s[0].p99_ms, 99, 99 * 0.0625);
   EXPECT_LE(s[0].p99_ms, 100.0);
+}
+
+// Success is 2xx and 3xx only: a 404 or a 1xx is not one, a 304 is.
+TEST(WorkerStatsTest, SuccessIsTwoAndThreeHundreds) {
+  StatsLayout layout = TwoUpstreams();
+  WorkerStats w(layout);
+  for (int status : {200, 204, 301, 304, 399, 404, 404, 101, 500, 503, 199}) {
+    w.RecordRequest(0, 0, Method::kGet, status, 1'000'000, 0, 0);
+  }
+  RequestStatsCollector c(layout, {&w});
+  auto s = c.Summaries();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].requests, 11u);
+  EXPECT_EQ(s[0].successes, 5u);
+  EXPECT_EQ(s[0].errors5xx, 2u);
+  EXPECT_DOUBLE_EQ(s[0].success_percent(), 500.0 / 11);
+}
+
+// Before any traffic: every upstream x route histogram and byte counter, and every
+// upstream x endpoint x kind error counter, is exported at 0; requests_total, whose
+// method and code come from traffic, is not.
+TEST(WorkerStatsTest, KnownSeriesExistFromTheStartAtZero) {
+  StatsLayout layout = TwoUpstreams();
+  WorkerStats w(layout);
+  RequestStatsCollector c(layout, {&w});
+  auto m = Flatten(c.Collect());
+  int histograms = 0, request_bytes = 0, response_bytes = 0, errors = 0, requests = 0;
+  for (const auto& [key, value] : m) {
+    EXPECT_EQ(value, 0) << key;
+    auto starts = [&](const char* prefix) { return key.rfind(prefix, 0) == 0; };
+    if (starts("pokemon_speedrun_http_request_duration_seconds{") &&
+        key.substr(key.size() - 6) == "}count") {
+      ++histograms;
+    }
+    request_bytes += starts("pokemon_speedrun_http_request_bytes_total{");
+    response_bytes += starts("pokemon_speedrun_http_response_bytes_total{");
+    errors += starts("pokemon_speedrun_upstream_errors_total{");
+    requests += starts("pokemon_speedrun_http_requests_total{");
+  }
+  EXPECT_EQ(histograms, 2 * 3);  // upstreams x routes (with "other")
+  EXPECT_EQ(request_bytes, 2 * 3);
+  EXPECT_EQ(response_bytes, 2 * 3);
+  EXPECT_EQ(errors, (1 + 2) * 4);  // endpoints x kinds
+  EXPECT_EQ(requests, 0);
+  EXPECT_EQ(m.count("pokemon_speedrun_upstream_errors_total{endpoint=127.0.0.1:8083,"
+                    "kind=bad_response,upstream=emu-2,}"),
+            1u);
+  EXPECT_EQ(m.count("pokemon_speedrun_http_request_duration_seconds{route=other,upstream=emu-2,}"
+                    "le=" +
+                    std::to_string(0.0005)),
+            1u);
 }
 
 }  // namespace

@@ -30,6 +30,16 @@ SystemCollector::SystemCollector(std::shared_ptr<sysprobe::SystemSampler> sample
                                  std::vector<WatchedProcess> processes)
     : sampler_(std::move(sampler)), processes_(std::move(processes)) {}
 
+void SystemCollector::SetProcesses(std::vector<WatchedProcess> processes) {
+  for (WatchedProcess& p : processes_) {
+    if (!p.from_api) continue;
+    bool taken = false;
+    for (const WatchedProcess& c : processes) taken = taken || c.name == p.name;
+    if (!taken) processes.push_back(std::move(p));
+  }
+  processes_ = std::move(processes);
+}
+
 base::StatusOr<bool> SystemCollector::AddProcess(WatchedProcess process) {
   for (const WatchedProcess& p : processes_) {
     if (p.name != process.name) continue;

@@ -43,6 +43,9 @@ class SystemCollector : public prometheus::Collectable {
   static constexpr size_t kMaxProcesses = 256;
   base::StatusOr<bool> AddProcess(WatchedProcess process);
   base::Status RemoveProcess(std::string_view name);
+  // Replaces the config's watched processes (a reload); the ones added through the API
+  // stay unless the config now has their name. On the thread that calls Collect.
+  void SetProcesses(std::vector<WatchedProcess> processes);
   sysprobe::SystemSampler& sampler() const { return *sampler_; }
 
  private:

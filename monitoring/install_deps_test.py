@@ -24,6 +24,7 @@ BUILD = {"build-essential", "cmake", "pkg-config", "clang-format", "libuv1-dev",
          "zlib1g-dev", "libcurl4-openssl-dev"}
 TEST_ONLY = {"googletest", "libgtest-dev", "libgmock-dev", "prometheus",
              "prometheus-alertmanager", "chromium", "python3-yaml", "python3-requests", "curl",
+             "python3-pip", "python3-setuptools", "python3-wheel", "python3-venv", "mypy",
              "clang-14", "libfuzzer-14-dev", "libclang-rt-14-dev"}
 BENCH_ONLY = {"libbenchmark-dev", "wrk", "nginx-light", "haproxy", "prometheus-node-exporter",
               "strace", "valgrind", "linux-perf"}

@@ -9,9 +9,15 @@ layout (ids, grid positions) stays consistent and the queries stay in one readab
 monitoring_files_test.py fails when the committed JSON differs from this script's output.
 
 Query rules (the e2e test runs every target's expr against a real Prometheus after
-replacing $instance and $upstream with .*):
-  - speedmon's series are filtered with instance=~"$instance" (and upstream=~"$upstream"
-    where the metric has that label); no other Grafana variables or macros in exprs.
+replacing $instance and $upstream with .* and $__rate_interval with 1m):
+  - the Fleet row reads the job-level recording rules (every speedmon of the job added
+    up: sum(part) / sum(whole), never min() or an average of percentages) and is not
+    filtered by instance; every other row is the per-instance drill-down: speedmon's
+    series are filtered with instance=~"$instance" (and upstream=~"$upstream" where the
+    metric has that label).
+  - rate() and increase() of raw counters use [$__rate_interval] (at least four scrape
+    intervals, whatever the zoom) unless the window is the point ("last hour"); no other
+    Grafana variables or macros in exprs.
   - where zero is the truth (no requests, no failures, no alerts), the query ends in
     `or on() vector(0)` so the panel shows 0 instead of "No data".
   - rates and quantiles that alert_rules.yml records are read from its recording rules.
@@ -125,18 +131,85 @@ def timing(title, what, alertname, target_s, alert_s):
 
 
 REQ = "pokemon_speedrun_http_requests_total"
+RI = "[$__rate_interval]"
+W = "pokemon_speedrun_sla_window"
 DUR = "instance_upstream_route:pokemon_speedrun_http_request_duration_seconds"
 EXP = "instance_status_strategy:pokemon_speedrun_experiments:rate15m"
 
 ROWS = [
+    ("Fleet", [
+        stat("Experiment success rate (fleet)", "Successful experiments of every speedmon's "
+             "SLA window over all of them: sum(successful) * 100 / sum(experiments), not a "
+             "min() or mean of percentages. Alert SpeedrunLowExperimentSuccessRate fires "
+             "below 95 % for 15m.",
+             "job:pokemon_speedrun_sla_experiment_success_rate:percent", "percent",
+             steps("red", (95, "green")), w=4),
+        stat("Compilations under target (fleet)", "Share of measured script compilations "
+             "of every SLA window under the target; SLA minimum 95 %.",
+             "job:pokemon_speedrun_sla_script_compilation_under_target:percent", "percent",
+             steps("red", (95, "green")), w=4),
+        stat("Checkpoint loads under target (fleet)", "Share of measured checkpoint loads of "
+             "every SLA window under the target; SLA minimum 95 %.",
+             "job:pokemon_speedrun_sla_checkpoint_loading_under_target:percent", "percent",
+             steps("red", (95, "green")), w=4),
+        stat("Pattern quality (fleet)", "Mean quality score over every speedmon's pattern "
+             "window; SLA minimum 0.70.", "job:pokemon_speedrun_sla_pattern_quality:mean",
+             "percentunit", steps("red", (0.7, "green")), w=4),
+        stat("Availability (fleet)", "Healthy emulator endpoints of the whole pool; SLA "
+             "minimum 99 %.", "job:pokemon_speedrun_sla_system_availability:percent",
+             "percent", steps("red", (99, "green")), w=4),
+        stat("Healthy emulators (fleet)", "Endpoints passing their health checks, summed "
+             "over every speedmon. Alert SpeedrunInsufficientHealthyProcesses fires below 3 "
+             "for 1m.", "job:pokemon_speedrun_healthy_processes:sum",
+             thresholds=steps("red", (3, "green")), w=4),
+        ts("Fleet SLA", "The five requirements over every speedmon of the job, from the "
+           "summed window counts.",
+           [target("job:pokemon_speedrun_sla_experiment_success_rate:percent",
+                   "experiment success {{job}}"),
+            target("job:pokemon_speedrun_sla_script_compilation_under_target:percent",
+                   "compilations under target {{job}}"),
+            target("job:pokemon_speedrun_sla_checkpoint_loading_under_target:percent",
+                   "checkpoint loads under target {{job}}"),
+            target("job:pokemon_speedrun_sla_pattern_quality:mean * 100",
+                   "pattern quality x100 {{job}}"),
+            target("job:pokemon_speedrun_sla_system_availability:percent",
+                   "availability {{job}}")],
+           w=8, unit="percent", maxv=100),
+        ts("Fleet success from counters", "Proxied requests answered 2xx or 3xx (5m) and "
+           "experiments with status success (15m), from the counters summed over every "
+           "speedmon.",
+           [target("job:pokemon_speedrun_http_requests_success:ratio_rate5m",
+                   "requests {{job}}"),
+            target("job:pokemon_speedrun_experiments_success:ratio_rate15m",
+                   "experiments {{job}}")],
+           w=8, unit="percentunit", maxv=1),
+        ts("Fleet load and timings", "Requests per second and experiments per minute over "
+           "the fleet; mean compile and checkpoint times of every SLA window (ms).",
+           [target("job:pokemon_speedrun_http_requests:rate5m", "requests/s {{job}}"),
+            target("job:pokemon_speedrun_experiments:rate15m * 60",
+                   "experiments/min {{job}}"),
+            target("job:pokemon_speedrun_script_compilation_seconds:mean * 1000",
+                   "compile ms {{job}}"),
+            target("job:pokemon_speedrun_checkpoint_loading_seconds:mean * 1000",
+                   "checkpoint ms {{job}}"),
+            target("job:pokemon_speedrun_sla_window_experiments:sum",
+                   "experiments in the windows {{job}}")], w=8),
+        timeline("speedmons", "Prometheus' scrape of each speedmon of the job (up). A "
+                 "stopped one shows DOWN here and drops out of the fleet figures above.",
+                 'up{job="speedmon"}', "{{instance}}", UP_DOWN, w=12, h=6),
+        ts("Healthy emulators by speedmon", "The per-instance drill-down of the fleet's "
+           "healthy emulators (the instance variable filters it).",
+           [target(f"sum by (instance) (pokemon_speedrun_healthy_processes{{{I}}})",
+                   "{{instance}}")], w=12, h=6),
+    ]),
     ("Proxy traffic", [
         stat("Requests per second", "All proxied requests, 5m rate.",
              f"sum(instance_upstream:pokemon_speedrun_http_requests:rate5m{{{IU}}}){ZERO}",
              "reqps", w=6),
         stat("5xx ratio", "Share of requests answered 5xx over 5m (by an emulator, or by "
              "speedmon for 502/503/504). 0 when there is no traffic.",
-             f'(sum(rate({REQ}{{{IU}, code=~"5.."}}[5m])){ZERO}) / '
-             f"(sum(rate({REQ}{{{IU}}}[5m])) > 0){ZERO}",
+             f'(sum(rate({REQ}{{{IU}, code=~"5.."}}{RI})){ZERO}) / '
+             f"(sum(rate({REQ}{{{IU}}}{RI})) > 0){ZERO}",
              "percentunit", steps("green", (0.01, "orange"), (0.05, "red")), w=6),
         stat("p95 latency", "95th percentile over all routes, 5m.",
              "histogram_quantile(0.95, sum by (le) (instance_upstream_route_le:"
@@ -149,7 +222,7 @@ ROWS = [
                    f"pokemon_speedrun_http_requests:rate5m{{{IU}}}){ZERO}",
                    "{{upstream}} {{route}} {{code}}")], unit="reqps"),
         ts("Request rate by method", "Proxied requests per second per upstream and method.",
-           [target(f"sum by (upstream, method) (rate({REQ}{{{IU}}}[5m])){ZERO}",
+           [target(f"sum by (upstream, method) (rate({REQ}{{{IU}}}{RI})){ZERO}",
                    "{{upstream}} {{method}}")], unit="reqps"),
         ts("Latency p50 / p95 / p99 by route", "From the request duration histogram, 5m.",
            [target(f"{DUR}:p50_rate5m{{{IU}}}", "p50 {{upstream}} {{route}}"),
@@ -165,15 +238,15 @@ ROWS = [
         ts("Upstream errors by kind", "Connect failures, timeouts, resets and malformed "
            "answers, per second.",
            [target(f"sum by (upstream, kind) (rate(pokemon_speedrun_upstream_errors_total"
-                   f"{{{IU}}}[5m])){ZERO}", "{{upstream}} {{kind}}")], w=8, unit="reqps"),
+                   f"{{{IU}}}{RI})){ZERO}", "{{upstream}} {{kind}}")], w=8, unit="reqps"),
         ts("In flight by upstream", "Requests proxied right now.",
            [target(f"sum by (upstream) (pokemon_speedrun_http_requests_in_flight{{{IU}}})"
                    f"{ZERO}", "{{upstream}}")], w=8),
         ts("Throughput", "Request bytes to and response bytes from the emulators.",
            [target(f"sum by (upstream) (rate(pokemon_speedrun_http_request_bytes_total"
-                   f"{{{IU}}}[5m])){ZERO}", "{{upstream}} request"),
+                   f"{{{IU}}}{RI})){ZERO}", "{{upstream}} request"),
             target(f"sum by (upstream) (rate(pokemon_speedrun_http_response_bytes_total"
-                   f"{{{IU}}}[5m])){ZERO}", "{{upstream}} response")], w=8, unit="Bps"),
+                   f"{{{IU}}}{RI})){ZERO}", "{{upstream}} response")], w=8, unit="Bps"),
     ]),
     ("Emulator health", [
         stat("Healthy emulators", "Endpoints passing their health checks. Alert "
@@ -195,7 +268,7 @@ ROWS = [
                  UP_DOWN),
         ts("Health checks by result", "Health check probes per second.",
            [target(f"sum by (upstream, endpoint, result) (rate("
-                   f"pokemon_speedrun_health_checks_total{{{IU}}}[5m])){ZERO}",
+                   f"pokemon_speedrun_health_checks_total{{{IU}}}{RI})){ZERO}",
                    "{{endpoint}} {{result}}")], unit="reqps"),
         ts("Startup time", "Quantiles of endpoint startup time since speedmon started.",
            [target("histogram_quantile(0.5, sum by (le) ("
@@ -230,7 +303,7 @@ ROWS = [
              f"time() - max(process_start_time_seconds{{{I}}})", "s", w=6),
         ts("speedmon CPU and memory", "speedmon's own process: CPU cores used and resident "
            "memory.",
-           [target(f"rate(process_cpu_seconds_total{{{I}}}[5m])", "CPU cores {{instance}}"),
+           [target(f"rate(process_cpu_seconds_total{{{I}}}{RI})", "CPU cores {{instance}}"),
             target(f"process_resident_memory_bytes{{{I}}} / 2^20",
                    "RSS MiB {{instance}}")], w=6, h=4),
         ts("speedmon open fds", "speedmon's open file descriptors (sockets included).",
@@ -239,7 +312,7 @@ ROWS = [
     ("Emulator processes", [
         ts("Emulator CPU (cores)", "CPU cores used by each watched process ([[processes]]).",
            [target(f"sum by (process) (rate(pokemon_speedrun_process_cpu_seconds_total"
-                   f"{{{I}}}[5m]))", "{{process}}")], w=8),
+                   f"{{{I}}}{RI}))", "{{process}}")], w=8),
         ts("Emulator memory (RSS)", "Resident memory of each watched process.",
            [target(f"sum by (process) (pokemon_speedrun_process_resident_memory_bytes"
                    f"{{{I}}})", "{{process}}")], w=8, unit="bytes"),
@@ -248,17 +321,18 @@ ROWS = [
                    "{{process}}")], w=8),
     ]),
     ("Experiments", [
-        stat("Experiment success rate", "Over the SLA window. Alert SpeedrunLowExperimentSuccessRate "
-             "fires below 95 % for 15m.",
-             f"min(pokemon_speedrun_experiment_success_rate{{{I}}})", "percent",
-             steps("red", (95, "green")), w=6),
+        stat("Experiment success rate", "Over the SLA windows of the chosen speedmons: "
+             "their successful experiments over all of theirs.",
+             f"sum({W}_experiments_successful{{{I}}}) * 100 / sum({W}_experiments{{{I}}})",
+             "percent", steps("red", (95, "green")), w=6),
         stat("Experiments", "Recorded since speedmon started.",
              f"sum(pokemon_speedrun_experiments_total{{{I}}}){ZERO}", w=6,
              thresholds=steps("blue")),
         stat("Experiments per minute", "15m rate.",
              f"sum({EXP}{{{I}}}) * 60{ZERO}", w=6, thresholds=steps("blue")),
-        stat("Pattern quality", "Average quality score (0-1) over the pattern window; SLA "
-             "minimum 0.70.", f"min(pokemon_speedrun_pattern_quality_average{{{I}}})",
+        stat("Pattern quality", "Average quality score (0-1) over the pattern windows of "
+             "the chosen speedmons; SLA minimum 0.70.",
+             f"sum({W}_pattern_quality{{{I}}}) / sum({W}_patterns{{{I}}})",
              "percentunit", steps("red", (0.7, "green")), w=6),
         ts("Experiments per minute by status and strategy", "15m rate.",
            [target(f"sum by (status, strategy) ({EXP}{{{I}}}) * 60{ZERO}",
@@ -284,7 +358,7 @@ ROWS = [
         ts("Pattern quality and reuse", "Average quality score (SLA minimum 0.70) and "
            "pattern reuses per minute.",
            [target(f"pokemon_speedrun_pattern_quality_average{{{I}}}", "quality {{instance}}"),
-            target(f"sum(rate(pokemon_speedrun_pattern_reuses_total{{{I}}}[15m])) * 60{ZERO}",
+            target(f"sum(rate(pokemon_speedrun_pattern_reuses_total{{{I}}}{RI})) * 60{ZERO}",
                    "reuses per minute")], w=8),
     ]),
     ("SLA", [
@@ -317,14 +391,14 @@ ROWS = [
         ts("speedmon alert evaluator", "Rules loaded, evaluations per second, and "
            "evaluations whose metric could not be read.",
            [target(f"sum(pokemon_speedrun_alert_rules{{{I}}})", "rules"),
-            target(f"sum(rate(pokemon_speedrun_alert_evaluations_total{{{I}}}[5m]))",
+            target(f"sum(rate(pokemon_speedrun_alert_evaluations_total{{{I}}}{RI}))",
                    "evaluations/s"),
-            target(f"sum(rate(pokemon_speedrun_alert_evaluation_failures_total{{{I}}}[5m]))"
+            target(f"sum(rate(pokemon_speedrun_alert_evaluation_failures_total{{{I}}}{RI}))"
                    f"{ZERO}", "failures/s")]),
         ts("speedmon alert notifications", "Notices to Alertmanagers and webhooks per "
            "minute by result, and notices waiting.",
            [target(f"sum by (target, result) (rate("
-                   f"pokemon_speedrun_alert_notifications_total{{{I}}}[5m])) * 60{ZERO}",
+                   f"pokemon_speedrun_alert_notifications_total{{{I}}}{RI})) * 60{ZERO}",
                    "{{target}} {{result}}"),
             target(f"sum by (target) (pokemon_speedrun_alert_notification_queue_length"
                    f"{{{I}}}){ZERO}", "{{target}} queued")]),

@@ -72,6 +72,17 @@ EXPORTED = {
     "pokemon_speedrun_checkpoint_loading_average_seconds": "gauge",
     "pokemon_speedrun_pattern_quality_average": "gauge",
     "pokemon_speedrun_pattern_reuses_total": "counter",
+    # what the SLA window holds, for sum(a) / sum(b) over a fleet
+    "pokemon_speedrun_sla_window_experiments": "gauge",
+    "pokemon_speedrun_sla_window_experiments_successful": "gauge",
+    "pokemon_speedrun_sla_window_compilations_measured": "gauge",
+    "pokemon_speedrun_sla_window_compilations_under_target": "gauge",
+    "pokemon_speedrun_sla_window_script_compilation_seconds": "gauge",
+    "pokemon_speedrun_sla_window_checkpoint_loads_measured": "gauge",
+    "pokemon_speedrun_sla_window_checkpoint_loads_under_target": "gauge",
+    "pokemon_speedrun_sla_window_checkpoint_loading_seconds": "gauge",
+    "pokemon_speedrun_sla_window_patterns": "gauge",
+    "pokemon_speedrun_sla_window_pattern_quality": "gauge",
     # alerting
     "pokemon_speedrun_alerts": "gauge",
     "pokemon_speedrun_alert_rules": "gauge",
@@ -96,7 +107,8 @@ ALERTS = {
     "SpeedrunHighMemoryUsage": ("critical", "> 90", "2m"),
     "SpeedrunLowExperimentSuccessRate": ("critical", "< 95", "15m"),
     "SpeedrunInsufficientHealthyProcesses": ("critical", "< 3", "1m"),
-    "SpeedrunSLAViolation": ("warning", "pokemon_speedrun_sla_compliance == 0", "5m"),
+    "SpeedrunSLAViolation": ("warning", "job:pokemon_speedrun_sla_pattern_quality:mean < 0.7",
+                             "5m"),
     "SpeedmonDown": ("critical", 'absent(up{job="speedmon"})', "1m"),
     "SpeedrunEmulatorEndpointDown": ("warning", "pokemon_speedrun_upstream_healthy == 0",
                                      "1m"),
@@ -104,7 +116,7 @@ ALERTS = {
     "SpeedrunRouteHighLatencyP95": ("warning", "> 1", "5m"),
 }
 
-ROW_TITLES = ["Proxy traffic", "Emulator health", "Host", "Emulator processes",
+ROW_TITLES = ["Fleet", "Proxy traffic", "Emulator health", "Host", "Emulator processes",
               "Experiments", "SLA", "Alerts"]
 
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
@@ -153,6 +165,18 @@ def dashboard_exprs(d):
     """(panel title, expr) for every target of every panel."""
     return [(p["title"], t["expr"]) for p in d["panels"] if p["type"] != "row"
             for t in p["targets"]]
+
+
+def panels_by_row(d):
+    """{row title: [panels]} in dashboard order."""
+    out, row = {}, None
+    for p in d["panels"]:
+        if p["type"] == "row":
+            row = p["title"]
+            out[row] = []
+        else:
+            out[row].append(p)
+    return out
 
 
 def rules():
@@ -205,7 +229,7 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(self.d["panels"][0]["type"], "row")
 
     def test_every_panel_has_datasource_and_queries(self):
-        self.assertEqual(len(self.panels), 52)
+        self.assertEqual(len(self.panels), 63)
         for p in self.panels:
             with self.subTest(panel=p["title"]):
                 self.assertEqual(p["datasource"], {"type": "prometheus", "uid": "${datasource}"})
@@ -234,16 +258,56 @@ class DashboardTest(unittest.TestCase):
     def test_exprs_use_only_instance_and_upstream_as_regex_matchers(self):
         for title, expr in dashboard_exprs(self.d):
             with self.subTest(panel=title, expr=expr):
-                self.assertEqual(set(re.findall(r"\$\{?(\w+)", expr)) - {"instance", "upstream"},
-                                 set())
+                self.assertEqual(set(re.findall(r"\$\{?(\w+)", expr))
+                                 - {"instance", "upstream", "__rate_interval"}, set())
                 for var in re.findall(r"\$\{?\w+", expr):
-                    self.assertIn(var, ('$instance', '$upstream'))
+                    self.assertIn(var, ('$instance', '$upstream', '$__rate_interval'))
                 self.assertEqual(len(re.findall(r'instance=~"\$instance"', expr)),
                                  expr.count("$instance"))
                 self.assertEqual(len(re.findall(r'upstream=~"\$upstream"', expr)),
                                  expr.count("$upstream"))
-                if "ALERTS" not in expr:
+                if "ALERTS" not in expr and title not in self.fleet_titles():
                     self.assertIn('instance=~"$instance"', expr)
+
+    def fleet_titles(self):
+        rows = panels_by_row(self.d)
+        return {p["title"] for p in rows["Fleet"]
+                if all("$instance" not in t["expr"] for t in p["targets"])}
+
+    def test_fleet_row_reads_job_level_records(self):
+        # The fleet's figures are sum(part) / sum(whole) over every speedmon of the job,
+        # recorded by group speedmon.fleet; the row's last panels drill down by instance.
+        rows = panels_by_row(self.d)
+        rec = recorded()
+        fleet = [p for p in rows["Fleet"] if p["title"] in self.fleet_titles()]
+        self.assertGreaterEqual(len(fleet), 9)
+        for p in fleet:
+            for t in p["targets"]:
+                with self.subTest(panel=p["title"], expr=t["expr"]):
+                    names = metric_names(t["expr"])
+                    self.assertTrue(names)
+                    for n in names - {"up"}:
+                        self.assertTrue(n.startswith("job:") and n in rec, n)
+        self.assertTrue(any("$instance" in t["expr"] for p in rows["Fleet"]
+                            for t in p["targets"]), "no per-instance drill-down in the row")
+
+    def test_no_min_or_mean_of_percentages(self):
+        # min() of two instances' success rates (50 %) is not the fleet's (72.7 %).
+        for title, expr in dashboard_exprs(self.d):
+            with self.subTest(panel=title):
+                self.assertNotRegex(expr, r"\b(min|avg)\s*\(\s*pokemon_speedrun_"
+                                    r"(experiment_success_rate|pattern_quality_average)")
+
+    def test_raw_counter_rates_use_rate_interval(self):
+        # rate() of a raw counter uses $__rate_interval; the recorded rates carry their
+        # window in their name, and increase() over a stated window ("per 5m", "1h") keeps it.
+        rates = 0
+        for title, expr in dashboard_exprs(self.d):
+            for m in re.finditer(r"\brate\(([a-z_]+)\{[^}]*\}(\[[^\]]+\])", expr):
+                with self.subTest(panel=title, expr=expr):
+                    self.assertEqual(m.group(2), "[$__rate_interval]")
+                    rates += 1
+        self.assertGreaterEqual(rates, 10)
 
     def test_exprs_parse(self):
         # promtool parses PromQL only inside rules: wrap each query as a recording rule.
@@ -252,7 +316,8 @@ class DashboardTest(unittest.TestCase):
                   for v in self.d["templating"]["list"] if v["type"] == "query"]
         group = {"name": "dashboard", "rules": [
             {"record": f"dashboard:query_{i}",
-             "expr": e.replace("$instance", ".*").replace("$upstream", ".*")}
+             "expr": e.replace("$instance", ".*").replace("$upstream", ".*")
+                      .replace("$__rate_interval", "1m")}
             for i, e in enumerate(exprs)]}
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "dashboard_rules.yml")
@@ -329,11 +394,16 @@ class MetricNamesTest(unittest.TestCase):
         for name, expr in recorded().items():
             with self.subTest(record=name):
                 self.assertRegex(name, r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
+                level = name.split(":")[0].split("_")
+                self.assertIn(level[0], ("instance", "job"))
                 for by in re.findall(r"\bby \(([^)]*)\)", expr):
                     labels = {x.strip() for x in by.split(",")}
-                    self.assertTrue({"job", "instance"} <= labels, by)
-                level = name.split(":")[0].split("_")
-                self.assertEqual(level[0], "instance")
+                    if level[0] == "job":
+                        # Job level (the fleet): every speedmon of the job added up.
+                        self.assertEqual(level, ["job"])
+                        self.assertEqual(labels, {"job"}, by)
+                    else:
+                        self.assertTrue({"job", "instance"} <= labels, by)
 
 
 class AlertRulesTest(unittest.TestCase):

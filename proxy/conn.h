@@ -21,6 +21,7 @@
 #include "http/http_message.h"
 #include "metrics/request_stats.h"
 #include "proxy/recent_requests.h"
+#include "proxy/resolver.h"
 #include "proxy/topology.h"
 
 namespace speedmon::proxy {
@@ -85,6 +86,7 @@ class DownstreamConn final : public CodecHandler {
   void OnUpstreamDrained();           // the upstream's write queue fell below the low mark
   void FlushOutput() { FlushOut(); }  // end of an upstream read: one write for all of it
   void MaybeCloseIdle();              // draining: close if between requests
+  void ShortenIdle(uint64_t ms);      // between requests: close after `ms` more of quiet
 
   // CodecHandler (requests).
   HeadAction OnHead(const MessageHead& head) override;
@@ -235,9 +237,14 @@ class DownstreamConn final : public CodecHandler {
   int status_ = 0;
 };
 
+// A reload's drain leaves an idle keep-alive connection this long to send its next
+// request (answered with Connection: close) before closing it.
+inline constexpr uint64_t kReloadIdleGraceMs = 1000;
+
 class UpstreamConn final : public CodecHandler {
  public:
-  UpstreamConn(WorkerImpl* w, int upstream, int endpoint);
+  // `address`: one of the endpoint's addresses, kept for the connection's life.
+  UpstreamConn(WorkerImpl* w, int upstream, int endpoint, const SocketAddress& address);
   ~UpstreamConn() override;
   void Connect();
   void Attach(DownstreamConn* ds);  // takes on a request (WorkerImpl::Acquire, Release)
@@ -248,6 +255,7 @@ class UpstreamConn final : public CodecHandler {
   size_t write_queue_size() const { return tcp_.write_queue_size; }
   int upstream() const { return upstream_; }
   int endpoint() const { return endpoint_; }
+  const SocketAddress& address() const { return address_; }
   bool reused() const { return reused_; }
   // The response was read whole and the connection may carry another request.
   bool reusable() const { return complete_ && keep_alive_ && !closing_; }
@@ -263,6 +271,7 @@ class UpstreamConn final : public CodecHandler {
   void EnterPool(UpstreamConn** idle_head);
   void LeavePool(UpstreamConn** idle_head);
   bool in_pool() const { return in_pool_; }
+  UpstreamConn* next_idle() const { return next_; }
 
   // CodecHandler (responses).
   HeadAction OnHead(const MessageHead& head) override;
@@ -291,6 +300,7 @@ class UpstreamConn final : public CodecHandler {
   bool in_pool_ = false;
   int upstream_;
   int endpoint_;
+  SocketAddress address_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
   uv_connect_t connect_req_;
@@ -312,16 +322,24 @@ class UpstreamConn final : public CodecHandler {
 
 class WorkerImpl {
  public:
-  WorkerImpl(int id, const config::Config& config, Topology* topology, metrics::WorkerStats* stats,
-             RecentRequests* recent, std::vector<int> fds);
+  WorkerImpl(int id, const config::Config& config, Topology* topology, AddressTablePtr addresses,
+             metrics::WorkerStats* stats, RecentRequests* recent, std::vector<int> fds);
   ~WorkerImpl();
   void Run();  // on the worker thread; returns when every handle is closed
 
   // From any thread (Worker). Each wakes the loop, and does nothing once the worker has
   // finished (its async handle is closed).
   void PostDrain();  // stop accepting, finish in-flight requests; not after PostStop
-  void PostStop();   // close everything now
+  // A drain for a reload: as PostDrain, but no connection is closed between requests at
+  // once: each is closed after a response carrying Connection: close (its next request's)
+  // or after kReloadIdleGraceMs of quiet, so that a client in a request loop never finds
+  // its connection closed under a request it is sending.
+  void PostReloadDrain();
+  void PostStop();  // close everything now
   void PostLogReopen();
+  // Endpoint addresses from now on: new connections use them; idle pooled connections
+  // to an address no longer listed close; connections in use finish their request.
+  void PostAddresses(AddressTablePtr addresses);
   int connections() const { return connections_.load(std::memory_order_relaxed); }
   // uv_loop_close's result. REQUIRES: Run returned (the thread was joined).
   int loop_close_result() const { return loop_close_result_; }
@@ -333,12 +351,15 @@ class WorkerImpl {
   uv_loop_t* loop() { return &loop_; }
   uint64_t now_ms() const { return uv_now(&loop_); }  // the loop's cached time
   bool draining() const { return draining_; }
+  // Draining for a reload (BeginDrain(true)): connections finish with Connection: close.
+  bool reload_draining() const { return reload_draining_; }
   void NextRequestId(char out[32]) { ids_.Next(out); }
   char* read_buffer() { return read_buf_.data(); }
   size_t read_buffer_size() const { return read_buf_.size(); }
 
   // Pool.
-  int PickEndpoint(int upstream, uint64_t tried);  // -1: no healthy endpoint left
+  // A healthy endpoint with at least one address, not in `tried`; -1: none left.
+  int PickEndpoint(int upstream, uint64_t tried);
   // Gets a connection for the request: an idle one (attached now), a new one
   // (connecting), or null with the request queued as a waiter (at the pool's limit).
   UpstreamConn* Acquire(DownstreamConn* ds, int upstream, int endpoint);
@@ -375,6 +396,7 @@ class WorkerImpl {
     int idle_count = 0;
     int open = 0;                         // idle + busy + connecting
     int active_requests = 0;              // for least-requests balancing
+    uint32_t next_address = 0;            // round robin over the endpoint's addresses
     std::deque<DownstreamConn*> waiters;  // requests waiting for a free connection
   };
   // Accepting: each listening socket is polled by the worker (not uv_listen), so that
@@ -392,18 +414,21 @@ class WorkerImpl {
   void PauseAccepting(metrics::AcceptPause reason);
   void ResumeAccepting();
   static void OnAsync(uv_async_t* a);
-  void BeginDrain();
+  void BeginDrain(bool reload = false);
+  void CloseIdleConnections();  // then finishes when none is left
   void StopNow();
   void CloseListeners();
   void MaybeFinish();
   bool access_log_on() const { return access_fd_ >= 0; }
   void AccessLog(const RequestRecord& r, std::string_view client_ip);
   void ReopenAccessLog();  // SIGUSR1 (after logrotate)
+  void SetAddresses(AddressTablePtr addresses);
   void FlushAccessLog();
   void OpenAccessLog();
 
   const config::Config& config_;
   Topology* topology_;
+  AddressTablePtr addresses_;  // the latest the main thread sent
   metrics::WorkerStats* stats_;
   RecentRequests* recent_;
   uv_loop_t loop_;
@@ -412,6 +437,7 @@ class WorkerImpl {
   std::vector<uint32_t> rr_next_;                 // round robin cursor per upstream
   int max_downstream_ = 10000;
   bool draining_ = false;
+  bool reload_draining_ = false;
   int loop_close_result_ = -1;
 
   int id_;
@@ -433,9 +459,10 @@ class WorkerImpl {
   // Shared with other threads (Post*, connections()).
   std::atomic<int> connections_{0};
   uv_async_t async_;
-  std::atomic<int> command_{0};  // 1 drain, 2 stop
+  std::atomic<int> command_{0};  // 1 drain, 2 stop, 3 drain for a reload
   std::atomic<bool> reopen_log_{false};
-  std::mutex async_mu_;  // async_send must not race the handle's close
+  std::mutex async_mu_;  // async_send must not race the handle's close; guards the next:
+  AddressTablePtr posted_addresses_;
   bool async_closed_ = false;
 };
 

@@ -94,7 +94,10 @@ void DownstreamConn::Enter(State next) {
   const auto& pc = w_->proxy_config();
   switch (next) {
     case State::kIdle:
-      SetDeadline(Deadline::kIdle, pc.idle_timeout.count());
+      SetDeadline(Deadline::kIdle,
+                  w_->reload_draining()
+                      ? std::min<uint64_t>(pc.idle_timeout.count(), kReloadIdleGraceMs)
+                      : pc.idle_timeout.count());
       return;
     case State::kReadingHead:
       start_ns_ = uv_hrtime();
@@ -553,7 +556,9 @@ void DownstreamConn::ResetExchange() {
 void DownstreamConn::ResumeAfterExchange() {
   ResetExchange();
   codec_.Resume();
-  if (w_->draining()) {
+  // A response that promised keep-alive: after a reload the next one says close (a
+  // close now could cross the client's next request); on shutdown, close now.
+  if (w_->draining() && !w_->reload_draining()) {
     CloseAfterFlush();
     return;
   }
@@ -572,6 +577,10 @@ void DownstreamConn::Abort(int status_for_stats) {
   keep_alive_after_ = false;
   if (ExchangeOpen()) RecordExchange(status_for_stats);
   Close();  // takes the exchange out of the in-flight gauge
+}
+
+void DownstreamConn::ShortenIdle(uint64_t ms) {
+  if (state_ == State::kIdle) SetDeadline(Deadline::kIdle, ms);
 }
 
 void DownstreamConn::MaybeCloseIdle() {

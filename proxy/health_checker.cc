@@ -31,6 +31,10 @@ class EndpointChecker final : public CodecHandler {
   EndpointChecker(HealthCheckerImpl* owner, int upstream, int endpoint);
   void Start();
   void Stop();
+  void OnAddresses(bool resolvable);
+  void CarryOver(const EndpointChecker& previous);
+  int upstream() const { return upstream_; }
+  int endpoint() const { return endpoint_; }
   EndpointHealth health;
 
   HeadAction OnHead(const MessageHead& head) override {
@@ -52,7 +56,8 @@ class EndpointChecker final : public CodecHandler {
   void Connected(int status);
   void Received(ssize_t n, const uv_buf_t* buf);
   void BeginCheck();
-  void EndCheck(const char* result);  // "success", "timeout", "connect", "status"
+  void EndCheck(const char* result);  // "success", "timeout", "connect", "status", "resolve"
+  void Publish(bool changed);         // the flag, the gauge, the counts
   void CloseConn();
 
   HealthCheckerImpl* owner_;
@@ -72,15 +77,17 @@ class EndpointChecker final : public CodecHandler {
   double pending_since_unix_ = 0;  // when the endpoint started (re)starting
   bool stopped_ = false;
   bool confirmed_once_ = false;  // passed healthy_threshold at least once
+  bool resolved_once_ = false;   // had an address at least once
   bool got_bytes_ = false;
 };
 
 class HealthCheckerImpl {
  public:
-  HealthCheckerImpl(uv_loop_t* loop, Topology* topology, prometheus::Registry& registry,
-                    std::function<void()> on_change)
+  HealthCheckerImpl(uv_loop_t* loop, Topology* topology, const EndpointResolver* resolver,
+                    prometheus::Registry& registry, std::function<void()> on_change)
       : loop(loop),
         topology(topology),
+        resolver(resolver),
         on_change(std::move(on_change)),
         healthy_family(prometheus::BuildGauge()
                            .Name("pokemon_speedrun_upstream_healthy")
@@ -109,8 +116,9 @@ class HealthCheckerImpl {
         failures_family(prometheus::BuildCounter()
                             .Name("pokemon_speedrun_process_failures_total")
                             .Help("Emulator process failures by kind: endpoints going from "
-                                  "healthy to unhealthy (timeout, connect, status) and failures "
-                                  "the pool manager reports (crash, exit, oom, hang, other).")
+                                  "healthy to unhealthy (timeout, connect, status, resolve) and "
+                                  "failures the pool manager reports (crash, exit, oom, hang, "
+                                  "other).")
                             .Register(registry)) {
     for (std::string_view kind : kFailureTypes)
       failures_family.Add({{"failure_type", std::string(kind)}});
@@ -128,6 +136,7 @@ class HealthCheckerImpl {
 
   uv_loop_t* loop;
   Topology* topology;
+  const EndpointResolver* resolver;
   std::function<void()> on_change;
   prometheus::Family<prometheus::Gauge>& healthy_family;
   prometheus::Family<prometheus::Counter>& checks_family;
@@ -183,9 +192,14 @@ void EndpointChecker::BeginCheck() {
   uv_tcp_init(owner_->loop, conn_);
   conn_->data = this;
   uv_timer_start(&timeout_, OnTimeout, us.config.health_check.timeout.count(), 0);
-  int rc =
-      uv_tcp_connect(&connect_req_, conn_,
-                     reinterpret_cast<const sockaddr*>(&us.endpoints[endpoint_]->addr), OnConnect);
+  AddressTablePtr table = owner_->resolver->table();
+  const std::vector<SocketAddress>& addrs = table->at(upstream_, endpoint_);
+  if (addrs.empty()) {
+    EndCheck("resolve");
+    return;
+  }
+  int rc = uv_tcp_connect(&connect_req_, conn_, reinterpret_cast<const sockaddr*>(&addrs[0].addr),
+                          OnConnect);
   if (rc != 0) EndCheck("connect");
 }
 
@@ -319,6 +333,11 @@ void EndpointChecker::EndCheck(const char* result) {
       pending_since_unix_ = health.last_check_unix;
     }
   }
+  Publish(changed);
+  if (!stopped_) uv_timer_start(&tick_, OnTick, hc.interval.count(), 0);
+}
+
+void EndpointChecker::Publish(bool changed) {
   EndpointState& ep = *owner_->topology->upstream(upstream_).endpoints[endpoint_];
   ep.healthy.store(health.healthy, std::memory_order_relaxed);
   owner_->healthy_family.Add({{"upstream", health.upstream}, {"endpoint", health.endpoint}})
@@ -327,12 +346,50 @@ void EndpointChecker::EndCheck(const char* result) {
     owner_->Recount();
     if (owner_->on_change) owner_->on_change();
   }
-  if (!stopped_) uv_timer_start(&tick_, OnTick, hc.interval.count(), 0);
 }
 
-HealthChecker::HealthChecker(uv_loop_s* loop, Topology* topology, prometheus::Registry& registry,
-                             std::function<void()> on_change)
-    : impl_(std::make_unique<HealthCheckerImpl>(loop, topology, registry, std::move(on_change))) {
+void EndpointChecker::CarryOver(const EndpointChecker& previous) {
+  health = previous.health;
+  health.checked = owner_->topology->upstream(upstream_).config.health_check.enabled;
+  successes_in_row_ = previous.successes_in_row_;
+  failures_in_row_ = previous.failures_in_row_;
+  pending_since_unix_ = previous.pending_since_unix_;
+  confirmed_once_ = previous.confirmed_once_;
+  resolved_once_ = previous.resolved_once_;
+  if (!health.checked && !health.healthy && health.last_result != "resolve") {
+    health.healthy = true;  // its checks were turned off: taken as healthy again
+  }
+  Publish(false);
+}
+
+void EndpointChecker::OnAddresses(bool resolvable) {
+  // A failure is an endpoint that was up going down (as in EndCheck): one without checks
+  // counts as up once it resolved.
+  const bool was_up = health.checked ? confirmed_once_ : resolved_once_;
+  if (resolvable) resolved_once_ = true;
+  if (!resolvable && health.healthy) {
+    health.healthy = false;
+    health.last_result = "resolve";
+    if (was_up) {
+      ++health.failures;
+      owner_->failures_family.Add({{"failure_type", "resolve"}}).Increment();
+    }
+    if (pending_since_unix_ == 0) pending_since_unix_ = UnixNow();
+    successes_in_row_ = 0;
+    Publish(true);
+  } else if (resolvable && !health.healthy && !health.checked) {
+    health.healthy = true;
+    health.last_result = "";
+    health.healthy_since_unix = UnixNow();
+    pending_since_unix_ = 0;
+    Publish(true);
+  }
+}
+
+HealthChecker::HealthChecker(uv_loop_s* loop, Topology* topology, const EndpointResolver* resolver,
+                             prometheus::Registry& registry, std::function<void()> on_change)
+    : impl_(std::make_unique<HealthCheckerImpl>(loop, topology, resolver, registry,
+                                                std::move(on_change))) {
   for (size_t u = 0; u < topology->upstreams().size(); ++u) {
     for (size_t e = 0; e < topology->upstream(static_cast<int>(u)).endpoints.size(); ++e) {
       impl_->checkers.push_back(
@@ -340,9 +397,36 @@ HealthChecker::HealthChecker(uv_loop_s* loop, Topology* topology, prometheus::Re
     }
   }
   impl_->Recount();
+  // The start's table: quietly (the owner learns the state from Snapshot()).
+  std::function<void()> on_change_later = std::move(impl_->on_change);
+  impl_->on_change = nullptr;
+  OnAddresses(*resolver->table());
+  impl_->on_change = std::move(on_change_later);
 }
 
 HealthChecker::~HealthChecker() = default;
+
+void HealthChecker::CarryOver(const HealthChecker& previous) {
+  for (auto& c : impl_->checkers) {
+    for (const auto& p : previous.impl_->checkers) {
+      if (p->health.upstream == c->health.upstream && p->health.endpoint == c->health.endpoint) {
+        c->CarryOver(*p);
+        break;
+      }
+    }
+  }
+  std::function<void()> on_change_later = std::move(impl_->on_change);
+  impl_->on_change = nullptr;
+  OnAddresses(*impl_->resolver->table());
+  impl_->on_change = std::move(on_change_later);
+  impl_->Recount();
+}
+
+void HealthChecker::OnAddresses(const AddressTable& table) {
+  for (auto& c : impl_->checkers) {
+    c->OnAddresses(!table.at(c->upstream(), c->endpoint()).empty());
+  }
+}
 
 void HealthChecker::Start() {
   for (auto& c : impl_->checkers) c->Start();

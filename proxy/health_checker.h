@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/resolver.h"
 #include "proxy/topology.h"
 
 struct uv_loop_s;
@@ -34,7 +35,7 @@ struct EndpointHealth {
   uint64_t check_failures = 0;
   uint64_t failures = 0;       // healthy -> unhealthy transitions
   double last_check_unix = 0;  // 0: never
-  std::string last_result;     // success | timeout | connect | status
+  std::string last_result;     // success | timeout | connect | status | resolve
   int last_status = 0;
   double last_startup_seconds = -1;  // -1: none observed yet
   double healthy_since_unix = 0;
@@ -43,20 +44,30 @@ struct EndpointHealth {
 class HealthCheckerImpl;
 
 // The failure_type values of pokemon_speedrun_process_failures_total, all exported from 0:
-// the health checks' own (timeout, connect, status) and the ones a pool manager reports
-// through POST /api/v1/events.
-inline constexpr std::string_view kFailureTypes[] = {"timeout", "connect", "status", "crash",
-                                                     "exit",    "oom",     "hang",   "other"};
+// the health checks' own (timeout, connect, status, resolve) and the ones a pool manager
+// reports through POST /api/v1/events.
+inline constexpr std::string_view kFailureTypes[] = {
+    "timeout", "connect", "status", "resolve", "crash", "exit", "oom", "hang", "other"};
 
 class HealthChecker {
  public:
-  // `on_change` runs (on the main loop) after any endpoint changes state.
-  HealthChecker(uv_loop_s* loop, Topology* topology, prometheus::Registry& registry,
-                std::function<void()> on_change);
+  // `on_change` runs (on the main loop) after any endpoint changes state. Checks go to
+  // the first of the endpoint's current addresses in `resolver`'s table (which must
+  // outlive this); an endpoint without any fails its check as "resolve".
+  HealthChecker(uv_loop_s* loop, Topology* topology, const EndpointResolver* resolver,
+                prometheus::Registry& registry, std::function<void()> on_change);
   ~HealthChecker();
   void Start();
   // Closes every handle; the loop finishes them.
   void Stop();
+  // A new address table: an endpoint whose name stopped resolving is unhealthy at once
+  // (result "resolve"); one without health checks is healthy again when it resolves,
+  // one with them after its next passing check.
+  void OnAddresses(const AddressTable& table);
+  // A reload: each endpoint `previous` also checks (same upstream name and endpoint)
+  // continues from its state there (health, checks in a row, counts), so that a reload
+  // neither revives an unhealthy endpoint nor fails a healthy one. Before Start().
+  void CarryOver(const HealthChecker& previous);
   std::vector<EndpointHealth> Snapshot() const;
   int healthy() const;
   int total() const;

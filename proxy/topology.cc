@@ -7,7 +7,7 @@
 
 namespace speedmon::proxy {
 
-base::StatusOr<SocketAddress> Resolve(const config::Address& address) {
+base::StatusOr<std::vector<SocketAddress>> ResolveEvery(const config::Address& address) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -18,11 +18,23 @@ base::StatusOr<SocketAddress> Resolve(const config::Address& address) {
   if (rc != 0 || res == nullptr) {
     return base::UnavailableError("cannot resolve " + address.ToString() + ": " + gai_strerror(rc));
   }
-  SocketAddress out;
-  std::memcpy(&out.addr, res->ai_addr, res->ai_addrlen);
-  out.len = res->ai_addrlen;
+  std::vector<SocketAddress> out;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    SocketAddress a;
+    std::memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
+    a.len = ai->ai_addrlen;
+    out.push_back(a);
+  }
   freeaddrinfo(res);
+  if (out.empty()) return base::UnavailableError("cannot resolve " + address.ToString());
   return out;
+}
+
+base::StatusOr<SocketAddress> Resolve(const config::Address& address) {
+  base::StatusOr<std::vector<SocketAddress>> all = ResolveEvery(address);
+  if (!all.ok()) return all.status();
+  return all->front();
 }
 
 base::StatusOr<std::unique_ptr<Topology>> Topology::Build(const config::Config& config) {
@@ -35,10 +47,6 @@ base::StatusOr<std::unique_ptr<Topology>> Topology::Build(const config::Config& 
     for (const auto& addr : uc.endpoints) {
       auto ep = std::make_unique<EndpointState>();
       ep->label = addr.ToString();
-      base::StatusOr<SocketAddress> resolved = Resolve(addr);
-      if (!resolved.ok()) return resolved.status();
-      ep->addr = resolved->addr;
-      ep->addr_len = resolved->len;
       labels.push_back(ep->label);
       us.endpoints.push_back(std::move(ep));
     }

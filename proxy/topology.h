@@ -1,7 +1,9 @@
 // The proxy's fixed shape, built once from the config on the main thread and then shared
-// read-only by every thread: upstreams with resolved endpoint addresses, routes, and
-// the listener -> upstream map. The only mutable part is each endpoint's health flag:
-// written by the health checker (main thread), read by workers without locks.
+// read-only by every thread: upstreams with their endpoints, routes, and the listener ->
+// upstream map. The only mutable part is each endpoint's health flag: written by the
+// health checker (main thread), read by workers without locks. Endpoint addresses are
+// not here: names are resolved again and again (proxy/resolver.h), and each worker holds
+// the latest AddressTable it was sent.
 #pragma once
 
 #include <netinet/in.h>
@@ -27,8 +29,6 @@ struct SocketAddress {
 
 struct EndpointState {
   std::string label;  // "host:port" as configured; the `endpoint` label value
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
   std::atomic<bool> healthy{true};
 };
 
@@ -39,9 +39,8 @@ struct UpstreamState {
 
 class Topology {
  public:
-  // Resolves every endpoint address (blocking getaddrinfo; at start only). Fails with
-  // Resolve's kUnavailable, or kInvalidArgument for a listener naming an upstream the
-  // config does not define (config::Load refuses such a config).
+  // Fails with kInvalidArgument for a listener naming an upstream the config does not
+  // define (config::Load refuses such a config). Resolves nothing.
   static base::StatusOr<std::unique_ptr<Topology>> Build(const config::Config& config);
 
   const std::vector<UpstreamState>& upstreams() const { return upstreams_; }
@@ -64,8 +63,10 @@ class Topology {
   metrics::StatsLayout layout_;
 };
 
-// Resolves a config address to a socket address (blocking getaddrinfo). kUnavailable
-// "cannot resolve host:port: <reason>" on failure.
+// Resolves a config address to its first socket address (blocking getaddrinfo): for
+// listeners, and IP-literal endpoints. kUnavailable "cannot resolve host:port: <reason>".
 base::StatusOr<SocketAddress> Resolve(const config::Address& address);
+// Every address getaddrinfo gives, in its order (Resolve takes the first).
+base::StatusOr<std::vector<SocketAddress>> ResolveEvery(const config::Address& address);
 
 }  // namespace speedmon::proxy

@@ -12,10 +12,11 @@ namespace {
 UpstreamConn* FromHandle(const uv_handle_t* h) { return static_cast<UpstreamConn*>(h->data); }
 }  // namespace
 
-UpstreamConn::UpstreamConn(WorkerImpl* w, int upstream, int endpoint)
+UpstreamConn::UpstreamConn(WorkerImpl* w, int upstream, int endpoint, const SocketAddress& address)
     : w_(w),
       upstream_(upstream),
       endpoint_(endpoint),
+      address_(address),
       codec_(HttpCodec::Type::kResponse, this, 256 * 1024) {
   uv_tcp_init(w->loop(), &tcp_);
   uv_timer_init(w->loop(), &timer_);
@@ -28,9 +29,8 @@ UpstreamConn::~UpstreamConn() = default;
 
 void UpstreamConn::Connect() {
   const UpstreamState& us = w_->topology().upstream(upstream_);
-  const EndpointState& ep = *us.endpoints[endpoint_];
-  int rc =
-      uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&ep.addr), OnConnect);
+  int rc = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&address_.addr),
+                          OnConnect);
   // A connect that fails at once is reported from the timer like one that fails later,
   // so the caller never sees a callback before Connect returns.
   uv_timer_start(&timer_, OnTimer, rc == 0 ? us.config.connect_timeout.count() : 0, 0);

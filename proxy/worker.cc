@@ -92,10 +92,11 @@ base::Status BindReusePort(const config::Address& address, int count, int backlo
   return base::OkStatus();
 }
 
-WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metrics::WorkerStats* st,
-                       RecentRequests* rec, std::vector<int> fds)
+WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, AddressTablePtr addresses,
+                       metrics::WorkerStats* st, RecentRequests* rec, std::vector<int> fds)
     : config_(cfg),
       topology_(topo),
+      addresses_(std::move(addresses)),
       stats_(st),
       recent_(rec),
       ids_(std::random_device{}() ^ (uint64_t(id) << 32) ^ uint64_t(uv_hrtime())),
@@ -115,7 +116,8 @@ WorkerImpl::WorkerImpl(int id, const config::Config& cfg, Topology* topo, metric
   const int budget = ClientConnectionBudget();
   if (budget < limit) {
     limit = budget;
-    if (id == 0) {
+    static std::atomic<bool> logged{false};  // once per process, not per reload
+    if (id == 0 && !logged.exchange(true)) {
       base::LogInfo("max_connections " + std::to_string(cfg.proxy.max_connections) +
                     " is more than RLIMIT_NOFILE allows; accepting pauses at " +
                     std::to_string(budget) +
@@ -311,6 +313,7 @@ int WorkerImpl::PickEndpoint(int upstream, uint64_t tried) {
   for (int i = 0; i < n; ++i) {
     int e = static_cast<int>((start + static_cast<uint32_t>(i)) % static_cast<uint32_t>(n));
     if (!us.endpoints[e]->healthy.load(std::memory_order_relaxed)) continue;
+    if (addresses_->at(upstream, e).empty()) continue;  // its name does not resolve now
     if (tried & (uint64_t{1} << (e < 63 ? e : 63))) continue;
     if (us.config.load_balancing == config::LoadBalancing::kRoundRobin) return e;
     if (best < 0 || pools_[upstream][e].active_requests < pools_[upstream][best].active_requests) {
@@ -333,8 +336,10 @@ UpstreamConn* WorkerImpl::Acquire(DownstreamConn* ds, int upstream, int endpoint
   const auto& ucfg = topology_->upstream(upstream).config;
   int limit = static_cast<int>((ucfg.max_connections + std::max(1, config_.proxy.workers) - 1) /
                                std::max(1, config_.proxy.workers));
-  if (pool.open < limit) {
-    auto* up = new UpstreamConn(this, upstream, endpoint);
+  const std::vector<SocketAddress>& addrs = addresses_->at(upstream, endpoint);
+  if (pool.open < limit && !addrs.empty()) {
+    auto* up =
+        new UpstreamConn(this, upstream, endpoint, addrs[pool.next_address++ % addrs.size()]);
     ++pool.open;
     up->Attach(ds);
     up->Connect();
@@ -346,7 +351,8 @@ UpstreamConn* WorkerImpl::Acquire(DownstreamConn* ds, int upstream, int endpoint
 
 void WorkerImpl::Release(UpstreamConn* up, bool reusable) {
   up->DropRequest();
-  if (!reusable) {
+  if (!reusable || !addresses_->Contains(up->upstream(), up->endpoint(), up->address().addr,
+                                         up->address().len)) {
     up->Close();
     return;
   }
@@ -437,10 +443,18 @@ void WorkerImpl::OnAsync(uv_async_t* a) {
   int cmd = w->command_.load(std::memory_order_acquire);
   base::Guard(base::Component::kLifecycle, "worker command", [&] {
     if (w->reopen_log_.exchange(false, std::memory_order_acq_rel)) w->ReopenAccessLog();
+    AddressTablePtr addresses;
+    {
+      std::lock_guard<std::mutex> lock(w->async_mu_);
+      addresses = std::move(w->posted_addresses_);
+    }
+    if (addresses) w->SetAddresses(std::move(addresses));
     if (cmd == 2) {
       w->StopNow();
     } else if (cmd == 1) {
       w->BeginDrain();
+    } else if (cmd == 3) {
+      w->BeginDrain(/*reload=*/true);
     }
   });
 }
@@ -457,10 +471,25 @@ void WorkerImpl::CloseListeners() {
   uv_timer_stop(&accept_timer_);
 }
 
-void WorkerImpl::BeginDrain() {
+void WorkerImpl::BeginDrain(bool reload) {
   if (draining_) return;
   draining_ = true;
   CloseListeners();
+  if (!reload) {
+    CloseIdleConnections();
+    return;
+  }
+  // A reload: every connection is closed after a response that says so (the next
+  // request is answered with Connection: close); one that stays idle is closed after
+  // kReloadIdleGraceMs, as by a short idle_timeout.
+  reload_draining_ = true;
+  for (DownstreamConn* ds = conns_; ds != nullptr; ds = ds->next_conn()) {
+    ds->ShortenIdle(kReloadIdleGraceMs);
+  }
+  MaybeFinish();
+}
+
+void WorkerImpl::CloseIdleConnections() {
   for (DownstreamConn* ds = conns_; ds != nullptr;) {
     DownstreamConn* next = ds->next_conn();
     ds->MaybeCloseIdle();
@@ -504,10 +533,42 @@ void WorkerImpl::PostDrain() {
   uv_async_send(&async_);
 }
 
+void WorkerImpl::PostReloadDrain() {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (async_closed_) return;
+  int expected = 0;
+  command_.compare_exchange_strong(expected, 3, std::memory_order_acq_rel);
+  uv_async_send(&async_);
+}
+
 void WorkerImpl::PostStop() {
   std::lock_guard<std::mutex> lock(async_mu_);
   if (async_closed_) return;
   command_.store(2, std::memory_order_release);
+  uv_async_send(&async_);
+}
+
+void WorkerImpl::SetAddresses(AddressTablePtr addresses) {
+  addresses_ = std::move(addresses);
+  // Idle connections to an address no longer listed close now; busy ones at Release.
+  for (size_t u = 0; u < pools_.size(); ++u) {
+    for (size_t e = 0; e < pools_[u].size(); ++e) {
+      std::vector<UpstreamConn*> stale;
+      for (UpstreamConn* up = pools_[u][e].idle; up != nullptr; up = up->next_idle()) {
+        if (!addresses_->Contains(static_cast<int>(u), static_cast<int>(e), up->address().addr,
+                                  up->address().len)) {
+          stale.push_back(up);
+        }
+      }
+      for (UpstreamConn* up : stale) up->Close();  // Close unlinks it
+    }
+  }
+}
+
+void WorkerImpl::PostAddresses(AddressTablePtr addresses) {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  if (async_closed_) return;
+  posted_addresses_ = std::move(addresses);
   uv_async_send(&async_);
 }
 
@@ -518,9 +579,9 @@ void WorkerImpl::PostLogReopen() {
   uv_async_send(&async_);
 }
 
-Worker::Worker(int id, const config::Config& config, Topology* topology,
+Worker::Worker(int id, const config::Config& config, Topology* topology, AddressTablePtr addresses,
                metrics::WorkerStats* stats, RecentRequests* recent, std::vector<int> listen_fds)
-    : impl_(std::make_unique<WorkerImpl>(id, config, topology, stats, recent,
+    : impl_(std::make_unique<WorkerImpl>(id, config, topology, std::move(addresses), stats, recent,
                                          std::move(listen_fds))) {}
 
 Worker::~Worker() = default;
@@ -533,7 +594,11 @@ void Worker::Start() {
 
 void Worker::BeginDrain() { impl_->PostDrain(); }
 
+void Worker::BeginReloadDrain() { impl_->PostReloadDrain(); }
+
 void Worker::ReopenAccessLog() { impl_->PostLogReopen(); }
+
+void Worker::SetAddresses(AddressTablePtr addresses) { impl_->PostAddresses(std::move(addresses)); }
 
 void Worker::Stop() { impl_->PostStop(); }
 

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "metrics/request_stats.h"
 #include "proxy/recent_requests.h"
+#include "proxy/resolver.h"
 #include "proxy/topology.h"
 
 namespace speedmon::proxy {
@@ -24,18 +25,24 @@ class Worker {
  public:
   // `listen_fds`: one bound, non-blocking socket per config listener (this worker's own
   // SO_REUSEPORT copy), owned by the worker from now on.
-  Worker(int id, const config::Config& config, Topology* topology, metrics::WorkerStats* stats,
-         RecentRequests* recent, std::vector<int> listen_fds);
+  // `addresses`: the endpoints' addresses to start with (SetAddresses sends newer ones).
+  Worker(int id, const config::Config& config, Topology* topology, AddressTablePtr addresses,
+         metrics::WorkerStats* stats, RecentRequests* recent, std::vector<int> listen_fds);
   ~Worker();  // REQUIRES: Join() returned
 
   void Start();
   // Stop accepting; finish in-flight requests; close idle connections. The thread ends
   // when the last connection has closed. Thread-safe.
   void BeginDrain();
+  // The same for a reload: idle keep-alive connections get a moment (1 s) to send their
+  // next request, which is answered with Connection: close. Thread-safe.
+  void BeginReloadDrain();
   // Close everything now (after the drain timeout). Thread-safe.
   void Stop();
   // Reopen the access log at its configured path (after rotation). Thread-safe.
   void ReopenAccessLog();
+  // New endpoint addresses (a name resolved differently). Thread-safe.
+  void SetAddresses(AddressTablePtr addresses);
   void Join();
 
   // Live downstream connections (for /api/v1/upstreams and tests). Thread-safe.

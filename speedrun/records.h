@@ -56,8 +56,8 @@ struct Experiment {
   ExperimentStatus status = ExperimentStatus::kSuccess;  // required
   double duration_seconds = 0;                           // required, >= 0
   std::optional<int64_t> script_length;                  // integer >= 0
-  std::optional<double> script_compilation_ms;           // >= 0; absent = not reported
-  std::optional<double> checkpoint_loading_ms;           // >= 0; absent = not reported
+  std::optional<double> script_compilation_ms;           // >= 0; see MeasuredMs
+  std::optional<double> checkpoint_loading_ms;           // >= 0; see MeasuredMs
   std::string ai_strategy = "unknown";                   // 1..64 chars
   std::optional<int64_t> pattern_discoveries;            // integer >= 0
   double timestamp = 0;                                  // unix seconds; default: when validated
@@ -75,6 +75,15 @@ struct Pattern {
   int64_t reuse_count = 0;                       // integer >= 0
   double timestamp = 0;                          // as for experiments
 };
+
+// A compile or checkpoint time as the aggregates see it: absent, 0 or negative means
+// "not measured" (a runner's dataclass defaults these to 0.0), so such a time is left out
+// of the histograms, the window averages and the SLA percentages. The record itself keeps
+// what was posted (GET /api/v1/experiments shows 0.0).
+inline std::optional<double> MeasuredMs(const std::optional<double>& ms) {
+  if (!ms || !(*ms > 0)) return std::nullopt;
+  return ms;
+}
 
 // Validate one item. `path` is the item's path ("" for a single body, "items[3]" in a
 // batch); `now` is the default timestamp. Returns the first error, or OK and fills *out.

@@ -17,7 +17,6 @@ namespace {
 using nlohmann::json;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr char kOtherStrategy[] = "other";
 
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -548,6 +547,16 @@ std::optional<int64_t> DecodeCursor(std::string_view cursor) {
   }
   if (seq <= 0) return std::nullopt;
   return seq;
+}
+
+Service::ExperimentCounts Service::CountExperiments() const {
+  ExperimentCounts c;
+  std::lock_guard lock(state_mu_);
+  for (const auto& [key, n] : totals_.experiments) {
+    c.total += n;
+    if (key.first == StatusName(ExperimentStatus::kSuccess)) c.successes += n;
+  }
+  return c;
 }
 
 json Service::GetSla() const {

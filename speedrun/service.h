@@ -166,6 +166,13 @@ class Service {
   // GET /api/v1/sla: the shape of SlaJson in sla.h.
   nlohmann::json GetSla() const;
 
+  // Experiments stored since ever (restored at Open) and how many of them have status
+  // success: what the status page's charts take differences of. Any thread.
+  struct ExperimentCounts {
+    uint64_t total = 0, successes = 0;
+  };
+  ExperimentCounts CountExperiments() const;
+
   // The current value of a number alert rules read, NaN when there is no data or the
   // name is unknown. Names: see ValueNames() (the dotted speedrun.* names, in their units:
   // percent and ms, and the exported gauge names, in theirs: seconds).

@@ -99,6 +99,8 @@ TEST_F(ServiceTest, BatchesCountDuplicatesWithinAndAcross) {
             1);
   EXPECT_EQ(Metric("pokemon_speedrun_experiment_success_rate"), 50);
   EXPECT_EQ(json::parse(ExperimentsBody(*s))["total"], 4);
+  EXPECT_EQ(s->CountExperiments().total, 4u);
+  EXPECT_EQ(s->CountExperiments().successes, 2u);
 }
 
 struct Garbage {
@@ -313,6 +315,66 @@ TEST_F(ServiceTest, SlaAnswerAndGaugesFollowData) {
   EXPECT_EQ(json::parse(SlaBody(*s))["targets"]["experiment_success_rate"], 96.0);
 }
 
+// The window's counts and sums are exported from the start at 0, and every status of a
+// strategy once the strategy is seen; a time of 0 is not measured (not in the histogram).
+TEST_F(ServiceTest, WindowCountsAndStatusesFromTheStart) {
+  auto s = Make();
+  const char* counts[] = {"experiments",
+                          "experiments_successful",
+                          "compilations_measured",
+                          "compilations_under_target",
+                          "script_compilation_seconds",
+                          "checkpoint_loads_measured",
+                          "checkpoint_loads_under_target",
+                          "checkpoint_loading_seconds",
+                          "patterns",
+                          "pattern_quality"};
+  for (const char* c : counts) {
+    EXPECT_EQ(Metric(std::string("pokemon_speedrun_sla_window_") + c), 0) << c;
+  }
+  for (const char* status : {"success", "failure", "timeout", "error", "cancelled"}) {
+    EXPECT_EQ(Metric(std::string("pokemon_speedrun_experiments_total{status=\"") + status +
+                     "\",strategy=\"other\"}"),
+              0)
+        << status;
+  }
+  ASSERT_EQ(PostAndWait(*s, Kind::kExperiments,
+                        "[" +
+                            Experiment("a", "success",
+                                       R"(,"script_compilation_time_ms":87.5,)"
+                                       R"("checkpoint_loading_time_ms":600,"ai_strategy":"ga")") +
+                            "," +
+                            Experiment("b", "failure",
+                                       R"(,"script_compilation_time_ms":0.0,)"
+                                       R"("checkpoint_loading_time_ms":0,"ai_strategy":"ga")") +
+                            "]")
+                .status,
+            201);
+  ASSERT_EQ(PostAndWait(*s, Kind::kPatterns,
+                        R"([{"pattern_id":"p1","pattern_type":"battle","quality_score":0.75},)"
+                        R"({"pattern_id":"p2","pattern_type":"movement","quality_score":0.5}])")
+                .status,
+            201);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_experiments"), 2);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_experiments_successful"), 1);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_compilations_measured"), 1);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_compilations_under_target"), 1);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_script_compilation_seconds"), 0.0875);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_checkpoint_loads_measured"), 1);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_checkpoint_loads_under_target"), 0);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_checkpoint_loading_seconds"), 0.6);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_patterns"), 2);
+  EXPECT_EQ(Metric("pokemon_speedrun_sla_window_pattern_quality"), 1.25);
+  EXPECT_EQ(Metric("pokemon_speedrun_script_compilation_seconds_count"), 1);
+  EXPECT_EQ(Metric("pokemon_speedrun_checkpoint_loading_seconds_count"), 1);
+  EXPECT_EQ(Metric("pokemon_speedrun_script_compilation_average_seconds"), 0.0875);
+  EXPECT_EQ(Metric("pokemon_speedrun_experiments_total{status=\"success\",strategy=\"ga\"}"), 1);
+  EXPECT_EQ(Metric("pokemon_speedrun_experiments_total{status=\"timeout\",strategy=\"ga\"}"), 0);
+  // The record keeps what was posted.
+  EXPECT_EQ(json::parse(ExperimentsBody(*s, 1))["experiments"][0]["script_compilation_time_ms"],
+            0.0);
+}
+
 TEST_F(ServiceTest, StrategyLabelsAreBoundedAndSurviveRestart) {
   config::SpeedrunConfig sr;
   sr.max_strategy_labels = 2;
@@ -388,6 +450,9 @@ TEST_F(ServiceTest, RestartRestoresCountersWindowsAndRecentExactly) {
   EXPECT_EQ(ReuseAndWait(*s, "p1").body, R"({"pattern_id":"p1","reuse_count":2})");
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("new")).status, 201);
   EXPECT_EQ(json::parse(ExperimentsBody(*s))["total"], 31);
+  // 22 of the 30 before the restart (i % 4 != 0) and the new one.
+  EXPECT_EQ(s->CountExperiments().total, 31u);
+  EXPECT_EQ(s->CountExperiments().successes, 23u);
 }
 
 TEST_F(ServiceTest, RetentionTrimsRowsButKeepsTotals) {

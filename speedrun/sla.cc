@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "speedrun/records.h"
+
 namespace speedmon::speedrun {
 namespace {
 
@@ -43,6 +45,8 @@ SlaWindow::Entry SlaWindow::MakeEntry(bool success, std::optional<double> compil
                                       std::optional<double> checkpoint_ms) const {
   Entry e{};
   e.success = success;
+  compile_ms = MeasuredMs(compile_ms);
+  checkpoint_ms = MeasuredMs(checkpoint_ms);
   if (compile_ms) {
     e.compile_reported = true;
     e.compile_under = *compile_ms < sla_.script_compilation_target_ms;
@@ -136,6 +140,16 @@ SlaReport SlaWindow::Report() const {
   }
   r.window_experiments = experiments_.size();
   r.window_patterns = quality_nanos_.size();
+  r.counts.experiments = experiments_.size();
+  r.counts.successes = successes_;
+  r.counts.compile_measured = compile_reported_;
+  r.counts.compile_under_target = compile_under_;
+  r.counts.compile_ms_sum = compile_sum_;
+  r.counts.checkpoint_measured = checkpoint_reported_;
+  r.counts.checkpoint_under_target = checkpoint_under_;
+  r.counts.checkpoint_ms_sum = checkpoint_sum_;
+  r.counts.patterns = quality_nanos_.size();
+  r.counts.quality_sum = static_cast<double>(quality_nanos_sum_) / 1e9;
   r.average_compile_ms = Average(compile_sum_, compile_reported_);
   r.average_checkpoint_ms = Average(checkpoint_sum_, checkpoint_reported_);
   return r;

@@ -8,9 +8,10 @@
 // not fail the overall):
 //   experiment_success_rate  successes * 100 / experiments; only "success" counts.
 //                            Compliant when >= experiment_success_rate_min.
-//   script_compilation       % of window experiments that reported a compile time whose
+//   script_compilation       % of window experiments with a measured compile time whose
 //                            time is strictly under script_compilation_target_ms;
-//                            experiments without one are left out (none -> null).
+//                            experiments without one (absent, or <= 0: see MeasuredMs in
+//                            records.h) are left out (none -> null).
 //                            Compliant when >= target_compliance_min.
 //   checkpoint_loading       the same with checkpoint_loading_target_ms.
 //   pattern_quality          average quality_score over the patterns window (patterns
@@ -19,6 +20,10 @@
 //   system_availability      the healthy process ratio in percent, as last set (NaN or
 //                            never set -> null). Compliant when >= system_availability_min.
 // Overall is true when every non-null requirement is compliant (so true with no data).
+//
+// The counts and sums behind the percentages and averages are in SlaReport::counts, and
+// exported as gauges, so that Prometheus can add them over several speedmon instances and
+// divide: sum(successful) * 100 / sum(experiments) is the fleet's success rate exactly.
 //
 // Exactness: counts are integers and a percentage is one correctly rounded division of
 // integers (95 of 100 is exactly 95.0); quality scores are summed as integer billionths,
@@ -59,8 +64,23 @@ struct RequirementStatus {
   }
 };
 
+// What the window holds, behind the requirements' values.
+struct SlaCounts {
+  uint64_t experiments = 0;           // experiments in the window
+  uint64_t successes = 0;             // of them, status "success"
+  uint64_t compile_measured = 0;      // of them, with a measured compile time
+  uint64_t compile_under_target = 0;  // of those, under script_compilation_target_ms
+  double compile_ms_sum = 0;          // the sum of those measured times
+  uint64_t checkpoint_measured = 0;   // likewise for checkpoint loading
+  uint64_t checkpoint_under_target = 0;
+  double checkpoint_ms_sum = 0;
+  uint64_t patterns = 0;   // patterns in the patterns window
+  double quality_sum = 0;  // the sum of their quality scores
+};
+
 struct SlaReport {
   std::array<RequirementStatus, kRequirementCount> requirements;
+  SlaCounts counts;
   bool overall = true;
   uint64_t window_experiments = 0;
   uint64_t window_patterns = 0;

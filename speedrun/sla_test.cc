@@ -97,13 +97,13 @@ TEST(SlaWindow, HandComputedCases) {
        false,
        3,
        0},
-      {"compile target is strictly under: 100 ms is not under 100",
+      {"compile target is strictly under: 100 ms is not under 100; 0 is not measured",
        {{true, 99.999, std::nullopt}, {true, 100, std::nullopt}, {true, 0, std::nullopt}},
        {},
        kNaN,
        1000,
        500,
-       {100.0, 200.0 / 3, kNull, kNull, kNull},
+       {100.0, 50.0, kNull, kNull, kNull},
        false,
        3,
        0},
@@ -297,6 +297,73 @@ TEST(SlaWindow, AveragesOfReportedTimes) {
   ASSERT_TRUE(r.average_compile_ms.has_value());
   EXPECT_DOUBLE_EQ(*r.average_compile_ms, (0.7 + 0.8 + 0.9) / 3);
   EXPECT_DOUBLE_EQ(*r.average_checkpoint_ms, 0.3);
+}
+
+// A compile or checkpoint time of 0 (or below) is "not measured", as an absent one: it
+// moves neither the averages nor the percentages (56.7 stays 56.7, not 54.23...).
+TEST(SlaWindow, ZeroTimesAreNotMeasured) {
+  SlaWindow w(10, 10, config::SlaConfig());
+  w.AddExperiment(true, 50.0, 400.0);
+  w.AddExperiment(true, 63.4, 450.0);
+  SlaReport before = w.Report();
+  w.AddExperiment(true, 0.0, 0.0);
+  w.AddExperiment(false, -1.0, std::nullopt);
+  SlaReport r = w.Report();
+  EXPECT_EQ(r.average_compile_ms, before.average_compile_ms);
+  EXPECT_EQ(r.average_compile_ms, (50.0 + 63.4) / 2);
+  EXPECT_EQ(r.average_checkpoint_ms, 425.0);
+  EXPECT_EQ(r[Requirement::kScriptCompilation].value, 100.0);
+  EXPECT_EQ(r.counts.experiments, 4u);
+  EXPECT_EQ(r.counts.successes, 3u);
+  EXPECT_EQ(r.counts.compile_measured, 2u);
+  EXPECT_EQ(r.counts.checkpoint_measured, 2u);
+}
+
+// The counts behind the values: added over several windows and divided, they give the
+// value one window over the union would (what the fleet recording rules compute).
+TEST(SlaWindow, CountsAddUpAcrossWindows) {
+  config::SlaConfig sla;  // compile target 100 ms, checkpoint 500 ms
+  SlaWindow a(100, 100, sla), b(100, 100, sla), both(100, 100, sla);
+  struct X {
+    bool ok;
+    std::optional<double> compile, checkpoint;
+  };
+  const X xs[] = {{true, 87.3, 425.8}, {false, 120.0, std::nullopt}, {true, 0.0, 600.0},
+                  {true, 99.9, 499.9}, {true, std::nullopt, 510.0},  {false, 100.0, 12.5}};
+  for (size_t i = 0; i < std::size(xs); ++i) {
+    (i % 2 ? a : b).AddExperiment(xs[i].ok, xs[i].compile, xs[i].checkpoint);
+    both.AddExperiment(xs[i].ok, xs[i].compile, xs[i].checkpoint);
+  }
+  for (double q : {0.82, 0.5, 0.91}) {
+    a.AddPattern(q);
+    both.AddPattern(q);
+  }
+  b.AddPattern(0.7);
+  both.AddPattern(0.7);
+  SlaCounts ca = a.Report().counts, cb = b.Report().counts;
+  SlaReport u = both.Report();
+  EXPECT_EQ(ca.experiments + cb.experiments, 6u);
+  EXPECT_EQ(ca.successes + cb.successes, 4u);
+  EXPECT_EQ(ca.compile_measured + cb.compile_measured, 4u);          // 0.0 and absent left out
+  EXPECT_EQ(ca.compile_under_target + cb.compile_under_target, 2u);  // 87.3, 99.9
+  EXPECT_EQ(ca.checkpoint_measured + cb.checkpoint_measured, 5u);
+  EXPECT_EQ(ca.checkpoint_under_target + cb.checkpoint_under_target, 3u);
+  EXPECT_EQ(ca.patterns + cb.patterns, 4u);
+  EXPECT_EQ(static_cast<double>((ca.successes + cb.successes) * 100) /
+                static_cast<double>(ca.experiments + cb.experiments),
+            u[Requirement::kExperimentSuccessRate].value);
+  EXPECT_EQ(static_cast<double>((ca.compile_under_target + cb.compile_under_target) * 100) /
+                static_cast<double>(ca.compile_measured + cb.compile_measured),
+            u[Requirement::kScriptCompilation].value);
+  EXPECT_EQ(static_cast<double>((ca.checkpoint_under_target + cb.checkpoint_under_target) * 100) /
+                static_cast<double>(ca.checkpoint_measured + cb.checkpoint_measured),
+            u[Requirement::kCheckpointLoading].value);
+  EXPECT_DOUBLE_EQ((ca.compile_ms_sum + cb.compile_ms_sum) /
+                       static_cast<double>(ca.compile_measured + cb.compile_measured),
+                   *u.average_compile_ms);
+  EXPECT_DOUBLE_EQ(
+      (ca.quality_sum + cb.quality_sum) / static_cast<double>(ca.patterns + cb.patterns),
+      *u[Requirement::kPatternQuality].value);
 }
 
 TEST(SlaJson, SpecShapeWithNulls) {

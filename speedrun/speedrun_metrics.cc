@@ -22,6 +22,32 @@ void AddHistogram(prometheus::Histogram& h, const HistogramTotals& delta) {
   h.ObserveMultiple(increments, delta.sum);
 }
 
+// The SLA window's counts and sums (SlaCounts), in the order Update sets them.
+struct WindowGauge {
+  const char* name;
+  const char* help;
+};
+constexpr std::array<WindowGauge, 10> kWindowGauges = {{
+    {"pokemon_speedrun_sla_window_experiments", "Experiments in the SLA window"},
+    {"pokemon_speedrun_sla_window_experiments_successful",
+     "Experiments in the SLA window with status success"},
+    {"pokemon_speedrun_sla_window_compilations_measured",
+     "Experiments in the SLA window with a measured (> 0) script compilation time"},
+    {"pokemon_speedrun_sla_window_compilations_under_target",
+     "Measured script compilations in the SLA window under the SLA target"},
+    {"pokemon_speedrun_sla_window_script_compilation_seconds",
+     "Sum of the measured script compilation times in the SLA window"},
+    {"pokemon_speedrun_sla_window_checkpoint_loads_measured",
+     "Experiments in the SLA window with a measured (> 0) checkpoint loading time"},
+    {"pokemon_speedrun_sla_window_checkpoint_loads_under_target",
+     "Measured checkpoint loads in the SLA window under the SLA target"},
+    {"pokemon_speedrun_sla_window_checkpoint_loading_seconds",
+     "Sum of the measured checkpoint loading times in the SLA window"},
+    {"pokemon_speedrun_sla_window_patterns", "Patterns in the patterns window"},
+    {"pokemon_speedrun_sla_window_pattern_quality",
+     "Sum of the quality scores of the patterns in the patterns window"},
+}};
+
 std::optional<double> Seconds(const std::optional<double>& ms) {
   if (!ms) return std::nullopt;
   return *ms / 1000;
@@ -74,10 +100,23 @@ SpeedrunMetrics::SpeedrunMetrics(prometheus::Registry& registry)
     patterns_.Add({{"pattern_type", PatternTypeName(static_cast<PatternType>(i))}});
   }
   compliance_.Set(1);
+  for (size_t i = 0; i < kWindowGauges.size(); ++i) {
+    window_counts_[i] =
+        &GaugeFamily(registry, kWindowGauges[i].name, kWindowGauges[i].help).Add({});
+  }
+  AddStatuses(kOtherStrategy);
+}
+
+void SpeedrunMetrics::AddStatuses(const std::string& strategy) {
+  for (int s = 0; s < kExperimentStatusCount; ++s) {
+    experiments_.Add(
+        {{"status", StatusName(static_cast<ExperimentStatus>(s))}, {"strategy", strategy}});
+  }
 }
 
 void SpeedrunMetrics::Add(const Totals& delta) {
   for (const auto& [key, n] : delta.experiments) {
+    AddStatuses(key.second);
     experiments_.Add({{"status", key.first}, {"strategy", key.second}})
         .Increment(static_cast<double>(n));
   }
@@ -116,6 +155,18 @@ void SpeedrunMetrics::Update(const SlaReport& report) {
                 ok ? std::optional<double>(*ok ? 1 : 0) : std::nullopt);
   }
   compliance_.Set(report.overall ? 1 : 0);
+  const SlaCounts& c = report.counts;
+  const std::array<double, 10> values = {static_cast<double>(c.experiments),
+                                         static_cast<double>(c.successes),
+                                         static_cast<double>(c.compile_measured),
+                                         static_cast<double>(c.compile_under_target),
+                                         c.compile_ms_sum / 1000,
+                                         static_cast<double>(c.checkpoint_measured),
+                                         static_cast<double>(c.checkpoint_under_target),
+                                         c.checkpoint_ms_sum / 1000,
+                                         static_cast<double>(c.patterns),
+                                         c.quality_sum};
+  for (size_t i = 0; i < values.size(); ++i) window_counts_[i]->Set(values[i]);
 }
 
 }  // namespace speedmon::speedrun

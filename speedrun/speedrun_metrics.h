@@ -20,6 +20,20 @@
 //   pokemon_speedrun_pattern_quality_average                    gauge, over the window
 //   pokemon_speedrun_sla_requirement_compliant{requirement}     gauge 1/0
 //   pokemon_speedrun_sla_compliance                             gauge 1/0, always exported
+// and, always exported (0 with an empty window), the counts and sums the window gauges
+// are computed from, for sum(a) / sum(b) over several instances (see sla.h, SlaCounts):
+//   pokemon_speedrun_sla_window_experiments                     gauge
+//   pokemon_speedrun_sla_window_experiments_successful          gauge
+//   pokemon_speedrun_sla_window_compilations_measured           gauge
+//   pokemon_speedrun_sla_window_compilations_under_target       gauge
+//   pokemon_speedrun_sla_window_script_compilation_seconds      gauge, sum of the measured
+//   pokemon_speedrun_sla_window_checkpoint_loads_measured       gauge
+//   pokemon_speedrun_sla_window_checkpoint_loads_under_target   gauge
+//   pokemon_speedrun_sla_window_checkpoint_loading_seconds      gauge, sum of the measured
+//   pokemon_speedrun_sla_window_patterns                        gauge
+//   pokemon_speedrun_sla_window_pattern_quality                 gauge, sum of the scores
+// experiments_total has all five statuses at 0 for strategy "other" from the start and
+// for every strategy from its first experiment.
 // A gauge whose value has no data (empty window, nothing reported, availability never
 // set) is not exported at all rather than exported as 0 or NaN, so an alert rule sees
 // "absent" instead of a false value; it appears with the first data.
@@ -27,6 +41,7 @@
 
 #include <array>
 #include <memory>
+#include <string>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -38,6 +53,9 @@
 #include "speedrun/totals.h"
 
 namespace speedmon::speedrun {
+
+// The strategy label of experiments beyond [speedrun].max_strategy_labels.
+inline constexpr char kOtherStrategy[] = "other";
 
 class SpeedrunMetrics {
  public:
@@ -51,6 +69,8 @@ class SpeedrunMetrics {
   void Update(const SlaReport& report);
 
  private:
+  // All five statuses of `strategy` at 0 (a no-op for those that exist).
+  void AddStatuses(const std::string& strategy);
   // Sets the gauge of `labels` in `family`, creating it on first data and removing it
   // when the value goes back to "no data".
   static void SetOptional(prometheus::Family<prometheus::Gauge>& family,
@@ -69,6 +89,7 @@ class SpeedrunMetrics {
   prometheus::Family<prometheus::Gauge>& quality_average_family_;
   prometheus::Family<prometheus::Gauge>& requirement_family_;
   prometheus::Gauge& compliance_;
+  std::array<prometheus::Gauge*, 10> window_counts_{};  // in SlaCounts' order
   prometheus::Gauge* success_rate_ = nullptr;
   prometheus::Gauge* compile_average_ = nullptr;
   prometheus::Gauge* checkpoint_average_ = nullptr;

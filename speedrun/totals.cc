@@ -82,8 +82,8 @@ Totals::Totals()
 void Totals::AddExperiment(const Experiment& e, const std::string& strategy_label) {
   ++experiments[{StatusName(e.status), strategy_label}];
   duration.Observe(e.duration_seconds);
-  if (e.script_compilation_ms) compile.Observe(*e.script_compilation_ms / 1000);
-  if (e.checkpoint_loading_ms) checkpoint.Observe(*e.checkpoint_loading_ms / 1000);
+  if (auto ms = MeasuredMs(e.script_compilation_ms)) compile.Observe(*ms / 1000);
+  if (auto ms = MeasuredMs(e.checkpoint_loading_ms)) checkpoint.Observe(*ms / 1000);
 }
 
 void Totals::AddPattern(const Pattern& p) {

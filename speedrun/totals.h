@@ -60,7 +60,7 @@ struct Totals {
   std::map<std::string, uint64_t> patterns;                             // by pattern_type
   uint64_t reuses = 0;
   HistogramTotals duration;    // seconds
-  HistogramTotals compile;     // seconds, experiments that reported a compile time
+  HistogramTotals compile;     // seconds, experiments with a measured compile time (> 0)
   HistogramTotals checkpoint;  // seconds, likewise
 };
 

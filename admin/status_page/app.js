@@ -204,6 +204,93 @@
     return out;
   }
 
+  // ---- the last minutes as small charts (api/v1/timeseries) ----
+  // Each chart is an inline SVG of paths in a 0..W x 0..H box stretched to the card's
+  // width (the strokes do not scale); labels are HTML beside it, so text never stretches.
+  // x is time (the right edge is the newest sample, the left edge `capacity` samples
+  // earlier), y runs from 0 to a rounded maximum (0..100 for percentages). A sample
+  // without a value (no requests, no data) breaks the line.
+  const SVG_NS = "http://www.w3.org/2000/svg", W = 300, H = 60;
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    return e;
+  }
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+  const sum = (a) => list(a).reduce((s, x) => s + (finite(x) ? x : 0), 0);
+  const lastOf = (a) => { const v = list(a).filter(finite); return v.length ? v[v.length - 1] : null; };
+  function spanText(s) {
+    return s >= 3600 ? +(s / 3600).toFixed(1) + "h" : s >= 60 ? +(s / 60).toFixed(1) + "m" : +s.toFixed(1) + "s";
+  }
+  // series: [{name, values, legend}]; opts: {id, title, unit, percent}.
+  function chart(t, opts, series) {
+    const times = list(t.time), n = times.length;
+    const span = (finite(t.capacity) ? t.capacity : n) * (finite(t.interval_seconds) ? t.interval_seconds : 1);
+    const newest = n ? times[n - 1] : 0;
+    let top = 100;
+    if (!opts.percent) {
+      let m = 0;
+      for (const s of series) for (const v of list(s.values)) if (finite(v) && v > m) m = v;
+      top = niceMax(m);
+    }
+    const x = (i) => (W * (1 - (newest - times[i]) / span)).toFixed(1);
+    const y = (v) => (H - 1 - ((H - 2) * Math.min(v, top)) / top).toFixed(1);  // 1 unit spare: whole strokes
+    const box = svg("svg", {viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none",
+                            "class": "spark", "aria-hidden": "true"});
+    for (const f of [0.5, 1]) box.appendChild(svg("line", {x1: 0, x2: W, y1: H * (1 - f), y2: H * (1 - f), "class": "grid"}));
+    const legend = el("ul", {cls: "legend"});
+    series.forEach((s, k) => {
+      const vals = list(s.values);
+      let d = "", pts = 0, pen = false;
+      for (let i = 0; i < n && i < vals.length; i++) {
+        if (!finite(vals[i]) || !finite(times[i])) { pen = false; continue; }
+        d += (pen ? "L" : "M") + x(i) + " " + y(vals[i]) + (pen ? " " : " h0 ");
+        pen = true;
+        pts++;
+      }
+      box.appendChild(svg("path", {d: d.trim(), "class": "line c" + (k % 8),
+                                   "data-series": s.name, "data-points": pts}));
+      legend.appendChild(el("li", {"data-series": s.name}, el("span", {cls: "swatch c" + (k % 8)}),
+                            el("span", {cls: "name", text: s.name}), el("span", {cls: "val", text: s.legend})));
+    });
+    const fmt = opts.percent ? (v) => v + " %" : (v) => +v.toPrecision(3) + (opts.unit ? " " + opts.unit : "");
+    return el("figure", {cls: "chart", "data-testid": "chart-" + opts.id, "data-points": n, "data-series": series.length},
+      el("figcaption", {text: opts.title}),
+      el("div", {cls: "plot"}, el("span", {cls: "ymax", text: fmt(top)}), box),
+      el("div", {cls: "axis"}, el("span", {text: "\u2212" + spanText(span)}), el("span", {text: "now"})),
+      legend);
+  }
+  function renderCharts(t) {
+    const span = (finite(t.capacity) ? t.capacity : 0) * (finite(t.interval_seconds) ? t.interval_seconds : 0);
+    $("charts-span").textContent = span >= 60 ? +(span / 60).toFixed(1) + " minutes" : +span.toFixed(1) + " seconds";
+    const ups = list(t.upstreams), every = finite(t.interval_seconds) ? spanText(t.interval_seconds) : "sample";
+    const per = (key, legend) => ups.map((u) => ({name: String(u.name), values: u[key], legend: legend(u)}));
+    const windowPct = (u) => { const r = sum(u.requests); return r ? pct((100 * sum(u.successes)) / r) : DASH; };
+    const lastPct = (a) => pct(lastOf(a));
+    const out = [
+      chart(t, {id: "requests", title: "Requests/s", unit: "/s"},
+            per("requests_per_second", (u) => sum(u.requests) + " requests")),
+      chart(t, {id: "p95", title: "p95 latency", unit: "ms"}, per("p95_ms", (u) => ms(lastOf(u.p95_ms)))),
+      chart(t, {id: "errors", title: "5xx per " + every, unit: ""}, per("errors_5xx", (u) => sum(u.errors_5xx) + " 5xx")),
+      chart(t, {id: "success", title: "HTTP success (2xx\u20133xx)", percent: true}, per("success_percent", windowPct)),
+      chart(t, {id: "experiments", title: "Experiments per " + every, unit: ""}, [
+        {name: "stored", values: t.experiments, legend: String(sum(t.experiments))},
+        {name: "success", values: t.experiment_successes, legend: String(sum(t.experiment_successes))}]),
+      chart(t, {id: "experiment-success", title: "Experiment success (SLA window)", percent: true}, [
+        {name: "success rate", values: t.experiment_success_rate, legend: lastPct(t.experiment_success_rate)}]),
+      chart(t, {id: "cpu", title: "Host CPU", percent: true}, [
+        {name: "cpu", values: t.cpu_percent, legend: lastPct(t.cpu_percent)}]),
+      chart(t, {id: "memory", title: "Host memory", percent: true}, [
+        {name: "memory", values: t.memory_percent, legend: lastPct(t.memory_percent)}]),
+    ];
+    return [el("div", {cls: "charts"}, ...out)];
+  }
+
   const statusKind = (s) => (s >= 500 || !s ? "bad" : s >= 400 ? "warn" : s >= 300 ? "na" : "ok");
   function renderRequests(r) {
     const reqs = list(r.requests);
@@ -223,6 +310,7 @@
     ["alerts", "api/v1/alerts", "alerts-body", renderAlerts],
     ["requests", "api/v1/requests?limit=20", "requests-body", renderRequests],
     ["processes", "api/v1/processes", "processes-body", renderProcesses],
+    ["timeseries", "api/v1/timeseries", "charts-body", renderCharts],
   ];
 
   async function getJson(url) {
@@ -237,6 +325,15 @@
     }
   }
 
+  // The samples change once an interval (5 s by default), so they are fetched again only
+  // when a new one may have come; the polls between reuse the last answer.
+  let series = null, seriesAt = 0;
+  function getSeries(url) {
+    const every = series && finite(series.interval_seconds) ? series.interval_seconds * 1000 : 0;
+    if (series && Date.now() - seriesAt < every) return Promise.resolve(series);
+    return getJson(url).then((t) => { series = t; seriesAt = Date.now(); return t; });
+  }
+
   let lastOk = null;
   async function poll() {
     try {
@@ -246,7 +343,8 @@
     }
   }
   async function refresh() {
-    const results = await Promise.allSettled(SOURCES.map((s) => getJson(s[1])));
+    const results = await Promise.allSettled(
+        SOURCES.map((s) => (s[0] === "timeseries" ? getSeries(s[1]) : getJson(s[1]))));
     const failed = [];
     results.forEach((res, i) => {
       const [name, , target, render] = SOURCES[i];

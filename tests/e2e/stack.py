@@ -4,6 +4,8 @@ stopped by pid, and a webhook receiver thread.
 
   Prometheus(workdir, speedmon_address)  scrapes speedmon every 1s with the shipped
       monitoring/prometheus_config.yml and alert_rules.yml; .query(expr), .rules()
+      (targets_file=PATH: the speedmon job finds its targets in that file_sd file
+      instead, write_targets(path, addresses) writes one)
   Alertmanager(workdir)                  monitoring/alertmanager.yml; .alerts(),
       .stop() and .start() again on the same port and storage
   WebhookReceiver()                      http.server on 127.0.0.1; .posts, .wait_posts(n)
@@ -22,6 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
+import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import harness  # noqa: E402
@@ -82,6 +85,26 @@ def prometheus_config(speedmon_address, alertmanager_address, interval="1s"):
         "scrape_timeout: 10s": f"scrape_timeout: {interval}",
         "- alert_rules.yml": "- " + json.dumps(monitoring_path("alert_rules.yml")),
     }, path)
+
+
+def with_file_sd(config_text, targets_file):
+    """The config with the speedmon job's static target replaced by file_sd_configs on
+    targets_file, re-read as soon as it changes (the shipped file's comments show the
+    same block)."""
+    doc = yaml.safe_load(config_text)
+    job = next(j for j in doc["scrape_configs"] if j["job_name"] == "speedmon")
+    del job["static_configs"]
+    job["file_sd_configs"] = [{"files": [targets_file], "refresh_interval": "1s"}]
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def write_targets(path, addresses, labels=None):
+    """A file_sd targets file listing these "host:port" addresses, written whole at once
+    (a rename), so Prometheus never reads half of it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump([{"targets": list(addresses), "labels": labels or {}}], f)
+    os.replace(tmp, path)
 
 
 # ---- servers ---------------------------------------------------------------------------
@@ -157,14 +180,18 @@ class _Server:
 class Prometheus(_Server):
     name = "prometheus"
 
-    def __init__(self, workdir, speedmon_address, alertmanager_address=None, interval="1s"):
+    def __init__(self, workdir, speedmon_address, alertmanager_address=None, interval="1s",
+                 targets_file=None):
         super().__init__(workdir)
         _require_binary(PROMETHEUS)
         # With no Alertmanager, a port nobody listens on: sends fail, nothing else does.
         am = alertmanager_address or f"127.0.0.1:{harness.free_port()}"
         self.config_path = os.path.join(workdir, "prometheus.yml")
+        text = prometheus_config(speedmon_address, am, interval)
+        if targets_file:
+            text = with_file_sd(text, targets_file)
         with open(self.config_path, "w", encoding="utf-8") as f:
-            f.write(prometheus_config(speedmon_address, am, interval))
+            f.write(text)
         self.storage = os.path.join(workdir, "prometheus-data")
 
     def argv(self):

@@ -230,7 +230,7 @@ class DashboardTest(harness.HarnessTestCase):
         """Every group of alert_rules.yml loaded (the API lists groups by name), each with
         its rules in order; every rule evaluated and ok."""
         shipped = shipped_rule_groups()
-        self.assertEqual(len(shipped), 4)
+        self.assertEqual(len(shipped), 5)
 
         def evaluated():
             groups = self.prom.rules()

@@ -9,6 +9,10 @@ the test reads what a person would see.
 - StandInApiTest: the same page served next to a stand-in API that speedmon cannot
   produce on demand: hostile strings (they must stay text) and an API that goes away
   (the stale banner, with the last values kept).
+- ChartsTest: the "Last 15 minutes" charts after known traffic, through the DevTools
+  protocol (tests/e2e/cdp.py): every series with the number of points the API holds and
+  the exact totals in its legend, at 1280 px and at a phone's 390 px without horizontal
+  overflow, with a screenshot of each.
 - ServedPageTest: what GET / and /index.html answer (type, size, no external assets).
 
 Chromium runs with a fresh profile per call, in its own process group, which is killed
@@ -34,6 +38,7 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import harness  # noqa: E402
+import cdp  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_TIMEOUT = 120.0  # a loaded CI machine; a hung browser is killed, never waited on
@@ -447,7 +452,18 @@ STAND_IN_DOCS = {
                                       "status": 502, "duration_ms": 1500,
                                       "request_id": "\"><b>id</b>"}]},
     "api/v1/processes": {"processes": [], "endpoints": []},
+    "api/v1/timeseries": {"interval_seconds": 5, "capacity": 180, "time": [1000, 1005],
+                          "seconds": [5, 5],
+                          "upstreams": [{"name": HOSTILE, "requests": [1, 2],
+                                         "requests_per_second": [0.2, 0.4],
+                                         "successes": [1, 1], "success_percent": [100, 50],
+                                         "errors_5xx": [0, 1], "p95_ms": [None, 12.5]}],
+                          "experiments": [0, 1], "experiment_successes": [0, 0],
+                          "experiment_success_rate": [None, 0],
+                          "cpu_percent": [10, 20], "memory_percent": [30, None]},
 }
+# The only attributes of the charts' <svg> elements (the DOM parser lowercases names).
+CHART_SVG_ATTRS = {"viewbox", "preserveaspectratio", "class", "aria-hidden"}
 
 
 class StandInApiTest(harness.HarnessTestCase):
@@ -469,8 +485,19 @@ class StandInApiTest(harness.HarnessTestCase):
         dom = parse_dom(chromium(self.stand_in().url, "--dump-dom"))
         self.assertEqual(dom.one("title").text(), "speedmon status")
         self.assertEqual(len(dom.all("script")), 1)  # the page's own
-        for tag in ("img", "i", "u", "em", "svg", "b"):
+        for tag in ("img", "i", "u", "em", "b"):
             self.assertEqual(dom.all(tag), [], f"<{tag}> from data became an element")
+        # The charts' own <svg>s, and no other (the upstream name is an <svg onload>).
+        svgs = dom.all("svg")
+        self.assertEqual(len(svgs), 8)
+        for s in svgs:
+            self.assertLessEqual(set(s.attrs), CHART_SVG_ATTRS)
+            self.assertEqual(s.attrs["class"], "spark")
+        legend = dom.one(testid="chart-requests").one("li", data_series=HOSTILE)
+        self.assertEqual(legend.text(), HOSTILE + "3 requests")
+        self.assertEqual(dom.one(testid="chart-p95").one("li").text(), HOSTILE + "12.5 ms")
+        self.assertEqual(dom.one(testid="chart-success").one("li").text(), HOSTILE + "66.7 %")
+        self.assertEqual(dom.one(testid="chart-memory").one("li").text(), "memory30.0 %")
         self.assertIn("hidden", dom.one(id="stale-banner").attrs)
 
         up = dom.one(testid="upstream-" + HOSTILE)
@@ -516,8 +543,12 @@ class StandInApiTest(harness.HarnessTestCase):
                          "No watched processes ([[processes]] in the config).")
 
     def test_unreachable_api_shows_stale_banner_and_keeps_last_values(self):
-        # The first poll succeeds, the ones 2 s and 4 s later get 503.
-        dom = parse_dom(chromium(self.stand_in(good_rounds=1).url, "--dump-dom"))
+        # The first poll succeeds, the ones 2 s and 4 s later get 503 (but for the
+        # samples, sampled every 5 s: the page does not ask for them again before that).
+        stand_in = self.stand_in(good_rounds=1)
+        dom = parse_dom(chromium(stand_in.url, "--dump-dom"))
+        self.assertEqual(stand_in.served["api/v1/timeseries"], 1)
+        self.assertEqual(stand_in.served["api/v1/upstreams"], 3)
         banner = dom.one(id="stale-banner")
         self.assertNotIn("hidden", banner.attrs)
         self.assertRegex(banner.text(), r"^Stale \u2014 cannot reach\s+speedmon\. Last update "
@@ -527,6 +558,8 @@ class StandInApiTest(harness.HarnessTestCase):
         self.assertEqual(dom.one("body").attrs.get("class"), "stale")
         self.assertEqual(dom.one(testid="upstream-" + HOSTILE).one("tr", testid="route-row")
                          .cell("requests"), "2")
+        self.assertEqual(dom.one(testid="chart-requests").one("li").text(),
+                         HOSTILE + "3 requests")
 
     def test_never_reached_api(self):
         dom = parse_dom(chromium(self.stand_in(good_rounds=0).url, "--dump-dom"))
@@ -535,6 +568,158 @@ class StandInApiTest(harness.HarnessTestCase):
         self.assertEqual(dom.one(id="updated").text(), "no data yet")
         self.assertEqual(dom.one(id="sla-overall").text(), "no data")
         self.assertEqual(dom.one(id="upstreams-body").text().strip(), "")
+
+
+CHART_INTERVAL = "500ms"  # 180 samples: 90 s before the oldest goes, far more than a run
+CHARTS = {  # testid: series, for two upstreams
+    "requests": ["emu-a", "emu-b"], "p95": ["emu-a", "emu-b"], "errors": ["emu-a", "emu-b"],
+    "success": ["emu-a", "emu-b"], "experiments": ["stored", "success"],
+    "experiment-success": ["success rate"], "cpu": ["cpu"], "memory": ["memory"]}
+# Each chart's series as API columns: (upstream column | top-level column) per series.
+COLUMNS = {"requests": "requests_per_second", "p95": "p95_ms", "errors": "errors_5xx",
+           "success": "success_percent", "experiments": ["experiments", "experiment_successes"],
+           "experiment-success": ["experiment_success_rate"], "cpu": ["cpu_percent"],
+           "memory": ["memory_percent"]}
+# The layout of the page as a browser measures it.
+LAYOUT_JS = """(() => {
+  const d = document.documentElement, r = (e) => e.getBoundingClientRect();
+  return {scroll: d.scrollWidth, client: d.clientWidth,
+          charts: [...document.querySelectorAll("figure.chart")].map((f) => ({
+            left: r(f).left, right: r(f).right, top: Math.round(r(f).top),
+            plot: r(f.querySelector("svg.spark")).width}))};
+})()"""
+
+
+def path_points(d):
+    """The points of an SVG path as the page writes it (M/L x y, h0 after a segment's
+    first point)."""
+    return sum(1 for tok in d.split() if tok[0] in "ML")
+
+
+class ChartsTest(harness.HarnessTestCase):
+    def setUp(self):
+        super().setUp()
+        fake = self.start_fake()
+        cfg = harness.proxy_config({"emu-a": [fake.address], "emu-b": [fake.address]})
+        cfg["admin"]["timeseries_interval"] = CHART_INTERVAL
+        self.sm = self.start_speedmon(cfg)
+        self.browser = cdp.Browser()
+        self.addCleanup(self.browser.close)
+
+    def totals(self):
+        t = self.sm.get_json("/api/v1/timeseries")
+        return ({u["name"]: sum(u["requests"]) for u in t["upstreams"]}, sum(t["experiments"]))
+
+    def keep(self, shot, name):
+        keep = os.environ.get("SPEEDMON_KEEP_SCREENSHOT")
+        if keep:
+            shutil.copy(shot, os.path.join(os.path.dirname(keep) or ".", name))
+
+    def test_charts_show_the_sampled_traffic_at_desktop_and_phone_width(self):
+        sm = self.sm
+        url = {n: f"http://127.0.0.1:{sm.listener_port(n)}" for n in ("emu-a", "emu-b")}
+        with requests.Session() as s:
+            for _ in range(6):
+                self.assertEqual(s.post(url["emu-a"] + "/action", json={"action": "a"},
+                                        timeout=30).status_code, 200)
+            for _ in range(2):
+                self.assertEqual(s.get(url["emu-a"] + "/status?misbehave=status&code=500",
+                                       timeout=30).status_code, 500)
+            for _ in range(3):
+                self.assertEqual(s.get(url["emu-b"] + "/status", timeout=30).status_code, 200)
+            experiments = [{"experiment_id": f"chart-{i}", "status": st, "duration_seconds": 2.5}
+                           for i, st in enumerate(["success", "success", "failure", "success"])]
+            r = s.post(sm.admin_url + "/api/v1/experiments", json=experiments, timeout=30)
+            self.assertEqual(r.status_code, 201, r.text)
+        harness.wait_for(lambda: self.totals() == ({"emu-a": 8, "emu-b": 3}, 4), 30,
+                         what="the traffic in the sampled points")
+
+        b = self.browser
+        b.open(sm.admin_url + "/", 1280, 900)
+        b.wait_for("""(() => {
+          const v = (c, s) => document.querySelector(
+              `[data-testid=chart-${c}] li[data-series="${s}"] .val`);
+          return v("requests", "emu-a") && v("requests", "emu-a").textContent === "8 requests"
+              && v("experiments", "stored").textContent === "4";
+        })()""", what="the charts with all the traffic")
+        dom = parse_dom(b.html())
+        shot = os.path.join(self.workdir, "charts-1280.png")
+        b.screenshot(shot)
+        self.assertEqual(png_size(shot), (1280, 900))
+        self.keep(shot, "charts-1280.png")
+        wide = b.evaluate(LAYOUT_JS)
+        api = sm.get_json("/api/v1/timeseries")
+
+        # The points the page drew are the first n the API holds (the ring only grows
+        # in a run this short), each series with one point per sample that has a value.
+        figures = dom.one(testid="charts").all("figure")
+        self.assertEqual([f.attrs["data-testid"] for f in figures],
+                         ["chart-" + c for c in CHARTS])
+        n = int(figures[0].attrs["data-points"])
+        self.assertLess(len(api["time"]), api["capacity"])
+        self.assertGreaterEqual(len(api["time"]), n)
+        self.assertGreaterEqual(n, 1)
+        ups = {u["name"]: u for u in api["upstreams"]}
+        for f in figures:
+            chart = f.attrs["data-testid"][len("chart-"):]
+            with self.subTest(chart=chart):
+                self.assertEqual(f.attrs["data-points"], str(n))
+                paths = f.all("path")
+                self.assertEqual([p.attrs["data-series"] for p in paths], CHARTS[chart])
+                self.assertEqual(f.attrs["data-series"], str(len(CHARTS[chart])))
+                cols = COLUMNS[chart]
+                for i, p in enumerate(paths):
+                    col = (ups[CHARTS[chart][i]][cols] if isinstance(cols, str)
+                           else api[cols[i]])[:n]
+                    want = sum(1 for v in col if v is not None)
+                    self.assertEqual(path_points(p.attrs["d"]), want, p.attrs["d"])
+                    self.assertEqual(p.attrs["data-points"], str(want))
+        # Requests/s, 5xx and experiments have a value in every sample; the newest is
+        # drawn at the right edge.
+        rps = figures[0].one("path", data_series="emu-a").attrs["d"]
+        self.assertEqual(path_points(rps), n)
+        self.assertEqual([t for t in rps.split() if t[0] in "ML"][-1][1:], "300.0")
+
+        def legend(chart):
+            return {li.attrs["data-series"]: li.one("span", **{"class": "val"}).text()
+                    for li in dom.one(testid="chart-" + chart).all("li")}
+        self.assertEqual(legend("requests"), {"emu-a": "8 requests", "emu-b": "3 requests"})
+        self.assertEqual(legend("errors"), {"emu-a": "2 5xx", "emu-b": "0 5xx"})
+        self.assertEqual(legend("success"), {"emu-a": "75.0 %", "emu-b": "100.0 %"})
+        self.assertEqual(legend("experiments"), {"stored": "4", "success": "3"})
+        self.assertEqual(legend("experiment-success"), {"success rate": "75.0 %"})
+        last = lambda col: [v for v in col[:n] if v is not None][-1]  # noqa: E731
+        self.assertEqual(legend("p95"), {u: fmt_ms(last(ups[u]["p95_ms"])) for u in ups})
+        self.assertEqual(legend("cpu"), {"cpu": js_fixed(last(api["cpu_percent"]), 1) + " %"})
+        self.assertEqual(legend("memory"),
+                         {"memory": js_fixed(last(api["memory_percent"]), 1) + " %"})
+        self.assertEqual(dom.one(testid="chart-requests").one("div", **{"class": "axis"}).text(),
+                         "\u22121.5mnow")
+        self.assertEqual(dom.one(id="charts-span").text(), "1.5 minutes")
+
+        # 1280 px: four charts a row, two rows, nothing wider than the window.
+        self.assertEqual(wide["scroll"], wide["client"])
+        self.assertEqual(len({c["top"] for c in wide["charts"]}), 2)
+        for c in wide["charts"]:
+            self.assertGreaterEqual(c["plot"], 250)
+            self.assertLessEqual(c["right"], 1280)
+
+        # A phone: one chart a row, each nearly the window's width, no sideways scroll.
+        b.resize(390, 844, mobile=True)
+        b.call("Page.reload")
+        b.wait_for('document.querySelectorAll("figure.chart").length === 8',
+                   what="the charts at 390 px")
+        phone = b.evaluate(LAYOUT_JS)
+        self.assertEqual((phone["scroll"], phone["client"]), (390, 390))
+        self.assertEqual(len({c["top"] for c in phone["charts"]}), 8)
+        for c in phone["charts"]:
+            self.assertGreaterEqual(c["left"], 0)
+            self.assertLessEqual(c["right"], 390)
+            self.assertGreaterEqual(c["plot"], 300)
+        shot = os.path.join(self.workdir, "charts-390.png")
+        b.screenshot(shot)
+        self.assertEqual(png_size(shot), (390, 844))
+        self.keep(shot, "charts-390.png")
 
 
 class ServedPageTest(harness.HarnessTestCase):
@@ -555,6 +740,10 @@ class ServedPageTest(harness.HarnessTestCase):
         self.assertIn("<h1>speedmon status</h1>", page)
         self.assertIn("<noscript>", page)
         # Closed networks: nothing may come from elsewhere; data never goes through HTML.
+        # The one URL is the SVG namespace, a name that is never fetched.
+        svg_ns = '"http://www.w3.org/2000/svg"'
+        self.assertEqual(page.count(svg_ns), 1)
+        page = page.replace(svg_ns, "")
         for banned in ("http://", "https://", "src=", "@import", "url(", "innerHTML",
                        "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             self.assertNotIn(banned, page)

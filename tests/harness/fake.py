@@ -56,7 +56,8 @@ def pattern_sha256(n):
 
 
 class FakeEmulator:
-    """One running fake emulator. `address` is "127.0.0.1:PORT" as speedmon's config wants."""
+    """One running fake emulator. `address` is "HOST:PORT" as speedmon's config wants
+    (127.0.0.1 unless "--host" says otherwise)."""
 
     def __init__(self, *args, startup_timeout=10.0, workdir=None):
         argv = [PYTHON, fake_emulator_path(), "--port", "0", "--quiet", *map(str, args)]
@@ -64,7 +65,8 @@ class FakeEmulator:
         self.refusing = "--refuse" in args
         line = procs.wait_for(self._port_line, startup_timeout, what="fake emulator PORT line")
         self.port = int(line.split()[1])
-        self.host = "127.0.0.1"
+        given = [str(a) for a in args]
+        self.host = given[given.index("--host") + 1] if "--host" in given else "127.0.0.1"
         self.address = f"{self.host}:{self.port}"
         self.url = f"http://{self.address}"
 

@@ -103,12 +103,13 @@ class Runner(threading.Thread):
 
 
 def read_store(path):
-    """{id: (status, strategy, has compile time)} of every experiment row, and the number of
-    rows (a duplicate id would make it larger than the dict)."""
+    """{id: (status, strategy, has a measured compile time)} of every experiment row, and
+    the number of rows (a duplicate id would make it larger than the dict). A time of 0 is
+    stored as posted but is "not measured": it is not in the compile histogram."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT id, status, ai_strategy, script_compilation_time_ms "
                           "FROM experiments").fetchall()
-    return {r[0]: (r[1], r[2], r[3] is not None) for r in rows}, len(rows)
+    return {r[0]: (r[1], r[2], r[3] is not None and r[3] > 0) for r in rows}, len(rows)
 
 
 class CrashTest(harness.HarnessTestCase):
@@ -161,7 +162,7 @@ class CrashTest(harness.HarnessTestCase):
 
         samples = sm.metrics()
         counted = {(dict(k)["status"], dict(k)["strategy"]): v
-                   for k, v in prom.select(samples, TOTAL).items()}
+                   for k, v in prom.nonzero(samples, TOTAL).items()}
         by_label = collections.Counter((s, st) for s, st, _ in rows.values())
         self.assertEqual(counted, {k: float(v) for k, v in by_label.items()})
         self.assertGreaterEqual(prom.sum_values(samples, TOTAL), len(self.acked))
@@ -403,8 +404,8 @@ class RestartTest(ingest.IngestCase):
             "checkpoint_loading": True, "pattern_quality": False, "system_availability": None})
         # Totals are all-time, whatever the window.
         s = self.speedrun(sm2)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"),
-                         prom.select(ingest.expected_samples(), TOTAL))
+        self.assertEqual(prom.nonzero(s, "pokemon_speedrun_experiments_total"),
+                         prom.nonzero(ingest.expected_samples(), TOTAL))
         self.assertEqual(s[("pokemon_speedrun_experiment_success_rate", frozenset())], 80.0)
 
         # SIGHUP with lower minimums: the same window is recounted against them.
@@ -449,7 +450,7 @@ class RestartTest(ingest.IngestCase):
         admin2 = ingest.Admin(sm2)
         self.addCleanup(admin2.close)
         s = self.speedrun(sm2)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"), {
+        self.assertEqual(prom.nonzero(s, "pokemon_speedrun_experiments_total"), {
             frozenset({("status", "success"), ("strategy", "unknown")}): 900.0,
             frozenset({("status", "timeout"), ("strategy", "unknown")}): 300.0})
         self.assertEqual(s[("pokemon_speedrun_experiment_duration_seconds_count", frozenset())],

@@ -35,6 +35,7 @@ SPEEDRUN_PREFIXES = ("pokemon_speedrun_experiment", "pokemon_speedrun_pattern",
                      "pokemon_speedrun_sla")
 DURATION_BOUNDS = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600]
 LATENCY_BOUNDS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2.5, 5]
+STATUSES = ["success", "failure", "timeout", "error", "cancelled"]
 PATTERN_TYPES = ["movement", "battle", "menu_navigation", "item_usage", "dialogue",
                  "optimization"]
 REQUIREMENTS = ["experiment_success_rate", "script_compilation", "checkpoint_loading",
@@ -207,6 +208,11 @@ def expected_samples(extra=()):
     for e in exps:
         key = (e["status"].lower(), e.get("ai_strategy", "unknown"))
         counts[key] = counts.get(key, 0) + 1
+    # Every status of every strategy seen, and of "other", is exported (0 until counted).
+    for strategy in {st for _, st in counts} | {"other"}:
+        for status in STATUSES:
+            s[("pokemon_speedrun_experiments_total",
+               frozenset({("status", status), ("strategy", strategy)}))] = 0.0
     for (status, strategy), n in counts.items():
         s[("pokemon_speedrun_experiments_total",
            frozenset({("status", status), ("strategy", strategy)}))] = float(n)
@@ -234,6 +240,17 @@ def expected_samples(extra=()):
     for req, v in compliant.items():
         s[("pokemon_speedrun_sla_requirement_compliant", frozenset({("requirement", req)}))] = v
     s[("pokemon_speedrun_sla_compliance", frozenset())] = 0.0  # checkpoint_loading fails
+    # What the window holds (all of it fits): the counts and sums behind the values.
+    window = {"experiments": len(exps), "experiments_successful": successes,
+              "compilations_measured": len(compile_s),
+              "compilations_under_target": sum(1 for c in compile_s if c < 0.1),
+              "script_compilation_seconds": 1437.5 / 1000,
+              "checkpoint_loads_measured": len(checkpoint_s),
+              "checkpoint_loads_under_target": sum(1 for c in checkpoint_s if c < 0.5),
+              "checkpoint_loading_seconds": 3000 / 1000,
+              "patterns": 3, "pattern_quality": 2.1}
+    for name, v in window.items():
+        s[("pokemon_speedrun_sla_window_" + name, frozenset())] = float(v)
     return s
 
 
@@ -567,11 +584,16 @@ class EmptyAndLimitsTest(IngestCase):
                           {"experiment_id": "u", "status": "created"})
         # Two labels (a, b) then everything else is "other"; the stored strategy is kept.
         s = self.speedrun(sm)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"), {
+        self.assertEqual(prom.nonzero(s, "pokemon_speedrun_experiments_total"), {
             frozenset({("status", "success"), ("strategy", "a")}): 2.0,
             frozenset({("status", "success"), ("strategy", "b")}): 1.0,
             frozenset({("status", "success"), ("strategy", "other")}): 3.0,
             frozenset({("status", "timeout"), ("strategy", "other")}): 1.0})
+        # Every status of every strategy label is exported, at 0 until counted.
+        self.assertEqual({(dict(k)["strategy"], dict(k)["status"])
+                          for k in prom.select(s, "pokemon_speedrun_experiments_total")},
+                         {(st, status) for st in ("a", "b", "other")
+                          for status in STATUSES})
         got = admin.get_json(EXPERIMENTS + "?limit=3")["experiments"]
         self.assertEqual([(e["experiment_id"], e["ai_strategy"]) for e in got],
                          [("u", "unknown"), ("s4", "other"), ("s3", "d")])
@@ -588,7 +610,7 @@ class EmptyAndLimitsTest(IngestCase):
         self.assertAnswer(admin.post(EXPERIMENTS, over[:over.rindex(b'{"experiment_id')],
                                      NDJSON), 201, {"accepted": 10000, "duplicates": 0})
         s = self.speedrun(sm)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"),
+        self.assertEqual(prom.nonzero(s, "pokemon_speedrun_experiments_total"),
                          {frozenset({("status", "success"), ("strategy", "unknown")}): 10000.0})
         self.assertEqual(admin.get_json(EXPERIMENTS + "?limit=1")["total"], 10000)
         self.assertEqual(admin.get_json(SLA)["window"], {"experiments": 1000, "patterns": 0})
@@ -664,7 +686,7 @@ class AuthTest(IngestCase):
         self.assertAnswer(admin.post(PATTERNS + "/p-1/reuse", b"", None), 200,
                           {"pattern_id": "p-1", "reuse_count": 1})
         s = self.speedrun(sm)
-        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"),
+        self.assertEqual(prom.nonzero(s, "pokemon_speedrun_experiments_total"),
                          {frozenset({("status", "success"), ("strategy", "unknown")}): 1.0})
         self.assertEqual(s[("pokemon_speedrun_pattern_reuses_total", frozenset())], 1.0)
 

@@ -150,6 +150,8 @@ class SessionTest(harness.HarnessTestCase):
                 self.assertTrue(lat["min"] <= lat["avg"] <= lat["max"], lat)
                 if name != "other":
                     self.assertEqual(r["success_rate"], 100.0)
+        # The two GET /nope were answered 404: success is 2xx and 3xx only.
+        self.assertEqual(routes["other"]["success_rate"], 0.0)
         self.assertEqual((routes["action"]["request_bytes"], routes["action"]["response_bytes"]),
                          (10 * len(ACTION_BODY), 10 * BODY))
 
@@ -169,6 +171,56 @@ class SessionTest(harness.HarnessTestCase):
         plain = prom.parse(gzip.decompress(zbody).decode())
         self.assertEqual(prom.value(plain, REQ, upstream="emu", route="action", method="POST",
                                     code="200"), 10.0)
+
+
+class FromTheStartTest(harness.HarnessTestCase):
+    """Before any traffic or post, every series whose labels the config and speedmon
+    know is in the first scrape, at 0, so Prometheus' increase() sees the first event."""
+
+    def test_known_series_exist_at_zero_before_any_traffic(self):
+        a, b, c = self.start_fakes(3)
+        cfg = harness.proxy_config(
+            {"emu-1": [a.address, b.address], "emu-2": [c.address]},
+            routes=[("action", "/action"), ("status", "/status")])
+        cfg["alerting"] = {"default_rules": True}
+        sm = self.start_speedmon(cfg)
+        s = sm.metrics()
+        # Both states of each of the six default rules (the values are the host's to say).
+        self.assertEqual(
+            {(dict(k)["alertname"], dict(k)["alertstate"])
+             for k in prom.select(s, "pokemon_speedrun_alerts")},
+            {(n, st) for st in ("pending", "firing") for n in (
+                "SlowScriptCompilation", "SlowCheckpointLoading", "HighCpuUsage",
+                "HighMemoryUsage", "LowExperimentSuccessRate", "InsufficientHealthyProcesses")})
+        endpoints = {"emu-1": [a.address, b.address], "emu-2": [c.address]}
+        routes = ["action", "status", "other"]
+        kinds = ["connect", "timeout", "reset", "bad_response"]
+        self.assertEqual(prom.select(s, UP_ERRORS), {
+            frozenset({("upstream", u), ("endpoint", e), ("kind", k)}): 0.0
+            for u, eps in endpoints.items() for e in eps for k in kinds})
+        pairs = {frozenset({("upstream", u), ("route", r)}) for u in endpoints for r in routes}
+        for name in (REQ_BYTES, RESP_BYTES, DUR + "_count", DUR + "_sum"):
+            with self.subTest(family=name):
+                self.assertEqual(prom.select(s, name), dict.fromkeys(pairs, 0.0))
+        self.assertEqual(len(prom.select(s, DUR + "_bucket")), len(pairs) * 16)
+        self.assertEqual(prom.nonzero(s, DUR + "_bucket"), {})
+        self.assertEqual(prom.select(s, REQ), {})  # method and code come from traffic
+        statuses = ["success", "failure", "timeout", "error", "cancelled"]
+        self.assertEqual(prom.select(s, "pokemon_speedrun_experiments_total"), {
+            frozenset({("status", st), ("strategy", "other")}): 0.0 for st in statuses})
+        self.assertEqual(set(prom.select(s, "pokemon_speedrun_pattern_discoveries_total")),
+                         {frozenset({("pattern_type", t)}) for t in (
+                             "movement", "battle", "menu_navigation", "item_usage",
+                             "dialogue", "optimization")})
+        self.assertEqual(prom.nonzero(s, "pokemon_speedrun_pattern_discoveries_total"), {})
+        self.assertEqual(prom.select(s, "pokemon_speedrun_process_failures_total"), {
+            frozenset({("failure_type", t)}): 0.0 for t in ("timeout", "connect", "status", "resolve")})
+        for name in ("experiments", "experiments_successful", "compilations_measured",
+                     "compilations_under_target", "script_compilation_seconds",
+                     "checkpoint_loads_measured", "checkpoint_loads_under_target",
+                     "checkpoint_loading_seconds", "patterns", "pattern_quality"):
+            with self.subTest(window=name):
+                self.assertEqual(prom.value(s, "pokemon_speedrun_sla_window_" + name), 0.0)
 
 
 class LabelsTest(harness.HarnessTestCase):
