@@ -811,8 +811,9 @@ std::vector<UpstreamTotals> RequestStatsCollector::Totals() const {
     UpstreamTotals& t = out[u];
     for (size_t r = 0; r < routes; ++r) {
       const size_t pair = u * routes + r;
-      for (const WorkerStats* w : workers_) {
-        const auto& slot = w->route_slots_[pair];
+      for (const MappedShard& m : shards_) {
+        if (m.pair[pair] < 0) continue;  // a shard of a generation without this pair
+        const auto& slot = m.w->route_slots_[m.pair[pair]];
         uint64_t count = 0, ok = 0, errors5xx = 0;
         std::array<uint64_t, kFineBuckets> mine;
         ReadConsistently(slot.seq, [&] {
