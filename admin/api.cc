@@ -5,8 +5,11 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 
+#include "admin/pool_api.h"
 #include "admin/router.h"
 #include "admin/status_page.h"
 #include "alerting/service.h"
@@ -19,6 +22,7 @@
 #include "metrics/timeseries.h"
 #include "proxy/data_plane.h"
 #include "speedrun/service.h"
+#include "sysprobe/process_watcher.h"
 
 namespace speedmon::admin {
 
@@ -60,6 +64,46 @@ speedrun::WriteDone AnswerWrite(Responder respond) {
   };
 }
 
+// A store read's `done`: 200 with the document, or ErrorResponse.
+speedrun::ReadDone AnswerRead(Responder respond) {
+  return [respond = std::move(respond)](base::StatusOr<json> r) {
+    respond(r.ok() ? Json(200, *r) : ErrorResponse(r.status()));
+  };
+}
+
+// ?limit=N&cursor=C (and ?type=T for patterns) of a list route.
+base::StatusOr<speedrun::ListQuery> ParseListQuery(const Request& req, bool patterns) {
+  speedrun::ListQuery q;
+  std::optional<size_t> limit = ParseLimit(req, 100);
+  if (!limit || *limit > speedrun::kMaxPageSize) {
+    return base::InvalidArgumentError("limit must be an integer from 1 to 1000", "limit");
+  }
+  q.limit = *limit;
+  if (std::optional<std::string_view> cursor = base::QueryParam(req.query, "cursor")) {
+    std::optional<int64_t> before = speedrun::DecodeCursor(*cursor);
+    if (!before) {
+      return base::InvalidArgumentError("cursor must be a \"next\" value of an earlier answer",
+                                        "cursor");
+    }
+    q.before = *before;
+  }
+  if (std::optional<std::string_view> type = base::QueryParam(req.query, "type")) {
+    if (!patterns) return base::InvalidArgumentError("type is only for patterns", "type");
+    q.type = speedrun::ParsePatternType(*type);
+    if (!q.type) {
+      return base::InvalidArgumentError(
+          "type must be one of movement, battle, menu_navigation, item_usage, dialogue, "
+          "optimization",
+          "type");
+    }
+  }
+  return q;
+}
+
+double NowUnix() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // Constant time in the token's length, so a wrong guess teaches nothing by timing.
 bool SameToken(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -96,10 +140,14 @@ void Api::Handle(const Request& req, Responder respond) const {
       r.headers.emplace_back("Allow", match.allow);
       return respond(std::move(r));
     }
-    case RouteMatch::Result::kBadParameter:
-      return match.route == Route::kPatternReuse
-                 ? respond(Error(400, "pattern_id has a malformed %-escape", "pattern_id"))
-                 : respond(Error(400, "rule id has a malformed %-escape", "id"));
+    case RouteMatch::Result::kBadParameter: {
+      const char* field = match.route == Route::kPatternReuse || match.route == Route::kPattern
+                              ? "pattern_id"
+                          : match.route == Route::kExperiment ? "experiment_id"
+                          : match.route == Route::kProcess    ? "name"
+                                                              : "id";
+      return respond(Error(400, std::string(field) + " has a malformed %-escape", field));
+    }
   }
   switch (match.route) {
     case Route::kMetrics: {
@@ -202,19 +250,42 @@ void Api::Handle(const Request& req, Responder respond) const {
         return p_.speedrun->PostExperiments(req.body, req.Header("content-type"),
                                             AnswerWrite(respond));
       }
-      size_t max = p_.speedrun->max_experiments_limit();
-      std::optional<size_t> limit = ParseLimit(req, std::min<size_t>(100, max));
-      if (!limit) {
-        return respond(
-            Error(400, "limit must be an integer from 1 to " + std::to_string(max), "limit"));
-      }
-      base::StatusOr<speedrun::ExperimentPage> page = p_.speedrun->GetExperiments(*limit);
-      if (!page.ok()) return respond(ErrorResponse(page.status()));
-      return respond(Json(200, speedrun::ToJson(*page)));
+      base::StatusOr<speedrun::ListQuery> q = ParseListQuery(req, false);
+      if (!q.ok()) return respond(ErrorResponse(q.status()));
+      return p_.speedrun->ListExperiments(*q, AnswerRead(respond));
     }
+    case Route::kExperiment:
+      return p_.speedrun->GetExperiment(match.param, AnswerRead(respond));
     case Route::kPatterns: {
+      if (req.method == "POST") {
+        if (!Authorized(req, respond)) return;
+        return p_.speedrun->PostPatterns(req.body, req.Header("content-type"),
+                                         AnswerWrite(respond));
+      }
+      base::StatusOr<speedrun::ListQuery> q = ParseListQuery(req, true);
+      if (!q.ok()) return respond(ErrorResponse(q.status()));
+      return p_.speedrun->ListPatterns(*q, AnswerRead(respond));
+    }
+    case Route::kPattern:
+      return p_.speedrun->GetPattern(match.param, AnswerRead(respond));
+    case Route::kSummary:
+      return p_.speedrun->GetSummary(AnswerRead(respond));
+    case Route::kEvents: {
       if (!Authorized(req, respond)) return;
-      return p_.speedrun->PostPatterns(req.body, req.Header("content-type"), AnswerWrite(respond));
+      speedrun::BodyLimits limits;
+      limits.max_body_bytes = p_.config->max_body_bytes;
+      base::StatusOr<DecodedEvents> events =
+          ParseEvents(req.body, req.Header("content-type"), limits, NowUnix());
+      if (!events.ok()) return respond(ErrorResponse(events.status()));
+      EventLog::Result r = p_.events->Record(events->events);
+      if (events->single) {
+        const PoolEvent& e = events->events[0];
+        return respond(Json(r.accepted ? 201 : 200,
+                            {{"status", r.accepted ? "created" : "duplicate"},
+                             {"event", PoolEventKindName(e.kind)},
+                             {"event_id", e.event_id ? json(*e.event_id) : json(nullptr)}}));
+      }
+      return respond(Json(201, {{"accepted", r.accepted}, {"duplicates", r.duplicates}}));
     }
     case Route::kPatternReuse: {
       if (!Authorized(req, respond)) return;
@@ -253,7 +324,37 @@ void Api::Handle(const Request& req, Responder respond) const {
                 {"boot_time", s->boot_time},
                 {"uptime_seconds", s->uptime_seconds}}));
     }
+    case Route::kProcess: {
+      if (!Authorized(req, respond)) return;
+      base::Status removed = p_.system->RemoveProcess(match.param);
+      if (!removed.ok()) return respond(ErrorResponse(removed));
+      return respond(Json(200, {{"deleted", match.param}}));
+    }
     case Route::kProcesses: {
+      if (req.method == "POST") {
+        if (!Authorized(req, respond)) return;
+        base::StatusOr<ProcessWatch> watch = ParseProcessWatch(req.body);
+        if (!watch.ok()) return respond(ErrorResponse(watch.status()));
+        base::StatusOr<sysprobe::ProcessWatcher> watcher =
+            sysprobe::ProcessWatcher::Create(watch->selector);
+        if (!watcher.ok()) return respond(ErrorResponse(watcher.status()));
+        metrics::WatchedProcess w;
+        w.name = watch->name;
+        w.watcher = std::make_unique<sysprobe::ProcessWatcher>(std::move(watcher).value());
+        w.from_api = true;
+        w.selector = sysprobe::SelectorText(watch->selector);
+        base::StatusOr<bool> added = p_.system->AddProcess(std::move(w));
+        if (!added.ok()) return respond(ErrorResponse(added.status()));
+        const metrics::WatchedProcess& p =
+            *std::find_if(p_.system->processes().begin(), p_.system->processes().end(),
+                          [&](const metrics::WatchedProcess& x) { return x.name == watch->name; });
+        return respond(
+            Json(*added ? 201 : 200, {{"status", *added ? "created" : "duplicate"},
+                                      {"name", p.name},
+                                      {"selector", p.selector},
+                                      {"running", p.last.found},
+                                      {"pid", p.last.found ? json(p.last.pid) : json(nullptr)}}));
+      }
       p_.system->SampleProcesses();
       json procs = json::array();
       for (const auto& p : p_.system->processes()) {
@@ -268,7 +369,8 @@ void Api::Handle(const Request& req, Responder respond) const {
                          {"threads", x.threads},
                          {"open_fds", x.open_fds},
                          {"start_time", x.start_time},
-                         {"restarts", x.restarts}});
+                         {"restarts", x.restarts},
+                         {"origin", p.from_api ? "api" : "config"}});
       }
       json eps = json::array();
       for (const auto& h : p_.data_plane->health().Snapshot()) {

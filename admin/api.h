@@ -36,6 +36,8 @@ struct WriteResult;
 
 namespace speedmon::admin {
 
+class EventLog;
+
 // What the handlers read and call. Every pointer is non-null and outlives the Api.
 struct ApiParts {
   const config::AdminConfig* config = nullptr;
@@ -43,6 +45,7 @@ struct ApiParts {
   metrics::SystemCollector* system = nullptr;
   speedrun::Service* speedrun = nullptr;
   alerting::Service* alerts = nullptr;
+  EventLog* events = nullptr;
   const metrics::TimeseriesRing* timeseries = nullptr;  // the status page's charts
   // Every family /metrics shows after the data plane's request statistics, in one
   // consistent cut per component.

@@ -16,7 +16,8 @@ struct Entry {
   uint8_t methods;
 };
 
-// One row per route; paths are unique, so the order does not matter.
+// One row per route. A {id} is one segment, so "/api/v1/patterns/{id}" never matches
+// ".../{id}/reuse" and the order does not matter.
 constexpr Entry kRoutes[] = {
     {"/metrics", "", false, Route::kMetrics, kGet},
     {"/", "", false, Route::kStatusPage, kGet},
@@ -26,10 +27,15 @@ constexpr Entry kRoutes[] = {
     {"/api/v1/upstreams", "", false, Route::kUpstreams, kGet},
     {"/api/v1/requests", "", false, Route::kRequests, kGet},
     {"/api/v1/experiments", "", false, Route::kExperiments, kGet | kPost},
-    {"/api/v1/patterns", "", false, Route::kPatterns, kPost},
+    {"/api/v1/experiments/", "", true, Route::kExperiment, kGet},
+    {"/api/v1/patterns", "", false, Route::kPatterns, kGet | kPost},
+    {"/api/v1/patterns/", "", true, Route::kPattern, kGet},
     {"/api/v1/patterns/", "/reuse", true, Route::kPatternReuse, kPost},
+    {"/api/v1/summary", "", false, Route::kSummary, kGet},
+    {"/api/v1/events", "", false, Route::kEvents, kPost},
     {"/api/v1/system", "", false, Route::kSystem, kGet},
-    {"/api/v1/processes", "", false, Route::kProcesses, kGet},
+    {"/api/v1/processes", "", false, Route::kProcesses, kGet | kPost},
+    {"/api/v1/processes/", "", true, Route::kProcess, kDelete},
     {"/api/v1/alerts", "", false, Route::kAlerts, kGet},
     {"/api/v1/alert-rules", "", false, Route::kAlertRules, kGet | kPost},
     {"/api/v1/alert-rules/", "", true, Route::kAlertRule, kDelete},

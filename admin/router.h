@@ -19,10 +19,15 @@ enum class Route : uint8_t {
   kUpstreams,     // GET /api/v1/upstreams
   kRequests,      // GET /api/v1/requests
   kExperiments,   // GET, POST /api/v1/experiments
-  kPatterns,      // POST /api/v1/patterns
+  kExperiment,    // GET /api/v1/experiments/{id}
+  kPatterns,      // GET, POST /api/v1/patterns
+  kPattern,       // GET /api/v1/patterns/{id}
   kPatternReuse,  // POST /api/v1/patterns/{id}/reuse
+  kSummary,       // GET /api/v1/summary
+  kEvents,        // POST /api/v1/events
   kSystem,        // GET /api/v1/system
-  kProcesses,     // GET /api/v1/processes
+  kProcesses,     // GET, POST /api/v1/processes
+  kProcess,       // DELETE /api/v1/processes/{name}
   kAlerts,        // GET /api/v1/alerts
   kAlertRules,    // GET, POST /api/v1/alert-rules
   kAlertRule,     // DELETE /api/v1/alert-rules/{id}

@@ -27,6 +27,15 @@ TEST(Router, ExactPathsAndMethods) {
       {"GET", "/api/v1/sla", R::kFound, Route::kSla},
       {"GET", "/api/v1/timeseries", R::kFound, Route::kTimeseries},
       {"GET", "/api/v1/alert-rules", R::kFound, Route::kAlertRules},
+      {"GET", "/api/v1/patterns", R::kFound, Route::kPatterns},
+      {"GET", "/api/v1/summary", R::kFound, Route::kSummary},
+      {"POST", "/api/v1/events", R::kFound, Route::kEvents},
+      {"POST", "/api/v1/processes", R::kFound, Route::kProcesses},
+      {"GET", "/api/v1/processes", R::kFound, Route::kProcesses},
+      {"GET", "/api/v1/experiments/e1", R::kFound, Route::kExperiment},
+      {"GET", "/api/v1/patterns/p1", R::kFound, Route::kPattern},
+      {"POST", "/api/v1/patterns/p1/reuse", R::kFound, Route::kPatternReuse},
+      {"DELETE", "/api/v1/processes/emu-5", R::kFound, Route::kProcess},
       {"GET", "/metrics/", R::kNotFound, Route::kHealthz},
       {"GET", "/api/v1", R::kNotFound, Route::kHealthz},
       {"GET", "/API/v1/sla", R::kNotFound, Route::kHealthz},
@@ -49,7 +58,12 @@ TEST(Router, MethodNotAllowedListsTheAllowedOnes) {
   EXPECT_EQ(m.allow_text, "GET");
   EXPECT_EQ(MatchRoute("PUT", "/api/v1/alert-rules").allow_text, "GET or POST");
   EXPECT_EQ(MatchRoute("DELETE", "/api/v1/experiments").allow, "GET, HEAD, POST");
-  EXPECT_EQ(MatchRoute("GET", "/api/v1/patterns").allow, "POST");
+  EXPECT_EQ(MatchRoute("DELETE", "/api/v1/patterns").allow, "GET, HEAD, POST");
+  EXPECT_EQ(MatchRoute("GET", "/api/v1/events").allow, "POST");
+  EXPECT_EQ(MatchRoute("POST", "/api/v1/summary").allow, "GET, HEAD");
+  EXPECT_EQ(MatchRoute("POST", "/api/v1/experiments/e1").allow, "GET, HEAD");
+  EXPECT_EQ(MatchRoute("GET", "/api/v1/patterns/p1/reuse").allow, "POST");
+  EXPECT_EQ(MatchRoute("GET", "/api/v1/processes/x").allow, "DELETE");
   EXPECT_EQ(MatchRoute("GET", "/api/v1/alert-rules/x").allow, "DELETE");
 }
 
@@ -68,7 +82,16 @@ TEST(Router, ParametersAreOneDecodedSegment) {
   EXPECT_EQ(MatchRoute("DELETE", "/api/v1/alert-rules/a/b").result, R::kNotFound);
   EXPECT_EQ(MatchRoute("POST", "/api/v1/patterns//reuse").result, R::kNotFound);
   EXPECT_EQ(MatchRoute("POST", "/api/v1/patterns/a/b/reuse").result, R::kNotFound);
-  EXPECT_EQ(MatchRoute("POST", "/api/v1/patterns/reuse").result, R::kNotFound);
+  EXPECT_EQ(MatchRoute("POST", "/api/v1/patterns/reuse").result, R::kMethodNotAllowed);
+  m = MatchRoute("GET", "/api/v1/patterns/reuse");  // a pattern whose id is "reuse"
+  ASSERT_EQ(m.result, R::kFound);
+  EXPECT_EQ(m.route, Route::kPattern);
+  EXPECT_EQ(m.param, "reuse");
+  m = MatchRoute("GET", "/api/v1/experiments/exp%2F1");
+  ASSERT_EQ(m.result, R::kFound);
+  EXPECT_EQ(m.param, "exp/1");
+  EXPECT_EQ(MatchRoute("GET", "/api/v1/experiments/a/b").result, R::kNotFound);
+  EXPECT_EQ(MatchRoute("GET", "/api/v1/patterns/a/b").result, R::kNotFound);
 }
 
 }  // namespace

@@ -74,6 +74,94 @@ Rule MakeDefault(const char* id, const char* name, const char* description, cons
   return *RuleFromConfig(c, RuleOrigin::kDefault);
 }
 
+// The Python AlertRule's field names, accepted beside speedmon's own so that
+// dataclasses.asdict(AlertRule(...)) posts as it is.
+struct RuleAlias {
+  const char* alias;  // the Python name
+  const char* own;    // speedmon's
+};
+constexpr RuleAlias kRuleAliases[] = {{"rule_id", "id"},
+                                      {"metric_name", "metric"},
+                                      {"threshold_value", "threshold"},
+                                      {"minimum_duration_seconds", "for"}};
+// Python fields with no counterpart here: accepted (numbers >= 0) and not used. Rules
+// are evaluated on the current value every evaluation_interval, and repeats are paced by
+// [alerting].resend_interval.
+constexpr const char* kIgnoredPythonFields[] = {"evaluation_window_seconds",
+                                                "suppression_window_seconds", "enabled"};
+
+// Rewrites the Python names into speedmon's in `body` (the value of
+// minimum_duration_seconds, a number of seconds, becomes a duration string) and checks
+// the fields that are only accepted.
+base::Status ApplyPythonFields(json* body) {
+  for (const RuleAlias& a : kRuleAliases) {
+    auto it = body->find(a.alias);
+    if (it == body->end()) continue;
+    if (body->contains(a.own)) {
+      return Fail(std::string("give ") + a.own + " or " + a.alias + ", not both", a.alias);
+    }
+    json value = *it;
+    if (std::string_view(a.own) == "for" && !value.is_null()) {
+      if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < 0 ||
+          value.get<double>() * 1000 > static_cast<double>(config::kMaxDuration.count())) {
+        return Fail("minimum_duration_seconds must be a number of seconds from 0 to one year",
+                    a.alias);
+      }
+      value = config::FormatDuration(Duration(std::llround(value.get<double>() * 1000)));
+    }
+    body->erase(it);
+    (*body)[a.own] = std::move(value);
+  }
+  for (const char* field : {"evaluation_window_seconds", "suppression_window_seconds"}) {
+    auto it = body->find(field);
+    if (it == body->end() || it->is_null()) continue;
+    if (!it->is_number() || !(it->get<double>() >= 0)) {
+      return Fail(std::string(field) + " must be a number >= 0", field);
+    }
+    body->erase(it);
+  }
+  if (auto it = body->find("enabled"); it != body->end()) {
+    if (!it->is_null() && !it->is_boolean())
+      return Fail("enabled must be true or false", "enabled");
+    if (it->is_boolean() && !it->get<bool>()) {
+      return Fail("a disabled rule is not kept; delete the rule instead", "enabled");
+    }
+    body->erase(it);
+  }
+  return base::OkStatus();
+}
+
+// The comparison as a symbol or a name, any case: "gt", "greater_than", "GREATER_THAN".
+std::optional<CompareOp> ParseOperatorName(std::string_view text) {
+  if (auto op = config::ParseCompareOp(text)) return op;
+  std::string lower;
+  for (char ch : text) lower += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  static const std::pair<const char*, CompareOp> kNames[] = {
+      {"gt", CompareOp::kGt},
+      {"greater_than", CompareOp::kGt},
+      {"lt", CompareOp::kLt},
+      {"less_than", CompareOp::kLt},
+      {"ge", CompareOp::kGe},
+      {"gte", CompareOp::kGe},
+      {"greater_than_or_equal", CompareOp::kGe},
+      {"greater_or_equal", CompareOp::kGe},
+      {"le", CompareOp::kLe},
+      {"lte", CompareOp::kLe},
+      {"less_than_or_equal", CompareOp::kLe},
+      {"less_or_equal", CompareOp::kLe},
+      {"eq", CompareOp::kEq},
+      {"equal", CompareOp::kEq},
+      {"equals", CompareOp::kEq},
+      {"ne", CompareOp::kNe},
+      {"not_equal", CompareOp::kNe},
+      {"not_equals", CompareOp::kNe},
+  };
+  for (const auto& [name, op] : kNames) {
+    if (lower == name) return op;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<Aggregation> ParseAggregation(std::string_view text) {
@@ -132,9 +220,11 @@ base::StatusOr<Rule> RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin
   r.name = c.name;
   r.description = c.description;
   r.metric = c.metric;
+  r.aggregation = *ParseAggregation(c.aggregation);  // CheckAlertRule accepted it
   if (const config::DottedMetric* dotted = config::FindDottedMetric(c.metric)) {
     r.metric = dotted->exported;
     r.scale = dotted->scale;
+    if (c.aggregation.empty()) r.aggregation = *ParseAggregation(dotted->aggregation);
   }
   r.matchers = c.match_labels;
   r.metric_text = c.metric;
@@ -148,7 +238,6 @@ base::StatusOr<Rule> RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin
     }
     r.metric_text += "}";
   }
-  r.aggregation = *ParseAggregation(c.aggregation);  // CheckAlertRule accepted it
   r.op = c.op;
   r.threshold = c.threshold;
   r.for_duration = c.for_duration;
@@ -172,8 +261,11 @@ base::StatusOr<Rule> RuleFromJson(std::string_view body_text) {
   for (const auto& [key, value] : body.items()) {
     bool known = false;
     for (const char* k : kKnown) known = known || key == k;
+    for (const RuleAlias& a : kRuleAliases) known = known || key == a.alias;
+    for (const char* k : kIgnoredPythonFields) known = known || key == k;
     if (!known) return Fail("unknown field \"" + key + "\"", key);
   }
+  if (base::Status e = ApplyPythonFields(&body); !e.ok()) return e;
 
   config::AlertRuleConfig c;
   if (base::Status e = ReadString(body, "id", &c.id, true); !e.ok()) return e;
@@ -191,8 +283,10 @@ base::StatusOr<Rule> RuleFromJson(std::string_view body_text) {
 
   std::string text;
   if (base::Status e = ReadString(body, "operator", &text, true); !e.ok()) return e;
-  auto op = config::ParseCompareOp(text);
-  if (!op) return Fail("operator must be one of > < >= <= == !=", "operator");
+  auto op = ParseOperatorName(text);
+  if (!op) {
+    return Fail("operator must be one of > < >= <= == != (or gt, lt, ge, le, eq, ne)", "operator");
+  }
   c.op = *op;
 
   auto threshold = body.find("threshold");

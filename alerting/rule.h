@@ -71,6 +71,11 @@ base::StatusOr<Rule> RuleFromConfig(const config::AlertRuleConfig& c, RuleOrigin
 //    "labels": {"k": "v"}, "annotations": {"summary": "...", ...}}
 // Required: id, metric, operator, threshold; name defaults to id (as in the config). Unknown keys
 // are refused (a typo must not silently drop a setting). The first problem found is returned.
+// The Python AlertRule's names are accepted too: rule_id (id), metric_name (metric),
+// threshold_value (threshold), minimum_duration_seconds (a number of seconds: for), an
+// operator name (gt, greater_than, lte, ... any case); evaluation_window_seconds and
+// suppression_window_seconds are accepted and unused, enabled must be true if given.
+// A dotted name that names a counter (speedrun.total_experiments) defaults to "sum".
 base::StatusOr<Rule> RuleFromJson(std::string_view body);
 
 // The GET /api/v1/alert-rules element: the fields above with "for" and

@@ -115,16 +115,16 @@ TEST(RuleFromJsonTest, RefusesBadRulesWithExactMessages) {
        "metric"},
       {with("metric", "up{job=\"x\""), "metric: expected ',' or '}'", "metric"},
       {with("metric", "system.cpu"),
-       "unknown dotted metric name \"system.cpu\"; use an exported metric name or one of: "
-       "system.cpu_percent, system.memory_percent, speedrun.experiment_success_rate, "
-       "speedrun.average_script_compilation_ms, speedrun.average_checkpoint_loading_ms, "
-       "prometheus.healthy_processes",
+       "unknown dotted metric name \"system.cpu\"; use an exported metric name or a dotted "
+       "name listed in docs/API.md (e.g. system.cpu_percent)",
        "metric"},
       {with("aggregation", "median"), "aggregation must be one of max, min, sum, avg, count",
        "aggregation"},
       {With("operator", nullptr), "operator is required", "operator"},
-      {with("operator", "=>"), "operator must be one of > < >= <= == !=", "operator"},
-      {with("operator", "gt"), "operator must be one of > < >= <= == !=", "operator"},
+      {with("operator", "=>"),
+       "operator must be one of > < >= <= == != (or gt, lt, ge, le, eq, ne)", "operator"},
+      {with("operator", "bigger"),
+       "operator must be one of > < >= <= == != (or gt, lt, ge, le, eq, ne)", "operator"},
       {With("threshold", nullptr), "threshold is required", "threshold"},
       {with("threshold", "85"), "threshold must be a number", "threshold"},
       {with("threshold", true), "threshold must be a number", "threshold"},
@@ -156,6 +156,98 @@ TEST(RuleFromJsonTest, RefusesBadRulesWithExactMessages) {
     EXPECT_EQ(r.status().message(), c.error) << c.body;
     EXPECT_EQ(r.status().field(), c.field) << c.body;
   }
+}
+
+// The Python AlertRule as dataclasses.asdict() gives it, with an operator name.
+TEST(RuleFromJsonTest, AcceptsThePythonFieldNames) {
+  base::StatusOr<Rule> r = RuleFromJson(
+      R"({"rule_id":"custom_performance","name":"Custom Performance Alert",)"
+      R"("description":"Custom performance threshold exceeded",)"
+      R"("metric_name":"speedrun.average_pattern_quality","threshold_value":0.7,)"
+      R"("operator":"LESS_THAN","severity":"CRITICAL","evaluation_window_seconds":300.0,)"
+      R"("minimum_duration_seconds":90.5,"suppression_window_seconds":3600.0,"enabled":true})");
+  ASSERT_TRUE(r.ok()) << r.status().message() << " " << r.status().field();
+  EXPECT_EQ(r->id, "custom_performance");
+  EXPECT_EQ(r->metric_text, "speedrun.average_pattern_quality");
+  EXPECT_EQ(r->metric, "pokemon_speedrun_pattern_quality_average");
+  EXPECT_EQ(r->threshold, 0.7);
+  EXPECT_EQ(r->op, config::CompareOp::kLt);
+  EXPECT_EQ(r->severity, config::Severity::kCritical);
+  EXPECT_EQ(r->for_duration, std::chrono::milliseconds(90500));
+  EXPECT_EQ(RuleToJson(*r)["for"], "1m30s500ms");
+
+  struct Op {
+    const char* text;
+    config::CompareOp op;
+  };
+  for (Op o : {Op{"gt", config::CompareOp::kGt}, Op{"greater_than", config::CompareOp::kGt},
+               Op{"lte", config::CompareOp::kLe}, Op{"GE", config::CompareOp::kGe},
+               Op{"not_equal", config::CompareOp::kNe}, Op{"eq", config::CompareOp::kEq},
+               Op{"<=", config::CompareOp::kLe}}) {
+    json op = o.text;
+    base::StatusOr<Rule> rule = RuleFromJson(With("operator", &op));
+    ASSERT_TRUE(rule.ok()) << o.text;
+    EXPECT_EQ(rule->op, o.op) << o.text;
+  }
+}
+
+TEST(RuleFromJsonTest, RefusesBadPythonFields) {
+  struct Case {
+    const char* body;
+    const char* error;
+    const char* field;
+  };
+  const Case cases[] = {
+      {R"({"id":"a","rule_id":"a","metric":"m","operator":">","threshold":1})",
+       "give id or rule_id, not both", "rule_id"},
+      {R"({"id":"a","metric":"m","operator":">","threshold":1,"threshold_value":2})",
+       "give threshold or threshold_value, not both", "threshold_value"},
+      {R"({"id":"a","metric":"m","operator":">","threshold":1,"minimum_duration_seconds":-1})",
+       "minimum_duration_seconds must be a number of seconds from 0 to one year",
+       "minimum_duration_seconds"},
+      {R"({"id":"a","metric":"m","operator":">","threshold":1,"minimum_duration_seconds":"5m"})",
+       "minimum_duration_seconds must be a number of seconds from 0 to one year",
+       "minimum_duration_seconds"},
+      {R"({"id":"a","metric":"m","operator":">","threshold":1,"enabled":false})",
+       "a disabled rule is not kept; delete the rule instead", "enabled"},
+      {R"({"id":"a","metric":"m","operator":">","threshold":1,"enabled":"yes"})",
+       "enabled must be true or false", "enabled"},
+      {R"({"id":"a","metric":"m","operator":">","threshold":1,"evaluation_window_seconds":"x"})",
+       "evaluation_window_seconds must be a number >= 0", "evaluation_window_seconds"},
+      {R"({"id":"a","metric":"m","operator":"bigger","threshold":1})",
+       "operator must be one of > < >= <= == != (or gt, lt, ge, le, eq, ne)", "operator"},
+      {R"({"rule_id":"a","metric_name":"system.disk_free","operator":">","threshold_value":1})",
+       "unknown dotted metric name \"system.disk_free\"; use an exported metric name or a "
+       "dotted name listed in docs/API.md (e.g. system.cpu_percent)",
+       "metric"},
+  };
+  for (const Case& c : cases) {
+    base::StatusOr<Rule> r = RuleFromJson(c.body);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.status().message(), c.error) << c.body;
+    EXPECT_EQ(r.status().field(), c.field) << c.body;
+  }
+}
+
+// Every dotted name builds a rule on its exported metric; counters are summed.
+TEST(RuleFromJsonTest, EveryDottedNameIsARuleMetric) {
+  for (const config::DottedMetric& d : config::DottedMetrics()) {
+    json metric = d.dotted;
+    base::StatusOr<Rule> r = RuleFromJson(With("metric", &metric));
+    ASSERT_TRUE(r.ok()) << d.dotted << ": " << r.status().message();
+    EXPECT_EQ(r->metric, d.exported);
+    EXPECT_EQ(r->aggregation, *ParseAggregation(d.aggregation)) << d.dotted;
+  }
+  json metric = "speedrun.total_experiments";
+  base::StatusOr<Rule> r = RuleFromJson(With("metric", &metric));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->aggregation, Aggregation::kSum);
+  EXPECT_EQ(RuleToJson(*r)["aggregation"], "sum");
+  json disk = "system.disk_percent";
+  r = RuleFromJson(With("metric", &disk));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->metric, "pokemon_speedrun_system_disk_percent");
+  EXPECT_EQ(r->aggregation, Aggregation::kPerSeries);
 }
 
 TEST(RuleFromJsonTest, BoundsOnLabelCounts) {
@@ -191,7 +283,7 @@ TEST(RuleFromConfigTest, BuildsAndChecksWhatOnlyAlertingKnows) {
   c.aggregation = "none";
   EXPECT_EQ(RuleFromConfig(c, RuleOrigin::kConfig)->aggregation, Aggregation::kPerSeries);
 
-  c.metric = "system.disk_percent";
+  c.metric = "system.disk_free";
   r = RuleFromConfig(c, RuleOrigin::kConfig);
   EXPECT_FALSE(r.ok());
   EXPECT_EQ(r.status().field(), "metric");

@@ -236,6 +236,12 @@ base::StatusOr<std::unique_ptr<Service>> Service::Create(const config::AlertingC
                                                          ServiceOptions options) {
   base::StatusOr<std::vector<Rule>> rules = BuildRules(config);
   if (!rules.ok()) return rules.status();
+  RuleChanges changes;
+  if (!options.rules_path.empty()) {
+    base::StatusOr<RuleChanges> loaded = LoadRuleChanges(options.rules_path);
+    if (!loaded.ok()) return loaded.status();
+    changes = std::move(loaded).value();
+  }
   base::StatusOr<std::shared_ptr<Notifier>> notifier =
       Notifier::Create(Targets(config), MakeNotifierOptions(options));
   if (!notifier.ok()) return notifier.status();
@@ -251,8 +257,9 @@ base::StatusOr<std::unique_ptr<Service>> Service::Create(const config::AlertingC
   eo.external_url = s->options_.external_url;
   eo.log = s->options_.log;
   s->evaluator_ = std::make_unique<Evaluator>(s->source_.get(), std::move(eo));
+  s->changes_ = std::move(changes);
   std::vector<AlertNotice> none;
-  s->evaluator_->ReplaceRules(std::move(rules).value(), Time{}, &none);
+  s->evaluator_->ReplaceRules(s->Compose(std::move(rules).value(), s->changes_), Time{}, &none);
   s->notifier_ = std::move(notifier).value();
   s->collectable_ = std::make_shared<Metrics>();
   s->collectable_->SetNotifier(s->notifier_);
@@ -282,12 +289,47 @@ void Service::Evaluate(Time now) {
   Publish();
 }
 
+std::vector<Rule> Service::Compose(std::vector<Rule> built, const RuleChanges& changes) const {
+  std::vector<Rule> rules;
+  for (Rule& r : built) {
+    if (!changes.deleted.count(r.id)) rules.push_back(std::move(r));
+  }
+  for (const Rule& added : changes.added) {
+    bool taken = false;
+    for (const Rule& r : rules) taken = taken || r.id == added.id;
+    if (taken) {
+      if (options_.log) {
+        options_.log("alert rule \"" + added.id +
+                     "\" added through the API is shadowed by the config rule of the same id");
+      }
+      continue;
+    }
+    rules.push_back(added);
+  }
+  return rules;
+}
+
+base::Status Service::Commit(RuleChanges next) {
+  if (!options_.rules_path.empty()) {
+    if (base::Status saved = SaveRuleChanges(options_.rules_path, next); !saved.ok()) return saved;
+  }
+  changes_ = std::move(next);
+  return base::OkStatus();
+}
+
 base::StatusOr<Rule> Service::AddRule(std::string_view body) {
   base::StatusOr<Rule> r = RuleFromJson(body);
   if (!r.ok()) return r.status();
   if (evaluator_->FindRule(r->id)) {
     return base::AlreadyExistsError("rule \"" + r->id + "\" already exists", "id");
   }
+  if (evaluator_->Rules().size() >= Evaluator::kMaxRules)
+    return base::TooLargeError("at most 1000 rules");
+  // A deleted config rule's id stays in `deleted`: the config's rule stays out, this one
+  // takes its place.
+  RuleChanges next = changes_;
+  next.added.push_back(*r);
+  if (base::Status saved = Commit(std::move(next)); !saved.ok()) return saved;
   Rule added = *r;
   if (!evaluator_->AddRule(std::move(r).value())) {
     return base::TooLargeError("at most 1000 rules");
@@ -296,11 +338,19 @@ base::StatusOr<Rule> Service::AddRule(std::string_view body) {
   return added;
 }
 
-base::Status Service::RemoveRule(std::string_view id, Time now) {
-  std::vector<AlertNotice> notices;
-  if (!evaluator_->RemoveRule(std::string(id), now, &notices)) {
-    return base::NotFoundError("no rule with id \"" + std::string(id) + "\"", "id");
+base::Status Service::RemoveRule(std::string_view id_view, Time now) {
+  std::string id(id_view);
+  const Rule* rule = evaluator_->FindRule(id);
+  if (!rule) return base::NotFoundError("no rule with id \"" + id + "\"", "id");
+  RuleChanges next = changes_;
+  if (rule->origin == RuleOrigin::kApi) {
+    std::erase_if(next.added, [&](const Rule& r) { return r.id == id; });
+  } else {
+    next.deleted.insert(id);
   }
+  if (base::Status saved = Commit(std::move(next)); !saved.ok()) return saved;
+  std::vector<AlertNotice> notices;
+  evaluator_->RemoveRule(id, now, &notices);
   notifier_->Send(notices);
   Publish();
   return base::OkStatus();
@@ -326,26 +376,27 @@ std::string Service::RulesJson() const {
     j["lastEvaluation"] = TimeOrNull(s.last_evaluation);
     rules.push_back(std::move(j));
   }
-  return Dump(json{{"rules", std::move(rules)}});
+  json deleted = json::array();
+  for (const std::string& id : changes_.deleted) deleted.push_back(id);
+  return Dump(json{{"rules", std::move(rules)}, {"deleted", std::move(deleted)}});
 }
 
 base::Status Service::Reload(const config::AlertingConfig& config, Time now) {
   base::StatusOr<std::vector<Rule>> built = BuildRules(config);
   if (!built.ok()) return built.status();
-  std::vector<Rule> rules = std::move(built).value();
+  RuleChanges changes = changes_;
+  if (!options_.rules_path.empty()) {
+    base::StatusOr<RuleChanges> loaded = LoadRuleChanges(options_.rules_path);
+    if (!loaded.ok()) return loaded.status();
+    changes = std::move(loaded).value();
+  }
+  std::vector<Rule> rules = Compose(std::move(built).value(), changes);
   std::shared_ptr<Notifier> notifier;
   if (!SameTargets(config, config_)) {
     base::StatusOr<std::shared_ptr<Notifier>> created =
         Notifier::Create(Targets(config), MakeNotifierOptions(options_));
     if (!created.ok()) return created.status();
     notifier = std::move(created).value();
-  }
-  // Rules added at run time survive a reload unless the config now claims their id.
-  for (const auto& status : evaluator_->Rules()) {
-    if (status.rule.origin != RuleOrigin::kApi) continue;
-    bool taken = false;
-    for (const auto& r : rules) taken = taken || r.id == status.rule.id;
-    if (!taken) rules.push_back(status.rule);
   }
   std::vector<AlertNotice> notices;
   evaluator_->ReplaceRules(std::move(rules), now, &notices);
@@ -357,6 +408,7 @@ base::Status Service::Reload(const config::AlertingConfig& config, Time now) {
   }
   notifier_->Send(notices);
   config_ = config;
+  changes_ = std::move(changes);
   Publish();
   return base::OkStatus();
 }

@@ -27,6 +27,7 @@
 #include "alerting/evaluator.h"
 #include "alerting/notifier.h"
 #include "alerting/rule.h"
+#include "alerting/rule_store.h"
 #include "alerting/value_source.h"
 #include "base/status.h"
 #include "config/config.h"
@@ -42,14 +43,19 @@ struct ServiceOptions {
   size_t max_pending = 1024;                    // per target
   config::Duration initial_backoff{500};
   config::Duration max_backoff{30000};
+  // Where rule changes made through the API are kept (see rule_store.h); "" = in memory
+  // only (they survive a SIGHUP but not a restart).
+  std::string rules_path;
 };
 
 class Service {
  public:
   // Rules: DefaultRules() when config.default_rules, then config.rules in order (a config
-  // rule with a default's id replaces that default). Targets: every alertmanager, then
-  // every webhook. kInvalidArgument when a rule is refused (two config rules with one
-  // id, an unknown dotted metric name, ...) or a URL does not parse.
+  // rule with a default's id replaces that default), minus the ids deleted through the
+  // API, plus the rules added through it (both read from options.rules_path; a config
+  // rule wins over an API rule of the same id). Targets: every alertmanager, then every
+  // webhook. kInvalidArgument when a rule is refused (two config rules with one id, an
+  // unknown dotted metric name, ...), a URL does not parse or the rules file is malformed.
   static base::StatusOr<std::unique_ptr<Service>> Create(const config::AlertingConfig& config,
                                                          std::shared_ptr<ValueSource> source,
                                                          ServiceOptions options);
@@ -62,11 +68,16 @@ class Service {
 
   // POST /api/v1/alert-rules with `body` (see RuleFromJson): the rule as added, evaluated
   // from the next round on; kInvalidArgument (with the field) when RuleFromJson refuses
-  // it, kAlreadyExists (field "id") for a taken id, kTooLarge past 1000 rules.
+  // it, kAlreadyExists (field "id") for a taken id, kTooLarge past 1000 rules,
+  // kUnavailable when the rules file cannot be written (then nothing changes). Posting
+  // the id of a deleted config rule adds the posted rule under that id (the config's
+  // stays deleted).
   base::StatusOr<Rule> AddRule(std::string_view body);
 
   // DELETE /api/v1/alert-rules/{id} (id already URL-decoded): its firing alerts are sent
-  // as resolved; kNotFound (field "id") for an unknown id.
+  // as resolved; kNotFound (field "id") for an unknown id, kUnavailable when the rules
+  // file cannot be written (then nothing changes). Deleting a config or default rule is
+  // remembered: it stays deleted across restarts and reloads.
   base::Status RemoveRule(std::string_view id, Time now);
 
   // GET /api/v1/alerts:
@@ -81,11 +92,13 @@ class Service {
   // GET /api/v1/alert-rules:
   //   {"rules": [RuleToJson(rule) + {"state": "inactive|pending|firing", "pending": n,
   //              "firing": n, "health": "unknown|ok|error", "lastError": "...",
-  //              "lastEvaluation": RFC 3339|null}]}
+  //              "lastEvaluation": RFC 3339|null}],
+  //    "deleted": [ids of config and default rules deleted through the API]}
   std::string RulesJson() const;
 
-  // SIGHUP: rebuilds the default and config rules from `config`; rules added through
-  // the API stay (unless the config now has their id). Unchanged rules keep their
+  // SIGHUP: reads the rules file again and rebuilds the default and config rules from
+  // `config`; rules added through the API stay (unless the config now has their id), and
+  // deleted ones stay deleted. Unchanged rules keep their
   // alerts; changed or dropped ones resolve. The notifier is rebuilt only when the
   // targets change (joining the old sender threads: at most one request timeout).
   // On error nothing changes.
@@ -105,6 +118,11 @@ class Service {
  private:
   Service() = default;
   void Publish();  // copies counts to the collectable
+  // `built` (BuildRules) with `changes` applied: deleted ids dropped, added rules appended
+  // unless `built` has their id.
+  std::vector<Rule> Compose(std::vector<Rule> built, const RuleChanges& changes) const;
+  // Saves `next` (when there is a rules file) and adopts it; on error nothing changes.
+  base::Status Commit(RuleChanges next);
 
   config::AlertingConfig config_;
   ServiceOptions options_;
@@ -112,6 +130,7 @@ class Service {
   std::unique_ptr<Evaluator> evaluator_;
   std::shared_ptr<Notifier> notifier_;
   std::shared_ptr<Metrics> collectable_;
+  RuleChanges changes_;  // what the API changed, as in the rules file
 };
 
 // The rule list Create/Reload build from a config (exposed for tests).

@@ -2,6 +2,8 @@
 // Alertmanager and webhook receivers on 127.0.0.1; admin API answers; metrics.
 #include "alerting/service.h"
 
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -53,8 +55,9 @@ class ServiceTest : public ::testing::Test {
     c.webhooks.push_back({hook_.url("/hook"), milliseconds(2000)});
     return c;
   }
-  std::unique_ptr<Service> Make(const config::AlertingConfig& c) {
+  std::unique_ptr<Service> Make(const config::AlertingConfig& c, std::string rules_path = "") {
     ServiceOptions o;
+    o.rules_path = std::move(rules_path);
     o.external_url = "http://127.0.0.1:8000";
     o.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> lock(log_mu_);
@@ -197,7 +200,8 @@ TEST_F(ServiceTest, AddAndRemoveRulesThroughTheApi) {
       s->AddRule(R"({"id":"high_cpu_usage","metric":"x","operator":">","threshold":1})").status(),
       base::AlreadyExistsError("rule \"high_cpu_usage\" already exists", "id"));
   EXPECT_EQ(s->AddRule(R"({"id":"x","metric":"x","operator":"~","threshold":1})").status(),
-            base::InvalidArgumentError("operator must be one of > < >= <= == !=", "operator"));
+            base::InvalidArgumentError(
+                "operator must be one of > < >= <= == != (or gt, lt, ge, le, eq, ne)", "operator"));
   EXPECT_EQ(s->AddRule("not json").status(), base::InvalidArgumentError("body is not valid JSON"));
 
   source_->Set("pokemon_speedrun_script_compilation_average_seconds", 0.121);
@@ -358,6 +362,68 @@ TEST_F(ServiceTest, ReloadKeepsUnchangedRulesAndApiRules) {
   c.webhooks[0].url = "bad";
   EXPECT_EQ(s->Reload(c, T(140)).code(), base::StatusCode::kInvalidArgument);
   EXPECT_EQ(s->evaluator().rule_count(), 1u);
+}
+
+// Rules added and deleted through the API are in the rules file: a new Service (a
+// restart) and a Reload (a SIGHUP) both see them, with their origin.
+TEST_F(ServiceTest, ApiChangesSurviveARestartAndAReload) {
+  char dir[] = "/tmp/speedmon-alert-rules-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/rules.json";
+  auto c = Config();
+  config::AlertRuleConfig mine;
+  mine.id = "from_config";
+  mine.name = "from_config";
+  mine.metric = "m";
+  mine.threshold = 1;
+  c.rules.push_back(mine);
+  {
+    auto s = Make(c, path);
+    ASSERT_TRUE(s->AddRule(R"({"rule_id":"disk","metric_name":"system.disk_percent",)"
+                           R"("operator":"greater_than","threshold_value":90})")
+                    .ok());
+    ASSERT_TRUE(s->RemoveRule("high_cpu_usage", T(0)).ok());
+    ASSERT_TRUE(s->RemoveRule("from_config", T(0)).ok());
+  }
+  auto ids = [](const Service& s) {
+    std::vector<std::string> out;
+    const json doc = json::parse(s.RulesJson());
+    for (const auto& r : doc["rules"]) {
+      out.push_back(r["id"].get<std::string>() + ":" + r["origin"].get<std::string>());
+    }
+    return out;
+  };
+  const std::vector<std::string> kExpected = {"slow_script_compilation:default",
+                                              "slow_checkpoint_loading:default",
+                                              "high_memory_usage:default",
+                                              "low_experiment_success_rate:default",
+                                              "insufficient_healthy_processes:default",
+                                              "disk:api"};
+  auto restarted = Make(c, path);
+  EXPECT_EQ(ids(*restarted), kExpected);
+  EXPECT_EQ(json::parse(restarted->RulesJson())["deleted"],
+            json::parse(R"(["from_config","high_cpu_usage"])"));
+  ASSERT_TRUE(restarted->Reload(c, T(10)).ok());
+  EXPECT_EQ(ids(*restarted), kExpected);
+
+  // Deleting the API rule and re-adding a deleted config id through the API are kept too.
+  ASSERT_TRUE(restarted->RemoveRule("disk", T(20)).ok());
+  ASSERT_TRUE(
+      restarted
+          ->AddRule(R"({"id":"high_cpu_usage","metric":"system.cpu_percent","operator":">",)"
+                    R"("threshold":99})")
+          .ok());
+  auto again = Make(c, path);
+  std::vector<std::string> expected = kExpected;
+  expected.back() = "high_cpu_usage:api";
+  EXPECT_EQ(ids(*again), expected);
+  EXPECT_EQ(json::parse(again->RulesJson())["deleted"],
+            json::parse(R"(["from_config","high_cpu_usage"])"));
+
+  // A file that cannot be written refuses the change and keeps the running set.
+  auto unwritable = Make(c, std::string(dir) + "/missing-dir/rules.json");
+  EXPECT_EQ(unwritable->RemoveRule("high_cpu_usage", T(30)).code(), base::StatusCode::kUnavailable);
+  EXPECT_NE(unwritable->evaluator().FindRule("high_cpu_usage"), nullptr);
 }
 
 // The daemon's wiring: rules read registries through CollectablesValueSource, and that

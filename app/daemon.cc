@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "admin/api.h"
+#include "admin/pool_api.h"
 #include "admin/server.h"
 #include "admin/timeseries.h"
 #include "alerting/service.h"
@@ -59,6 +60,7 @@ class DaemonImpl {
   std::unique_ptr<speedrun::Service> speedrun_;
   std::unique_ptr<alerting::Service> alerts_;
   std::unique_ptr<proxy::DataPlane> data_plane_;
+  std::unique_ptr<admin::EventLog> events_;
   std::unique_ptr<admin::TimeseriesSampler> timeseries_;  // the status page's charts
   std::unique_ptr<admin::Api> api_;
   std::unique_ptr<admin::Server> admin_;
@@ -129,6 +131,7 @@ base::StatusOr<std::vector<metrics::WatchedProcess>> WatchersFor(
   for (const auto& p : processes) {
     metrics::WatchedProcess w;
     w.name = p.name;
+    w.selector = sysprobe::SelectorText(sysprobe::SelectorFrom(p));
     base::StatusOr<sysprobe::ProcessWatcher> watcher =
         sysprobe::ProcessWatcher::Create(sysprobe::SelectorFrom(p));
     if (!watcher.ok()) return watcher.status().WithContext("[[processes]] " + p.name);
@@ -157,6 +160,10 @@ base::Status DaemonImpl::StartComponents() {
   auto source = std::make_shared<alerting::CollectablesValueSource>();
   alerting::ServiceOptions alert_options;
   alert_options.external_url = "http://" + config_.admin.address.ToString();
+  // Rule changes made through the API live next to the store (see alerting/rule_store.h).
+  if (!config_.speedrun.store_path.empty()) {
+    alert_options.rules_path = config_.speedrun.store_path + ".alert-rules.json";
+  }
   base::StatusOr<std::unique_ptr<alerting::Service>> alerts =
       alerting::Service::Create(config_.alerting, source, alert_options);
   if (!alerts.ok()) return alerts.status().WithContext("alerting");
@@ -178,11 +185,17 @@ base::Status DaemonImpl::StartComponents() {
   if (!dp.ok()) return dp.status();
   data_plane_ = std::move(dp).value();
 
+  events_ = std::make_unique<admin::EventLog>(*registry_, [this](const admin::PoolEvent& e) {
+    proxy::HealthChecker& health = data_plane_->health();
+    if (e.kind == admin::PoolEvent::Kind::kFailure) health.RecordReportedFailure(e.failure_type);
+    if (e.startup_seconds) health.ObserveStartup(*e.startup_seconds);
+  });
   timeseries_ = std::make_unique<admin::TimeseriesSampler>(
       &loop_, config_.admin.timeseries_interval, data_plane_.get(), system_.get(), speedrun_.get());
 
   admin::ApiParts parts;
   parts.config = &config_.admin;
+  parts.events = events_.get();
   parts.data_plane = data_plane_.get();
   parts.system = system_.get();
   parts.speedrun = speedrun_.get();

@@ -308,9 +308,12 @@ struct DottedMetric {
   const char* dotted;    // "speedrun.average_script_compilation_ms"
   const char* exported;  // "pokemon_speedrun_script_compilation_average_seconds"
   double scale;          // exported value * scale = the dotted name's unit (s -> ms: 1000)
+  // The aggregation a rule gets when it names none: "sum" for counters whose labels
+  // split one number (speedrun.total_experiments), "" (per series) otherwise.
+  const char* aggregation;
 };
 
-// The six of them (the defaults listed in README.md).
+// All of them (docs/API.md, "Alert rules", lists them).
 const std::vector<DottedMetric>& DottedMetrics();
 
 // The entry for a dotted name, or nullptr.

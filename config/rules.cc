@@ -60,15 +60,36 @@ base::Status CheckAnnotations(const std::map<std::string, std::string>& annotati
 }  // namespace
 
 const std::vector<DottedMetric>& DottedMetrics() {
+  // The Python collector's SystemMetrics fields (bytes stay bytes), its speedrun snapshot
+  // fields and the exporter's process gauge, each where speedmon exports the same number.
+  // Counters are summed over their labels (the name means one number), so a rule on
+  // speedrun.total_experiments gives one alert, not one per status and strategy.
   static const std::vector<DottedMetric> kTable = {
-      {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1},
-      {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1},
-      {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1},
+      {"system.cpu_percent", "pokemon_speedrun_system_cpu_percent", 1, ""},
+      {"system.cpu_count", "pokemon_speedrun_system_cpus", 1, ""},
+      {"system.memory_percent", "pokemon_speedrun_system_memory_percent", 1, ""},
+      {"system.memory_total", "pokemon_speedrun_system_memory_total_bytes", 1, ""},
+      {"system.memory_available", "pokemon_speedrun_system_memory_available_bytes", 1, ""},
+      {"system.memory_used", "pokemon_speedrun_system_memory_bytes", 1, ""},
+      {"system.swap_percent", "pokemon_speedrun_system_swap_percent", 1, ""},
+      {"system.disk_percent", "pokemon_speedrun_system_disk_percent", 1, ""},
+      {"system.disk_used", "pokemon_speedrun_system_disk_used_bytes", 1, ""},
+      {"system.process_count", "pokemon_speedrun_system_processes", 1, ""},
+      {"system.uptime_seconds", "pokemon_speedrun_system_uptime_seconds", 1, ""},
+      {"speedrun.experiment_success_rate", "pokemon_speedrun_experiment_success_rate", 1, ""},
       {"speedrun.average_script_compilation_ms",
-       "pokemon_speedrun_script_compilation_average_seconds", 1000},
+       "pokemon_speedrun_script_compilation_average_seconds", 1000, ""},
       {"speedrun.average_checkpoint_loading_ms",
-       "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
-      {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
+       "pokemon_speedrun_checkpoint_loading_average_seconds", 1000, ""},
+      {"speedrun.average_pattern_quality", "pokemon_speedrun_pattern_quality_average", 1, ""},
+      {"speedrun.total_experiments", "pokemon_speedrun_experiments_total", 1, "sum"},
+      {"speedrun.total_patterns_discovered", "pokemon_speedrun_pattern_discoveries_total", 1,
+       "sum"},
+      {"speedrun.total_pattern_reuses", "pokemon_speedrun_pattern_reuses_total", 1, ""},
+      {"speedrun.sla_compliance", "pokemon_speedrun_sla_compliance", 1, ""},
+      {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1, ""},
+      {"prometheus.total_processes", "pokemon_speedrun_total_processes", 1, ""},
+      {"prometheus.process_failures", "pokemon_speedrun_process_failures_total", 1, "sum"},
   };
   return kTable;
 }
@@ -91,11 +112,9 @@ base::Status CheckAlertRule(const AlertRuleConfig& rule) {
     return Invalid("description", "description is longer than 4096 characters");
   }
   if (rule.metric.find('.') != std::string::npos && FindDottedMetric(rule.metric) == nullptr) {
-    std::string known;
-    for (const auto& s : DottedMetrics())
-      known += std::string(known.empty() ? "" : ", ") + s.dotted;
     return Invalid("metric", "unknown dotted metric name \"" + rule.metric +
-                                 "\"; use an exported metric name or one of: " + known);
+                                 "\"; use an exported metric name or a dotted name listed in "
+                                 "docs/API.md (e.g. system.cpu_percent)");
   }
   if (!IsValidAggregation(rule.aggregation)) {
     return Invalid("aggregation", "aggregation must be one of max, min, sum, avg, count");

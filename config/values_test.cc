@@ -237,8 +237,11 @@ TEST(DottedMetricsTest, DottedNamesMapToExportedNamesWithScale) {
       {"speedrun.average_checkpoint_loading_ms",
        "pokemon_speedrun_checkpoint_loading_average_seconds", 1000},
       {"prometheus.healthy_processes", "pokemon_speedrun_healthy_processes", 1},
+      {"system.disk_percent", "pokemon_speedrun_system_disk_percent", 1},
+      {"speedrun.average_pattern_quality", "pokemon_speedrun_pattern_quality_average", 1},
+      {"speedrun.total_experiments", "pokemon_speedrun_experiments_total", 1},
   };
-  ASSERT_EQ(DottedMetrics().size(), 6u);
+  ASSERT_EQ(DottedMetrics().size(), 22u);
   for (const auto& c : cases) {
     const DottedMetric* s = FindDottedMetric(c.dotted);
     ASSERT_NE(s, nullptr) << c.dotted;

@@ -30,6 +30,45 @@ SystemCollector::SystemCollector(std::shared_ptr<sysprobe::SystemSampler> sample
                                  std::vector<WatchedProcess> processes)
     : sampler_(std::move(sampler)), processes_(std::move(processes)) {}
 
+void SystemCollector::SetProcesses(std::vector<WatchedProcess> processes) {
+  for (WatchedProcess& p : processes_) {
+    if (!p.from_api) continue;
+    bool taken = false;
+    for (const WatchedProcess& c : processes) taken = taken || c.name == p.name;
+    if (!taken) processes.push_back(std::move(p));
+  }
+  processes_ = std::move(processes);
+}
+
+base::StatusOr<bool> SystemCollector::AddProcess(WatchedProcess process) {
+  for (const WatchedProcess& p : processes_) {
+    if (p.name != process.name) continue;
+    if (p.selector == process.selector && p.from_api) return false;
+    return base::AlreadyExistsError(
+        "process \"" + p.name + "\" is already watched (" + p.selector + ")", "name");
+  }
+  if (processes_.size() >= kMaxProcesses) {
+    return base::TooLargeError("at most " + std::to_string(kMaxProcesses) + " watched processes");
+  }
+  process.last = process.watcher->Sample();
+  processes_.push_back(std::move(process));
+  return true;
+}
+
+base::Status SystemCollector::RemoveProcess(std::string_view name) {
+  for (auto it = processes_.begin(); it != processes_.end(); ++it) {
+    if (it->name != name) continue;
+    if (!it->from_api) {
+      return base::Status(
+          base::StatusCode::kFailedPrecondition,
+          "process \"" + it->name + "\" comes from the config file; remove it there", "name");
+    }
+    processes_.erase(it);
+    return base::OkStatus();
+  }
+  return base::NotFoundError("no watched process named \"" + std::string(name) + "\"", "name");
+}
+
 void SystemCollector::SampleProcesses() const {
   for (auto& p : processes_) p.last = p.watcher->Sample();
 }

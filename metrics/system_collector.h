@@ -10,8 +10,10 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "sysprobe/process_watcher.h"
 #include "sysprobe/system_sampler.h"
 
@@ -21,6 +23,8 @@ struct WatchedProcess {
   std::string name;
   std::unique_ptr<sysprobe::ProcessWatcher> watcher;
   sysprobe::ProcessSample last;  // from the latest Sample()
+  bool from_api = false;         // added by POST /api/v1/processes (else [[processes]])
+  std::string selector;          // what it watches, as text ("pid 42"); for idempotency
 };
 
 class SystemCollector : public prometheus::Collectable {
@@ -31,8 +35,17 @@ class SystemCollector : public prometheus::Collectable {
   // Samples every watched process now (Collect does it too).
   void SampleProcesses() const;
   const std::vector<WatchedProcess>& processes() const { return processes_; }
-  // Replaces the watched processes (a reload). On the thread that calls Collect.
-  void SetProcesses(std::vector<WatchedProcess> processes) { processes_ = std::move(processes); }
+  // POST /api/v1/processes: watches one more process from the next scrape on. A name
+  // already watched with the same selector is a duplicate (false, nothing changes);
+  // kAlreadyExists (field "name") for a name watched otherwise, kTooLarge past
+  // kMaxProcesses. DELETE /api/v1/processes/{name}: stops watching a process added that
+  // way: kNotFound, or kFailedPrecondition for a [[processes]] entry of the config.
+  static constexpr size_t kMaxProcesses = 256;
+  base::StatusOr<bool> AddProcess(WatchedProcess process);
+  base::Status RemoveProcess(std::string_view name);
+  // Replaces the config's watched processes (a reload); the ones added through the API
+  // stay unless the config now has their name. On the thread that calls Collect.
+  void SetProcesses(std::vector<WatchedProcess> processes);
   sysprobe::SystemSampler& sampler() const { return *sampler_; }
 
  private:

@@ -345,6 +345,7 @@ const std::vector<config::ListenerConfig>& DataPlane::listeners() const {
 }
 
 const HealthChecker& DataPlane::health() const { return *current_->health; }
+HealthChecker& DataPlane::health() { return *current_->health; }
 
 const EndpointResolver& DataPlane::resolver() const { return *current_->resolver; }
 

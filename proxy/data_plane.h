@@ -89,6 +89,7 @@ class DataPlane {
   // The listeners as configured (the addresses agents connect to), in config order.
   const std::vector<config::ListenerConfig>& listeners() const;
   const HealthChecker& health() const;
+  HealthChecker& health();  // the running generation's (POST /api/v1/events)
   const EndpointResolver& resolver() const;
   // The request-stats shards of every generation merged under the running one's
   // layout (the /metrics families and /api/v1/upstreams). Replaced at each reload.

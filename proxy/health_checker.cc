@@ -115,12 +115,13 @@ class HealthCheckerImpl {
                                                                      30, 60, 120, 300})),
         failures_family(prometheus::BuildCounter()
                             .Name("pokemon_speedrun_process_failures_total")
-                            .Help("Endpoints going from healthy to unhealthy, by the kind of "
-                                  "failure that tipped them (timeout, connect, status, "
-                                  "resolve).")
+                            .Help("Emulator process failures by kind: endpoints going from "
+                                  "healthy to unhealthy (timeout, connect, status, resolve) and "
+                                  "failures the pool manager reports (crash, exit, oom, hang, "
+                                  "other).")
                             .Register(registry)) {
-    for (const char* kind : {"timeout", "connect", "status", "resolve"})
-      failures_family.Add({{"failure_type", kind}});
+    for (std::string_view kind : kFailureTypes)
+      failures_family.Add({{"failure_type", std::string(kind)}});
   }
 
   void Recount() {
@@ -448,5 +449,17 @@ int HealthChecker::healthy() const {
 }
 
 int HealthChecker::total() const { return static_cast<int>(impl_->checkers.size()); }
+
+bool HealthChecker::RecordReportedFailure(std::string_view failure_type) {
+  for (std::string_view kind : kFailureTypes) {
+    if (kind == failure_type) {
+      impl_->failures_family.Add({{"failure_type", std::string(kind)}}).Increment();
+      return true;
+    }
+  }
+  return false;
+}
+
+void HealthChecker::ObserveStartup(double seconds) { impl_->startup.Observe(seconds); }
 
 }  // namespace speedmon::proxy

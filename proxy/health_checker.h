@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxy/resolver.h"
@@ -42,6 +43,12 @@ struct EndpointHealth {
 
 class HealthCheckerImpl;
 
+// The failure_type values of pokemon_speedrun_process_failures_total, all exported from 0:
+// the health checks' own (timeout, connect, status, resolve) and the ones a pool manager
+// reports through POST /api/v1/events.
+inline constexpr std::string_view kFailureTypes[] = {
+    "timeout", "connect", "status", "resolve", "crash", "exit", "oom", "hang", "other"};
+
 class HealthChecker {
  public:
   // `on_change` runs (on the main loop) after any endpoint changes state. Checks go to
@@ -64,6 +71,10 @@ class HealthChecker {
   std::vector<EndpointHealth> Snapshot() const;
   int healthy() const;
   int total() const;
+  // An event a pool manager reported (POST /api/v1/events): one failure of a kind in
+  // kFailureTypes (false, and nothing counted, for another), and one startup time.
+  bool RecordReportedFailure(std::string_view failure_type);
+  void ObserveStartup(double seconds);
 
  private:
   std::unique_ptr<HealthCheckerImpl> impl_;

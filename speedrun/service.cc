@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "base/boundary.h"
@@ -71,16 +72,20 @@ base::Status InsertNew(std::vector<Record>* records, uint64_t* duplicates, Inser
 }  // namespace
 
 struct Service::Write {
-  enum class Kind { kExperiments, kPatterns, kReuse };
+  enum class Kind { kExperiments, kPatterns, kReuse, kRead };
   Kind kind = Kind::kExperiments;
   bool single = false;
   std::vector<Experiment> experiments;
   std::vector<Pattern> patterns;
   std::string pattern_id;
+  std::function<base::StatusOr<json>(Store&)> read;  // kRead
+  ReadDone read_done;                                // kRead
   WriteDone done;
   base::StatusOr<WriteResult> result = base::InternalError("not written");  // set by the writer
 
-  size_t Items() const { return experiments.size() + patterns.size() + (kind == Kind::kReuse); }
+  size_t Items() const {
+    return experiments.size() + patterns.size() + (kind == Kind::kReuse || kind == Kind::kRead);
+  }
 };
 
 namespace {
@@ -260,6 +265,7 @@ void Service::CommitBatch(std::vector<Write>* batch) {
   base::Status stored = store_.Begin();
   for (Write& w : *batch) {
     if (!stored.ok()) break;
+    if (w.kind == Write::Kind::kRead) continue;  // after the commit
     if (w.kind == Write::Kind::kReuse) {
       base::StatusOr<std::optional<int64_t>> count = store_.AddReuse(w.pattern_id);
       if (!count.ok()) {
@@ -319,7 +325,13 @@ void Service::CommitBatch(std::vector<Write>* batch) {
     return;
   }
   ApplyCommitted(batch, delta);
-  for (Write& w : *batch) w.done(std::move(w.result));
+  for (Write& w : *batch) {
+    if (w.kind == Write::Kind::kRead) {
+      w.read_done(w.read(store_));
+    } else {
+      w.done(std::move(w.result));
+    }
+  }
 }
 
 void Service::ApplyCommitted(std::vector<Write>* batch, const Totals& delta) {
@@ -351,6 +363,190 @@ base::StatusOr<ExperimentPage> Service::GetExperiments(size_t limit) const {
   }
   page.total = totals_.ExperimentCount();
   return page;
+}
+
+void Service::Read(std::function<base::StatusOr<json>(Store&)> read, ReadDone done) {
+  Write w;
+  w.kind = Write::Kind::kRead;
+  w.read = std::move(read);
+  w.read_done = done;
+  // Refusals and a failed batch answer through `done` with their status.
+  w.done = [done = std::move(done)](base::StatusOr<WriteResult> r) {
+    done(r.ok() ? base::InternalError("internal error") : r.status());
+  };
+  Enqueue(std::move(w));
+}
+
+void Service::GetExperiment(std::string_view id_view, ReadDone done) {
+  Read(
+      [id = std::string(id_view)](Store& store) -> base::StatusOr<json> {
+        base::StatusOr<std::optional<ExperimentRow>> row = store.FindExperiment(id);
+        if (!row.ok()) return row.status();
+        if (!row->has_value()) return base::NotFoundError("unknown experiment", "experiment_id");
+        return ToJson((*row)->experiment);
+      },
+      std::move(done));
+}
+
+void Service::GetPattern(std::string_view id_view, ReadDone done) {
+  Read(
+      [id = std::string(id_view)](Store& store) -> base::StatusOr<json> {
+        base::StatusOr<std::optional<PatternRow>> row = store.FindPattern(id);
+        if (!row.ok()) return row.status();
+        if (!row->has_value()) return base::NotFoundError("unknown pattern", "pattern_id");
+        return ToJson((*row)->pattern);
+      },
+      std::move(done));
+}
+
+namespace {
+// The page's rows (one more was asked for to learn whether another page follows) and
+// its `next` cursor.
+template <typename Row, typename ToJsonFn>
+json Page(std::vector<Row> rows, size_t limit, const char* key, uint64_t total, ToJsonFn to_json) {
+  json next = nullptr;
+  if (rows.size() > limit) {
+    rows.resize(limit);
+    next = EncodeCursor(rows.back().seq);
+  }
+  json list = json::array();
+  for (const Row& r : rows) list.push_back(to_json(r));
+  return json{{key, std::move(list)}, {"total", total}, {"next", std::move(next)}};
+}
+}  // namespace
+
+void Service::ListExperiments(ListQuery q, ReadDone done) {
+  Read(
+      [this, q](Store& store) -> base::StatusOr<json> {
+        base::StatusOr<std::vector<ExperimentRow>> rows =
+            store.ListExperiments(q.before, q.limit + 1);
+        if (!rows.ok()) return rows.status();
+        uint64_t total;
+        {
+          std::lock_guard lock(state_mu_);
+          total = totals_.ExperimentCount();
+        }
+        return Page(std::move(rows).value(), q.limit, "experiments", total,
+                    [](const ExperimentRow& r) { return ToJson(r.experiment); });
+      },
+      std::move(done));
+}
+
+void Service::ListPatterns(ListQuery q, ReadDone done) {
+  Read(
+      [this, q](Store& store) -> base::StatusOr<json> {
+        base::StatusOr<std::vector<PatternRow>> rows =
+            store.ListPatterns(q.type, q.before, q.limit + 1);
+        if (!rows.ok()) return rows.status();
+        uint64_t total = 0;
+        {
+          std::lock_guard lock(state_mu_);
+          for (const auto& [type, n] : totals_.patterns) {
+            if (!q.type || type == PatternTypeName(*q.type)) total += n;
+          }
+        }
+        return Page(std::move(rows).value(), q.limit, "patterns", total,
+                    [](const PatternRow& r) { return ToJson(r.pattern); });
+      },
+      std::move(done));
+}
+
+void Service::GetSummary(ReadDone done) {
+  Read(
+      [this](Store& store) -> base::StatusOr<json> {
+        config::SlaConfig sla;
+        {
+          std::lock_guard lock(state_mu_);
+          sla = window_.sla();
+        }
+        base::StatusOr<WindowSums> sums =
+            store.SumWindow(speedrun_.window_experiments, speedrun_.window_patterns,
+                            sla.script_compilation_target_ms, sla.checkpoint_loading_target_ms);
+        if (!sums.ok()) return sums.status();
+        return SummaryJson(*sums);
+      },
+      std::move(done));
+}
+
+json Service::SummaryJson(const WindowSums& w) const {
+  auto ratio = [](double part, double whole, double scale) -> json {
+    return whole > 0 ? json(part / whole * scale) : json(nullptr);
+  };
+  json effectiveness = json::object();
+  std::string best = "unknown";
+  double best_rate = -1;
+  uint64_t best_count = 0;
+  for (const auto& [strategy, st] : w.strategies) {
+    double rate = 100.0 * static_cast<double>(st.success) / static_cast<double>(st.count);
+    effectiveness[strategy] = rate;
+    // The highest success rate; a tie goes to the strategy tried more often (then the
+    // name, for a stable answer).
+    if (rate > best_rate || (rate == best_rate && st.count > best_count)) {
+      best = strategy;
+      best_rate = rate;
+      best_count = st.count;
+    }
+  }
+  double span_hours = (w.last_pattern_timestamp - w.first_pattern_timestamp) / 3600.0;
+  uint64_t all_experiments, all_patterns = 0, all_reuses;
+  {
+    std::lock_guard lock(state_mu_);
+    all_experiments = totals_.ExperimentCount();
+    for (const auto& [type, n] : totals_.patterns) all_patterns += n;
+    all_reuses = totals_.reuses;
+  }
+  double experiments = static_cast<double>(w.experiments);
+  return json{
+      {"total_experiments", w.experiments},
+      {"successful_experiments", w.successful},
+      {"failed_experiments", w.experiments - w.successful},
+      {"average_experiment_duration", ratio(w.duration_sum, experiments, 1)},
+      {"experiment_success_rate", ratio(static_cast<double>(w.successful), experiments, 100)},
+      {"average_script_compilation_ms",
+       ratio(w.compile_sum, static_cast<double>(w.compile_count), 1)},
+      {"average_checkpoint_loading_ms",
+       ratio(w.checkpoint_sum, static_cast<double>(w.checkpoint_count), 1)},
+      {"compilation_target_compliance", ratio(static_cast<double>(w.compile_under_target),
+                                              static_cast<double>(w.compile_count), 100)},
+      {"checkpoint_target_compliance", ratio(static_cast<double>(w.checkpoint_under_target),
+                                             static_cast<double>(w.checkpoint_count), 100)},
+      {"total_patterns_discovered", w.patterns},
+      {"pattern_discovery_rate_per_hour",
+       w.patterns > 1 && span_hours > 0 ? static_cast<double>(w.patterns) / span_hours : 0.0},
+      {"pattern_reuse_rate",
+       ratio(static_cast<double>(w.reuses), static_cast<double>(w.patterns), 1)},
+      {"average_pattern_quality", ratio(w.quality_sum, static_cast<double>(w.patterns), 1)},
+      {"strategy_effectiveness", std::move(effectiveness)},
+      {"most_effective_strategy", best},
+      {"timestamp", NowSeconds()},
+      {"window",
+       {{"experiments", speedrun_.window_experiments}, {"patterns", speedrun_.window_patterns}}},
+      {"all_time",
+       {{"experiments", all_experiments},
+        {"patterns", all_patterns},
+        {"pattern_reuses", all_reuses}}}};
+}
+
+std::string EncodeCursor(int64_t seq) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "c1.%llx", static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+std::optional<int64_t> DecodeCursor(std::string_view cursor) {
+  constexpr std::string_view kPrefix = "c1.";
+  if (!cursor.starts_with(kPrefix) || cursor.size() == kPrefix.size() ||
+      cursor.size() > kPrefix.size() + 15) {  // 15 hex digits: no overflow
+    return std::nullopt;
+  }
+  int64_t seq = 0;
+  for (char c : cursor.substr(kPrefix.size())) {
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    seq = seq * 16 + digit;
+  }
+  if (seq <= 0) return std::nullopt;
+  return seq;
 }
 
 Service::ExperimentCounts Service::CountExperiments() const {

@@ -77,6 +77,24 @@ struct ExperimentPage {
 };
 nlohmann::json ToJson(const ExperimentPage& page);  // {"experiments":[...],"total":N}
 
+// The reads behind the admin API's GET routes that go to the store. Their answers are
+// JSON documents (see the Service methods); errors are base::Status.
+using ReadDone = std::function<void(base::StatusOr<nlohmann::json>)>;
+
+// A page of a list: at most `limit` rows older than the cursor's row (before = 0: from
+// the newest), of one pattern type when `type` is set (patterns only).
+struct ListQuery {
+  size_t limit = 100;
+  int64_t before = 0;
+  std::optional<PatternType> type;
+};
+inline constexpr size_t kMaxPageSize = 1000;
+
+// The opaque `next` cursor of a list answer, and back: nullopt for anything this
+// version did not write (answered 400, field "cursor").
+std::string EncodeCursor(int64_t seq);
+std::optional<int64_t> DecodeCursor(std::string_view cursor);
+
 struct ServiceLimits {
   uint64_t max_body_bytes = 1048576;  // pass [admin].max_body_bytes; larger bodies: 413
   size_t max_batch_items = 10000;     // items per array / NDJSON body; more: 413
@@ -130,6 +148,21 @@ class Service {
   base::StatusOr<ExperimentPage> GetExperiments(size_t limit) const;
   size_t max_experiments_limit() const { return limits_.recent_experiments; }
 
+  // Store reads, answered through `done` on the writer thread after every write that was
+  // acknowledged before the call (kUnavailable when not open or too busy, or with
+  // SQLite's error). `done` follows the WriteDone rules above.
+  //   GetExperiment / GetPattern: the record's JSON (records.h ToJson); kNotFound (field
+  //     "experiment_id" / "pattern_id") for an id not (or no longer) stored.
+  //   ListExperiments: {"experiments": [newest first], "total": all-time count,
+  //     "next": cursor | null}; ListPatterns likewise with "patterns" ("total" all-time, of
+  //     the type when filtered). `next` is null on the last page.
+  //   GetSummary: the summary figures over the SLA windows (docs/API.md, "Summary").
+  void GetExperiment(std::string_view id, ReadDone done);
+  void GetPattern(std::string_view id, ReadDone done);
+  void ListExperiments(ListQuery query, ReadDone done);
+  void ListPatterns(ListQuery query, ReadDone done);
+  void GetSummary(ReadDone done);
+
   // GET /api/v1/sla: the shape of SlaJson in sla.h.
   nlohmann::json GetSla() const;
 
@@ -162,6 +195,9 @@ class Service {
   struct Write;
 
   void Post(bool experiments, std::string_view body, std::string_view content_type, WriteDone done);
+  // Queues `read` to run on the writer thread after the batch in front of it commits.
+  void Read(std::function<base::StatusOr<nlohmann::json>(Store&)> read, ReadDone done);
+  nlohmann::json SummaryJson(const WindowSums& w) const;
   // Queues a validated write; answers kUnavailable itself when not open or full.
   void Enqueue(Write write);
   void WriterLoop();

@@ -613,3 +613,20 @@ TEST_F(ServiceTest, StoreFailureAnswers503AndRecordsNothing) {
 
 }  // namespace
 }  // namespace speedmon::speedrun
+
+namespace speedmon::speedrun {
+namespace {
+
+TEST(CursorTest, RoundTripsAndRefusesWhatItDidNotWrite) {
+  for (int64_t seq : {int64_t{1}, int64_t{18}, int64_t{1} << 40, (int64_t{1} << 60) - 1}) {
+    EXPECT_EQ(DecodeCursor(EncodeCursor(seq)), seq) << seq;
+  }
+  EXPECT_EQ(EncodeCursor(18), "c1.12");
+  for (const char* bad : {"", "c1.", "c1.0", "c1.-1", "c1.G", "c2.12", "12", "c1.12 ",
+                          "c1.1000000000000000"}) {
+    EXPECT_FALSE(DecodeCursor(bad).has_value()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace speedmon::speedrun

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 
 namespace speedmon::speedrun {
 namespace {
@@ -109,6 +110,42 @@ bool ForEachRow(sqlite3* db, const std::string& sql,
   int rc;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) row(raw);
   return rc == SQLITE_DONE;
+}
+
+// One experiment from the kExperimentColumns starting at column `c`; nullopt for a row
+// this version did not write (an unknown status): not worth failing a read for.
+std::optional<Experiment> ReadExperiment(sqlite3_stmt* r, int c) {
+  std::optional<ExperimentStatus> status = ParseStatus(Text(r, c + 1));
+  if (!status) return std::nullopt;
+  Experiment e;
+  e.id = Text(r, c);
+  e.status = *status;
+  e.ai_strategy = Text(r, c + 2);
+  e.duration_seconds = sqlite3_column_double(r, c + 3);
+  e.script_length = OptInt(r, c + 4);
+  e.script_compilation_ms = OptDouble(r, c + 5);
+  e.checkpoint_loading_ms = OptDouble(r, c + 6);
+  e.pattern_discoveries = OptInt(r, c + 7);
+  e.timestamp = sqlite3_column_double(r, c + 8);
+  e.error_message = OptText(r, c + 9);
+  e.performance_score = OptDouble(r, c + 10);
+  return e;
+}
+
+// One pattern from the kPatternColumns starting at column `c`, as ReadExperiment.
+std::optional<Pattern> ReadPattern(sqlite3_stmt* r, int c) {
+  std::optional<PatternType> type = ParsePatternType(Text(r, c + 1));
+  if (!type) return std::nullopt;
+  Pattern p;
+  p.id = Text(r, c);
+  p.type = *type;
+  p.quality_score = std::clamp(sqlite3_column_double(r, c + 2), 0.0, 1.0);
+  p.discovery_time_seconds = OptDouble(r, c + 3);
+  p.experiment_id = OptText(r, c + 4);
+  p.ai_worker = OptText(r, c + 5);
+  p.reuse_count = sqlite3_column_int64(r, c + 6);
+  p.timestamp = sqlite3_column_double(r, c + 7);
+  return p;
 }
 
 }  // namespace
@@ -233,20 +270,7 @@ base::Status Store::LoadRecentExperiments(size_t n, std::vector<Experiment>* out
   std::string sql = std::string("SELECT ") + kExperimentColumns +
                     " FROM experiments ORDER BY seq DESC LIMIT " + std::to_string(n);
   if (!ForEachRow(db_, sql, [&](sqlite3_stmt* r) {
-        std::optional<ExperimentStatus> status = ParseStatus(Text(r, 1));
-        if (!status) return;  // not written by us; not worth failing the start for
-        Experiment& e = out->emplace_back();
-        e.id = Text(r, 0);
-        e.status = *status;
-        e.ai_strategy = Text(r, 2);
-        e.duration_seconds = sqlite3_column_double(r, 3);
-        e.script_length = OptInt(r, 4);
-        e.script_compilation_ms = OptDouble(r, 5);
-        e.checkpoint_loading_ms = OptDouble(r, 6);
-        e.pattern_discoveries = OptInt(r, 7);
-        e.timestamp = sqlite3_column_double(r, 8);
-        e.error_message = OptText(r, 9);
-        e.performance_score = OptDouble(r, 10);
+        if (std::optional<Experiment> e = ReadExperiment(r, 0)) out->push_back(std::move(*e));
       })) {
     return Fail("load experiments");
   }
@@ -259,22 +283,153 @@ base::Status Store::LoadRecentPatterns(size_t n, std::vector<Pattern>* out) {
   std::string sql = std::string("SELECT ") + kPatternColumns +
                     " FROM patterns ORDER BY seq DESC LIMIT " + std::to_string(n);
   if (!ForEachRow(db_, sql, [&](sqlite3_stmt* r) {
-        std::optional<PatternType> type = ParsePatternType(Text(r, 1));
-        if (!type) return;
-        Pattern& p = out->emplace_back();
-        p.id = Text(r, 0);
-        p.type = *type;
-        p.quality_score = std::clamp(sqlite3_column_double(r, 2), 0.0, 1.0);
-        p.discovery_time_seconds = OptDouble(r, 3);
-        p.experiment_id = OptText(r, 4);
-        p.ai_worker = OptText(r, 5);
-        p.reuse_count = sqlite3_column_int64(r, 6);
-        p.timestamp = sqlite3_column_double(r, 7);
+        if (std::optional<Pattern> p = ReadPattern(r, 0)) out->push_back(std::move(*p));
       })) {
     return Fail("load patterns");
   }
   std::reverse(out->begin(), out->end());
   return base::OkStatus();
+}
+
+base::Status Store::Select(const std::string& sql, const std::function<void(sqlite3_stmt*)>& bind,
+                           const std::function<void(sqlite3_stmt*)>& row, const char* what) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) return Fail(what);
+  Stmt s(raw);
+  bind(raw);
+  int rc;
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) row(raw);
+  return rc == SQLITE_DONE ? base::OkStatus() : Fail(what);
+}
+
+base::StatusOr<std::optional<ExperimentRow>> Store::FindExperiment(std::string_view id) {
+  std::optional<ExperimentRow> found;
+  base::Status s = Select(
+      std::string("SELECT seq, ") + kExperimentColumns + " FROM experiments WHERE id = ?",
+      [&](sqlite3_stmt* st) { BindText(st, 1, id); },
+      [&](sqlite3_stmt* r) {
+        if (std::optional<Experiment> e = ReadExperiment(r, 1)) {
+          found = ExperimentRow{sqlite3_column_int64(r, 0), std::move(*e)};
+        }
+      },
+      "find experiment");
+  if (!s.ok()) return s;
+  return found;
+}
+
+base::StatusOr<std::optional<PatternRow>> Store::FindPattern(std::string_view id) {
+  std::optional<PatternRow> found;
+  base::Status s = Select(
+      std::string("SELECT seq, ") + kPatternColumns + " FROM patterns WHERE id = ?",
+      [&](sqlite3_stmt* st) { BindText(st, 1, id); },
+      [&](sqlite3_stmt* r) {
+        if (std::optional<Pattern> p = ReadPattern(r, 1)) {
+          found = PatternRow{sqlite3_column_int64(r, 0), std::move(*p)};
+        }
+      },
+      "find pattern");
+  if (!s.ok()) return s;
+  return found;
+}
+
+base::StatusOr<std::vector<ExperimentRow>> Store::ListExperiments(int64_t before, size_t limit) {
+  std::vector<ExperimentRow> out;
+  base::Status s = Select(
+      std::string("SELECT seq, ") + kExperimentColumns +
+          " FROM experiments WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+      [&](sqlite3_stmt* st) {
+        sqlite3_bind_int64(st, 1, before > 0 ? before : std::numeric_limits<int64_t>::max());
+        sqlite3_bind_int64(st, 2, static_cast<int64_t>(limit));
+      },
+      [&](sqlite3_stmt* r) {
+        if (std::optional<Experiment> e = ReadExperiment(r, 1)) {
+          out.push_back(ExperimentRow{sqlite3_column_int64(r, 0), std::move(*e)});
+        }
+      },
+      "list experiments");
+  if (!s.ok()) return s;
+  return out;
+}
+
+base::StatusOr<std::vector<PatternRow>> Store::ListPatterns(std::optional<PatternType> type,
+                                                            int64_t before, size_t limit) {
+  std::vector<PatternRow> out;
+  base::Status s = Select(
+      std::string("SELECT seq, ") + kPatternColumns +
+          " FROM patterns WHERE seq < ? AND (?3 IS NULL OR pattern_type = ?3) "
+          "ORDER BY seq DESC LIMIT ?2",
+      [&](sqlite3_stmt* st) {
+        sqlite3_bind_int64(st, 1, before > 0 ? before : std::numeric_limits<int64_t>::max());
+        sqlite3_bind_int64(st, 2, static_cast<int64_t>(limit));
+        if (type) BindText(st, 3, PatternTypeName(*type));
+      },
+      [&](sqlite3_stmt* r) {
+        if (std::optional<Pattern> p = ReadPattern(r, 1)) {
+          out.push_back(PatternRow{sqlite3_column_int64(r, 0), std::move(*p)});
+        }
+      },
+      "list patterns");
+  if (!s.ok()) return s;
+  return out;
+}
+
+base::StatusOr<int64_t> Store::CountPatterns(std::optional<PatternType> type) {
+  int64_t n = 0;
+  base::Status s = Select(
+      "SELECT count(*) FROM patterns WHERE ?1 IS NULL OR pattern_type = ?1",
+      [&](sqlite3_stmt* st) {
+        if (type) BindText(st, 1, PatternTypeName(*type));
+      },
+      [&](sqlite3_stmt* r) { n = sqlite3_column_int64(r, 0); }, "count patterns");
+  if (!s.ok()) return s;
+  return n;
+}
+
+base::StatusOr<WindowSums> Store::SumWindow(size_t experiments, size_t patterns,
+                                            double compile_target_ms, double checkpoint_target_ms) {
+  WindowSums w;
+  base::Status s = Select(
+      "SELECT status, ai_strategy, duration_seconds, script_compilation_time_ms, "
+      "checkpoint_loading_time_ms FROM experiments ORDER BY seq DESC LIMIT ?",
+      [&](sqlite3_stmt* st) { sqlite3_bind_int64(st, 1, static_cast<int64_t>(experiments)); },
+      [&](sqlite3_stmt* r) {
+        bool success = ParseStatus(Text(r, 0)) == ExperimentStatus::kSuccess;
+        ++w.experiments;
+        w.successful += success;
+        w.duration_sum += sqlite3_column_double(r, 2);
+        WindowSums::Strategy& st = w.strategies[Text(r, 1)];
+        ++st.count;
+        st.success += success;
+        std::optional<double> compile = OptDouble(r, 3), checkpoint = OptDouble(r, 4);
+        if (compile && *compile > 0) {
+          ++w.compile_count;
+          w.compile_sum += *compile;
+          w.compile_under_target += *compile < compile_target_ms;
+        }
+        if (checkpoint && *checkpoint > 0) {
+          ++w.checkpoint_count;
+          w.checkpoint_sum += *checkpoint;
+          w.checkpoint_under_target += *checkpoint < checkpoint_target_ms;
+        }
+      },
+      "sum experiments");
+  if (!s.ok()) return s;
+  bool newest = true;
+  s = Select(
+      "SELECT quality_score, reuse_count, timestamp FROM patterns ORDER BY seq DESC LIMIT ?",
+      [&](sqlite3_stmt* st) { sqlite3_bind_int64(st, 1, static_cast<int64_t>(patterns)); },
+      [&](sqlite3_stmt* r) {
+        ++w.patterns;
+        w.quality_sum += std::clamp(sqlite3_column_double(r, 0), 0.0, 1.0);
+        w.reuses += sqlite3_column_int64(r, 1);
+        double ts = sqlite3_column_double(r, 2);
+        if (newest) w.last_pattern_timestamp = ts;
+        newest = false;
+        w.first_pattern_timestamp = ts;
+      },
+      "sum patterns");
+  if (!s.ok()) return s;
+  return w;
 }
 
 base::Status Store::Begin() {

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +32,41 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace speedmon::speedrun {
+
+// A record with its place in the store: `seq` grows with every record accepted, so it
+// orders the rows (newest first = highest seq) and makes a stable paging cursor.
+struct ExperimentRow {
+  int64_t seq = 0;
+  Experiment experiment;
+};
+struct PatternRow {
+  int64_t seq = 0;
+  Pattern pattern;
+};
+
+// The newest `experiments` and `patterns` rows summed up for GET /api/v1/summary. Compile
+// and checkpoint times count only where reported and > 0 ("not measured" otherwise).
+struct WindowSums {
+  struct Strategy {
+    uint64_t count = 0;
+    uint64_t success = 0;
+  };
+  uint64_t experiments = 0;
+  uint64_t successful = 0;
+  double duration_sum = 0;
+  uint64_t compile_count = 0;
+  double compile_sum = 0;
+  uint64_t compile_under_target = 0;  // strictly below the target
+  uint64_t checkpoint_count = 0;
+  double checkpoint_sum = 0;
+  uint64_t checkpoint_under_target = 0;
+  std::map<std::string, Strategy> strategies;  // by ai_strategy as posted
+  uint64_t patterns = 0;
+  int64_t reuses = 0;
+  double quality_sum = 0;
+  double first_pattern_timestamp = 0;  // of the oldest pattern row in the window
+  double last_pattern_timestamp = 0;   // of the newest
+};
 
 class Store {
  public:
@@ -68,6 +105,22 @@ class Store {
   // Deletes the oldest rows beyond `keep_experiments` / `keep_patterns` (0 = keep all).
   base::Status Trim(uint64_t keep_experiments, uint64_t keep_patterns);
 
+  // Reads for the admin API's GET routes; Service runs them on the writer thread
+  // between batches, so they see every acknowledged write.
+  base::StatusOr<std::optional<ExperimentRow>> FindExperiment(std::string_view id);
+  base::StatusOr<std::optional<PatternRow>> FindPattern(std::string_view id);
+  // Newest first: rows with seq < before (before = 0: from the newest), at most `limit`.
+  base::StatusOr<std::vector<ExperimentRow>> ListExperiments(int64_t before, size_t limit);
+  // The same for patterns, only of `type` when given.
+  base::StatusOr<std::vector<PatternRow>> ListPatterns(std::optional<PatternType> type,
+                                                       int64_t before, size_t limit);
+  // Pattern rows kept (of `type` when given).
+  base::StatusOr<int64_t> CountPatterns(std::optional<PatternType> type);
+  // Sums over the newest `experiments` and `patterns` rows; times below the targets (ms)
+  // are counted for the compliance figures.
+  base::StatusOr<WindowSums> SumWindow(size_t experiments, size_t patterns,
+                                       double compile_target_ms, double checkpoint_target_ms);
+
   // Rows kept in "experiments" or "patterns" (for tests and tools); -1 on error.
   int64_t CountRows(const char* table);
 
@@ -84,6 +137,9 @@ class Store {
   base::Status OpenDatabase(const std::string& path);
   base::StatusOr<Insert> FinishInsert(int step_result, Table* t);
   base::Status TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep);
+  // Runs `sql` with `bind` applied to the statement, calling `row` per result row.
+  base::Status Select(const std::string& sql, const std::function<void(sqlite3_stmt*)>& bind,
+                      const std::function<void(sqlite3_stmt*)>& row, const char* what);
 
   sqlite3* db_ = nullptr;
   std::string path_;

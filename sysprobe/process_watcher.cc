@@ -185,4 +185,10 @@ std::optional<SelfStats> SelfSampler::Sample() {
 
 std::optional<SelfStats> SelfSample(const ProcFs& fs) { return SelfSampler(fs).Sample(); }
 
+std::string SelectorText(const ProcessSelector& selector) {
+  if (selector.pid) return "pid " + std::to_string(*selector.pid);
+  if (!selector.pid_file.empty()) return "pid_file " + selector.pid_file;
+  return "cmdline_regex " + selector.cmdline_regex;
+}
+
 }  // namespace speedmon::sysprobe

@@ -47,6 +47,10 @@ struct ProcessSelector {
   std::string cmdline_regex;
 };
 
+// What a selector watches, for people and for comparing two selectors: "pid 42",
+// "pid_file /run/x.pid" or "cmdline_regex pokemon-gym.*8081" (the one that wins, as above).
+std::string SelectorText(const ProcessSelector& selector);
+
 class ProcessWatcher {
  public:
   // Never throws. kInvalidArgument for a selector that cannot match anything: "pid must

@@ -22,16 +22,6 @@ from harness import prom
 from speedmon_client import (AlertRule, AlertSeverity, ExperimentResult, ExperimentStatus,
                              PatternDiscovery, PatternType)
 
-# Endpoints this client calls that the speedmon of this branch does not serve yet (the
-# admin endpoints are added beside it). Their tests are expected failures until then;
-# delete a name here when speedmon serves it, or the test fails as an unexpected success.
-PENDING_ENDPOINTS = {"POST /api/v1/processes", "GET /api/v1/summary"}
-
-
-def pending(endpoint):
-    return unittest.expectedFailure if endpoint in PENDING_ENDPOINTS else (lambda f: f)
-
-
 class ClientTest(clientcase.ClientCase):
     def spool(self, *experiments):
         """Puts records in the spool directory before the client under test opens it, so
@@ -280,7 +270,6 @@ class ClientTest(clientcase.ClientCase):
         self.assertMetric(samples, 2.0, "pokemon_speedrun_http_requests_total", upstream="emu",
                           route="status", method="GET", code="200")
 
-    @pending("POST /api/v1/processes")
     def test_add_process_collector_watches_a_pid(self):
         fake = self.start_fake()
         sm = self.start_speedmon(self.config())
@@ -305,7 +294,6 @@ class ClientTest(clientcase.ClientCase):
         names = [p["name"] for p in sm.get_json("/api/v1/processes")["processes"]]
         self.assertEqual(names, [f"pid-{other.proc.pid}"])
 
-    @pending("GET /api/v1/summary")
     def test_metrics_summary(self):
         sm = self.start_speedmon(self.config())
         c = self.client(sm)

@@ -239,6 +239,23 @@ class Speedmon:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
 
+    def request(self, method, path, body=None, headers=None, timeout=10.0):
+        """(status, headers dict, body bytes) of any admin request; a dict or list body is
+        sent as JSON. HTTP errors are answers, not exceptions."""
+        headers = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        req = urllib.request.Request(self.admin_url + path, data=body, method=method,
+                                     headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
     def get_json(self, path):
         status, _, body = self.get(path)
         if status != 200:

@@ -370,6 +370,7 @@ class SessionTest(IngestCase):
 
     def test_experiments_newest_first_with_limit(self):
         got = self.admin.get_json(EXPERIMENTS + "?limit=3")
+        self.assertIsInstance(got.pop("next"), str)  # an opaque cursor: more pages follow
         self.assertEqual(got, {"experiments": [experiment_json(i) for i in (20, 19, 18)],
                                "total": 20})
         got = self.admin.get_json(EXPERIMENTS)  # default limit 100: all 20
@@ -505,7 +506,7 @@ class SessionTest(IngestCase):
                             "pattern_id", "pattern_id has a malformed %-escape")
         self.assertApiError(self.admin.post(PATTERNS + "/" + "r" * 129 + "/reuse", b"", None),
                             400, "pattern_id", "pattern_id must be 1 to 128 characters")
-        self.assertApiError(self.admin.request("GET", PATTERNS), 405, None, "use POST")
+        self.assertApiError(self.admin.request("DELETE", PATTERNS), 405, None, "use GET or POST")
         self.assertApiError(self.admin.request("DELETE", EXPERIMENTS), 405, None,
                             "use GET or POST")
         self.assertApiError(self.admin.request("GET", PATTERNS + "/p-1/reuse"), 405, None,
@@ -538,7 +539,8 @@ class EmptyAndLimitsTest(IngestCase):
                      "pokemon_speedrun_pattern_quality_average",
                      "pokemon_speedrun_sla_requirement_compliant"):
             self.assertEqual(prom.select(s, name), {}, name)
-        self.assertEqual(admin.get_json(EXPERIMENTS), {"experiments": [], "total": 0})
+        self.assertEqual(admin.get_json(EXPERIMENTS),
+                         {"experiments": [], "total": 0, "next": None})
 
         # Patterns count before any experiment; an average of 0.69 fails the 0.70 minimum.
         self.assertAnswer(admin.post(PATTERNS, [

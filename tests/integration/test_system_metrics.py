@@ -405,7 +405,7 @@ class WatchedProcessTest(harness.HarnessTestCase):
         entry = self.proc_entry(sm, "alloc")
         self.assertEqual(set(entry), {"name", "running", "pid", "state", "cpu_seconds",
                                       "resident_bytes", "virtual_bytes", "threads", "open_fds",
-                                      "start_time", "restarts"})
+                                      "start_time", "restarts", "origin"})
         self.assertEqual((entry["running"], entry["pid"], entry["restarts"], entry["threads"]),
                          (True, child.pid, 0, 1))
         self.assertEqual(entry["start_time"], proc_figures(child.pid)["start_time"])
