@@ -129,9 +129,13 @@ class Bench:
         for t in SPEEDMONS:
             self.admin[t] = self.ports.get()
             self.listeners[t] = [self.port[t]] + [self.ports.get() for _ in range(3)]
+            # Each build from its own default config: an earlier one refuses newer keys.
+            default = self.default_conf if binary(t) == SPEEDMON else subprocess.run(
+                [binary(t), "--print-default-config"], check=True, capture_output=True,
+                text=True).stdout
             self.conf[t] = self.write(f"conf/{t}.toml", bl.speedmon_default_conf(
-                self.default_conf, self.admin[t], self.listeners[t], up, t != "speedmon-norec"))
-            self.routes[t] = bl.route_prefixes(self.default_conf)
+                default, self.admin[t], self.listeners[t], up, t != "speedmon-norec"))
+            self.routes[t] = bl.route_prefixes(default)
         self.conf["nginx"] = self.write("conf/nginx-proxy.conf",
                                         bl.nginx_proxy_conf(self.tmp, self.port["nginx"], up))
         self.conf["haproxy"] = self.write("conf/haproxy.cfg",
