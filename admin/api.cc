@@ -146,7 +146,8 @@ void Api::Handle(const Request& req, Responder respond) const {
                           : match.route == Route::kExperiment ? "experiment_id"
                           : match.route == Route::kProcess    ? "name"
                                                               : "id";
-      return respond(Error(400, std::string(field) + " has a malformed %-escape", field));
+      const char* what = match.route == Route::kAlertRule ? "rule id" : field;
+      return respond(Error(400, std::string(what) + " has a malformed %-escape", field));
     }
   }
   switch (match.route) {

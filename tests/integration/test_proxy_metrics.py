@@ -214,7 +214,9 @@ class FromTheStartTest(harness.HarnessTestCase):
                              "dialogue", "optimization")})
         self.assertEqual(prom.nonzero(s, "pokemon_speedrun_pattern_discoveries_total"), {})
         self.assertEqual(prom.select(s, "pokemon_speedrun_process_failures_total"), {
-            frozenset({("failure_type", t)}): 0.0 for t in ("timeout", "connect", "status", "resolve")})
+            frozenset({("failure_type", t)}): 0.0
+            for t in ("crash", "exit", "oom", "hang", "timeout", "connect", "status", "other",
+                      "resolve")})
         for name in ("experiments", "experiments_successful", "compilations_measured",
                      "compilations_under_target", "script_compilation_seconds",
                      "checkpoint_loads_measured", "checkpoint_loads_under_target",
