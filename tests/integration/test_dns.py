@@ -36,11 +36,16 @@ class DnsRefreshTest(harness.HarnessTestCase):
             f.write("hosts: files\n")
 
     def write_hosts(self, lines):
-        # In place: the bind mount follows the inode, not the name.
-        with open(self.hosts, "r+" if os.path.exists(self.hosts) else "w") as f:
-            f.seek(0)
-            f.truncate()
-            f.write("127.0.0.1 localhost\n" + "".join(line + "\n" for line in lines))
+        # In place: the bind mount follows the inode, not the name. One write over the old
+        # bytes, then the truncate: emptying the file first would let a lookup that runs
+        # in between find no name at all (a failed resolution this test does not mean).
+        text = ("127.0.0.1 localhost\n" + "".join(line + "\n" for line in lines)).encode()
+        fd = os.open(self.hosts, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, text, 0)
+            os.ftruncate(fd, len(text))
+        finally:
+            os.close(fd)
 
     def start_in_namespace(self, cfg):
         wrapper = ("unshare", "-m", "--", "sh", "-c", MOUNT_AND_EXEC, "sh", self.hosts,
