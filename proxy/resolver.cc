@@ -121,8 +121,17 @@ class EndpointResolverImpl : public std::enable_shared_from_this<EndpointResolve
     const std::string who = "endpoint " + ep.upstream + "/" + ep.label;
     if (!result.ok()) {
       ep.failure->Increment();
+      if (result.status().code() != base::StatusCode::kNotFound && !now.empty()) {
+        // No answer, so nothing is known to have moved: keep serving the last addresses.
+        if (!ep.failed) {
+          base::LogWarning(who + ": " + result.status().message() + "; keeping " + Join(now) +
+                           " until it resolves");
+        }
+        ep.failed = true;
+        return false;
+      }
       bool changed = !now.empty();
-      if (!ep.failed || !ep.known) {
+      if (changed || !ep.failed || !ep.known) {
         base::LogWarning(who + ": " + result.status().message() +
                          (now.empty() ? "; unhealthy until it resolves"
                                       : "; was " + Join(now) + ", unhealthy until it resolves"));

@@ -1,7 +1,10 @@
 // Name resolution for upstream endpoints, behind an interface the tests replace, and the
 // refresher that keeps every endpoint's addresses current on the main loop (strict DNS:
-// every address a name resolves to carries traffic; a name that does not resolve leaves
-// its endpoint with no address, which is unhealthy, never a start failure).
+// every address a name resolves to carries traffic; a name with no address leaves its
+// endpoint with none, which is unhealthy, never a start failure; a lookup that fails
+// without an answer, such as a DNS server timing out, keeps the last good addresses, as
+// Envoy's strict DNS clusters do, so a resolver's hiccup does not empty a pool that the
+// health checks still see serving).
 //
 // Threads: Resolver::Resolve blocks and runs on libuv's thread pool (uv_queue_work), or
 // on the main thread once at start before any loop runs. EndpointResolver is main loop
@@ -30,8 +33,11 @@ class Resolver {
  public:
   virtual ~Resolver() = default;
   // Every address `address.host` resolves to for TCP on `address.port`, without
-  // duplicates and in a stable order (sorted), at least one. kUnavailable
-  // "cannot resolve host:port: <reason>" otherwise. Blocking; safe from any thread.
+  // duplicates and in a stable order (sorted), at least one. Otherwise "cannot resolve
+  // host:port: <reason>", kNotFound when the answer is that the name has no address, and
+  // kUnavailable when no answer came (a timeout, a server failure): the refresher drops
+  // an endpoint's addresses on the first and keeps its last good ones on the second.
+  // Blocking; safe from any thread.
   virtual base::StatusOr<std::vector<SocketAddress>> Resolve(const config::Address& address) = 0;
 };
 

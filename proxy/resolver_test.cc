@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,9 +37,12 @@ class FakeResolver final : public Resolver {
   base::StatusOr<std::vector<SocketAddress>> Resolve(const config::Address& address) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++calls_[address.host];
+    if (unanswered_.contains(address.host)) {
+      return base::UnavailableError("cannot resolve " + address.ToString() + ": timed out");
+    }
     auto it = answers_.find(address.host);
     if (it == answers_.end()) {
-      return base::UnavailableError("cannot resolve " + address.ToString() + ": no such name");
+      return base::NotFoundError("cannot resolve " + address.ToString() + ": no such name");
     }
     std::vector<SocketAddress> out;
     for (const std::string& ip : it->second) out.push_back(V4(ip.c_str(), address.port));
@@ -52,6 +56,15 @@ class FakeResolver final : public Resolver {
     std::lock_guard<std::mutex> lock(mu_);
     answers_.erase(host);
   }
+  // Lookups of `host` fail without an answer (a DNS server timing out) until Answer.
+  void Unanswered(const std::string& host) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unanswered_.insert(host);
+  }
+  void Answer(const std::string& host) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unanswered_.erase(host);
+  }
   int calls(const std::string& host) {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_[host];
@@ -60,6 +73,7 @@ class FakeResolver final : public Resolver {
  private:
   std::mutex mu_;
   std::map<std::string, std::vector<std::string>> answers_;
+  std::set<std::string> unanswered_;
   std::map<std::string, int> calls_;
 };
 
@@ -191,6 +205,55 @@ TEST_F(EndpointResolverTest, AMovedNameIsPublishedOnceAndTheOldTableStaysAsItWas
   EXPECT_TRUE(published_[1]->at(0, 0).empty());
   EXPECT_EQ(Resolutions("emu.test:8081", "failure"), 1);
   EXPECT_EQ(Resolutions("emu.test:8081", "success"), 3);
+}
+
+TEST_F(EndpointResolverTest, ALookupWithoutAnAnswerKeepsTheLastGoodAddresses) {
+  fake_->Set("emu.test", {"10.0.0.1", "10.0.0.2"});
+  Make({Addr("emu.test", 8081)});
+  resolver_->ResolveAll();
+  fake_->Unanswered("emu.test");
+  RefreshAndWait();
+  RefreshAndWait();
+  // Counted each time, nothing published: the workers keep both addresses.
+  EXPECT_EQ(Resolutions("emu.test:8081", "failure"), 2);
+  EXPECT_TRUE(published_.empty());
+  ASSERT_EQ(resolver_->table()->at(0, 0).size(), 2u);
+  EXPECT_EQ(Addresses("emu.test:8081"), 2);
+  EXPECT_EQ(Value(registry_, "pokemon_speedrun_upstream_dns_changes_total",
+                  {{"upstream", "emu"}, {"endpoint", "emu.test:8081"}}),
+            0);
+  // Answered again with one address gone: that is a change.
+  fake_->Answer("emu.test");
+  fake_->Set("emu.test", {"10.0.0.2"});
+  RefreshAndWait();
+  ASSERT_EQ(published_.size(), 1u);
+  ASSERT_EQ(published_[0]->at(0, 0).size(), 1u);
+  EXPECT_EQ(FormatSocketAddress(published_[0]->at(0, 0)[0]), "10.0.0.2:8081");
+  // Unanswered, then answered that the name is gone: only the answer empties it.
+  fake_->Unanswered("emu.test");
+  RefreshAndWait();
+  EXPECT_EQ(published_.size(), 1u);
+  fake_->Answer("emu.test");
+  fake_->Remove("emu.test");
+  RefreshAndWait();
+  ASSERT_EQ(published_.size(), 2u);
+  EXPECT_TRUE(published_[1]->at(0, 0).empty());
+  EXPECT_EQ(Addresses("emu.test:8081"), 0);
+  EXPECT_EQ(Resolutions("emu.test:8081", "failure"), 4);
+}
+
+TEST_F(EndpointResolverTest, ALookupWithoutAnAnswerAtStartLeavesNoAddress) {
+  // Nothing to keep yet: the endpoint starts without addresses, as for an unknown name.
+  fake_->Set("emu.test", {"10.0.0.1"});
+  fake_->Unanswered("emu.test");
+  Make({Addr("emu.test", 8081)});
+  resolver_->ResolveAll();
+  EXPECT_TRUE(resolver_->table()->at(0, 0).empty());
+  EXPECT_EQ(Resolutions("emu.test:8081", "failure"), 1);
+  fake_->Answer("emu.test");
+  RefreshAndWait();
+  ASSERT_EQ(published_.size(), 1u);
+  EXPECT_EQ(published_[0]->at(0, 0).size(), 1u);
 }
 
 TEST_F(EndpointResolverTest, TheTimerRefreshesEveryPeriodUntilStopped) {

@@ -16,7 +16,13 @@ base::StatusOr<std::vector<SocketAddress>> ResolveEvery(const config::Address& a
   std::string port = std::to_string(address.port);
   int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0 || res == nullptr) {
-    return base::UnavailableError("cannot resolve " + address.ToString() + ": " + gai_strerror(rc));
+    std::string message = "cannot resolve " + address.ToString() + ": " + gai_strerror(rc);
+    // An answer that the name has no address is news about the name; anything else (a
+    // timeout, a server failure, no memory) is news about the lookup only.
+    if (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_ADDRFAMILY) {
+      return base::NotFoundError(std::move(message));
+    }
+    return base::UnavailableError(std::move(message));
   }
   std::vector<SocketAddress> out;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
@@ -27,7 +33,7 @@ base::StatusOr<std::vector<SocketAddress>> ResolveEvery(const config::Address& a
     out.push_back(a);
   }
   freeaddrinfo(res);
-  if (out.empty()) return base::UnavailableError("cannot resolve " + address.ToString());
+  if (out.empty()) return base::NotFoundError("cannot resolve " + address.ToString());
   return out;
 }
 
