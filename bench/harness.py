@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -317,6 +318,14 @@ class Bench:
             contenders[t] = bl.Scraper(self.admin[t])
             contenders[f"{t} gzip"] = bl.Scraper(self.admin[t], gzip=True)
             contenders[f"{t} /healthz (floor)"] = bl.Scraper(self.admin[t], path="/healthz")
+        # What this client pays to fetch a body of the scrape's size at all: the upstream
+        # nginx serving a static file as large as the current build's plain scrape.
+        size = len(urllib.request.urlopen(f"http://127.0.0.1:{self.admin['speedmon']}/metrics",
+                                          timeout=10).read())
+        with open(os.path.join(self.tmp, "www", "scrape-size.txt"), "wb") as f:
+            f.write(b"x" * size)
+        contenders["nginx static file, the scrape's size (floor)"] = bl.Scraper(
+            self.port["direct"], path="/scrape-size.txt")
         ne_port = self.ports.get()
         ne = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
         if ne:
