@@ -39,7 +39,8 @@ base::StatusOr<std::vector<SocketAddress>> ResolveEvery(const config::Address& a
 
 base::StatusOr<SocketAddress> Resolve(const config::Address& address) {
   base::StatusOr<std::vector<SocketAddress>> all = ResolveEvery(address);
-  if (!all.ok()) return all.status();
+  // A listener or an IP literal that cannot be placed is unavailable, whatever the answer.
+  if (!all.ok()) return base::UnavailableError(all.status().message());
   return all->front();
 }
 

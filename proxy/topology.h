@@ -64,11 +64,11 @@ class Topology {
 };
 
 // Resolves a config address to its first socket address (blocking getaddrinfo): for
-// listeners, and IP-literal endpoints. "cannot resolve host:port: <reason>": kNotFound when
-// the answer is that the name has no address, kUnavailable when the lookup itself failed
-// (a timeout, a server failure).
+// listeners, and IP-literal endpoints. kUnavailable "cannot resolve host:port: <reason>".
 base::StatusOr<SocketAddress> Resolve(const config::Address& address);
-// Every address getaddrinfo gives, in its order (Resolve takes the first); errors as Resolve.
+// Every address getaddrinfo gives, in its order (Resolve takes the first). "cannot resolve
+// host:port: <reason>": kNotFound when the answer is that the name has no address,
+// kUnavailable when the lookup itself failed (a timeout, a server failure).
 base::StatusOr<std::vector<SocketAddress>> ResolveEvery(const config::Address& address);
 
 }  // namespace speedmon::proxy
