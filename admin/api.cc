@@ -290,7 +290,8 @@ void Api::Handle(const Request& req, Responder respond) const {
     }
     case Route::kPatternReuse: {
       if (!Authorized(req, respond)) return;
-      return p_.speedrun->PostPatternReuse(match.param, AnswerWrite(respond));
+      return p_.speedrun->PostPatternReuse(match.param, req.Header("Idempotency-Key"),
+                                           AnswerWrite(respond));
     }
     case Route::kSystem: {
       auto s = p_.system->sampler().Get();

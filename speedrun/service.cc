@@ -77,7 +77,8 @@ struct Service::Write {
   bool single = false;
   std::vector<Experiment> experiments;
   std::vector<Pattern> patterns;
-  std::string pattern_id;
+  std::string pattern_id;                            // kReuse
+  std::string reuse_key;                             // kReuse: its Idempotency-Key, or empty
   std::function<base::StatusOr<json>(Store&)> read;  // kRead
   ReadDone read_done;                                // kRead
   WriteDone done;
@@ -193,7 +194,7 @@ void Service::Post(bool experiments, std::string_view body, std::string_view con
   Enqueue(std::move(w));
 }
 
-void Service::PostPatternReuse(std::string_view pattern_id, WriteDone done) {
+void Service::PostPatternReuse(std::string_view pattern_id, std::string_view key, WriteDone done) {
   if (!base::IsValidUtf8(pattern_id)) {
     return done(base::InvalidArgumentError("pattern_id must be UTF-8", "pattern_id"));
   }
@@ -201,9 +202,14 @@ void Service::PostPatternReuse(std::string_view pattern_id, WriteDone done) {
   if (chars < 1 || chars > kMaxIdChars) {
     return done(base::InvalidArgumentError("pattern_id must be 1 to 128 characters", "pattern_id"));
   }
+  if (!key.empty() && (!base::IsValidUtf8(key) || Utf8Length(key) > kMaxIdChars)) {
+    return done(base::InvalidArgumentError("Idempotency-Key must be 1 to 128 characters of UTF-8",
+                                           "Idempotency-Key"));
+  }
   Write w;
   w.kind = Write::Kind::kReuse;
   w.pattern_id = std::string(pattern_id);
+  w.reuse_key = std::string(key);
   w.done = std::move(done);
   Enqueue(std::move(w));
 }
@@ -267,16 +273,20 @@ void Service::CommitBatch(std::vector<Write>* batch) {
     if (!stored.ok()) break;
     if (w.kind == Write::Kind::kRead) continue;  // after the commit
     if (w.kind == Write::Kind::kReuse) {
-      base::StatusOr<std::optional<int64_t>> count = store_.AddReuse(w.pattern_id);
-      if (!count.ok()) {
-        stored = count.status();
-      } else if (count->has_value()) {
-        ++delta.reuses;
+      base::StatusOr<std::optional<Store::Reuse>> reuse =
+          store_.AddReuse(w.pattern_id, w.reuse_key);
+      if (!reuse.ok() && reuse.status().code() == base::StatusCode::kAlreadyExists) {
+        w.result = reuse.status();  // this post's mistake, not the batch's
+      } else if (!reuse.ok()) {
+        stored = reuse.status();
+      } else if (reuse->has_value()) {
+        if (!(*reuse)->duplicate) ++delta.reuses;
         WriteResult result;
         result.kind = WriteResult::Kind::kReuse;
         result.experiment = false;
         result.id = w.pattern_id;
-        result.reuse_count = **count;
+        result.reuse_count = (*reuse)->count;
+        result.repeated = (*reuse)->duplicate;
         w.result = std::move(result);
       } else {
         w.result = base::NotFoundError("unknown pattern", "pattern_id");
@@ -573,7 +583,9 @@ json ToJson(const WriteResult& r) {
     case WriteResult::Kind::kBatch:
       return json{{"accepted", r.accepted}, {"duplicates", r.duplicates}};
     case WriteResult::Kind::kReuse:
-      return json{{"pattern_id", r.id}, {"reuse_count", r.reuse_count}};
+      return json{{"status", r.repeated ? "duplicate" : "counted"},
+                  {"pattern_id", r.id},
+                  {"reuse_count", r.reuse_count}};
   }
   return json::object();
 }

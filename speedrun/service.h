@@ -58,7 +58,7 @@ struct WriteResult {
     kCreated,    // one record, new: {"status":"created","experiment_id":"..."}
     kDuplicate,  // one record seen before: {"status":"duplicate","experiment_id":"..."}
     kBatch,      // an array or NDJSON: {"accepted":N,"duplicates":M}
-    kReuse,      // a pattern reuse counted: {"pattern_id":"...","reuse_count":N}
+    kReuse,      // a pattern reuse: {"status":"counted","pattern_id":"...","reuse_count":N}
   };
   Kind kind = Kind::kCreated;
   bool experiment = true;   // kCreated/kDuplicate: "experiment_id", else "pattern_id"
@@ -66,6 +66,7 @@ struct WriteResult {
   uint64_t accepted = 0;    // kBatch
   uint64_t duplicates = 0;  // kBatch
   int64_t reuse_count = 0;  // kReuse
+  bool repeated = false;    // kReuse: its Idempotency-Key was seen ("status":"duplicate")
 };
 nlohmann::json ToJson(const WriteResult& result);
 using WriteDone = std::function<void(base::StatusOr<WriteResult>)>;
@@ -138,10 +139,13 @@ class Service {
   void PostPatterns(std::string_view body, std::string_view content_type, WriteDone done);
 
   // POST /api/v1/patterns/{pattern_id}/reuse. `pattern_id` is the decoded path segment
-  // (any bytes). After commit: kReuse with the new count, or kNotFound for a pattern not
-  // (or no longer) stored; at once kInvalidArgument for an id that is not 1..128
-  // characters of UTF-8, and kUnavailable as above.
-  void PostPatternReuse(std::string_view pattern_id, WriteDone done);
+  // (any bytes); `key` the request's Idempotency-Key (empty: none), which makes a retry
+  // safe: a key seen before counts nothing and answers what its first post answered.
+  // After commit: kReuse with the new count, kNotFound for a pattern not (or no longer)
+  // stored, or kAlreadyExists for a key first used with another pattern; at once
+  // kInvalidArgument for an id or key that is not 1..128 characters of UTF-8, and
+  // kUnavailable as above.
+  void PostPatternReuse(std::string_view pattern_id, std::string_view key, WriteDone done);
 
   // The newest `limit` experiments (newest first) and the all-time count. kInvalidArgument
   // (field "limit") unless 1 <= limit <= recent_experiments.

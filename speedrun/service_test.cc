@@ -215,7 +215,7 @@ TEST_F(ServiceTest, PatternsReusesAndQuality) {
 
   a = ReuseAndWait(*s, "a/b");  // ids arrive decoded (the admin router decodes the URL)
   EXPECT_EQ(a.status, 200);
-  EXPECT_EQ(a.body, R"({"pattern_id":"a/b","reuse_count":3})");
+  EXPECT_EQ(a.body, R"({"pattern_id":"a/b","reuse_count":3,"status":"counted"})");
   EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 3);
   a = ReuseAndWait(*s, "nope");
   EXPECT_EQ(a.status, 404);
@@ -227,6 +227,36 @@ TEST_F(ServiceTest, PatternsReusesAndQuality) {
   EXPECT_EQ(ReuseAndWait(*s, std::string(129, 'p')).status, 400);
   EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 3);
   EXPECT_EQ(s->Value("speedrun.pattern_quality_average"), 0.7);
+}
+
+TEST_F(ServiceTest, AReuseRetriedWithItsIdempotencyKeyCountsOnce) {
+  auto s = Make();
+  ASSERT_EQ(PostAndWait(*s, Kind::kPatterns,
+                        R"([{"pattern_id":"p","pattern_type":"battle","quality_score":0.5},
+                            {"pattern_id":"q","pattern_type":"battle","quality_score":0.5}])")
+                .status,
+            201);
+  Answer a = ReuseAndWait(*s, "p", "k-1");
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.body, R"({"pattern_id":"p","reuse_count":1,"status":"counted"})");
+  ASSERT_EQ(ReuseAndWait(*s, "p", "k-2").status, 200);
+  // The retry of k-1 answers what k-1 answered, and counts nothing.
+  a = ReuseAndWait(*s, "p", "k-1");
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.body, R"({"pattern_id":"p","reuse_count":1,"status":"duplicate"})");
+  EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 2);
+  // A key belongs to one pattern.
+  a = ReuseAndWait(*s, "q", "k-1");
+  EXPECT_EQ(a.status, 409);
+  EXPECT_EQ(
+      a.body,
+      R"({"error":"Idempotency-Key was already used for pattern p","field":"Idempotency-Key"})");
+  EXPECT_EQ(ReuseAndWait(*s, "p", "bad\xff").status, 400);
+  EXPECT_EQ(ReuseAndWait(*s, "p", std::string(129, 'k')).status, 400);
+  // Without a key every post counts, as before.
+  EXPECT_EQ(ReuseAndWait(*s, "q").body, R"({"pattern_id":"q","reuse_count":1,"status":"counted"})");
+  EXPECT_EQ(ReuseAndWait(*s, "q").body, R"({"pattern_id":"q","reuse_count":2,"status":"counted"})");
+  EXPECT_EQ(Metric("pokemon_speedrun_pattern_reuses_total"), 4);
 }
 
 TEST_F(ServiceTest, RecentExperimentsNewestFirstWithLimits) {
@@ -433,7 +463,7 @@ TEST_F(ServiceTest, RestartRestoresCountersWindowsAndRecentExactly) {
                                "reuse_count":5}])")
                   .status,
               201);
-    ASSERT_EQ(ReuseAndWait(*s, "p1").status, 200);
+    ASSERT_EQ(ReuseAndWait(*s, "p1", "reuse-1").status, 200);
     before = Snapshot(*registry_);
     sla_before = SlaBody(*s);
     recent_before = ExperimentsBody(*s, 1000);
@@ -447,7 +477,10 @@ TEST_F(ServiceTest, RestartRestoresCountersWindowsAndRecentExactly) {
   EXPECT_EQ(json::parse(sla_before)["window"]["experiments"], 10);
   // Duplicates are still recognised after the restart, and counting continues.
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("e0")).status, 200);
-  EXPECT_EQ(ReuseAndWait(*s, "p1").body, R"({"pattern_id":"p1","reuse_count":2})");
+  EXPECT_EQ(ReuseAndWait(*s, "p1", "reuse-1").body,
+            R"({"pattern_id":"p1","reuse_count":1,"status":"duplicate"})");
+  EXPECT_EQ(ReuseAndWait(*s, "p1").body,
+            R"({"pattern_id":"p1","reuse_count":2,"status":"counted"})");
   EXPECT_EQ(PostAndWait(*s, Kind::kExperiments, Experiment("new")).status, 201);
   EXPECT_EQ(json::parse(ExperimentsBody(*s))["total"], 31);
   // 22 of the 30 before the restart (i % 4 != 0) and the new one.
@@ -622,8 +655,8 @@ TEST(CursorTest, RoundTripsAndRefusesWhatItDidNotWrite) {
     EXPECT_EQ(DecodeCursor(EncodeCursor(seq)), seq) << seq;
   }
   EXPECT_EQ(EncodeCursor(18), "c1.12");
-  for (const char* bad : {"", "c1.", "c1.0", "c1.-1", "c1.G", "c2.12", "12", "c1.12 ",
-                          "c1.1000000000000000"}) {
+  for (const char* bad :
+       {"", "c1.", "c1.0", "c1.-1", "c1.G", "c2.12", "12", "c1.12 ", "c1.1000000000000000"}) {
     EXPECT_FALSE(DecodeCursor(bad).has_value()) << bad;
   }
 }

@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS patterns(
   ai_worker TEXT,
   reuse_count INTEGER NOT NULL,
   timestamp REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS reuse_keys(
+  seq INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  pattern_id TEXT NOT NULL,
+  reuse_count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS totals(
   key TEXT PRIMARY KEY,
   n INTEGER NOT NULL,
@@ -152,8 +157,8 @@ std::optional<Pattern> ReadPattern(sqlite3_stmt* r, int c) {
 
 struct Store::Statements {
   Stmt begin, commit, rollback;
-  Stmt insert_experiment, insert_pattern, reuse, add_total;
-  Stmt trim_experiments, trim_patterns;
+  Stmt insert_experiment, insert_pattern, reuse, find_reuse_key, insert_reuse_key, add_total;
+  Stmt trim_experiments, trim_patterns, trim_reuse_keys;
 };
 
 Store::Store() = default;
@@ -221,11 +226,15 @@ base::Status Store::OpenDatabase(const std::string& path) {
                                     ") VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING"},
       {&stmts_->reuse,
        "UPDATE patterns SET reuse_count = reuse_count + 1 WHERE id = ? RETURNING reuse_count"},
+      {&stmts_->find_reuse_key, "SELECT pattern_id, reuse_count FROM reuse_keys WHERE key = ?"},
+      {&stmts_->insert_reuse_key,
+       "INSERT INTO reuse_keys(key, pattern_id, reuse_count) VALUES(?,?,?)"},
       {&stmts_->add_total,
        "INSERT INTO totals(key, n, x) VALUES(?,?,?) "
        "ON CONFLICT(key) DO UPDATE SET n = n + excluded.n, x = x + excluded.x"},
       {&stmts_->trim_experiments, "DELETE FROM experiments WHERE seq < ?"},
       {&stmts_->trim_patterns, "DELETE FROM patterns WHERE seq < ?"},
+      {&stmts_->trim_reuse_keys, "DELETE FROM reuse_keys WHERE seq < ?"},
   };
   sqlite3_stmt* raw = nullptr;
   for (const auto& p : prepare) {
@@ -236,7 +245,9 @@ base::Status Store::OpenDatabase(const std::string& path) {
     p.stmt->reset(raw);
   }
 
-  for (auto [table, t] : {std::pair{"experiments", &experiments_}, {"patterns", &patterns_}}) {
+  for (auto [table, t] : {std::pair{"experiments", &experiments_},
+                          {"patterns", &patterns_},
+                          {"reuse_keys", &reuse_keys_}}) {
     std::string sql =
         std::string("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM ") + table;
     if (!ForEachRow(db_, sql, [t = t](sqlite3_stmt* r) {
@@ -494,19 +505,49 @@ base::StatusOr<Store::Insert> Store::InsertPattern(const Pattern& p) {
   return FinishInsert(step(), &patterns_);
 }
 
-base::StatusOr<std::optional<int64_t>> Store::AddReuse(std::string_view pattern_id) {
-  sqlite3_stmt* s = stmts_->reuse.get();
-  Step step(s);
-  BindText(s, 1, pattern_id);
-  int rc = step();
-  if (rc == SQLITE_ROW) {
-    int64_t count = sqlite3_column_int64(s, 0);
+base::StatusOr<std::optional<Store::Reuse>> Store::AddReuse(std::string_view pattern_id,
+                                                            std::string_view key) {
+  if (!key.empty()) {
+    sqlite3_stmt* find = stmts_->find_reuse_key.get();
+    Step step(find);
+    BindText(find, 1, key);
+    int rc = step();
+    if (rc == SQLITE_ROW) {
+      auto column = [&](int c) {
+        return std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(find, c)),
+                                static_cast<size_t>(sqlite3_column_bytes(find, c)));
+      };
+      if (column(0) != pattern_id) {
+        return base::AlreadyExistsError(
+            "Idempotency-Key was already used for pattern " + std::string(column(0)),
+            "Idempotency-Key");
+      }
+      return std::optional<Reuse>(Reuse{sqlite3_column_int64(find, 1), true});
+    }
+    if (rc != SQLITE_DONE) return Fail("find reuse key");
+  }
+  int64_t count = 0;
+  {
+    sqlite3_stmt* s = stmts_->reuse.get();
+    Step step(s);
+    BindText(s, 1, pattern_id);
+    int rc = step();
+    if (rc == SQLITE_DONE) return std::optional<Reuse>();
+    if (rc != SQLITE_ROW) return Fail("count reuse");
+    count = sqlite3_column_int64(s, 0);
     // RETURNING rows are produced before the update completes: finish it.
     if (step() != SQLITE_DONE) return Fail("count reuse");
-    return std::optional<int64_t>(count);
   }
-  if (rc == SQLITE_DONE) return std::optional<int64_t>();
-  return Fail("count reuse");
+  if (!key.empty()) {
+    sqlite3_stmt* s = stmts_->insert_reuse_key.get();
+    Step step(s);
+    BindText(s, 1, key);
+    BindText(s, 2, pattern_id);
+    sqlite3_bind_int64(s, 3, count);
+    base::StatusOr<Insert> stored = FinishInsert(step(), &reuse_keys_);
+    if (!stored.ok()) return stored.status();
+  }
+  return std::optional<Reuse>(Reuse{count, false});
 }
 
 base::Status Store::AddTotals(const std::vector<TotalRow>& delta) {
@@ -535,7 +576,10 @@ base::Status Store::TrimTable(sqlite3_stmt* s, Table* t, uint64_t keep) {
 base::Status Store::Trim(uint64_t keep_experiments, uint64_t keep_patterns) {
   base::Status status = TrimTable(stmts_->trim_experiments.get(), &experiments_, keep_experiments);
   if (!status.ok()) return status;
-  return TrimTable(stmts_->trim_patterns.get(), &patterns_, keep_patterns);
+  status = TrimTable(stmts_->trim_patterns.get(), &patterns_, keep_patterns);
+  if (!status.ok()) return status;
+  // A retry comes within minutes; keys are kept as long as patterns are.
+  return TrimTable(stmts_->trim_reuse_keys.get(), &reuse_keys_, keep_patterns);
 }
 
 int64_t Store::CountRows(const char* table) {

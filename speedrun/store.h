@@ -98,8 +98,15 @@ class Store {
   base::StatusOr<Insert> InsertPattern(const Pattern& p);
 
   // Adds one to the pattern's reuse_count: the new value, or nullopt when no pattern
-  // has that id.
-  base::StatusOr<std::optional<int64_t>> AddReuse(std::string_view pattern_id);
+  // has that id. With a `key` (an Idempotency-Key) seen before for this pattern, adds
+  // nothing and answers the count that key's reuse produced, `duplicate` set; seen for
+  // another pattern, kAlreadyExists. Keys are kept, and trimmed, as patterns are.
+  struct Reuse {
+    int64_t count = 0;
+    bool duplicate = false;
+  };
+  base::StatusOr<std::optional<Reuse>> AddReuse(std::string_view pattern_id,
+                                                std::string_view key = {});
 
   base::Status AddTotals(const std::vector<TotalRow>& delta);  // adds n and x to each key
   // Deletes the oldest rows beyond `keep_experiments` / `keep_patterns` (0 = keep all).
@@ -144,7 +151,7 @@ class Store {
   sqlite3* db_ = nullptr;
   std::string path_;
   std::unique_ptr<Statements> stmts_;
-  Table experiments_, patterns_;
+  Table experiments_, patterns_, reuse_keys_;
   Table experiments_at_begin_, patterns_at_begin_;  // restored by Rollback
 };
 

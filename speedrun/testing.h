@@ -71,10 +71,10 @@ inline Answer PostAndWait(Service& s, Kind kind, std::string_view body,
   return answer.get();
 }
 
-inline Answer ReuseAndWait(Service& s, std::string_view pattern_id) {
+inline Answer ReuseAndWait(Service& s, std::string_view pattern_id, std::string_view key = {}) {
   auto promise = std::make_shared<std::promise<Answer>>();
   std::future<Answer> answer = promise->get_future();
-  s.PostPatternReuse(pattern_id,
+  s.PostPatternReuse(pattern_id, key,
                      [promise](base::StatusOr<WriteResult> r) { promise->set_value(ToAnswer(r)); });
   return answer.get();
 }

@@ -214,6 +214,55 @@ class ClientTest(clientcase.ClientCase):
                          ["r0", "r1", "r2"])
         self.assertEqual(c.stats()["failed_attempts"], 2)
 
+    def test_a_reuse_whose_answer_was_lost_is_counted_once(self):
+        sm = self.start_speedmon(self.config())
+        posts = []
+
+        class LosesTheFirstReuseAnswer(http.server.BaseHTTPRequestHandler):
+            """Passes each POST on to speedmon, but drops speedmon's answer to the first
+            reuse: the connection closes after speedmon counted it, as in a crash."""
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                key = self.headers.get("Idempotency-Key")
+                posts.append((self.path, key))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("content-type", "idempotency-key")}
+                r = requests.post(sm.admin_url + self.path, data=body, headers=headers,
+                                  timeout=30)
+                if self.path.endswith("/reuse") and sum(
+                        p.endswith("/reuse") for p, _ in posts) == 1:
+                    self.close_connection = True  # no answer at all
+                    return
+                self.send_response(r.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LosesTheFirstReuseAnswer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        c = self.client(f"http://127.0.0.1:{server.server_port}", max_backoff=0.1)
+        c.record_pattern_discovery(PatternDiscovery("p_lost", PatternType.BATTLE, 0.5))
+        c.record_pattern_reuse("p_lost")
+        c.record_pattern_reuse("p_lost")
+        self.assertTrue(c.flush(30))
+        reuses = [key for path, key in posts if path.endswith("/reuse")]
+        # The first reuse twice (its answer lost), then the second: each with its own key.
+        self.assertEqual(len(reuses), 3)
+        self.assertEqual(reuses[0], reuses[1])
+        self.assertNotEqual(reuses[1], reuses[2])
+        self.assertTrue(all(reuses))
+        with clientcase.sqlite3.connect(self.store) as db:
+            self.assertEqual(db.execute("SELECT reuse_count FROM patterns WHERE id='p_lost'")
+                             .fetchall(), [(2,)])
+        self.assertEqual(prom.value(sm.metrics(), "pokemon_speedrun_pattern_reuses_total"), 2.0)
+
     def test_alert_rules_and_active_alerts(self):
         sm = self.start_speedmon(self.config(alerting={"evaluation_interval": "100ms"}))
         c = self.client(sm)

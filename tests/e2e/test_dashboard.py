@@ -139,7 +139,8 @@ class DashboardTest(harness.HarnessTestCase):
             {"pattern_id": f"pat-{n}-battle", "pattern_type": "battle", "quality_score": 0.75,
              "experiment_id": ok["experiment_id"], "ai_worker": "worker-2"}], 201)
         reuse = self.post(f"/api/v1/patterns/pat-{n}-move/reuse", None, 200)
-        self.assertEqual(reuse, {"pattern_id": f"pat-{n}-move", "reuse_count": 1})
+        self.assertEqual(reuse, {"status": "counted", "pattern_id": f"pat-{n}-move",
+                                 "reuse_count": 1})
 
     def drive(self):
         """Two rounds, each seen by Prometheus: the series exist from the first, and the

@@ -354,7 +354,7 @@ class RestartTest(ingest.IngestCase):
         self.assertAnswer(admin2.post(EXPERIMENTS, e21), 201,
                           {"experiment_id": "e-021", "status": "created"})
         self.assertAnswer(admin2.post(PATTERNS + "/p-3/reuse", b"", None), 200,
-                          {"pattern_id": "p-3", "reuse_count": 4})
+                          {"status": "counted", "pattern_id": "p-3", "reuse_count": 4})
         expected = ingest.expected_samples(extra=[e21])
         expected[("pokemon_speedrun_pattern_reuses_total", frozenset())] = 6.0
         self.assertSamples(self.speedrun(sm2), expected)

@@ -219,7 +219,8 @@ def expected_samples(extra=()):
     for t in PATTERN_TYPES:
         n = 1.0 if t in ("battle", "movement", "menu_navigation") else 0.0
         s[("pokemon_speedrun_pattern_discoveries_total", frozenset({("pattern_type", t)}))] = n
-    s[("pokemon_speedrun_pattern_reuses_total", frozenset())] = 5.0  # p-3's 2, then 3 POSTs
+    # p-3's 2, then 3 counted POSTs (the retry with its Idempotency-Key counts nothing).
+    s[("pokemon_speedrun_pattern_reuses_total", frozenset())] = 5.0
     s.update(histogram("pokemon_speedrun_experiment_duration_seconds",
                        [e["duration_seconds"] for e in exps], DURATION_BOUNDS))
     compile_s = [e["script_compilation_time_ms"] / 1000 for e in exps
@@ -329,9 +330,15 @@ class IngestCase(harness.HarnessTestCase):
                           {"accepted": 2, "duplicates": 0})
         for n in (1, 2):
             self.assertAnswer(admin.post(PATTERNS + "/p-1/reuse", b"", None), 200,
-                              {"pattern_id": "p-1", "reuse_count": n})
-        self.assertAnswer(admin.post(PATTERNS + "/p-3/reuse", b"", None), 200,
-                          {"pattern_id": "p-3", "reuse_count": 3})
+                              {"status": "counted", "pattern_id": "p-1", "reuse_count": n})
+        # A retry that carries its Idempotency-Key is answered as before and counts nothing.
+        for status in ("counted", "duplicate"):
+            self.assertAnswer(admin.post(PATTERNS + "/p-3/reuse", b"", None,
+                                         headers={"Idempotency-Key": "reuse-p3-1"}), 200,
+                              {"status": status, "pattern_id": "p-3", "reuse_count": 3})
+        self.assertApiError(admin.post(PATTERNS + "/p-2/reuse", b"", None,
+                                       headers={"Idempotency-Key": "reuse-p3-1"}), 409,
+                            "Idempotency-Key", "Idempotency-Key was already used for pattern p-3")
         self.assertApiError(admin.post(PATTERNS + "/p-404/reuse", b"", None), 404,
                             "pattern_id", "unknown pattern")
 
@@ -621,7 +628,7 @@ class EmptyAndLimitsTest(IngestCase):
                                                     "quality_score": 1}), 201,
                               {"pattern_id": pid, "status": "created"})
             self.assertAnswer(admin.raw("POST", f"{PATTERNS}/{url}/reuse"), 200,
-                              {"pattern_id": pid, "reuse_count": 1})
+                              {"status": "counted", "pattern_id": pid, "reuse_count": 1})
         self.assertAnswer(admin.raw("POST", f"{PATTERNS}/p%2F4/reuse"), 404,
                           {"error": "unknown pattern", "field": "pattern_id"})
         self.assertEqual(self.speedrun(sm)[("pokemon_speedrun_pattern_reuses_total",
@@ -684,7 +691,7 @@ class AuthTest(IngestCase):
         self.assertAnswer(admin.post(PATTERNS, PATTERN_1), 201,
                           {"pattern_id": "p-1", "status": "created"})
         self.assertAnswer(admin.post(PATTERNS + "/p-1/reuse", b"", None), 200,
-                          {"pattern_id": "p-1", "reuse_count": 1})
+                          {"status": "counted", "pattern_id": "p-1", "reuse_count": 1})
         s = self.speedrun(sm)
         self.assertEqual(prom.nonzero(s, "pokemon_speedrun_experiments_total"),
                          {frozenset({("status", "success"), ("strategy", "unknown")}): 1.0})

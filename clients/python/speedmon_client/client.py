@@ -8,7 +8,8 @@ and deletes them from the spool only after a 2xx. While speedmon is down, restar
 answering 5xx, the same records are sent again (with their ids) after a growing pause;
 speedmon stores an id once, so a batch whose answer was lost is not stored twice.
 Experiments and patterns are therefore delivered exactly once. A pattern reuse has no id
-of its own: one whose answer was lost in a crash may be counted twice.
+of its own, so each gets a random Idempotency-Key when it is spooled, sent with every
+attempt: one whose answer was lost is counted once too.
 
 A record speedmon refuses for its content (a 4xx other than 401, 403, 408, 429) is moved
 to the spool's `rejected` table with speedmon's answer and logged; the others go on.
@@ -28,6 +29,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import uuid
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .alerts import AlertRule
@@ -115,7 +117,8 @@ class SpeedmonClient:
 
     def record_pattern_reuse(self, pattern_id: str) -> None:
         """Spools one reuse of a pattern (sent after everything recorded before it)."""
-        self._append(REUSE, check_pattern_id(pattern_id))
+        record = {"pattern_id": check_pattern_id(pattern_id), "reuse_id": uuid.uuid4().hex}
+        self._append(REUSE, dumps(record))
 
     def _append(self, kind: str, body: str) -> None:
         if self._closed:
@@ -144,8 +147,7 @@ class SpeedmonClient:
         """(kind, record, HTTP status, speedmon's answer) of every record speedmon refused."""
         out = []
         for kind, body, status, answer in self._spool.rejected():
-            record = {"pattern_id": body} if kind == REUSE else json.loads(body)
-            out.append((kind, record, status, answer))
+            out.append((kind, json.loads(body), status, answer))
         return out
 
     def flush(self, timeout: Optional[float] = None) -> bool:
@@ -305,11 +307,11 @@ class SpeedmonClient:
             group.append(row)
         return self._send_batch(kind, group)
 
-    def _post(self, path: str, body: bytes, content_type: Optional[str]
-              ) -> Optional[Tuple[int, bytes]]:
+    def _post(self, path: str, body: bytes, content_type: Optional[str],
+              headers: Optional[Dict[str, str]] = None) -> Optional[Tuple[int, bytes]]:
         with self._sends.lock:
             try:
-                return self._sends.request("POST", path, body, content_type)
+                return self._sends.request("POST", path, body, content_type, headers)
             except (OSError, http.client.HTTPException) as e:
                 log.debug("speedmon client: POST %s: %s", path, e)
                 return None
@@ -357,8 +359,9 @@ class SpeedmonClient:
         return True
 
     def _send_reuse(self, row: Row) -> bool:
-        path = "/api/v1/patterns/" + urllib.parse.quote(row[2], safe="") + "/reuse"
-        answer = self._post(path, b"", None)
+        record = json.loads(row[2])
+        path = "/api/v1/patterns/" + urllib.parse.quote(record["pattern_id"], safe="") + "/reuse"
+        answer = self._post(path, b"", None, {"Idempotency-Key": record["reuse_id"]})
         if answer is None:
             return False
         status, data = answer

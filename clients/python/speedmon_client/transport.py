@@ -59,10 +59,11 @@ class Transport:
             self._conn = None
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
-                content_type: Optional[str] = None) -> Tuple[int, bytes]:
-        """(status, body). Raises OSError or http.client.HTTPException when no answer
-        came; the connection is then closed."""
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+                content_type: Optional[str] = None, extra: Optional[Dict[str, str]] = None
+                ) -> Tuple[int, bytes]:
+        """(status, body), sent with the `extra` headers too. Raises OSError or
+        http.client.HTTPException when no answer came; the connection is then closed."""
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(extra or {})}
         if content_type:
             headers["Content-Type"] = content_type
         if self.token and method not in ("GET", "HEAD"):
