@@ -20,7 +20,7 @@ import clientcase
 from clientcase import harness, speedmon_client
 from harness import prom
 from speedmon_client import (AlertRule, AlertSeverity, ExperimentResult, ExperimentStatus,
-                             PatternDiscovery, PatternType)
+                             FailureType, PatternDiscovery, PatternType, PoolEvent)
 
 class ClientTest(clientcase.ClientCase):
     def spool(self, *experiments):
@@ -352,6 +352,57 @@ class ClientTest(clientcase.ClientCase):
         summary = c.get_metrics_summary()  # waits for the three to be delivered
         self.assertEqual((summary["total_experiments"], summary["most_effective_strategy"]),
                          (3, "b"))
+
+    def test_reads_by_id_and_pages(self):
+        sm = self.start_speedmon(self.config())
+        c = self.client(sm)
+        for n in range(5):
+            c.record_pattern_discovery(PatternDiscovery(
+                f"p{n}", PatternType.BATTLE if n % 2 else PatternType.MOVEMENT, 0.5))
+        c.record_experiment(ExperimentResult("e/1", "success", 2.0, ai_strategy="x"))
+        self.assertEqual(c.get_experiment("e/1")["ai_strategy"], "x")  # waits for delivery
+        self.assertIsNone(c.get_experiment("e/2"))
+        self.assertEqual(c.get_pattern("p3")["pattern_type"], "battle")
+        self.assertIsNone(c.get_pattern("nope"))
+        pages, cursor = [], None
+        while True:
+            page = c.get_patterns(limit=2, pattern_type=PatternType.MOVEMENT, cursor=cursor)
+            pages.append([p["pattern_id"] for p in page["patterns"]])
+            self.assertEqual(page["total"], 3)
+            cursor = page["next"]
+            if cursor is None:
+                break
+        self.assertEqual(pages, [["p4", "p2"], ["p0"]])
+        with self.assertRaises(speedmon_client.ApiError) as e:
+            c.get_patterns(pattern_type="chess")
+        self.assertEqual((e.exception.status, e.exception.field), (400, "type"))
+
+    def test_pool_events_are_counted_once(self):
+        sm = self.start_speedmon(self.config())
+        c = self.client(sm)
+        c.record_pool_event(PoolEvent("failure", process="emulator-2",
+                                      failure_type=FailureType.OOM))
+        c.record_pool_event(PoolEvent("replacement", process="emulator-2",
+                                      replaced_by="emulator-6", startup_seconds=4.2,
+                                      event_id="swap-1"))
+        c.record_pool_event(PoolEvent("replacement", process="emulator-2",
+                                      replaced_by="emulator-6", startup_seconds=4.2,
+                                      event_id="swap-1"))  # the same event again
+        self.assertTrue(c.flush(30))
+        self.assertEqual(c.stats()["delivered"], 2)
+        self.assertEqual(c.stats()["duplicates"], 1)
+        samples = sm.metrics()
+        self.assertEqual(prom.value(samples, "pokemon_speedrun_process_failures_total",
+                                    failure_type="oom"), 1.0)
+        self.assertEqual(prom.value(samples, "pokemon_speedrun_pool_events_total",
+                                    event="replacement"), 1.0)
+        self.assertEqual(prom.value(samples, "pokemon_speedrun_process_startup_seconds_sum"),
+                         4.2)
+        for bad in (PoolEvent("failure"), PoolEvent("restart", failure_type="oom"),
+                    PoolEvent("reboot"), PoolEvent("restart", startup_seconds=-1)):
+            with self.assertRaises(ValueError):
+                c.record_pool_event(bad)
+        self.assertEqual(c.pending, 0)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ from .alerts import AlertRule, AlertSeverity
 from .client import SpeedmonClient
 from .errors import ApiError, SpeedmonError, SpoolFullError, SpoolLockedError
 from .proxying import monitor_requests_session, monitored_opener
-from .records import ExperimentResult, ExperimentStatus, PatternDiscovery, PatternType
+from .records import (ExperimentResult, ExperimentStatus, FailureType, PatternDiscovery,
+                      PatternType, PoolEvent, PoolEventKind)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlertRule", "AlertSeverity", "ApiError", "ExperimentResult", "ExperimentStatus",
-    "PatternDiscovery", "PatternType", "SpeedmonClient", "SpeedmonError", "SpoolFullError",
-    "SpoolLockedError", "monitor_requests_session", "monitored_opener",
+    "FailureType", "PatternDiscovery", "PatternType", "PoolEvent", "PoolEventKind",
+    "SpeedmonClient", "SpeedmonError", "SpoolFullError", "SpoolLockedError",
+    "monitor_requests_session", "monitored_opener",
 ]

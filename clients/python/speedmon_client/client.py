@@ -33,20 +33,28 @@ import uuid
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .alerts import AlertRule
-from .errors import SpeedmonError
-from .records import (ExperimentResult, PatternDiscovery, check_pattern_id, dumps,
-                      experiment_json, pattern_json)
+from .errors import ApiError, SpeedmonError
+from .records import (ExperimentResult, PatternDiscovery, PatternType, PoolEvent,
+                      check_pattern_id, dumps, experiment_json, pattern_json, pool_event_json)
 from .spool import Row, Spool
 from .transport import Transport
 
 log = logging.getLogger("speedmon_client")
 
 NDJSON = "application/x-ndjson"
-EXPERIMENT, PATTERN, REUSE = "experiment", "pattern", "reuse"
-_BATCH_PATHS = {EXPERIMENT: "/api/v1/experiments", PATTERN: "/api/v1/patterns"}
+EXPERIMENT, PATTERN, REUSE, EVENT = "experiment", "pattern", "reuse", "event"
+_BATCH_PATHS = {EXPERIMENT: "/api/v1/experiments", PATTERN: "/api/v1/patterns",
+                EVENT: "/api/v1/events"}
 _ITEM_FIELD = re.compile(r"items\[(\d+)\]")
 # Answers that say "not now" rather than "not this record": kept and sent again.
 _RETRY_4XX = {401, 403, 404, 405, 408, 409, 415, 425, 429}
+
+
+def _list_path(path: str, limit: int, cursor: Optional[str]) -> str:
+    path += f"?limit={int(limit)}"
+    if cursor is not None:
+        path += "&cursor=" + urllib.parse.quote(cursor, safe="")
+    return path
 
 
 def _default_token() -> Optional[str]:
@@ -119,6 +127,15 @@ class SpeedmonClient:
         """Spools one reuse of a pattern (sent after everything recorded before it)."""
         record = {"pattern_id": check_pattern_id(pattern_id), "reuse_id": uuid.uuid4().hex}
         self._append(REUSE, dumps(record))
+
+    def record_pool_event(self, event: PoolEvent) -> None:
+        """Spools one event of the emulator pool (POST /api/v1/events): a failure counts
+        in pokemon_speedrun_process_failures_total, a startup time in the startup
+        histogram. An event without an event_id gets a random one, so a retry counts it
+        once. ValueError if it is not valid."""
+        doc = pool_event_json(event)
+        doc.setdefault("event_id", uuid.uuid4().hex)
+        self._append(EVENT, dumps(doc))
 
     def _append(self, kind: str, body: str) -> None:
         if self._closed:
@@ -210,10 +227,41 @@ class SpeedmonClient:
         self._read_after_writes()
         return dict(self._reads.call("GET", "/api/v1/summary"))
 
-    def get_experiments(self, limit: int = 100) -> Dict[str, Any]:
-        """GET /api/v1/experiments?limit=N: the most recent experiments and the total."""
+    def get_experiments(self, limit: int = 100, cursor: Optional[str] = None
+                        ) -> Dict[str, Any]:
+        """GET /api/v1/experiments: up to `limit` experiments, newest first, older than
+        `cursor` (the "next" of the page before), the total, and "next" (None at the end)."""
         self._read_after_writes()
-        return dict(self._reads.call("GET", f"/api/v1/experiments?limit={int(limit)}"))
+        return dict(self._reads.call("GET", _list_path("/api/v1/experiments", limit, cursor)))
+
+    def get_experiment(self, experiment_id: str) -> Optional[Dict[str, Any]]:
+        """GET /api/v1/experiments/{id}: the stored experiment, or None when speedmon has
+        no experiment with that id (never posted, or past retention)."""
+        self._read_after_writes()
+        return self._get_one("/api/v1/experiments/", experiment_id)
+
+    def get_patterns(self, limit: int = 100, pattern_type: Any = None,
+                     cursor: Optional[str] = None) -> Dict[str, Any]:
+        """GET /api/v1/patterns: as get_experiments, of one PatternType when given."""
+        self._read_after_writes()
+        path = _list_path("/api/v1/patterns", limit, cursor)
+        if pattern_type is not None:
+            kind = pattern_type.value if isinstance(pattern_type, PatternType) else pattern_type
+            path += "&type=" + urllib.parse.quote(str(kind), safe="")
+        return dict(self._reads.call("GET", path))
+
+    def get_pattern(self, pattern_id: str) -> Optional[Dict[str, Any]]:
+        """GET /api/v1/patterns/{id}: the stored pattern with its reuse_count, or None."""
+        self._read_after_writes()
+        return self._get_one("/api/v1/patterns/", pattern_id)
+
+    def _get_one(self, prefix: str, record_id: str) -> Optional[Dict[str, Any]]:
+        try:
+            return dict(self._reads.call("GET", prefix + urllib.parse.quote(record_id, safe="")))
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
 
     def add_alert_rule(self, rule: AlertRule) -> Dict[str, Any]:
         """POST /api/v1/alert-rules; returns the rule as speedmon stored it."""
@@ -371,9 +419,9 @@ class SpeedmonClient:
                 self._stats["delivered"] += 1
             self._notify_settled()
             return True
-        if status >= 500 or (status in _RETRY_4XX and status != 404):
+        if status >= 500 or (status in _RETRY_4XX and status not in (404, 409)):
             return False
-        self._reject(row, status, data)  # 404: no such pattern
+        self._reject(row, status, data)  # 404: no such pattern; 409: the key is another's
         return True
 
     def _reject(self, row: Row, status: int, data: bytes) -> None:

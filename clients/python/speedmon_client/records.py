@@ -1,4 +1,5 @@
-"""The records an agent's runner reports: ExperimentResult and PatternDiscovery.
+"""The records an agent's runner reports (ExperimentResult, PatternDiscovery) and the
+emulator pool manager's (PoolEvent).
 
 Each record is checked here, when it is recorded, with the rules speedmon applies
 (docs in the repository's README, "Post an experiment"), so a record that speedmon would
@@ -70,6 +71,39 @@ class PatternDiscovery:
     experiment_id: Optional[str] = None
     ai_worker: Optional[str] = None
     reuse_count: int = 0
+    timestamp: float = field(default_factory=time.time)
+
+
+class PoolEventKind(enum.Enum):
+    FAILURE = "failure"
+    RESTART = "restart"
+    REPLACEMENT = "replacement"
+
+
+class FailureType(enum.Enum):
+    CRASH = "crash"
+    EXIT = "exit"
+    OOM = "oom"
+    HANG = "hang"
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    STATUS = "status"
+    OTHER = "other"
+
+
+@dataclass
+class PoolEvent:
+    """What the emulator pool manager saw: a failure (with its failure_type), a restart
+    or a replacement (replaced_by; startup_seconds for both). event_id makes a retry safe;
+    SpeedmonClient.record_pool_event gives each event a random one when it has none."""
+
+    event: Union[PoolEventKind, str]
+    process: Optional[str] = None
+    failure_type: Optional[Union[FailureType, str]] = None
+    startup_seconds: Optional[float] = None
+    replaced_by: Optional[str] = None
+    message: Optional[str] = None
+    event_id: Optional[str] = None
     timestamp: float = field(default_factory=time.time)
 
 
@@ -158,6 +192,31 @@ def pattern_json(p: PatternDiscovery) -> Dict[str, Any]:
         doc["experiment_id"] = _text(p.experiment_id, "experiment_id", 1, MAX_ID_CHARS)
     if p.ai_worker is not None:
         doc["ai_worker"] = _text(p.ai_worker, "ai_worker", 1, MAX_WORKER_CHARS)
+    return doc
+
+
+def pool_event_json(e: PoolEvent) -> Dict[str, Any]:
+    """The JSON object speedmon takes for e; raises ValueError when e is not valid."""
+    kind = _enum_value(e.event, PoolEventKind, "event")
+    doc: Dict[str, Any] = {"event": kind, "timestamp": _number(e.timestamp, "timestamp", 0)}
+    if (e.failure_type is None) == (kind == "failure"):
+        raise ValueError("failure_type is required for a failure and refused otherwise")
+    if e.failure_type is not None:
+        doc["failure_type"] = _enum_value(e.failure_type, FailureType, "failure_type")
+    if e.startup_seconds is not None:
+        if kind == "failure":
+            raise ValueError("startup_seconds is for a restart or a replacement")
+        doc["startup_seconds"] = _number(e.startup_seconds, "startup_seconds", 0, 86400)
+    if e.replaced_by is not None:
+        if kind != "replacement":
+            raise ValueError("replaced_by is for a replacement")
+        doc["replaced_by"] = _text(e.replaced_by, "replaced_by", 1, MAX_ID_CHARS)
+    for key in ("process", "event_id"):
+        value = getattr(e, key)
+        if value is not None:
+            doc[key] = _text(value, key, 1, MAX_ID_CHARS)
+    if e.message is not None:
+        doc["message"] = _text(e.message, "message", 0, MAX_ERROR_MESSAGE_CHARS)
     return doc
 
 
