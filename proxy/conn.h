@@ -78,7 +78,7 @@ class DownstreamConn final : public CodecHandler {
   // Upstream side events.
   void AttachUpstream(UpstreamConn* up);  // the pool hands this request a connection
   void OnUpstreamConnected();             // the attached connection finished connecting
-  void OnUpstreamConnectFailed();
+  void OnUpstreamConnectFailed(const SocketAddress& address);  // never connected to it
   void OnUpstreamHead(const MessageHead& head, bool* skip_body);
   void OnUpstreamBody(std::string_view data);
   void OnUpstreamComplete();
@@ -232,6 +232,9 @@ class DownstreamConn final : public CodecHandler {
   UpstreamConn* up_ = nullptr;
   int endpoint_ = -1;
   uint64_t tried_ = 0;  // endpoints tried for this request (bit per endpoint)
+  // Addresses of endpoint_ that refused a connection for this request, and the last one.
+  uint32_t address_failures_ = 0;
+  SocketAddress failed_address_{};
   Framing resp_framing_ = Framing::kNone;
   uint64_t resp_body_bytes_ = 0;
   int status_ = 0;
@@ -361,8 +364,14 @@ class WorkerImpl {
   // A healthy endpoint with at least one address, not in `tried`; -1: none left.
   int PickEndpoint(int upstream, uint64_t tried);
   // Gets a connection for the request: an idle one (attached now), a new one
-  // (connecting), or null with the request queued as a waiter (at the pool's limit).
-  UpstreamConn* Acquire(DownstreamConn* ds, int upstream, int endpoint);
+  // (connecting, to the endpoint's next address in turn, never `avoid` when it has
+  // another), or null with the request queued as a waiter (at the pool's limit).
+  UpstreamConn* Acquire(DownstreamConn* ds, int upstream, int endpoint,
+                        const SocketAddress* avoid = nullptr);
+  // How many addresses the endpoint's name has now.
+  size_t AddressCount(int upstream, int endpoint) const {
+    return addresses_->at(upstream, endpoint).size();
+  }
   // The request is done with `up` (DownstreamConn::DetachUpstream decides `reusable`):
   // back to the pool, or to the first waiting request, or closed. A no-op for a
   // connection that is closing already.

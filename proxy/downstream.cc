@@ -328,6 +328,7 @@ void DownstreamConn::Dispatch() {
   }
   tried_ |= uint64_t{1} << (e < 63 ? e : 63);
   endpoint_ = e;
+  address_failures_ = 0;
   UpstreamConn* up = w_->Acquire(this, upstream_, e);
   if (up == nullptr) {
     waiting_for_pool_ = true;
@@ -351,10 +352,23 @@ void DownstreamConn::OnUpstreamConnected() {
   }
 }
 
-void DownstreamConn::OnUpstreamConnectFailed() {
+void DownstreamConn::OnUpstreamConnectFailed(const SocketAddress& address) {
   DetachUpstream();
   if (!ExchangeOpen()) return;
-  Dispatch();  // never sent: safe to try another endpoint
+  // Never sent, so safe to try again: first the endpoint's other addresses (a name with
+  // several, one of them gone, as a client library tries each address of a name in
+  // turn), then another endpoint.
+  if (++address_failures_ < w_->AddressCount(upstream_, endpoint_)) {
+    failed_address_ = address;
+    UpstreamConn* up = w_->Acquire(this, upstream_, endpoint_, &failed_address_);
+    if (up == nullptr) {
+      waiting_for_pool_ = true;
+      return;
+    }
+    AttachUpstream(up);
+    return;
+  }
+  Dispatch();
 }
 
 bool DownstreamConn::OnBody(std::string_view data) {

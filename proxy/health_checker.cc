@@ -54,6 +54,8 @@ class EndpointChecker final : public CodecHandler {
   template <class F>
   static void Guarded(EndpointChecker* self, F&& f);
   void Connected(int status);
+  void ConnectNext();    // to the endpoint's address next_address_
+  void ConnectFailed();  // that address refused: the next one, or the check fails
   void Received(ssize_t n, const uv_buf_t* buf);
   void BeginCheck();
   void EndCheck(const char* result);  // "success", "timeout", "connect", "status", "resolve"
@@ -79,6 +81,11 @@ class EndpointChecker final : public CodecHandler {
   bool confirmed_once_ = false;  // passed healthy_threshold at least once
   bool resolved_once_ = false;   // had an address at least once
   bool got_bytes_ = false;
+  // A name with several addresses passes when one of them answers: a check starts with
+  // the address that answered last and moves on, within the check, past those that
+  // refuse the connection (the data plane does the same per request).
+  size_t next_address_ = 0;
+  size_t connect_failures_ = 0;  // in this check
 };
 
 class HealthCheckerImpl {
@@ -188,19 +195,35 @@ void EndpointChecker::BeginCheck() {
   status_ = 0;
   const UpstreamState& us = owner_->topology->upstream(upstream_);
   codec_ = std::make_unique<HttpCodec>(HttpCodec::Type::kResponse, this, 16384);
-  conn_ = new uv_tcp_t;
-  uv_tcp_init(owner_->loop, conn_);
-  conn_->data = this;
   uv_timer_start(&timeout_, OnTimeout, us.config.health_check.timeout.count(), 0);
+  connect_failures_ = 0;
+  ConnectNext();
+}
+
+void EndpointChecker::ConnectNext() {
   AddressTablePtr table = owner_->resolver->table();
   const std::vector<SocketAddress>& addrs = table->at(upstream_, endpoint_);
   if (addrs.empty()) {
     EndCheck("resolve");
     return;
   }
-  int rc = uv_tcp_connect(&connect_req_, conn_, reinterpret_cast<const sockaddr*>(&addrs[0].addr),
-                          OnConnect);
-  if (rc != 0) EndCheck("connect");
+  CloseConn();  // the socket of an address that refused
+  conn_ = new uv_tcp_t;
+  uv_tcp_init(owner_->loop, conn_);
+  conn_->data = this;
+  const SocketAddress& a = addrs[next_address_ % addrs.size()];
+  int rc =
+      uv_tcp_connect(&connect_req_, conn_, reinterpret_cast<const sockaddr*>(&a.addr), OnConnect);
+  if (rc != 0) ConnectFailed();
+}
+
+void EndpointChecker::ConnectFailed() {
+  ++next_address_;  // the next check starts past it too
+  if (++connect_failures_ < owner_->resolver->table()->at(upstream_, endpoint_).size()) {
+    ConnectNext();
+    return;
+  }
+  EndCheck("connect");
 }
 
 void EndpointChecker::OnConnect(uv_connect_t* req, int status) {
@@ -212,7 +235,7 @@ void EndpointChecker::OnConnect(uv_connect_t* req, int status) {
 void EndpointChecker::Connected(int status) {
   EndpointChecker* self = this;
   if (status < 0) {
-    self->EndCheck("connect");
+    self->ConnectFailed();
     return;
   }
   uv_buf_t b = uv_buf_init(self->request_.data(), static_cast<unsigned>(self->request_.size()));

@@ -240,7 +240,7 @@ void UpstreamConn::Fail(UpstreamErrorKind kind) {
   Close();
   if (ds == nullptr) return;
   if (kind == UpstreamErrorKind::kConnect && !was_connected) {
-    ds->OnUpstreamConnectFailed();
+    ds->OnUpstreamConnectFailed(address_);
   } else {
     ds->OnUpstreamFailed(kind);
   }

@@ -324,7 +324,8 @@ int WorkerImpl::PickEndpoint(int upstream, uint64_t tried) {
   return best;
 }
 
-UpstreamConn* WorkerImpl::Acquire(DownstreamConn* ds, int upstream, int endpoint) {
+UpstreamConn* WorkerImpl::Acquire(DownstreamConn* ds, int upstream, int endpoint,
+                                  const SocketAddress* avoid) {
   EndpointPool& pool = pools_[upstream][endpoint];
   ++pool.active_requests;
   if (pool.idle != nullptr) {
@@ -339,8 +340,11 @@ UpstreamConn* WorkerImpl::Acquire(DownstreamConn* ds, int upstream, int endpoint
                                std::max(1, config_.proxy.workers));
   const std::vector<SocketAddress>& addrs = addresses_->at(upstream, endpoint);
   if (pool.open < limit && !addrs.empty()) {
-    auto* up =
-        new UpstreamConn(this, upstream, endpoint, addrs[pool.next_address++ % addrs.size()]);
+    const SocketAddress* addr = &addrs[pool.next_address++ % addrs.size()];
+    if (avoid != nullptr && addrs.size() > 1 && *addr == *avoid) {
+      addr = &addrs[pool.next_address++ % addrs.size()];
+    }
+    auto* up = new UpstreamConn(this, upstream, endpoint, *addr);
     ++pool.open;
     up->Attach(ds);
     up->Connect();

@@ -4,7 +4,8 @@ one saying "hosts: files" over /etc/nsswitch.conf, so no name server is asked); 
 machine's own files are never touched. Moving a name from one fake emulator to another
 moves the traffic within the refresh period with no failed request; a name that does
 not resolve at start is an unhealthy endpoint (503s, counted, logged once), not a start
-failure, and serves once it resolves."""
+failure, and serves once it resolves; a name with a dead address and a live one serves
+every request from the live one."""
 
 import os
 import shutil
@@ -96,6 +97,27 @@ class DnsRefreshTest(harness.HarnessTestCase):
                           endpoint=endpoint, kind="connect")
         self.assertIn(f"endpoint emu/{endpoint} resolves to 127.0.0.3:{a.port} "
                       f"(was 127.0.0.2:{a.port})", sm.stderr())
+
+    def test_a_name_with_a_dead_address_serves_from_the_live_one(self):
+        live = self.start_fake("--host", "127.0.0.7")
+        self.write_hosts([f"127.0.0.6 pod.test", f"127.0.0.7 pod.test"])  # .6: nobody home
+        endpoint = f"pod.test:{live.port}"
+        cfg = harness.proxy_config({"emu": [endpoint]}, health_check={"interval": "100ms", "timeout": "100ms"})
+        sm = self.start_in_namespace(cfg)
+        s = self.waitMetric(sm, 1, "pokemon_speedrun_upstream_healthy", upstream="emu",
+                            endpoint=endpoint)
+        # Each health check tried .6, was refused, and passed on .7; later ones start at .7.
+        self.assertMetric(s, 0, "pokemon_speedrun_health_checks_total", upstream="emu",
+                          endpoint=endpoint, result="connect")
+        conn = self.raw(sm.port)
+        statuses = [conn.request("GET", "/state", [], b"").status for _ in range(20)]
+        self.assertEqual(statuses, [200] * 20)
+        self.assertEqual(live.stats()["by_route"].get("GET /state"), 20)
+        # The one upstream connection was refused on .6 first, then opened on .7 and kept.
+        s = sm.metrics()
+        self.assertMetric(s, 1, "pokemon_speedrun_upstream_errors_total", upstream="emu",
+                          endpoint=endpoint, kind="connect")
+        self.assertMetric(s, 2, ADDRESSES, upstream="emu", endpoint=endpoint)
 
     def test_a_name_that_does_not_resolve_is_unhealthy_not_a_start_failure(self):
         good = self.start_fake()
