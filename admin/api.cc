@@ -226,22 +226,20 @@ void Api::Handle(const Request& req, Responder respond) const {
       std::optional<size_t> limit = ParseLimit(req, 100);
       if (!limit) return respond(Error(400, "limit must be a positive integer", "limit"));
       limit = std::min<size_t>(*limit, 100000);
-      const proxy::Topology& topology = p_.data_plane->topology();
       json out = json::array();
-      for (const proxy::RequestRecord& r : p_.data_plane->RecentRequests(*limit)) {
-        const proxy::UpstreamState& us = topology.upstream(r.upstream);
-        out.push_back(
-            {{"time", r.unix_time},
-             {"upstream", us.config.name},
-             {"endpoint", r.endpoint >= 0 ? json(us.endpoints[r.endpoint]->label) : json(nullptr)},
-             {"route", topology.route_names()[r.route]},
-             {"method", metrics::MethodName(static_cast<metrics::Method>(r.method))},
-             {"path", std::string(r.path_view())},
-             {"status", r.status},
-             {"duration_ms", static_cast<double>(r.duration_ns) / 1e6},
-             {"request_bytes", r.request_bytes},
-             {"response_bytes", r.response_bytes},
-             {"request_id", std::string(r.id_view())}});
+      for (const proxy::DataPlane::RecentRequest& named : p_.data_plane->RecentRequests(*limit)) {
+        const proxy::RequestRecord& r = named.record;
+        out.push_back({{"time", r.unix_time},
+                       {"upstream", named.upstream},
+                       {"endpoint", named.endpoint.empty() ? json(nullptr) : json(named.endpoint)},
+                       {"route", named.route},
+                       {"method", metrics::MethodName(static_cast<metrics::Method>(r.method))},
+                       {"path", std::string(r.path_view())},
+                       {"status", r.status},
+                       {"duration_ms", static_cast<double>(r.duration_ns) / 1e6},
+                       {"request_bytes", r.request_bytes},
+                       {"response_bytes", r.response_bytes},
+                       {"request_id", std::string(r.id_view())}});
       }
       return respond(Json(200, {{"requests", out}}));
     }

@@ -269,6 +269,7 @@ void DataPlane::OnRetireTick() {
       for (auto& s : g.stats) {
         metrics::RequestStatsCollector::Fold(*s, *g.layout, carry_.get(), *current_->layout);
       }
+      KeepRetiredRequests(g);
       it = draining_gens_.erase(it);
       changed = true;
       continue;
@@ -349,13 +350,40 @@ HealthChecker& DataPlane::health() { return *current_->health; }
 
 const EndpointResolver& DataPlane::resolver() const { return *current_->resolver; }
 
-std::vector<RequestRecord> DataPlane::RecentRequests(size_t limit) const {
-  std::vector<RequestRecord> all;
-  for (const auto& r : current_->recent) r->Snapshot(&all);
-  std::sort(all.begin(), all.end(), [](const RequestRecord& a, const RequestRecord& b) {
-    return a.unix_time > b.unix_time;
-  });
-  if (all.size() > limit) all.resize(limit);
+namespace {
+
+// Appends `g`'s rings to `out`, named with its own topology (a record holds indices).
+void AppendNamed(const Generation& g, std::vector<DataPlane::RecentRequest>* out) {
+  std::vector<RequestRecord> records;
+  for (const auto& r : g.recent) r->Snapshot(&records);
+  const Topology& t = *g.topology;
+  for (const RequestRecord& r : records) {
+    const UpstreamState& us = t.upstream(r.upstream);
+    out->push_back({r, us.config.name, r.endpoint >= 0 ? us.endpoints[r.endpoint]->label : "",
+                    t.route_names()[r.route]});
+  }
+}
+
+void NewestFirst(std::vector<DataPlane::RecentRequest>* all, size_t limit) {
+  std::sort(all->begin(), all->end(),
+            [](const DataPlane::RecentRequest& a, const DataPlane::RecentRequest& b) {
+              return a.record.unix_time > b.record.unix_time;
+            });
+  if (all->size() > limit) all->resize(limit);
+}
+
+}  // namespace
+
+void DataPlane::KeepRetiredRequests(const Generation& g) {
+  AppendNamed(g, &retired_requests_);
+  NewestFirst(&retired_requests_, current_->config.proxy.recent_requests);
+}
+
+std::vector<DataPlane::RecentRequest> DataPlane::RecentRequests(size_t limit) const {
+  std::vector<RecentRequest> all = retired_requests_;
+  AppendNamed(*current_, &all);
+  for (const auto& g : draining_gens_) AppendNamed(*g, &all);
+  NewestFirst(&all, limit);
   return all;
 }
 

@@ -25,6 +25,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/status.h"
@@ -99,12 +100,23 @@ class DataPlane {
   // What request_stats() collects, through whichever collector is current (for holders
   // that keep a Collectable, such as the alert evaluator).
   std::shared_ptr<prometheus::Collectable> request_collectable() const { return forward_; }
-  // Up to `limit` of the most recent requests of the running generation, newest first.
-  std::vector<RequestRecord> RecentRequests(size_t limit) const;
+  // One request of GET /api/v1/requests, with the names it had when it was served (a
+  // reload may since have renamed or removed its upstream).
+  struct RecentRequest {
+    RequestRecord record;
+    std::string upstream;
+    std::string endpoint;  // empty: it never reached one
+    std::string route;
+  };
+  // Up to `limit` of the most recent requests, newest first: the running generation's,
+  // those still draining, and, up to [proxy] recent_requests of them, the retired ones'.
+  std::vector<RecentRequest> RecentRequests(size_t limit) const;
 
  private:
   DataPlane(uv_loop_s* loop, prometheus::Registry& registry, std::function<void()> on_health_change,
             std::shared_ptr<Resolver> resolver);
+  // Keeps `g`'s recent requests, named, before it goes.
+  void KeepRetiredRequests(const Generation& g);
   // A generation from `config` with its listening sockets `fds` ([listener][worker]);
   // endpoint addresses and health continue from `previous` when not null.
   std::unique_ptr<Generation> Build(const config::Config& config, std::vector<std::vector<int>> fds,
@@ -119,6 +131,7 @@ class DataPlane {
   int workers_ = 1;
   std::unique_ptr<Generation> current_;
   std::vector<std::unique_ptr<Generation>> draining_gens_;
+  std::vector<RecentRequest> retired_requests_;  // newest first, at most recent_requests
   // The counts of generations gone, folded into one shard of the running layout, so
   // that they stay in every counter (written and read on the main thread only).
   std::unique_ptr<metrics::WorkerStats> carry_;

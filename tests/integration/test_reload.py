@@ -189,6 +189,23 @@ class ReloadTopologyTest(harness.HarnessTestCase):
         except ConnectionRefusedError:
             return True
 
+    def test_recent_requests_keep_their_names_across_reloads(self):
+        conn = self.raw(self.sm.port)
+        self.assertEqual(conn.request("GET", "/echo/before").status, 200)
+        # The route "echo" goes; the old generation drains (its keep-alive client is told
+        # to close) and retires.
+        cfg = copy.deepcopy(self.cfg)
+        cfg["routes"] = [r for r in cfg["routes"] if r["name"] != "echo"]
+        self.reload(cfg)
+        self.assertEqual(conn.request("GET", "/status").header("connection"), "close")
+        self.assertEqual(self.raw(self.sm.port).request("GET", "/echo/after").status, 200)
+        self.reload(self.cfg)  # and a second generation retires
+        self.assertEqual(self.raw(self.sm.port).request("GET", "/echo/third").status, 200)
+        got = [(r["path"], r["route"], r["upstream"])
+               for r in self.sm.get_json("/api/v1/requests?limit=10")["requests"]]
+        self.assertEqual(got, [("/echo/third", "echo", "emu"), ("/echo/after", "other", "emu"),
+                               ("/status", "status", "emu"), ("/echo/before", "echo", "emu")])
+
     def test_listeners_endpoints_and_routes_change_under_a_steady_client(self):
         gone = self.sm.listener_port("gone")
         keep_alive = self.raw(gone)
