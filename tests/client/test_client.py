@@ -22,7 +22,21 @@ from harness import prom
 from speedmon_client import (AlertRule, AlertSeverity, ExperimentResult, ExperimentStatus,
                              FailureType, PatternDiscovery, PatternType, PoolEvent)
 
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 class ClientTest(clientcase.ClientCase):
+    def serve(self, handler):
+        """An HTTP server on a free port, in a thread, stopped at cleanup."""
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server
+
     def spool(self, *experiments):
         """Puts records in the spool directory before the client under test opens it, so
         its first batch holds all of them (a client on a dead address spools them)."""
@@ -179,7 +193,7 @@ class ClientTest(clientcase.ClientCase):
     def test_5xx_answers_are_retried_with_the_same_ids(self):
         bodies = []
 
-        class Flaky(http.server.BaseHTTPRequestHandler):
+        class Flaky(QuietHandler):
             """Answers the first two batches 503 and 500, then takes them."""
 
             def do_POST(self):
@@ -195,13 +209,7 @@ class ClientTest(clientcase.ClientCase):
                 self.end_headers()
                 self.wfile.write(answer.encode())
 
-            def log_message(self, *args):
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
+        server = self.serve(Flaky)
         self.spool(*[ExperimentResult(f"r{n}", "success", 1.0, timestamp=1.0)
                      for n in range(3)])
         c = self.client(f"http://127.0.0.1:{server.server_port}", max_backoff=0.1)
@@ -218,7 +226,7 @@ class ClientTest(clientcase.ClientCase):
         sm = self.start_speedmon(self.config())
         posts = []
 
-        class LosesTheFirstReuseAnswer(http.server.BaseHTTPRequestHandler):
+        class LosesTheFirstReuseAnswer(QuietHandler):
             """Passes each POST on to speedmon, but drops speedmon's answer to the first
             reuse: the connection closes after speedmon counted it, as in a crash."""
 
@@ -240,13 +248,7 @@ class ClientTest(clientcase.ClientCase):
                 self.end_headers()
                 self.wfile.write(r.content)
 
-            def log_message(self, *args):
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LosesTheFirstReuseAnswer)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
+        server = self.serve(LosesTheFirstReuseAnswer)
         c = self.client(f"http://127.0.0.1:{server.server_port}", max_backoff=0.1)
         c.record_pattern_discovery(PatternDiscovery("p_lost", PatternType.BATTLE, 0.5))
         c.record_pattern_reuse("p_lost")
