@@ -14,13 +14,6 @@
 namespace speedmon::proxy {
 namespace {
 
-config::Address Addr(const char* host, uint16_t port) {
-  config::Address a;
-  a.host = host;
-  a.port = port;
-  return a;
-}
-
 SocketAddress V4(const char* ip, uint16_t port) {
   SocketAddress a;
   auto* s = reinterpret_cast<sockaddr_in*>(&a.addr);
@@ -134,7 +127,7 @@ class EndpointResolverTest : public ::testing::Test {
 
 TEST_F(EndpointResolverTest, EveryAddressOfANameIsKeptAndLiteralsAreNotLookedUp) {
   fake_->Set("emu.test", {"10.0.0.1", "10.0.0.2"});
-  Make({Addr("emu.test", 8081), Addr("127.0.0.1", 9000)});
+  Make({config::Address{"emu.test", 8081}, config::Address{"127.0.0.1", 9000}});
   // Known labels exist at 0 before any resolution.
   EXPECT_EQ(Resolutions("emu.test:8081", "success"), 0);
   EXPECT_EQ(Resolutions("emu.test:8081", "failure"), 0);
@@ -154,7 +147,7 @@ TEST_F(EndpointResolverTest, EveryAddressOfANameIsKeptAndLiteralsAreNotLookedUp)
 }
 
 TEST_F(EndpointResolverTest, ANameThatDoesNotResolveIsAnEndpointWithoutAddressesNotAnError) {
-  Make({Addr("missing.test", 8081), Addr("127.0.0.1", 9000)});
+  Make({config::Address{"missing.test", 8081}, config::Address{"127.0.0.1", 9000}});
   resolver_->ResolveAll();
   EXPECT_TRUE(resolver_->table()->at(0, 0).empty());
   EXPECT_EQ(resolver_->table()->at(0, 1).size(), 1u);
@@ -176,7 +169,7 @@ TEST_F(EndpointResolverTest, ANameThatDoesNotResolveIsAnEndpointWithoutAddresses
 
 TEST_F(EndpointResolverTest, AMovedNameIsPublishedOnceAndTheOldTableStaysAsItWas) {
   fake_->Set("emu.test", {"10.0.0.1"});
-  Make({Addr("emu.test", 8081)});
+  Make({config::Address{"emu.test", 8081}});
   resolver_->ResolveAll();
   AddressTablePtr before = resolver_->table();
   RefreshAndWait();  // same answer: nothing published, nothing changed
@@ -209,7 +202,7 @@ TEST_F(EndpointResolverTest, AMovedNameIsPublishedOnceAndTheOldTableStaysAsItWas
 
 TEST_F(EndpointResolverTest, ALookupWithoutAnAnswerKeepsTheLastGoodAddresses) {
   fake_->Set("emu.test", {"10.0.0.1", "10.0.0.2"});
-  Make({Addr("emu.test", 8081)});
+  Make({config::Address{"emu.test", 8081}});
   resolver_->ResolveAll();
   fake_->Unanswered("emu.test");
   RefreshAndWait();
@@ -246,7 +239,7 @@ TEST_F(EndpointResolverTest, ALookupWithoutAnAnswerAtStartLeavesNoAddress) {
   // Nothing to keep yet: the endpoint starts without addresses, as for an unknown name.
   fake_->Set("emu.test", {"10.0.0.1"});
   fake_->Unanswered("emu.test");
-  Make({Addr("emu.test", 8081)});
+  Make({config::Address{"emu.test", 8081}});
   resolver_->ResolveAll();
   EXPECT_TRUE(resolver_->table()->at(0, 0).empty());
   EXPECT_EQ(Resolutions("emu.test:8081", "failure"), 1);
@@ -258,7 +251,7 @@ TEST_F(EndpointResolverTest, ALookupWithoutAnAnswerAtStartLeavesNoAddress) {
 
 TEST_F(EndpointResolverTest, TheTimerRefreshesEveryPeriodUntilStopped) {
   fake_->Set("emu.test", {"10.0.0.1"});
-  Make({Addr("emu.test", 8081)});
+  Make({config::Address{"emu.test", 8081}});
   resolver_->ResolveAll();
   resolver_->Start();
   fake_->Set("emu.test", {"10.0.0.4"});
@@ -273,7 +266,7 @@ TEST_F(EndpointResolverTest, TheTimerRefreshesEveryPeriodUntilStopped) {
 
 TEST(SystemResolverTest, ResolvesLiteralsWithoutALookup) {
   auto r = SystemResolver();
-  auto a = r->Resolve(Addr("127.0.0.1", 81));
+  auto a = r->Resolve(config::Address{"127.0.0.1", 81});
   ASSERT_TRUE(a.ok());
   ASSERT_EQ(a->size(), 1u);
   EXPECT_EQ(FormatSocketAddress((*a)[0]), "127.0.0.1:81");

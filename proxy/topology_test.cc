@@ -8,17 +8,10 @@
 namespace speedmon::proxy {
 namespace {
 
-config::Address Addr(const char* host, uint16_t port) {
-  config::Address a;
-  a.host = host;
-  a.port = port;
-  return a;
-}
-
 config::ListenerConfig Listener(const char* name, uint16_t port, const char* upstream) {
   config::ListenerConfig l;
   l.name = name;
-  l.address = Addr("127.0.0.1", port);
+  l.address = config::Address{"127.0.0.1", port};
   l.upstream = upstream;
   return l;
 }
@@ -34,10 +27,10 @@ config::Config TwoUpstreams() {
   config::Config c;
   config::UpstreamConfig a;
   a.name = "emu-a";
-  a.endpoints = {Addr("127.0.0.1", 8081), Addr("127.0.0.1", 8082)};
+  a.endpoints = {config::Address{"127.0.0.1", 8081}, config::Address{"127.0.0.1", 8082}};
   config::UpstreamConfig b;
   b.name = "emu-b";
-  b.endpoints = {Addr("::1", 9000)};
+  b.endpoints = {config::Address{"::1", 9000}};
   c.upstreams = {a, b};
   c.routes = {Route("initialize", "/initialize"), Route("action", "/action"),
               Route("actions", "/actions"),  // never matched: /action comes first
