@@ -121,10 +121,9 @@ base::Status Service::Open() {
   Totals totals;
   std::vector<Experiment> experiments;
   std::vector<Pattern> patterns;
-  size_t recent = std::max<size_t>(speedrun_.window_experiments, limits_.recent_experiments);
-  for (base::Status s :
-       {store_.LoadTotals(&totals), store_.LoadRecentExperiments(recent, &experiments),
-        store_.LoadRecentPatterns(speedrun_.window_patterns, &patterns)}) {
+  for (base::Status s : {store_.LoadTotals(&totals),
+                         store_.LoadRecentExperiments(speedrun_.window_experiments, &experiments),
+                         store_.LoadRecentPatterns(speedrun_.window_patterns, &patterns)}) {
     if (!s.ok()) return s;
   }
 
@@ -133,11 +132,9 @@ base::Status Service::Open() {
   }
   {
     std::lock_guard lock(state_mu_);
-    for (Experiment& e : experiments) {
+    for (const Experiment& e : experiments) {
       window_.AddExperiment(e.status == ExperimentStatus::kSuccess, e.script_compilation_ms,
                             e.checkpoint_loading_ms);
-      recent_.push_back(std::move(e));
-      if (recent_.size() > limits_.recent_experiments) recent_.pop_front();
     }
     for (const Pattern& p : patterns) window_.AddPattern(p.quality_score);
     totals_ = totals;
@@ -321,10 +318,10 @@ void Service::CommitBatch(std::vector<Write>* batch) {
   }
   if (stored.ok()) stored = store_.AddTotals(delta.ToRows());
   if (stored.ok()) {
-    uint64_t recent = std::max<uint64_t>(speedrun_.window_experiments, limits_.recent_experiments);
     uint64_t retention = speedrun_.retention_rows;
-    stored = store_.Trim(retention ? std::max(retention, recent) : 0,
-                         retention ? std::max<uint64_t>(retention, speedrun_.window_patterns) : 0);
+    stored =
+        store_.Trim(retention ? std::max<uint64_t>(retention, speedrun_.window_experiments) : 0,
+                    retention ? std::max<uint64_t>(retention, speedrun_.window_patterns) : 0);
   }
   if (stored.ok()) stored = store_.Commit();
   if (!stored.ok()) {
@@ -347,32 +344,15 @@ void Service::CommitBatch(std::vector<Write>* batch) {
 void Service::ApplyCommitted(std::vector<Write>* batch, const Totals& delta) {
   std::lock_guard lock(state_mu_);
   for (Write& w : *batch) {
-    for (Experiment& e : w.experiments) {
+    for (const Experiment& e : w.experiments) {
       window_.AddExperiment(e.status == ExperimentStatus::kSuccess, e.script_compilation_ms,
                             e.checkpoint_loading_ms);
-      recent_.push_back(std::move(e));
-      if (recent_.size() > limits_.recent_experiments) recent_.pop_front();
     }
     for (const Pattern& p : w.patterns) window_.AddPattern(p.quality_score);
   }
   totals_.Add(delta);
   metrics_.Add(delta);
   metrics_.Update(window_.Report());
-}
-
-base::StatusOr<ExperimentPage> Service::GetExperiments(size_t limit) const {
-  if (limit < 1 || limit > limits_.recent_experiments) {
-    return base::InvalidArgumentError(
-        "limit must be an integer from 1 to " + std::to_string(limits_.recent_experiments),
-        "limit");
-  }
-  ExperimentPage page;
-  std::lock_guard lock(state_mu_);
-  for (auto it = recent_.rbegin(); it != recent_.rend() && page.experiments.size() < limit; ++it) {
-    page.experiments.push_back(*it);
-  }
-  page.total = totals_.ExperimentCount();
-  return page;
 }
 
 void Service::Read(std::function<base::StatusOr<json>(Store&)> read, ReadDone done) {
@@ -588,12 +568,6 @@ json ToJson(const WriteResult& r) {
                   {"reuse_count", r.reuse_count}};
   }
   return json::object();
-}
-
-json ToJson(const ExperimentPage& page) {
-  json list = json::array();
-  for (const Experiment& e : page.experiments) list.push_back(ToJson(e));
-  return json{{"experiments", std::move(list)}, {"total", page.total}};
 }
 
 double Service::Value(std::string_view name) const {

@@ -71,13 +71,6 @@ struct WriteResult {
 nlohmann::json ToJson(const WriteResult& result);
 using WriteDone = std::function<void(base::StatusOr<WriteResult>)>;
 
-// GET /api/v1/experiments: the newest first, and the all-time count.
-struct ExperimentPage {
-  std::vector<Experiment> experiments;
-  uint64_t total = 0;
-};
-nlohmann::json ToJson(const ExperimentPage& page);  // {"experiments":[...],"total":N}
-
 // The reads behind the admin API's GET routes that go to the store. Their answers are
 // JSON documents (see the Service methods); errors are base::Status.
 using ReadDone = std::function<void(base::StatusOr<nlohmann::json>)>;
@@ -101,7 +94,6 @@ struct ServiceLimits {
   size_t max_batch_items = 10000;     // items per array / NDJSON body; more: 413
   int max_json_depth = 32;            // deeper nesting: 400
   size_t max_queued_items = 100000;   // records waiting for the writer; more: kUnavailable
-  size_t recent_experiments = 1000;   // kept for GET /api/v1/experiments (max limit)
 };
 
 class Service {
@@ -146,11 +138,6 @@ class Service {
   // kInvalidArgument for an id or key that is not 1..128 characters of UTF-8, and
   // kUnavailable as above.
   void PostPatternReuse(std::string_view pattern_id, std::string_view key, WriteDone done);
-
-  // The newest `limit` experiments (newest first) and the all-time count. kInvalidArgument
-  // (field "limit") unless 1 <= limit <= recent_experiments.
-  base::StatusOr<ExperimentPage> GetExperiments(size_t limit) const;
-  size_t max_experiments_limit() const { return limits_.recent_experiments; }
 
   // Store reads, answered through `done` on the writer thread after every write that was
   // acknowledged before the call (kUnavailable when not open or too busy, or with
@@ -232,10 +219,9 @@ class Service {
 
   // What readers see; changed by the writer after each commit.
   mutable std::mutex state_mu_;
-  SlaWindow window_;               // guarded by state_mu_
-  std::deque<Experiment> recent_;  // guarded by state_mu_; newest at the back
-  Totals totals_;                  // guarded by state_mu_
-  SpeedrunMetrics metrics_;        // guarded by state_mu_
+  SlaWindow window_;         // guarded by state_mu_
+  Totals totals_;            // guarded by state_mu_
+  SpeedrunMetrics metrics_;  // guarded by state_mu_
 };
 
 }  // namespace speedmon::speedrun

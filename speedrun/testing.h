@@ -80,9 +80,15 @@ inline Answer ReuseAndWait(Service& s, std::string_view pattern_id, std::string_
 }
 
 // GET /api/v1/experiments?limit=N and GET /api/v1/sla bodies, as the API renders them.
-inline std::string ExperimentsBody(const Service& s, size_t limit = 100) {
-  base::StatusOr<ExperimentPage> page = s.GetExperiments(limit);
-  return page.ok() ? base::ToJson(ToJson(*page)) : page.status().ToString();
+inline std::string ExperimentsBody(Service& s, size_t limit = 100) {
+  auto promise = std::make_shared<std::promise<std::string>>();
+  std::future<std::string> body = promise->get_future();
+  ListQuery q;
+  q.limit = limit;
+  s.ListExperiments(q, [promise](base::StatusOr<nlohmann::json> r) {
+    promise->set_value(r.ok() ? base::ToJson(*r) : r.status().ToString());
+  });
+  return body.get();
 }
 inline std::string SlaBody(const Service& s) { return base::ToJson(s.GetSla()); }
 
