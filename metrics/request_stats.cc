@@ -100,6 +100,26 @@ void ReadConsistently(const std::atomic<uint64_t>& seq, Read read) {
   }
 }
 
+// Adds to `known` (kept in index order) every cell of `codes` counted but not in it yet;
+// false when there was none.
+bool LearnCells(const SingleWriterCounter* codes, std::vector<uint16_t>* known) {
+  std::array<bool, kCells> seen{};
+  for (uint16_t k : *known) seen[k] = true;
+  bool learned = false;
+  for (int c = 0; c < kCells; ++c) {
+    if (!seen[c] && codes[c].Get() != 0) {
+      seen[c] = true;
+      learned = true;
+    }
+  }
+  if (!learned) return false;
+  known->clear();
+  for (int c = 0; c < kCells; ++c) {
+    if (seen[c]) known->push_back(static_cast<uint16_t>(c));
+  }
+  return true;
+}
+
 char* Put(char* p, std::string_view s) {
   std::memcpy(p, s.data(), s.size());
   return p + s.size();
@@ -423,45 +443,38 @@ void RequestStatsCollector::Snapshot() const {
       const WorkerStats::RouteSlot& slot = w->route_slots_[at];
       const SingleWriterCounter* codes = &w->codes_[static_cast<size_t>(at) * kCells];
       PairSnapshot one;
-      bool scanned = false;
-      ReadConsistently(slot.seq, [&] {
-        one.count = slot.count.Get();
-        scanned = false;
-        if (one.count == 0) return;  // nothing else counted either
-        one.sum_ns = slot.sum_ns.Get();
-        one.request_bytes = slot.request_bytes.Get();
-        one.response_bytes = slot.response_bytes.Get();
-        for (size_t b = 0; b < one.buckets.size(); ++b) one.buckets[b] = slot.buckets[b].Get();
-        // Each request counts in exactly one cell, so when the cells seen before add up
-        // to the count, every other cell is still 0 and need not be read.
-        uint64_t total = 0;
-        for (size_t k = 0; k < known.size(); ++k) {
-          mine[k] = codes[known[k]].Get();
-          total += mine[k];
-        }
-        if (total != one.count) {
-          scanned = true;
-          for (int c = 0; c < kCells; ++c) mine[c] = codes[c].Get();
-        }
-      });
+      // Each request counts in exactly one (method, code) cell, so when the cells known to
+      // be counted add up to the count, every other cell is still 0 and need not be read:
+      // the consistent read stays a few loads long, which keeps it short enough to finish
+      // between two requests of a busy worker. When they do not add up, a cell was
+      // counted for the first time: a plain scan finds it (counters only grow, so what a
+      // consistent read missed is there to see), it joins the known ones, and the read is
+      // done again. A read that never came out consistent (kMaxReadAttempts) is taken as is.
+      for (;;) {
+        bool complete = true;
+        ReadConsistently(slot.seq, [&] {
+          one.count = slot.count.Get();
+          if (one.count == 0) return;  // nothing else counted either
+          one.sum_ns = slot.sum_ns.Get();
+          one.request_bytes = slot.request_bytes.Get();
+          one.response_bytes = slot.response_bytes.Get();
+          for (size_t b = 0; b < one.buckets.size(); ++b) one.buckets[b] = slot.buckets[b].Get();
+          uint64_t total = 0;
+          for (size_t k = 0; k < known.size(); ++k) {
+            mine[k] = codes[known[k]].Get();
+            total += mine[k];
+          }
+          complete = total == one.count;
+        });
+        if (complete || one.count == 0 || !LearnCells(codes, &known)) break;
+      }
       if (one.count == 0) continue;
       p.count += one.count;
       p.sum_ns += one.sum_ns;
       p.request_bytes += one.request_bytes;
       p.response_bytes += one.response_bytes;
       for (size_t b = 0; b < p.buckets.size(); ++b) p.buckets[b] += one.buckets[b];
-      if (!scanned) {
-        for (size_t k = 0; k < known.size(); ++k) sum[known[k]] += mine[k];
-        continue;
-      }
-      // A cell counted for the first time: it joins the known ones, in index order.
-      std::array<bool, kCells> seen{};
-      for (uint16_t k : known) seen[k] = true;
-      known.clear();
-      for (int c = 0; c < kCells; ++c) {
-        sum[c] += mine[c];
-        if (seen[c] || mine[c] != 0) known.push_back(static_cast<uint16_t>(c));
-      }
+      for (size_t k = 0; k < known.size(); ++k) sum[known[k]] += mine[k];
     }
     p.cells_begin = static_cast<uint32_t>(cells_.size());
     for (uint16_t k : known) {
