@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -60,6 +61,18 @@ constexpr std::array<ByteClass, 256> ByteClasses(bool quotes) {
 }
 constexpr std::array<ByteClass, 256> kQuotedClasses = ByteClasses(true);
 constexpr std::array<ByteClass, 256> kHelpClasses = ByteClasses(false);
+
+// True when one of the eight bytes in `w` is not kPlain: above ASCII, '\\', '\n', or with
+// `quotes` '"'. A byte equal to b is a zero byte of w ^ (b in every byte), and
+// (x - 0x01..01) & ~x & 0x80..80 is non-zero exactly when x has a zero byte.
+bool AnyToLookAt(uint64_t w, bool quotes) {
+  constexpr uint64_t kOnes = 0x0101010101010101, kHighBits = 0x8080808080808080;
+  auto has = [w](unsigned char b) {
+    const uint64_t x = w ^ (kOnes * b);
+    return (x - kOnes) & ~x & kHighBits;
+  };
+  return ((w & kHighBits) | has('\\') | has('\n') | (quotes ? has('"') : 0)) != 0;
+}
 
 char* Put(char* p, std::string_view s) {
   std::memcpy(p, s.data(), s.size());
@@ -189,6 +202,16 @@ void AppendEscaped(std::string_view s, bool quotes, TextBuffer* out) {
   size_t run = 0;  // start of the bytes not yet appended
   size_t i = 0;
   while (i < s.size()) {
+    if (!utf8_checked) {
+      // Eight bytes at a time past the plain ones (help text is a few hundred).
+      uint64_t w;
+      while (i + sizeof w <= s.size()) {
+        std::memcpy(&w, s.data() + i, sizeof w);
+        if (AnyToLookAt(w, quotes)) break;
+        i += sizeof w;
+      }
+      if (i == s.size()) break;
+    }
     const ByteClass c = classes[static_cast<unsigned char>(s[i])];
     if (c == ByteClass::kPlain || (c == ByteClass::kHigh && utf8_checked)) {
       ++i;
