@@ -203,12 +203,18 @@ void AppendEscaped(std::string_view s, bool quotes, TextBuffer* out) {
   size_t i = 0;
   while (i < s.size()) {
     if (!utf8_checked) {
-      // Eight bytes at a time past the plain ones (help text is a few hundred).
+      // Eight bytes at a time past the plain ones (help text is a few hundred), the last
+      // few padded with zero bytes, which are plain.
       uint64_t w;
       while (i + sizeof w <= s.size()) {
         std::memcpy(&w, s.data() + i, sizeof w);
         if (AnyToLookAt(w, quotes)) break;
         i += sizeof w;
+      }
+      if (i + sizeof w > s.size()) {
+        w = 0;
+        std::memcpy(&w, s.data() + i, s.size() - i);
+        if (!AnyToLookAt(w, quotes)) i = s.size();
       }
       if (i == s.size()) break;
     }
