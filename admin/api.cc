@@ -155,8 +155,14 @@ void Api::Handle(const Request& req, Responder respond) const {
       auto format = metrics::NegotiateFormat(req.Header("accept"));
       Response r;
       r.content_type = metrics::ContentType(format);
-      if (metrics::WriteScrape(*p_.data_plane->request_stats(), p_.collect(), format,
-                               metrics::AcceptsGzip(req.Header("accept-encoding")), &r.body)) {
+      metrics::ScrapeBody body =
+          metrics::WriteScrape(*p_.data_plane->request_stats(), p_.collect(), format,
+                               metrics::AcceptsGzip(req.Header("accept-encoding")));
+      if (body.text != nullptr) {
+        r.owned_body = body.text->view();
+        r.body_owner = std::move(body.text);
+      } else {
+        r.body = std::move(body.gzip);
         r.headers.emplace_back("Content-Encoding", "gzip");
       }
       r.headers.emplace_back("Vary", "Accept, Accept-Encoding");

@@ -160,7 +160,7 @@ class AdminConn final : public CodecHandler {
     waiting_ = false;
     bool close = !keep_alive_ || close_after_ || s_->closing_;
     // Head and body go out as two buffers of one write: the body (a scrape can be
-    // megabytes) is moved, never copied.
+    // megabytes) is moved or, when it has an owner, held by it; never copied.
     auto* out = new Outgoing;
     std::string* head = &out->head;
     head->reserve(256);
@@ -173,7 +173,7 @@ class AdminConn final : public CodecHandler {
     head->append("Content-Type: ");
     head->append(resp.content_type);
     head->append("\r\nContent-Length: ");
-    head->append(std::to_string(resp.body.size()));
+    head->append(std::to_string(resp.BodyBytes().size()));
     head->append("\r\nCache-Control: no-store\r\n");
     for (const auto& [k, v] : resp.headers) {
       head->append(k);
@@ -183,11 +183,20 @@ class AdminConn final : public CodecHandler {
     }
     if (close) head->append("Connection: close\r\n");
     head->append("\r\n");
-    if (!head_request_) out->body = std::move(resp.body);
+    std::string_view body;  // none for HEAD
+    if (!head_request_ && resp.body_owner) {
+      out->body_owner = std::move(resp.body_owner);
+      body = resp.owned_body;
+    } else if (!head_request_) {
+      out->body = std::move(resp.body);
+      body = out->body;
+    }
     out->req.data = out;
-    uv_buf_t bufs[2] = {uv_buf_init(out->head.data(), static_cast<unsigned>(out->head.size())),
-                        uv_buf_init(out->body.data(), static_cast<unsigned>(out->body.size()))};
-    if (uv_write(&out->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, out->body.empty() ? 1 : 2,
+    // libuv only reads the buffers it is given.
+    uv_buf_t bufs[2] = {
+        uv_buf_init(out->head.data(), static_cast<unsigned>(out->head.size())),
+        uv_buf_init(const_cast<char*>(body.data()), static_cast<unsigned>(body.size()))};
+    if (uv_write(&out->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, body.empty() ? 1 : 2,
                  OnWrite) != 0) {
       delete out;
       Close();
@@ -340,6 +349,7 @@ class AdminConn final : public CodecHandler {
     uv_write_t req;
     std::string head;
     std::string body;
+    std::shared_ptr<const void> body_owner;  // what holds the body when `body` does not
   };
 
   ServerImpl* s_;

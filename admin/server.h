@@ -35,6 +35,13 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Instead of `body` when set: bytes that `body_owner` keeps alive until they are written.
+  // /metrics answers with its text buffer this way, so a scrape of a hundred kilobytes is
+  // not copied into `body`, and the buffer is written into again once this answer is sent.
+  std::shared_ptr<const void> body_owner;
+  std::string_view owned_body;
+
+  std::string_view BodyBytes() const { return body_owner ? owned_body : body; }
 };
 
 // Answers one request, from any thread. Only the first call counts; calling it after

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <string_view>
 #include <tuple>
 
 #include "base/json.h"
@@ -131,16 +132,20 @@ class Service::Metrics : public prometheus::Collectable {
                         "Alert instances per rule and state (pending, firing).",
                         MetricType::Gauge,
                         {}};
-    std::map<std::tuple<std::string, std::string, std::string>, size_t> counts;
+    // Views into rules_ (held under mu_ until the labels are copied out), so that adding
+    // up the rules copies no strings; they order as the strings would.
+    std::map<std::tuple<std::string_view, std::string_view, std::string_view>, size_t> counts;
     for (const auto& r : rules_) {
       counts[{r.alertname, r.severity, "pending"}] += r.pending;
       counts[{r.alertname, r.severity, "firing"}] += r.firing;
     }
+    alerts.metric.reserve(counts.size());
     for (const auto& [key, n] : counts) {
       const auto& [alertname, severity, state] = key;
-      alerts.metric.push_back(
-          Metric({{"alertname", alertname}, {"alertstate", state}, {"severity", severity}},
-                 static_cast<double>(n), MetricType::Gauge));
+      alerts.metric.push_back(Metric({{"alertname", std::string(alertname)},
+                                      {"alertstate", std::string(state)},
+                                      {"severity", std::string(severity)}},
+                                     static_cast<double>(n), MetricType::Gauge));
     }
     out.push_back(std::move(alerts));
 

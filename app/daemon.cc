@@ -430,15 +430,18 @@ void DaemonImpl::Reload() {
 }
 
 std::vector<prometheus::MetricFamily> DaemonImpl::CollectAll() const {
+  std::vector<prometheus::MetricFamily> parts[] = {
+      system_->Collect(), alerts_->collectable()->Collect(), speedrun_->CollectMetrics(),
+      registry_->Collect()};
+  // Sized once (the internal errors last), so no family is moved twice.
+  size_t families = 1;
+  for (const auto& part : parts) families += part.size();
   std::vector<prometheus::MetricFamily> all;
-  auto append = [&all](std::vector<prometheus::MetricFamily> more) {
-    all.insert(all.end(), std::make_move_iterator(more.begin()),
-               std::make_move_iterator(more.end()));
-  };
-  append(system_->Collect());
-  append(alerts_->collectable()->Collect());
-  append(speedrun_->CollectMetrics());
-  append(registry_->Collect());
+  all.reserve(families);
+  for (auto& part : parts) {
+    all.insert(all.end(), std::make_move_iterator(part.begin()),
+               std::make_move_iterator(part.end()));
+  }
   prometheus::MetricFamily errors{
       "pokemon_speedrun_internal_errors_total",
       "Exceptions caught at a boundary (callback or thread top frame), by component; each "

@@ -5,8 +5,10 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -46,45 +48,70 @@ bool ListsToken(std::string_view header, std::string_view token) {
   return false;
 }
 
+// What AppendEscaped must do about a byte: nothing, escape it, or check UTF-8 from there.
+enum class ByteClass : uint8_t { kPlain, kEscape, kHigh };
+
+constexpr std::array<ByteClass, 256> ByteClasses(bool quotes) {
+  std::array<ByteClass, 256> t{};
+  for (int c = 0x80; c < 256; ++c) t[c] = ByteClass::kHigh;
+  t['\\'] = ByteClass::kEscape;
+  t['\n'] = ByteClass::kEscape;
+  if (quotes) t['"'] = ByteClass::kEscape;
+  return t;
+}
+constexpr std::array<ByteClass, 256> kQuotedClasses = ByteClasses(true);
+constexpr std::array<ByteClass, 256> kHelpClasses = ByteClasses(false);
+
+// True when one of the eight bytes in `w` is not kPlain: above ASCII, '\\', '\n', or with
+// `quotes` '"'. A byte equal to b is a zero byte of w ^ (b in every byte), and
+// (x - 0x01..01) & ~x & 0x80..80 is non-zero exactly when x has a zero byte.
+bool AnyToLookAt(uint64_t w, bool quotes) {
+  constexpr uint64_t kOnes = 0x0101010101010101, kHighBits = 0x8080808080808080;
+  auto has = [w](unsigned char b) {
+    const uint64_t x = w ^ (kOnes * b);
+    return (x - kOnes) & ~x & kHighBits;
+  };
+  return ((w & kHighBits) | has('\\') | has('\n') | (quotes ? has('"') : 0)) != 0;
+}
+
 char* Put(char* p, std::string_view s) {
   std::memcpy(p, s.data(), s.size());
   return p + s.size();
 }
 
-void AppendNumber(double v, std::string* out) {
-  char buf[kMaxNumberChars];
-  out->append(buf, WriteNumber(v, buf));
+void AppendNumber(double v, TextBuffer* out) {
+  out->Commit(WriteNumber(v, out->Reserve(kMaxNumberChars)));
 }
 
 // name{labels,extra="v"} value\n
 void AppendSample(std::string_view name, std::string_view suffix,
                   const std::vector<ClientMetric::Label>& labels, const char* extra_name,
-                  double extra_value, double value, std::string* out) {
-  out->append(name);
-  out->append(suffix);
+                  double extra_value, double value, TextBuffer* out) {
+  out->Append(name);
+  out->Append(suffix);
   if (!labels.empty() || extra_name != nullptr) {
-    out->push_back('{');
+    out->Append('{');
     bool first = true;
     for (const auto& l : labels) {
-      if (!first) out->push_back(',');
+      if (!first) out->Append(',');
       first = false;
-      out->append(l.name);
-      out->append("=\"");
+      out->Append(l.name);
+      out->Append("=\"");
       AppendEscaped(l.value, true, out);
-      out->push_back('"');
+      out->Append('"');
     }
     if (extra_name != nullptr) {
-      if (!first) out->push_back(',');
-      out->append(extra_name);
-      out->append("=\"");
+      if (!first) out->Append(',');
+      out->Append(extra_name);
+      out->Append("=\"");
       AppendNumber(extra_value, out);
-      out->push_back('"');
+      out->Append('"');
     }
-    out->push_back('}');
+    out->Append('}');
   }
-  out->push_back(' ');
+  out->Append(' ');
   AppendNumber(value, out);
-  out->push_back('\n');
+  out->Append('\n');
 }
 
 const char* TypeName(MetricType t) {
@@ -166,42 +193,72 @@ char* WriteNumber(double v, char* p) {
   return std::to_chars(p, end, v, fmt).ptr;
 }
 
-void AppendEscaped(std::string_view s, bool quotes, std::string* out) {
+void AppendEscaped(std::string_view s, bool quotes, TextBuffer* out) {
+  // One pass over the bytes: runs that need nothing go out whole, and UTF-8 is checked only
+  // from the first byte above ASCII (help text and nearly every label value have none).
+  const std::array<ByteClass, 256>& classes = quotes ? kQuotedClasses : kHelpClasses;
   std::string repaired;
-  if (!base::IsValidUtf8(s)) {
-    repaired = base::ValidUtf8(s);
-    s = repaired;
-  }
-  for (char c : s) {
-    if (c == '\\') {
-      out->append("\\\\");
-    } else if (c == '\n') {
-      out->append("\\n");
-    } else if (c == '"' && quotes) {
-      out->append("\\\"");
-    } else {
-      out->push_back(c);
+  bool utf8_checked = false;
+  size_t run = 0;  // start of the bytes not yet appended
+  size_t i = 0;
+  while (i < s.size()) {
+    if (!utf8_checked) {
+      // Eight bytes at a time past the plain ones (help text is a few hundred), the last
+      // few padded with zero bytes, which are plain.
+      uint64_t w;
+      while (i + sizeof w <= s.size()) {
+        std::memcpy(&w, s.data() + i, sizeof w);
+        if (AnyToLookAt(w, quotes)) break;
+        i += sizeof w;
+      }
+      if (i + sizeof w > s.size()) {
+        w = 0;
+        std::memcpy(&w, s.data() + i, s.size() - i);
+        if (!AnyToLookAt(w, quotes)) i = s.size();
+      }
+      if (i == s.size()) break;
     }
+    const ByteClass c = classes[static_cast<unsigned char>(s[i])];
+    if (c == ByteClass::kPlain || (c == ByteClass::kHigh && utf8_checked)) {
+      ++i;
+      continue;
+    }
+    if (c == ByteClass::kHigh) {
+      // Everything before i is ASCII, so the whole value is valid UTF-8 exactly when the
+      // rest is, and repairing the rest repairs it as base::ValidUtf8 would the whole.
+      utf8_checked = true;
+      if (!base::IsValidUtf8(s.substr(i))) {
+        out->Append(s.substr(run, i - run));
+        repaired = base::ValidUtf8(s.substr(i));
+        s = repaired;
+        run = i = 0;
+      }
+      continue;
+    }
+    out->Append(s.substr(run, i - run));
+    out->Append(s[i] == '\\' ? "\\\\" : s[i] == '\n' ? "\\n" : "\\\"");
+    run = ++i;
   }
+  out->Append(s.substr(run));
 }
 
 void AppendFamilyHeader(std::string_view name, std::string_view help, MetricType type,
-                        Format format, std::string* out) {
+                        Format format, TextBuffer* out) {
   const bool om = format == Format::kOpenMetrics;
   // OpenMetrics names a counter family without its _total suffix.
   std::string_view family_name = name;
   if (om && type == MetricType::Counter && family_name.ends_with("_total")) {
     family_name.remove_suffix(6);
   }
-  out->append("# HELP ");
-  out->append(family_name);
-  out->push_back(' ');
+  out->Append("# HELP ");
+  out->Append(family_name);
+  out->Append(' ');
   AppendEscaped(help, om, out);
-  out->append("\n# TYPE ");
-  out->append(family_name);
-  out->push_back(' ');
-  out->append(om && type == MetricType::Untyped ? "unknown" : TypeName(type));
-  out->push_back('\n');
+  out->Append("\n# TYPE ");
+  out->Append(family_name);
+  out->Append(' ');
+  out->Append(om && type == MetricType::Untyped ? "unknown" : TypeName(type));
+  out->Append('\n');
 }
 
 Format NegotiateFormat(std::string_view accept) {
@@ -217,7 +274,7 @@ const char* ContentType(Format format) {
 
 bool AcceptsGzip(std::string_view accept_encoding) { return ListsToken(accept_encoding, "gzip"); }
 
-void Serialize(const std::vector<MetricFamily>& families, Format format, std::string* out) {
+void Serialize(const std::vector<MetricFamily>& families, Format format, TextBuffer* out) {
   const bool om = format == Format::kOpenMetrics;
   for (const MetricFamily& f : families) {
     if (f.metric.empty()) continue;
@@ -260,7 +317,7 @@ void Serialize(const std::vector<MetricFamily>& families, Format format, std::st
       }
     }
   }
-  if (om) out->append("# EOF\n");
+  if (om) out->Append("# EOF\n");
 }
 
 bool Gzip(std::string_view in, std::string* out) {

@@ -25,7 +25,7 @@ const char* ContentType(Format format);
 // Appends the exposition of `families` to `out`. Families with no samples are skipped;
 // label values and help text are escaped; OpenMetrics output ends with "# EOF".
 void Serialize(const std::vector<prometheus::MetricFamily>& families, Format format,
-               std::string* out);
+               TextBuffer* out);
 
 // True when an Accept-Encoding header value allows gzip (q > 0).
 bool AcceptsGzip(std::string_view accept_encoding);

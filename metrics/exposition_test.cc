@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+
 namespace speedmon::metrics {
 namespace {
 
@@ -32,8 +37,9 @@ std::vector<MetricFamily> Sample() {
 }
 
 TEST(ExpositionTest, Text004Exact) {
-  std::string out;
-  Serialize(Sample(), Format::kText004, &out);
+  TextBuffer buf;
+  Serialize(Sample(), Format::kText004, &buf);
+  std::string out(buf.view());
   EXPECT_EQ(out,
             "# HELP x_requests_total Requests.\\nSecond line \\\\ here\n"
             "# TYPE x_requests_total counter\n"
@@ -50,8 +56,9 @@ TEST(ExpositionTest, Text004Exact) {
 }
 
 TEST(ExpositionTest, OpenMetricsNamesCountersWithoutTotalAndEnds) {
-  std::string out;
-  Serialize(Sample(), Format::kOpenMetrics, &out);
+  TextBuffer buf;
+  Serialize(Sample(), Format::kOpenMetrics, &buf);
+  std::string out(buf.view());
   EXPECT_NE(out.find("# TYPE x_requests counter\n"), std::string::npos);
   EXPECT_NE(out.find("\nx_requests_total{path="), std::string::npos);
   EXPECT_TRUE(out.ends_with("# EOF\n"));
@@ -64,12 +71,64 @@ TEST(ExpositionTest, LabelValuesThatAreNotUtf8GetReplacementCharacters) {
   cm.label = {{"strategy", "ga\xC3\xA9\xff\"x"}};
   cm.counter.value = 1;
   c.metric.push_back(cm);
-  std::string out;
-  Serialize({c}, Format::kText004, &out);
+  TextBuffer buf;
+  Serialize({c}, Format::kText004, &buf);
+  std::string out(buf.view());
   EXPECT_EQ(out,
             "# HELP x_total Help \xEF\xBF\xBD.\n"
             "# TYPE x_total counter\n"
             "x_total{strategy=\"ga\xC3\xA9\xEF\xBF\xBD\\\"x\"} 1\n");
+}
+
+// AppendEscaped as it is defined: repair the whole value, then escape byte by byte.
+std::string EscapedByDefinition(std::string_view s, bool quotes) {
+  std::string out;
+  for (char c : base::ValidUtf8(s)) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && quotes) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+TEST(ExpositionTest, EscapedAsDefined) {
+  std::vector<std::string> values = {"",
+                                     "plain",
+                                     "\\",
+                                     "\n\n",
+                                     "\"",
+                                     "a\"b\\c\nd",
+                                     "\\x\"",
+                                     "caf\xC3\xA9",
+                                     "\xff",
+                                     "a\n\xff\"b\xC3\xA9\\",
+                                     "\xC0\xAF\xED\xA0\x80\xE2\x82",
+                                     "\xE2\x82\"\n"};
+  // And pseudo-random bytes, weighted towards the ones AppendEscaped looks at.
+  const char kBytes[] = {'a', '\\', '\n', '"', '\xC3', '\xA9', '\xff', '\x80', '\xF0', ' '};
+  uint32_t x = 12345;
+  for (int n = 0; n < 2000; ++n) {
+    std::string v;
+    for (int i = n % 13; i > 0; --i) {
+      x = x * 1103515245 + 12345;
+      v += kBytes[(x >> 16) % sizeof kBytes];
+    }
+    values.push_back(v);
+  }
+  for (const std::string& v : values) {
+    for (bool quotes : {false, true}) {
+      TextBuffer out;
+      out.Append("x");
+      AppendEscaped(v, quotes, &out);
+      EXPECT_EQ(out.view(), "x" + EscapedByDefinition(v, quotes)) << v << " quotes " << quotes;
+    }
+  }
 }
 
 TEST(ExpositionTest, Negotiation) {

@@ -128,19 +128,20 @@ char* Put(char* p, std::string_view s) {
 // name + {label="escaped value"} + ' ', as Serialize writes a sample's head.
 std::string SeriesHead(std::string_view name,
                        std::initializer_list<std::pair<const char*, std::string_view>> labels) {
-  std::string out(name);
-  out.push_back('{');
+  TextBuffer out;
+  out.Append(name);
+  out.Append('{');
   bool first = true;
   for (const auto& [k, v] : labels) {
-    if (!first) out.push_back(',');
+    if (!first) out.Append(',');
     first = false;
-    out.append(k);
-    out.append("=\"");
+    out.Append(k);
+    out.Append("=\"");
     AppendEscaped(v, true, &out);
-    out.push_back('"');
+    out.Append('"');
   }
-  out.append("} ");
-  return out;
+  out.Append("} ");
+  return std::string(out.view());
 }
 
 }  // namespace
@@ -409,8 +410,9 @@ RequestStatsCollector::RequestStatsCollector(std::vector<Shard> shards, StatsLay
   }
   for (int f = 0; f < kFamilyCount; ++f) {
     for (Format format : {Format::kText004, Format::kOpenMetrics}) {
-      AppendFamilyHeader(kFamilies[f].name, kFamilies[f].help, kFamilies[f].type, format,
-                         &headers_[f][format == Format::kOpenMetrics]);
+      TextBuffer header;
+      AppendFamilyHeader(kFamilies[f].name, kFamilies[f].help, kFamilies[f].type, format, &header);
+      headers_[f][format == Format::kOpenMetrics] = header.view();
     }
   }
   known_cells_.resize(pairs);

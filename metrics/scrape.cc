@@ -3,20 +3,26 @@
 
 namespace speedmon::metrics {
 
-bool WriteScrape(const RequestStatsCollector& stats,
-                 const std::vector<prometheus::MetricFamily>& rest, Format format, bool gzip,
-                 std::string* body) {
+ScrapeBody WriteScrape(const RequestStatsCollector& stats,
+                       const std::vector<prometheus::MetricFamily>& rest, Format format,
+                       bool gzip) {
   // Kept between scrapes (capacity included); see scrape.h.
-  thread_local TextBuffer text;
-  thread_local std::string rest_text;
-  text.clear();
-  stats.AppendText(format, &text);
-  rest_text.clear();
-  Serialize(rest, format, &rest_text);
-  text.Append(rest_text);
-  if (gzip && Gzip(text.view(), body)) return true;
-  body->assign(text.view());
-  return false;
+  thread_local std::shared_ptr<TextBuffer> text;
+  if (text == nullptr || text.use_count() > 1) {
+    // The last scrape's text is still being sent (or this is the first): write into a new
+    // buffer as large, and let the old one go with its answer.
+    auto fresh = std::make_shared<TextBuffer>();
+    if (text != nullptr) fresh->Reserve(text->capacity());
+    text = std::move(fresh);
+  }
+  text->clear();
+  stats.AppendText(format, text.get());
+  Serialize(rest, format, text.get());
+  ScrapeBody body;
+  if (gzip && Gzip(text->view(), &body.gzip)) return body;
+  body.gzip.clear();
+  body.text = text;
+  return body;
 }
 
 }  // namespace speedmon::metrics

@@ -10,13 +10,18 @@
 // The other families (system, process, speedrun, alerting, health checks, internal errors)
 // are a few dozen series and stay on prometheus-cpp's collectables.
 //
-// Threads: the thread that owns `stats` (the main thread). Each calling thread keeps its
-// text buffer and zlib stream between calls, so once a scrape of the largest size has
-// been written, the next allocates only the body it returns.
+// Every family goes straight into one text buffer, and that buffer is the body the admin
+// server sends (ScrapeBody::text): nothing is copied after it is written.
+//
+// Threads: the thread that owns `stats` (the main thread, which also sends the answer).
+// Each calling thread keeps its text buffer and zlib stream between calls; the buffer is
+// written into again once the admin server has sent the answer that held it, so once a
+// scrape of the largest size has been written, the next allocates nothing for its text.
 #pragma once
 
 #include <prometheus/metric_family.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,13 +30,19 @@
 
 namespace speedmon::metrics {
 
-// Replaces `body` with the exposition, in `format`, of `stats`'s families followed by
-// `rest` (in order; families without samples skipped; OpenMetrics' "# EOF" last): the
-// same bytes as Serialize over stats.Collect() and `rest`. With `gzip`, the body is
-// gzip-compressed and true is returned; should zlib fail, the body is the plain text and
-// the result false. Without `gzip`, false.
-bool WriteScrape(const RequestStatsCollector& stats,
-                 const std::vector<prometheus::MetricFamily>& rest, Format format, bool gzip,
-                 std::string* body);
+// The body of one scrape: `text`, or when compressed (text null) `gzip`.
+struct ScrapeBody {
+  // Shared with WriteScrape, which writes the next scrape on this thread into it once no
+  // one else holds it, or into a new buffer while it is still being sent.
+  std::shared_ptr<const TextBuffer> text;
+  std::string gzip;
+};
+
+// The exposition, in `format`, of `stats`'s families followed by `rest` (in order;
+// families without samples skipped; OpenMetrics' "# EOF" last): the same bytes as
+// Serialize over stats.Collect() and `rest`. With `gzip` it is gzip-compressed, unless
+// zlib fails, when the plain text is returned.
+ScrapeBody WriteScrape(const RequestStatsCollector& stats,
+                       const std::vector<prometheus::MetricFamily>& rest, Format format, bool gzip);
 
 }  // namespace speedmon::metrics

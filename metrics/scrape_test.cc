@@ -202,9 +202,9 @@ std::string OldPath(const RequestStatsCollector& stats, const std::vector<Metric
                     Format format) {
   std::vector<MetricFamily> all = stats.Collect();
   all.insert(all.end(), rest.begin(), rest.end());
-  std::string out;
+  TextBuffer out;
   Serialize(all, format, &out);
-  return out;
+  return std::string(out.view());
 }
 
 struct Fixture {
@@ -220,6 +220,13 @@ struct Fixture {
   std::vector<std::unique_ptr<WorkerStats>> stats;
   std::unique_ptr<RequestStatsCollector> collector;
 };
+
+// The plain body of one scrape, as the admin server sends it.
+std::string Scrape(const Fixture& f, const std::vector<MetricFamily>& rest, Format format) {
+  ScrapeBody body = WriteScrape(*f.collector, rest, format, false);
+  EXPECT_EQ(body.gzip, "");
+  return body.text != nullptr ? std::string(body.text->view()) : "";
+}
 
 std::string Gunzip(const std::string& gz) {
   z_stream zs{};
@@ -244,16 +251,12 @@ TEST(ScrapeTest, SameBytesAsTheMetricFamilyPath) {
   Fixture f(Layout({"emu-1", "emu-2", "emu-3", "emu-4", "emu-5"}, {"action", "status", "reset"}));
   Populate(f.layout, &f.stats);
   for (Format format : {Format::kText004, Format::kOpenMetrics}) {
-    std::string body;
-    EXPECT_FALSE(WriteScrape(*f.collector, Rest(), format, false, &body));
+    std::string body = Scrape(f, Rest(), format);
     EXPECT_EQ(body, OldPath(*f.collector, Rest(), format));
     // Twice: the second scrape reuses the buffers and the cells found by the first.
-    std::string again;
-    WriteScrape(*f.collector, Rest(), format, false, &again);
-    EXPECT_EQ(again, body);
+    EXPECT_EQ(Scrape(f, Rest(), format), body);
   }
-  std::string body;
-  WriteScrape(*f.collector, Rest(), Format::kText004, false, &body);
+  std::string body = Scrape(f, Rest(), Format::kText004);
   Parsed p = Parse(body);
   ASSERT_EQ(p.error, "");
   EXPECT_EQ(p.help_lines, p.type_lines);
@@ -271,8 +274,7 @@ TEST(ScrapeTest, ParsedEqualToPrometheusCppTextSerializer) {
   // prometheus-cpp writes families without samples too; so do not give it the empty one.
   std::erase_if(all, [](const MetricFamily& m) { return m.metric.empty(); });
   std::string theirs = prometheus::TextSerializer().Serialize(all);
-  std::string ours;
-  WriteScrape(*f.collector, rest, Format::kText004, false, &ours);
+  std::string ours = Scrape(f, rest, Format::kText004);
   Parsed a = Parse(ours), b = Parse(theirs);
   ASSERT_EQ(a.error, "");
   ASSERT_EQ(b.error, "");
@@ -312,13 +314,11 @@ TEST(ScrapeTest, HostileLabelValues) {
     f.stats[w]->RecordUpstreamError(0, 0, UpstreamErrorKind::kTimeout);
   }
   for (Format format : {Format::kText004, Format::kOpenMetrics}) {
-    std::string body;
-    WriteScrape(*f.collector, {}, format, false, &body);
+    std::string body = Scrape(f, {}, format);
     EXPECT_EQ(body, OldPath(*f.collector, {}, format));
     EXPECT_TRUE(base::IsValidUtf8(body));
   }
-  std::string body;
-  WriteScrape(*f.collector, {}, Format::kText004, false, &body);
+  std::string body = Scrape(f, {}, Format::kText004);
   EXPECT_NE(body.find("route=\"r\\\"1\",upstream=\"a\\\"b\\\\c\\nd\"}"), std::string::npos);
   EXPECT_NE(body.find("route=\"r\\\\2\\n\",upstream=\"\xEF\xBF\xBD\xEF\xBF\xBD\"}"),
             std::string::npos);
@@ -339,12 +339,30 @@ TEST(ScrapeTest, HostileLabelValues) {
 TEST(ScrapeTest, GzipRoundTripsToThePlainText) {
   Fixture f(Layout({"emu-1", "emu-2"}, {"action"}));
   Populate(f.layout, &f.stats);
-  std::string plain, gz;
-  EXPECT_FALSE(WriteScrape(*f.collector, Rest(), Format::kText004, false, &plain));
-  EXPECT_TRUE(WriteScrape(*f.collector, Rest(), Format::kText004, true, &gz));
-  EXPECT_EQ(Gunzip(gz), plain);
-  EXPECT_TRUE(WriteScrape(*f.collector, Rest(), Format::kText004, true, &gz));  // stream reset
-  EXPECT_EQ(Gunzip(gz), plain);
+  std::string plain = Scrape(f, Rest(), Format::kText004);
+  ScrapeBody gz = WriteScrape(*f.collector, Rest(), Format::kText004, true);
+  EXPECT_EQ(gz.text, nullptr);
+  EXPECT_EQ(Gunzip(gz.gzip), plain);
+  gz = WriteScrape(*f.collector, Rest(), Format::kText004, true);  // stream reset
+  EXPECT_EQ(Gunzip(gz.gzip), plain);
+}
+
+TEST(ScrapeTest, BodyStillBeingSentIsNotWrittenOver) {
+  Fixture f(Layout({"emu-1", "emu-2"}, {"action"}));
+  Populate(f.layout, &f.stats);
+  ScrapeBody held = WriteScrape(*f.collector, Rest(), Format::kText004, false);
+  ASSERT_NE(held.text, nullptr);
+  const std::string text(held.text->view());
+  f.stats[0]->RecordRequest(0, 0, Method::kGet, 200, 5, 3, 7);
+  ScrapeBody next = WriteScrape(*f.collector, Rest(), Format::kOpenMetrics, false);
+  ASSERT_NE(next.text, nullptr);
+  EXPECT_NE(next.text, held.text);
+  EXPECT_EQ(held.text->view(), text);
+  // Once nobody holds the older buffers, the next scrape writes into the latest one again.
+  const TextBuffer* latest = next.text.get();
+  held = {};
+  next = {};
+  EXPECT_EQ(WriteScrape(*f.collector, Rest(), Format::kText004, false).text.get(), latest);
 }
 
 TEST(ScrapeTest, NoTrafficAndNoUpstreams) {
@@ -352,9 +370,7 @@ TEST(ScrapeTest, NoTrafficAndNoUpstreams) {
   Fixture none(Layout({}, {}), 1);
   for (Fixture* f : {&quiet, &none}) {
     for (Format format : {Format::kText004, Format::kOpenMetrics}) {
-      std::string body;
-      WriteScrape(*f->collector, {}, format, false, &body);
-      EXPECT_EQ(body, OldPath(*f->collector, {}, format));
+      EXPECT_EQ(Scrape(*f, {}, format), OldPath(*f->collector, {}, format));
     }
   }
 }
@@ -422,9 +438,8 @@ TEST(ScrapeTest, ConsistentWhileAWorkerRecords) {
   f.stats[1]->RecordRequest(1, 2, Method::kPut, 200, 5, 3, 7);  // a quiet second shard
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
   int scrapes = 0;
-  std::string body;
   while (std::chrono::steady_clock::now() < deadline || scrapes < 20) {
-    WriteScrape(*f.collector, {}, Format::kText004, false, &body);
+    std::string body = Scrape(f, {}, Format::kText004);
     ++scrapes;
     Parsed p = Parse(body);
     ASSERT_EQ(p.error, "");

@@ -75,6 +75,7 @@ void SystemCollector::SampleProcesses() const {
 
 std::vector<MetricFamily> SystemCollector::Collect() const {
   std::vector<MetricFamily> out;
+  out.reserve(27);  // as many as the families below, so none is moved twice
   auto s = sampler_->Get();
   if (s->cpu_ok) {
     auto cpu =

@@ -36,6 +36,10 @@ class TextBuffer {
     std::memcpy(Reserve(s.size()), s.data(), s.size());
     len_ += s.size();
   }
+  void Append(char c) {
+    *Reserve(1) = c;
+    ++len_;
+  }
   void clear() { len_ = 0; }
   size_t size() const { return len_; }
   size_t capacity() const { return cap_; }
@@ -68,12 +72,12 @@ inline char* WriteCount(uint64_t n, char* p) {
 // Appends a label value (or, with quotes = false, help text in text 0.0.4) escaped: \\,
 // \n and, with quotes, \". Bytes that are not valid UTF-8 (a strategy name, a disk path)
 // become U+FFFD, as base::ValidUtf8 repairs them.
-void AppendEscaped(std::string_view s, bool quotes, std::string* out);
+void AppendEscaped(std::string_view s, bool quotes, TextBuffer* out);
 
 // Appends "# HELP name help\n# TYPE name type\n" as `format` wants it: OpenMetrics names a
 // counter family without its _total suffix, escapes quotes in help, and says "unknown"
 // for untyped.
 void AppendFamilyHeader(std::string_view name, std::string_view help, prometheus::MetricType type,
-                        Format format, std::string* out);
+                        Format format, TextBuffer* out);
 
 }  // namespace speedmon::metrics

@@ -40,21 +40,26 @@ int64_t SysconfOr(int name, int64_t fallback) {
 bool ReadWholeFile(const char* path, std::string* out, size_t max_bytes) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  // Proc files are generated on read, so read in as few calls as we can: size the buffer
-  // to what it already holds (the reused buffer remembers the largest file seen).
-  out->clear();
-  out->resize(std::max(out->capacity(), std::min(kFirstReadBytes, max_bytes + 1)));
+  // Proc files are generated on read, so read in as few calls as we can. Most fit in
+  // `first`, which is not zero-filled as resizing `out` to that room would be on every
+  // read; a larger file goes on in `out`, sized to the largest it has held (its capacity).
+  char first[kFirstReadBytes];
+  char* buf = first;
+  size_t room = std::min(sizeof first, max_bytes + 1);
   size_t used = 0;
   bool ok = true;
   while (true) {
-    if (used == out->size()) {
-      if (out->size() > max_bytes) {
+    if (used == room) {
+      if (room > max_bytes) {
         ok = false;
         break;
       }
-      out->resize(std::min(out->size() * 2, max_bytes + 1));
+      if (buf == first) out->assign(first, used);
+      room = std::min(std::max(room * 2, out->capacity()), max_bytes + 1);
+      out->resize(room);
+      buf = out->data();
     }
-    ssize_t n = read(fd, out->data() + used, out->size() - used);
+    ssize_t n = read(fd, buf + used, room - used);
     if (n < 0) {
       if (errno == EINTR) continue;
       ok = false;
@@ -65,7 +70,11 @@ bool ReadWholeFile(const char* path, std::string* out, size_t max_bytes) {
   }
   close(fd);
   if (used > max_bytes) ok = false;
-  out->resize(ok ? used : 0);
+  if (buf == first) {
+    out->assign(first, ok ? used : 0);
+  } else {
+    out->resize(ok ? used : 0);
+  }
   return ok;
 }
 

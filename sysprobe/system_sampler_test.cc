@@ -14,6 +14,7 @@
 #include <latch>
 #include <thread>
 
+#include "sysprobe/proc_fs.h"
 #include "sysprobe/test_util.h"
 
 namespace speedmon::sysprobe {
@@ -45,6 +46,31 @@ SamplerOptions FixtureOptions(FakeClock* clock) {
   options.disk_paths = {};
   options.clock = clock->Function();
   return options;
+}
+
+TEST(ReadWholeFile, EverySizeAroundTheFirstReadAndTheLimit) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string buf = "left over";
+  // Around the 16 KiB read into the stack buffer, then larger ones that go on in `buf`,
+  // smaller again (the capacity stays), and empty.
+  for (size_t size : {0u, 1u, 300u, 16383u, 16384u, 16385u, 40000u, 100u, 70000u, 0u}) {
+    std::string contents(size, 'x');
+    for (size_t i = 0; i < size; ++i) contents[i] = static_cast<char>('a' + i % 26);
+    WriteFile(dir / "f", contents);
+    ASSERT_TRUE(ReadWholeFile((dir / "f").c_str(), &buf)) << size;
+    EXPECT_EQ(buf, contents) << size;
+  }
+  // At the limit it is read; one byte past, it is refused and `buf` left empty.
+  for (size_t max : {10u, 20000u}) {
+    WriteFile(dir / "f", std::string(max, 'y'));
+    ASSERT_TRUE(ReadWholeFile((dir / "f").c_str(), &buf, max));
+    EXPECT_EQ(buf, std::string(max, 'y'));
+    WriteFile(dir / "f", std::string(max + 1, 'y'));
+    EXPECT_FALSE(ReadWholeFile((dir / "f").c_str(), &buf, max));
+    EXPECT_EQ(buf, "");
+  }
+  EXPECT_FALSE(ReadWholeFile((dir / "missing").c_str(), &buf));
 }
 
 TEST(SystemSampler, FixtureRootGivesExactValues) {
