@@ -67,8 +67,7 @@ int ClientConnectionBudget() {
 base::Status BindReusePort(const config::Address& address, int count, int backlog,
                            std::vector<int>* fds) {
   base::StatusOr<SocketAddress> resolved = Resolve(address);
-  // A listener that cannot be placed is unavailable, whatever the lookup said.
-  if (!resolved.ok()) return base::UnavailableError(resolved.status().message());
+  if (!resolved.ok()) return resolved.status();
   sockaddr_storage ss = resolved->addr;
   socklen_t len = resolved->len;
   for (int i = 0; i < count; ++i) {
