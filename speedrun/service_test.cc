@@ -498,6 +498,7 @@ TEST_F(ServiceTest, RetentionTrimsRowsButKeepsTotals) {
                                 R"(","pattern_type":"battle","quality_score":0.5})")
                     .status,
                 201);
+      ASSERT_EQ(ReuseAndWait(*s, "p" + std::to_string(i), "key-" + std::to_string(i)).status, 200);
     }
     EXPECT_EQ(Metric(kSuccessUnknown), 20);
   }
@@ -506,6 +507,7 @@ TEST_F(ServiceTest, RetentionTrimsRowsButKeepsTotals) {
     ASSERT_TRUE(store.Open(dir_.File("speedrun.db")).ok());
     EXPECT_EQ(store.CountRows("experiments"), 5);
     EXPECT_EQ(store.CountRows("patterns"), 5);
+    EXPECT_EQ(store.CountRows("reuse_keys"), 5);  // kept as long as patterns are
   }
   auto s = Make(sr);
   EXPECT_EQ(Metric(kSuccessUnknown), 20);
