@@ -131,8 +131,9 @@ class SpeedmonClient:
     def record_pool_event(self, event: PoolEvent) -> None:
         """Spools one event of the emulator pool (POST /api/v1/events): a failure counts
         in pokemon_speedrun_process_failures_total, a startup time in the startup
-        histogram. An event without an event_id gets a random one, so a retry counts it
-        once. ValueError if it is not valid."""
+        histogram. An event without an event_id gets a random one, so a retry is not
+        counted twice (speedmon remembers the last 100,000 event ids since it started).
+        ValueError if it is not valid."""
         doc = pool_event_json(event)
         doc.setdefault("event_id", uuid.uuid4().hex)
         self._append(EVENT, dumps(doc))
