@@ -180,10 +180,14 @@ class ClientTest(clientcase.ClientCase):
                            capture_output=True, text=True, timeout=60)
         self.assertEqual((p.returncode, p.stdout), (-signal.SIGKILL, "52\n"), p.stderr)
 
+        # All 52 wait in the spool (read before a client opens it: its sender starts at
+        # once, and speedmon is up).
+        with clientcase.sqlite3.connect(os.path.join(spool, "spool.db")) as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM spool").fetchone(), (52,))
         sm = self.start_speedmon(self.config(admin_port=port))
         c = self.client(sm, spool)
-        self.assertEqual(c.pending, 52)
         self.assertTrue(c.flush(30))
+        self.assertEqual(c.pending, 0)
         self.assertEqual(sorted(clientcase.store_ids(self.store)),
                          sorted(f"k{n}" for n in range(50)))
         with clientcase.sqlite3.connect(self.store) as db:
