@@ -231,10 +231,8 @@ class DownstreamConn final : public CodecHandler {
   uint64_t req_body_bytes_ = 0;
   UpstreamConn* up_ = nullptr;
   int endpoint_ = -1;
-  uint64_t tried_ = 0;  // endpoints tried for this request (bit per endpoint)
-  // Addresses of endpoint_ that refused a connection for this request, and the last one.
-  uint32_t address_failures_ = 0;
-  SocketAddress failed_address_{};
+  uint64_t tried_ = 0;             // endpoints tried for this request (bit per endpoint)
+  uint32_t address_failures_ = 0;  // addresses of endpoint_ that refused this request
   Framing resp_framing_ = Framing::kNone;
   uint64_t resp_body_bytes_ = 0;
   int status_ = 0;

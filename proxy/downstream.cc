@@ -359,8 +359,7 @@ void DownstreamConn::OnUpstreamConnectFailed(const SocketAddress& address) {
   // several, one of them gone, as a client library tries each address of a name in
   // turn), then another endpoint.
   if (++address_failures_ < w_->AddressCount(upstream_, endpoint_)) {
-    failed_address_ = address;
-    UpstreamConn* up = w_->Acquire(this, upstream_, endpoint_, &failed_address_);
+    UpstreamConn* up = w_->Acquire(this, upstream_, endpoint_, &address);
     if (up == nullptr) {
       waiting_for_pool_ = true;
       return;
