@@ -5,41 +5,29 @@
 
 #include <ctype.h>
 
+#include <array>
+
 #include "base/strings.h"
 
 namespace speedmon::http {
 namespace {
 
-// RFC 9110 token characters. llhttp 8 lets "Host : x" through; a name with white space
-// is a request-smuggling shape (RFC 9112 5.1 says reject), so the codec refuses it.
+// RFC 9110 token characters: ALPHA, DIGIT and !#$%&'*+-.^_`|~, as a table, because every
+// header name of every message goes through it. llhttp 8 lets "Host : x" through; a name
+// with white space is a request-smuggling shape (RFC 9112 5.1 says reject), so the codec
+// refuses it.
+constexpr std::array<bool, 256> kTokenChar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
+  return t;
+}();
+
 bool IsToken(std::string_view s) {
   if (s.empty()) return false;
   for (unsigned char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!ok) {
-      switch (c) {
-        case '!':
-        case '#':
-        case '$':
-        case '%':
-        case '&':
-        case '\'':
-        case '*':
-        case '+':
-        case '-':
-        case '.':
-        case '^':
-        case '_':
-        case '`':
-        case '|':
-        case '~':
-          ok = true;
-          break;
-        default:
-          break;
-      }
-    }
-    if (!ok) return false;
+    if (!kTokenChar[c]) return false;
   }
   return true;
 }
@@ -93,7 +81,7 @@ bool IsValidTarget(std::string_view url) {
 bool OnlyChunked(const MessageHead& h) {
   int codings = 0;
   for (const Header& hd : h.headers) {
-    if (!base::EqualsIgnoreCase(hd.name, "transfer-encoding")) continue;
+    if (hd.known != HeaderName::kTransferEncoding) continue;
     std::string_view v = hd.value;
     while (true) {
       size_t comma = v.find(',');
@@ -112,6 +100,62 @@ bool OnlyChunked(const MessageHead& h) {
 }
 
 }  // namespace
+
+HeaderName KnownHeaderName(std::string_view name) {
+  // The length and first letter leave at most one candidate to compare.
+  auto is = [&](std::string_view lower, HeaderName id) {
+    return base::EqualsIgnoreCase(name, lower) ? id : HeaderName::kOther;
+  };
+  if (name.empty()) return HeaderName::kOther;
+  const char first = static_cast<char>(name[0] | 0x20);  // ASCII letters to lower case
+  switch (name.size()) {
+    case 2:
+      return is("te", HeaderName::kTe);
+    case 4:
+      if (first == 'h') return is("host", HeaderName::kHost);
+      if (first == 'd') return is("date", HeaderName::kDate);
+      break;
+    case 6:
+      return is("expect", HeaderName::kExpect);
+    case 7:
+      if (first == 't') return is("trailer", HeaderName::kTrailer);
+      if (first == 'u') return is("upgrade", HeaderName::kUpgrade);
+      break;
+    case 10:
+      if (first == 'c') return is("connection", HeaderName::kConnection);
+      if (first == 'k') return is("keep-alive", HeaderName::kKeepAlive);
+      break;
+    case 12:
+      if (first == 'x') return is("x-request-id", HeaderName::kXRequestId);
+      if (first == 'm') return is("max-forwards", HeaderName::kMaxForwards);
+      break;
+    case 14:
+      return is("content-length", HeaderName::kContentLength);
+    case 15:
+      return is("x-forwarded-for", HeaderName::kXForwardedFor);
+    case 16:
+      return is("proxy-connection", HeaderName::kProxyConnection);
+    case 17:
+      if (first == 't') return is("transfer-encoding", HeaderName::kTransferEncoding);
+      if (first == 'x') return is("x-forwarded-proto", HeaderName::kXForwardedProto);
+      break;
+    case 18:
+      return is("proxy-authenticate", HeaderName::kProxyAuthenticate);
+    case 19:
+      return is("proxy-authorization", HeaderName::kProxyAuthorization);
+    default:
+      break;
+  }
+  return HeaderName::kOther;
+}
+
+std::string_view MessageHead::Find(HeaderName name) const {
+  if (name == HeaderName::kOther) return {};  // a name, not "any unknown header"
+  for (const Header& h : headers) {
+    if (h.known == name) return h.value;
+  }
+  return {};
+}
 
 std::string_view MessageHead::Find(std::string_view name) const {
   for (const Header& h : headers) {
@@ -244,7 +288,7 @@ struct HttpCodec::Impl {
         --value.len;
       }
       h.headers.push_back(Header{self->View(name), self->View(value)});
-      if (request && base::EqualsIgnoreCase(h.headers.back().name, "host")) {
+      if (request && h.headers.back().known == HeaderName::kHost) {
         if (++hosts > 1) return self->Refuse("more than one Host", 400);
         if (!IsValidHost(h.headers.back().value)) return self->Refuse("invalid Host", 400);
       }

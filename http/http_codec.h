@@ -15,9 +15,43 @@
 
 namespace speedmon::http {
 
+// The header names speedmon acts on. A Header learns its own when it is built, so the
+// request path (hop-by-hop filtering, Host, X-Request-Id, Date, ...) compares one byte
+// per header instead of each name against each list; the names are matched
+// case-insensitively (RFC 9110 5.1). Everything else is kOther.
+enum class HeaderName : uint8_t {
+  kOther,
+  // Hop-by-hop (RFC 9110 7.6.1) or re-framed by speedmon; IsHopByHop says which.
+  kConnection,
+  kKeepAlive,
+  kProxyConnection,
+  kTe,
+  kTrailer,
+  kTransferEncoding,
+  kUpgrade,
+  kProxyAuthorization,
+  kProxyAuthenticate,
+  kContentLength,
+  // End to end, but speedmon reads or rewrites them.
+  kHost,
+  kDate,
+  kExpect,
+  kMaxForwards,
+  kXForwardedFor,
+  kXForwardedProto,
+  kXRequestId,
+};
+
+// Which of the names above `name` is (ASCII case-insensitive), or kOther.
+HeaderName KnownHeaderName(std::string_view name);
+
 struct Header {
+  Header() = default;
+  Header(std::string_view n, std::string_view v) : name(n), value(v), known(KnownHeaderName(n)) {}
+
   std::string_view name;
   std::string_view value;
+  HeaderName known = HeaderName::kOther;  // KnownHeaderName(name), set by the constructor
 };
 
 struct MessageHead {
@@ -36,6 +70,8 @@ struct MessageHead {
 
   // First header with this name (case-insensitive), or empty.
   std::string_view Find(std::string_view name) const;
+  // The same for a name speedmon knows, without comparing strings (kOther: empty).
+  std::string_view Find(HeaderName name) const;
   // True when the body runs until the connection closes (a response with neither
   // Content-Length nor chunked framing).
   bool BodyUntilEof() const { return !chunked && !has_content_length; }

@@ -25,18 +25,28 @@ void AppendUint(uint64_t v, std::string* out) {
   out->append(buf, r.ptr);
 }
 
-bool HasConnection(const MessageHead& head) {
+// True when any Connection line of `head` lists `name` (RFC 9110 7.6.1).
+bool ConnectionLists(const MessageHead& head, std::string_view name) {
   for (const Header& h : head.headers) {
-    if (base::EqualsIgnoreCase(h.name, "connection")) return true;
+    if (h.known == HeaderName::kConnection && ListedInConnection(h.value, name)) return true;
   }
   return false;
 }
 
-// True when any Connection line of `head` lists `name` (RFC 9110 7.6.1).
-bool ConnectionLists(const MessageHead& head, std::string_view name) {
+// True when a Connection line of `head` names a field that is not dropped anyway: only
+// then must each header be looked up in it. "keep-alive", what an upstream's Connection
+// line nearly always says, names a field that is dropped anyway.
+bool ConnectionNamesOthers(const MessageHead& head) {
   for (const Header& h : head.headers) {
-    if (base::EqualsIgnoreCase(h.name, "connection") && ListedInConnection(h.value, name))
-      return true;
+    if (h.known != HeaderName::kConnection) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view token = base::TrimSpaceTab(list.substr(0, comma));
+      if (!token.empty() && !IsHopByHop(KnownHeaderName(token))) return true;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
   }
   return false;
 }
@@ -44,10 +54,10 @@ bool ConnectionLists(const MessageHead& head, std::string_view name) {
 // Copies the end-to-end headers of `head`, skipping hop-by-hop ones and those the
 // Connection header names.
 void AppendEndToEnd(const MessageHead& head, std::string* out) {
-  const bool connection = HasConnection(head);
+  const bool names_others = ConnectionNamesOthers(head);
   for (const Header& h : head.headers) {
-    if (IsHopByHop(h.name)) continue;
-    if (connection && ConnectionLists(head, h.name)) continue;
+    if (IsHopByHop(h.known)) continue;
+    if (names_others && ConnectionLists(head, h.name)) continue;
     AppendHeader(h.name, h.value, out);
   }
 }
@@ -56,22 +66,25 @@ bool IsMethod(const MessageHead& req, std::string_view method) { return req.meth
 
 }  // namespace
 
-bool IsHopByHop(std::string_view name) {
-  static constexpr std::array<std::string_view, 10> kHop = {"connection",
-                                                            "keep-alive",
-                                                            "proxy-connection",
-                                                            "te",
-                                                            "trailer",
-                                                            "transfer-encoding",
-                                                            "upgrade",
-                                                            "proxy-authorization",
-                                                            "proxy-authenticate",
-                                                            "content-length"};
-  for (std::string_view h : kHop) {
-    if (base::EqualsIgnoreCase(name, h)) return true;
+bool IsHopByHop(HeaderName name) {
+  switch (name) {
+    case HeaderName::kConnection:
+    case HeaderName::kKeepAlive:
+    case HeaderName::kProxyConnection:
+    case HeaderName::kTe:
+    case HeaderName::kTrailer:
+    case HeaderName::kTransferEncoding:
+    case HeaderName::kUpgrade:
+    case HeaderName::kProxyAuthorization:
+    case HeaderName::kProxyAuthenticate:
+    case HeaderName::kContentLength:
+      return true;
+    default:
+      return false;
   }
-  return false;
 }
+
+bool IsHopByHop(std::string_view name) { return IsHopByHop(KnownHeaderName(name)); }
 
 bool ListedInConnection(std::string_view connection, std::string_view name) {
   while (!connection.empty()) {
@@ -97,7 +110,7 @@ std::string_view OriginForm(std::string_view target, std::string_view* authority
 
 int64_t MaxForwards(const MessageHead& req) {
   if (!IsMethod(req, "OPTIONS") && !IsMethod(req, "TRACE")) return -1;
-  std::string_view v = base::TrimSpaceTab(req.Find("max-forwards"));
+  std::string_view v = base::TrimSpaceTab(req.Find(HeaderName::kMaxForwards));
   int64_t n = -1;
   auto r = std::from_chars(v.data(), v.data() + v.size(), n);
   if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || n < 0) return -1;
@@ -149,30 +162,37 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
   // X-Forwarded-For is rewritten below with the client appended, X-Request-Id replaced.
   bool has_xff = false;
   bool has_host = false;
-  const bool connection = HasConnection(req);
+  const bool names_others = ConnectionNamesOthers(req);
   const int64_t max_forwards = MaxForwards(req);
   for (const Header& h : req.headers) {
-    if (IsHopByHop(h.name)) continue;
-    if (connection && ConnectionLists(req, h.name)) continue;
-    if (base::EqualsIgnoreCase(h.name, "x-forwarded-for")) {
-      has_xff = true;
-      continue;
-    }
-    if (base::EqualsIgnoreCase(h.name, "x-request-id") ||
-        base::EqualsIgnoreCase(h.name, "x-forwarded-proto"))
-      continue;
-    if (base::EqualsIgnoreCase(h.name, "host")) {
-      if (!authority.empty()) continue;  // absolute-form: the target's authority wins
-      has_host = true;
-    }
-    // An HTTP/1.0 client cannot take a 100 Continue: its expectation is ignored (RFC
-    // 9110 10.1.1).
-    if (req.version_minor == 0 && base::EqualsIgnoreCase(h.name, "expect")) continue;
-    if (max_forwards > 0 && base::EqualsIgnoreCase(h.name, "max-forwards")) {
-      out->append("Max-Forwards: ");
-      AppendUint(static_cast<uint64_t>(max_forwards - 1), out);
-      out->append("\r\n");
-      continue;
+    if (IsHopByHop(h.known)) continue;
+    if (names_others && ConnectionLists(req, h.name)) continue;
+    switch (h.known) {
+      case HeaderName::kXForwardedFor:
+        has_xff = true;
+        continue;
+      case HeaderName::kXRequestId:
+      case HeaderName::kXForwardedProto:
+        continue;
+      case HeaderName::kHost:
+        if (!authority.empty()) continue;  // absolute-form: the target's authority wins
+        has_host = true;
+        break;
+      case HeaderName::kExpect:
+        // An HTTP/1.0 client cannot take a 100 Continue: its expectation is ignored (RFC
+        // 9110 10.1.1).
+        if (req.version_minor == 0) continue;
+        break;
+      case HeaderName::kMaxForwards:
+        if (max_forwards > 0) {
+          out->append("Max-Forwards: ");
+          AppendUint(static_cast<uint64_t>(max_forwards - 1), out);
+          out->append("\r\n");
+          continue;
+        }
+        break;
+      default:
+        break;
     }
     AppendHeader(h.name, h.value, out);
   }
@@ -188,7 +208,7 @@ Framing AppendUpstreamRequestHead(const MessageHead& req, const ForwardInfo& inf
   out->append("X-Forwarded-For: ");
   if (has_xff) {
     for (const Header& h : req.headers) {
-      if (!base::EqualsIgnoreCase(h.name, "x-forwarded-for")) continue;
+      if (h.known != HeaderName::kXForwardedFor) continue;
       std::string_view v = base::TrimSpaceTab(h.value);
       if (v.empty()) continue;
       out->append(v);
@@ -218,8 +238,8 @@ Framing AppendDownstreamResponseHead(const MessageHead& resp, bool head_request,
   out->append(resp.reason.empty() ? std::string_view(ReasonPhrase(resp.status)) : resp.reason);
   out->append("\r\n");
   AppendEndToEnd(resp, out);
-  if (resp.Find("x-request-id").empty()) AppendHeader("X-Request-Id", request_id, out);
-  if (resp.Find("date").empty()) AppendDateHeader(out);  // RFC 9110 6.6.1
+  if (resp.Find(HeaderName::kXRequestId).empty()) AppendHeader("X-Request-Id", request_id, out);
+  if (resp.Find(HeaderName::kDate).empty()) AppendDateHeader(out);  // RFC 9110 6.6.1
 
   const Framing framing = ResponseFraming(resp, head_request, client_minor_version);
   // A HEAD answer keeps the length the GET would have had (as does 304); 1xx and 204

@@ -33,6 +33,7 @@ Framing ResponseFraming(const MessageHead& resp, bool head_request, int client_m
 
 // True for headers that describe one hop rather than the message (RFC 9110 7.6.1),
 // or that speedmon re-frames itself (Content-Length, Transfer-Encoding).
+bool IsHopByHop(HeaderName name);
 bool IsHopByHop(std::string_view name);
 
 // True when `name` is listed in the Connection header value `connection`.

@@ -370,6 +370,71 @@ TEST(HopByHopTest, TheListCaseInsensitively) {
   }
 }
 
+TEST(KnownHeaderNameTest, EveryNameInAnyCaseAndNoNearMiss) {
+  const std::pair<const char*, HeaderName> kKnown[] = {
+      {"connection", HeaderName::kConnection},
+      {"Keep-Alive", HeaderName::kKeepAlive},
+      {"PROXY-CONNECTION", HeaderName::kProxyConnection},
+      {"tE", HeaderName::kTe},
+      {"Trailer", HeaderName::kTrailer},
+      {"transfer-ENCODING", HeaderName::kTransferEncoding},
+      {"upgrade", HeaderName::kUpgrade},
+      {"Proxy-Authorization", HeaderName::kProxyAuthorization},
+      {"proxy-authenticate", HeaderName::kProxyAuthenticate},
+      {"Content-Length", HeaderName::kContentLength},
+      {"HOST", HeaderName::kHost},
+      {"date", HeaderName::kDate},
+      {"Expect", HeaderName::kExpect},
+      {"max-FORWARDS", HeaderName::kMaxForwards},
+      {"X-Forwarded-For", HeaderName::kXForwardedFor},
+      {"x-forwarded-proto", HeaderName::kXForwardedProto},
+      {"X-REQUEST-ID", HeaderName::kXRequestId},
+  };
+  for (const auto& [name, id] : kKnown) {
+    EXPECT_EQ(KnownHeaderName(name), id) << name;
+    EXPECT_EQ(Header(name, "v").known, id) << name;
+  }
+  // Same length as a known name, one byte off; a known name with a byte more or less;
+  // and a byte that only ASCII-folds to a letter of the name.
+  for (const char* name : {"", "Hose", "Gate", "ta", "Expert", "Trailers", "Connectio",
+                           "x-request-ic", "Content-Lengt", "X-Forwarded-Fo", "Host\xC8", "\xC8ost",
+                           "h\x0Fst", "Upgrade ", "Content-Type", "Via"}) {
+    EXPECT_EQ(KnownHeaderName(name), HeaderName::kOther) << name;
+  }
+}
+
+TEST(KnownHeaderNameTest, FindByNameAndByIdAgree) {
+  MessageHead h =
+      Response(200, {{"Server", "nginx"}, {"x-request-ID", "abc"}, {"Date", "d1"}, {"date", "d2"}});
+  EXPECT_EQ(h.Find(HeaderName::kXRequestId), "abc");
+  EXPECT_EQ(h.Find("X-Request-Id"), "abc");
+  EXPECT_EQ(h.Find(HeaderName::kDate), "d1");  // the first one
+  EXPECT_EQ(h.Find(HeaderName::kHost), "");
+  EXPECT_EQ(h.Find(HeaderName::kOther), "");  // not the first unknown header
+}
+
+TEST(DownstreamResponseHeadTest, ConnectionListingOnlyHopByHopNamesKeepsEveryOtherHeader) {
+  // The upstream's usual "Connection: keep-alive": nothing else is dropped, and the
+  // listed Keep-Alive line goes as a hop-by-hop header.
+  EXPECT_EQ(Down(WithLength(Response(200, {{"Server", "nginx"},
+                                           {"Connection", "keep-alive"},
+                                           {"Keep-Alive", "timeout=5"},
+                                           {"Close", "x"},
+                                           {"ETag", "\"1\""}}),
+                            3),
+                 false, 1, true),
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nClose: x\r\nETag: \"1\"\r\n"
+            "X-Request-Id: req-1\r\nDate: <date>\r\nContent-Length: 3\r\n\r\n");
+  // "close" names the field Close (RFC 9110 7.6.1), which then goes too.
+  EXPECT_EQ(
+      Down(WithLength(
+               Response(200, {{"Connection", "keep-alive, close"}, {"Close", "x"}, {"ETag", "1"}}),
+               3),
+           false, 1, true),
+      "HTTP/1.1 200 OK\r\nETag: 1\r\n"
+      "X-Request-Id: req-1\r\nDate: <date>\r\nContent-Length: 3\r\n\r\n");
+}
+
 TEST(ListedInConnectionTest, CommaSeparatedTrimmedCaseInsensitive) {
   EXPECT_TRUE(ListedInConnection("close", "close"));
   EXPECT_TRUE(ListedInConnection("keep-alive, X-Foo", "x-foo"));

@@ -284,7 +284,7 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
   client_minor_ = head.version_major == 1 ? head.version_minor : 1;
   keep_alive_after_ = head.keep_alive && !w_->draining();
   target_.assign(path.substr(0, sizeof(RequestRecord::path)));
-  std::string_view id = head.Find("x-request-id");
+  std::string_view id = head.Find(http::HeaderName::kXRequestId);
   if (IsValidRequestId(id)) {
     std::memcpy(request_id_, id.data(), id.size());
     request_id_len_ = id.size();
@@ -311,7 +311,7 @@ void DownstreamConn::StartExchange(const MessageHead& head) {
   pending_up_.clear();
   req_framing_ = AppendUpstreamRequestHead(head, info, &pending_up_);
   if (req_framing_ == Framing::kContentLength && head.content_length <= kBufferedBodyBytes &&
-      head.Find("expect").empty()) {
+      head.Find(http::HeaderName::kExpect).empty()) {
     Enter(State::kReadingBody);  // dispatched by OnMessageComplete
     return;
   }
