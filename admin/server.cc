@@ -7,6 +7,8 @@
 #include <charconv>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include "base/boundary.h"
@@ -43,6 +45,17 @@ struct Mailbox {
   uv_async_t* async = nullptr;
 };
 
+// One request's answer. A handler that answers before it returns (a scrape, a read) does
+// so on the main thread: the answer is kept in `now` and written by the caller at once.
+// Only a later answer, from another thread (a store commit), goes through the mailbox and
+// a wake-up of the loop, which costs a loop iteration and three system calls more.
+struct PendingAnswer {
+  std::atomic<bool> answered{false};
+  std::thread::id loop_thread;
+  bool in_handler = true;  // read and written on loop_thread only
+  std::optional<Response> now;
+};
+
 }  // namespace
 
 class AdminConn;
@@ -68,12 +81,17 @@ class ServerImpl {
   }
   // The answer for one request. Only its first call counts: a handler that answered and
   // then threw keeps its answer, and a late second answer cannot reach the connection's
-  // next request.
-  Responder MakeResponder(uint64_t conn_id) {
+  // next request. An answer given on the loop thread while the handler runs lands in
+  // `pending->now`.
+  Responder MakeResponder(uint64_t conn_id, std::shared_ptr<PendingAnswer> pending) {
     std::weak_ptr<Mailbox> weak = mailbox_;
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    return [weak, conn_id, answered](Response resp) {
-      if (answered->exchange(true)) return;
+    return [weak, conn_id, pending = std::move(pending)](Response resp) {
+      if (pending->answered.exchange(true)) return;
+      // The thread test comes first: another thread never reads in_handler.
+      if (std::this_thread::get_id() == pending->loop_thread && pending->in_handler) {
+        pending->now = std::move(resp);
+        return;
+      }
       auto box = weak.lock();
       if (!box) return;
       std::lock_guard<std::mutex> lock(box->mu);
@@ -155,8 +173,21 @@ class AdminConn final : public CodecHandler {
     }
   }
 
+  // An answer that came through the mailbox: written, then the connection goes on with
+  // what was pipelined behind the request and reads again.
   void Respond(Response resp) {
-    if (closed_ || !waiting_) return;
+    if (!WriteAnswer(std::move(resp))) return;
+    std::string rest;
+    rest.swap(stash_);
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
+    if (!rest.empty()) Feed(rest.data(), rest.size());
+  }
+
+  // Writes the answer to the request being waited for. True when the connection stays
+  // open for the next request; the codec then accepts input again and the idle timer
+  // runs anew.
+  bool WriteAnswer(Response resp) {
+    if (closed_ || !waiting_) return false;
     waiting_ = false;
     bool close = !keep_alive_ || close_after_ || s_->closing_;
     // Head and body go out as two buffers of one write: the body (a scrape can be
@@ -196,24 +227,48 @@ class AdminConn final : public CodecHandler {
     uv_buf_t bufs[2] = {
         uv_buf_init(out->head.data(), static_cast<unsigned>(out->head.size())),
         uv_buf_init(const_cast<char*>(body.data()), static_cast<unsigned>(body.size()))};
-    if (uv_write(&out->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, body.empty() ? 1 : 2,
-                 OnWrite) != 0) {
+    const unsigned nbufs = body.empty() ? 1 : 2;
+    // Tried at once first: an answer the socket takes whole (nearly all of them) needs no
+    // write request, whose completion would cost an epoll_ctl in libuv.
+    int sent = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, nbufs);
+    if (sent < 0 && sent != UV_EAGAIN) {
       delete out;
       Close();
-      return;
+      return false;
     }
-    ++writes_;
+    size_t skip = sent < 0 ? 0 : static_cast<size_t>(sent);
+    uv_buf_t* rest = bufs;
+    unsigned nrest = nbufs;
+    while (nrest > 0 && skip >= rest->len) {
+      skip -= rest->len;
+      ++rest;
+      --nrest;
+    }
     if (close) {
+      // Nothing more is read for this connection but the lingering close's drain.
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
       close_when_written_ = true;
-      return;
     }
-    // Next request: continue with what was pipelined behind this one.
+    if (nrest == 0) {
+      delete out;
+      if (close) {
+        if (writes_ == 0) Linger();
+        return false;
+      }
+    } else {
+      rest->base += skip;
+      rest->len -= skip;
+      if (uv_write(&out->req, reinterpret_cast<uv_stream_t*>(&tcp_), rest, nrest, OnWrite) != 0) {
+        delete out;
+        Close();
+        return false;
+      }
+      ++writes_;
+      if (close) return false;
+    }
     codec_.Resume();
-    std::string rest;
-    rest.swap(stash_);
-    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
     uv_timer_start(&timer_, OnTimer, 60000, 0);
-    if (!rest.empty()) Feed(rest.data(), rest.size());
+    return true;
   }
 
   // CodecHandler
@@ -299,9 +354,12 @@ class AdminConn final : public CodecHandler {
   }
 
   // Hands the request to the handler; an exception from it answers this request with a
-  // 500 (unless the handler answered before it threw).
-  void Dispatch() {
-    Responder respond = s_->MakeResponder(id_);
+  // 500 (unless the handler answered before it threw). Returns the answer when the
+  // handler gave it before returning; otherwise it comes later through Respond.
+  std::optional<Response> Dispatch() {
+    auto pending = std::make_shared<PendingAnswer>();
+    pending->loop_thread = std::this_thread::get_id();
+    Responder respond = s_->MakeResponder(id_, pending);
     base::Guard(
         base::Component::kAdmin, "admin handler", [&] { s_->handler_(req_, respond); },
         [&] {
@@ -310,19 +368,36 @@ class AdminConn final : public CodecHandler {
           r.body = base::JsonError("internal error");
           respond(std::move(r));
         });
+    pending->in_handler = false;
+    return std::move(pending->now);
   }
 
+  // Parses and answers the requests in `data`, pipelined ones one after another. A loop,
+  // not a recursion, so a read full of tiny pipelined requests answered at once does not
+  // nest a call per request.
   void Feed(const char* data, size_t len) {
-    complete_ = false;
-    HttpCodec::Result r = codec_.Execute(data, len);
-    if (closed_) return;
-    if (r.status == HttpCodec::Status::kPaused) {
-      stash_.assign(data + r.consumed, len - r.consumed);
-      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-      uv_timer_stop(&timer_);
-      waiting_ = true;
-      Dispatch();
-      return;
+    HttpCodec::Result r;
+    while (true) {
+      complete_ = false;
+      r = codec_.Execute(data, len);
+      if (closed_) return;
+      if (r.status == HttpCodec::Status::kPaused) {
+        waiting_ = true;
+        std::optional<Response> now = Dispatch();
+        if (closed_) return;
+        data += r.consumed;
+        len -= r.consumed;
+        if (now.has_value()) {
+          if (!WriteAnswer(std::move(*now))) return;
+          continue;
+        }
+        // The answer comes later: no more input until then.
+        stash_.assign(data, len);
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        uv_timer_stop(&timer_);
+        return;
+      }
+      break;
     }
     if (r.status == HttpCodec::Status::kOk) return;
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));

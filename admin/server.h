@@ -1,7 +1,9 @@
 // The admin HTTP server on the main loop: /metrics, /healthz, /ready, /api/v1/*, and
 // the status page. Small and strict: one request at a time per connection, bounded head
 // and body, keep-alive. Handlers may answer later (after a store commit) and from any
-// thread through the Responder, which marshals the answer back onto the main loop.
+// thread through the Responder, which marshals the answer back onto the main loop. An
+// answer given before the handler returns (a scrape, a read) is written at once, in the
+// same loop iteration.
 #pragma once
 
 #include <functional>

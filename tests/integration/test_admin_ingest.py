@@ -20,7 +20,7 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import harness  # noqa: E402
-from harness import prom  # noqa: E402
+from harness import prom, rawhttp  # noqa: E402
 
 EXPERIMENTS = "/api/v1/experiments"
 PATTERNS = "/api/v1/patterns"
@@ -564,6 +564,40 @@ class EmptyAndLimitsTest(IngestCase):
                          {frozenset({("requirement", "pattern_quality")}): 0.0})
         self.assertEqual(s[("pokemon_speedrun_sla_compliance", frozenset())], 0.0)
         self.assertEqual(prom.select(s, "pokemon_speedrun_experiment_success_rate"), {})
+
+    def test_pipelined_requests_answered_in_order_each_once(self):
+        """Answers given at once (reads, scrapes) and one given later by the store writer
+        thread (a POST), pipelined in one write: each is answered once, in order, and the
+        request after "Connection: close" is never read."""
+        sm, admin = self.start()
+        post = json.dumps(experiment(1)).encode()
+        c = self.raw(sm.admin_port)
+        c.send(rawhttp.build_request("GET", "/healthz", [], b"", host="x") +
+               rawhttp.build_request("POST", EXPERIMENTS, [("Content-Type", JSON)], post,
+                                     host="x") +
+               rawhttp.build_request("GET", "/metrics", [], b"", host="x") +
+               rawhttp.build_request("GET", EXPERIMENTS + "?limit=5", [("Connection", "close")],
+                                     b"", host="x") +
+               rawhttp.build_request("POST", EXPERIMENTS, [("Content-Type", JSON)],
+                                     json.dumps(experiment(2)).encode(), host="x"))
+        answers = [c.read_response("GET"), c.read_response("POST"), c.read_response("GET"),
+                   c.read_response("GET")]
+        self.assertEqual([a.status for a in answers], [200, 201, 200, 200])
+        self.assertEqual(json.loads(answers[0].body), {"status": "ok"})
+        self.assertEqual(json.loads(answers[1].body),
+                         {"experiment_id": "e-001", "status": "created"})
+        scraped = prom.parse(answers[2].body.decode())
+        self.assertEqual(scraped[("pokemon_speedrun_experiments_total",
+                                  frozenset({("status", "success"), ("strategy", "genetic")}))],
+                         1.0)
+        listed = json.loads(answers[3].body)
+        self.assertEqual([e["experiment_id"] for e in listed["experiments"]], ["e-001"])
+        self.assertEqual(answers[3].header("connection"), "close")
+        self.assertClosed(c)
+        # The POST after the close was not dispatched; e-001 was stored once.
+        self.assertEqual(self.speedrun(sm)[("pokemon_speedrun_experiments_total", frozenset(
+            {("status", "success"), ("strategy", "genetic")}))], 1.0)
+        self.assertEqual(admin.get_json(EXPERIMENTS)["total"], 1)
 
     def test_body_limit_boundary_and_strategy_folding(self):
         sm, admin = self.start(admin={"max_body_bytes": 4096},
