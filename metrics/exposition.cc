@@ -193,6 +193,27 @@ char* WriteNumber(double v, char* p) {
   return std::to_chars(p, end, v, fmt).ptr;
 }
 
+char* WriteSeconds(uint64_t ns, char* p) {
+  constexpr uint64_t kNanos = 1'000'000'000;
+  if (ns < 1000 || ns >= 1'000'000'000'000'000) {
+    return WriteNumber(static_cast<double>(ns) / 1e9, p);  // 0, below 1 µs, or too long
+  }
+  p = std::to_chars(p, p + kMaxNumberChars, ns / kNanos).ptr;
+  uint64_t frac = ns % kNanos;
+  if (frac == 0) return p;
+  int digits = 9;
+  while (frac % 10 == 0) {
+    frac /= 10;
+    --digits;
+  }
+  *p++ = '.';
+  for (int i = digits - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  return p + digits;
+}
+
 void AppendEscaped(std::string_view s, bool quotes, TextBuffer* out) {
   // One pass over the bytes: runs that need nothing go out whole, and UTF-8 is checked only
   // from the first byte above ASCII (help text and nearly every label value have none).

@@ -131,6 +131,34 @@ TEST(ExpositionTest, EscapedAsDefined) {
   }
 }
 
+TEST(ExpositionTest, WriteSecondsIsWriteNumberOfTheDoubleWithoutIt) {
+  auto both = [](uint64_t ns) {
+    char a[kMaxNumberChars];
+    char b[kMaxNumberChars];
+    std::string fast(a, WriteSeconds(ns, a));
+    std::string slow(b, WriteNumber(static_cast<double>(ns) / 1e9, b));
+    EXPECT_EQ(fast, slow) << ns;
+    return fast;
+  };
+  EXPECT_EQ(both(0), "0");
+  EXPECT_EQ(both(999), "9.99e-07");  // below 1 µs: WriteNumber's general notation
+  EXPECT_EQ(both(1000), "0.000001");
+  EXPECT_EQ(both(1'500'000), "0.0015");
+  EXPECT_EQ(both(2'000'000'000), "2");
+  EXPECT_EQ(both(12'345'678'901), "12.345678901");
+  EXPECT_EQ(both(100'000'000'000'010), "100000.00000001");
+  EXPECT_EQ(both(999'999'999'999'999), "999999.999999999");
+  EXPECT_EQ(both(1'000'000'000'000'001), "1000000.000000001");  // past 15 digits: the double
+  // Every length of fraction and integer part, and a spread of arbitrary values.
+  uint64_t x = 88172645463325252u;
+  for (int i = 0; i < 200000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    both(x % (uint64_t{1} << (i % 51)));
+  }
+}
+
 TEST(ExpositionTest, Negotiation) {
   EXPECT_EQ(NegotiateFormat(""), Format::kText004);
   EXPECT_EQ(NegotiateFormat("text/plain;version=0.0.4"), Format::kText004);

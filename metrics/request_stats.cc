@@ -537,7 +537,7 @@ void RequestStatsCollector::AppendText(Format format, TextBuffer* out) const {
       // The count is the +Inf bucket, so _count and _bucket{le="+Inf"} always agree.
       p = Put(p, sum_name);
       p = Put(p, labels);
-      p = WriteNumber(static_cast<double>(s.sum_ns) * 1e-9, p);
+      p = WriteSeconds(s.sum_ns, p);
       *p++ = '\n';
       p = Put(p, count_name);
       p = Put(p, labels);
@@ -678,7 +678,7 @@ std::vector<prometheus::MetricFamily> RequestStatsCollector::Collect() const {
       }
       // The count is the +Inf bucket, so _count and _bucket{le="+Inf"} always agree.
       h.histogram.sample_count = cumulative;
-      h.histogram.sample_sum = static_cast<double>(s.sum_ns) * 1e-9;
+      h.histogram.sample_sum = static_cast<double>(s.sum_ns) / 1e9;  // as WriteSeconds
       duration.metric.push_back(std::move(h));
       ClientMetric b1;
       b1.label = {L("route", layout_.routes[r]), L("upstream", up)};

@@ -69,6 +69,12 @@ inline char* WriteCount(uint64_t n, char* p) {
   return WriteNumber(static_cast<double>(n), p);
 }
 
+// The same bytes as WriteNumber(static_cast<double>(ns) / 1e9, p), a duration in
+// nanoseconds as seconds, without formatting a double where it need not: from 1 µs to
+// 10^15 ns the exact decimal has at most 15 significant digits, so it is the shortest text
+// that reads back as that double (DBL_DIG). A scrape writes one per histogram.
+char* WriteSeconds(uint64_t ns, char* p);
+
 // Appends a label value (or, with quotes = false, help text in text 0.0.4) escaped: \\,
 // \n and, with quotes, \". Bytes that are not valid UTF-8 (a strategy name, a disk path)
 // become U+FFFD, as base::ValidUtf8 repairs them.
