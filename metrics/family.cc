@@ -19,8 +19,8 @@ char* Put(char* p, std::string_view s) {
   return p + s.size();
 }
 
-// Room for a sample line but its name, suffix and labels: braces, the le label, the value.
-constexpr size_t kSampleExtra = 2 * kMaxNumberChars + 16;
+// Room for a sample line but its name, suffix and labels: braces, space, value, newline.
+constexpr size_t kSampleExtra = kMaxNumberChars + 8;
 
 // name suffix{labels} value\n, braces only around labels that are there.
 template <typename Value>
@@ -44,16 +44,22 @@ void AppendSample(std::string_view name, std::string_view suffix, std::string_vi
   out->Commit(p);
 }
 
-// name_bucket{labels,le="bound"} count\n
-void AppendBucket(std::string_view name, std::string_view labels, double bound, uint64_t count,
-                  TextBuffer* out) {
-  char* p = out->Reserve(name.size() + labels.size() + kSampleExtra);
-  p = Put(p, name);
-  p = Put(p, "_bucket{");
-  p = Put(p, labels);
-  p = Put(p, labels.empty() ? "le=\"" : ",le=\"");
-  p = WriteNumber(bound, p);
-  p = Put(p, "\"} ");
+// name_bucket{labels,le="bound"} without the count.
+std::string BucketLine(std::string_view name, std::string_view labels, double bound) {
+  TextBuffer line;
+  line.Append(name);
+  line.Append("_bucket{");
+  line.Append(labels);
+  line.Append(labels.empty() ? "le=\"" : ",le=\"");
+  line.Commit(WriteNumber(bound, line.Reserve(kMaxNumberChars)));
+  line.Append("\"} ");
+  return std::string(line.view());
+}
+
+// `line` (BucketLine) count\n
+void AppendBucket(std::string_view line, uint64_t count, TextBuffer* out) {
+  char* p = out->Reserve(line.size() + kMaxNumberChars + 1);
+  p = Put(p, line);
   p = WriteCount(count, p);
   *p++ = '\n';
   out->Commit(p);
@@ -105,7 +111,14 @@ T& Family<T>::Insert(const prometheus::Labels& labels, T& metric) {
     AppendEscaped(value, true, &text);
     text.Append('"');
   }
-  series_.emplace(labels, Series{std::string(text.view()), &metric});
+  Series series{std::string(text.view()), &metric, {}};
+  if constexpr (std::is_same_v<T, prometheus::Histogram>) {
+    for (const auto& b : metric.Collect().histogram.bucket) {
+      // A histogram's samples are named alike in both formats.
+      series.buckets.push_back(BucketLine(sample_name_[0], series.labels, b.upper_bound));
+    }
+  }
+  series_.emplace(labels, std::move(series));
   return metric;
 }
 
@@ -132,8 +145,9 @@ void Family<T>::AppendText(Format format, TextBuffer* out) const {
   for (const auto& [labels, series] : series_) {
     if constexpr (std::is_same_v<T, prometheus::Histogram>) {
       const prometheus::ClientMetric m = series.metric->Collect();
-      for (const auto& b : m.histogram.bucket) {
-        AppendBucket(name, series.labels, b.upper_bound, b.cumulative_count, out);
+      const auto& buckets = m.histogram.bucket;  // as many as series.buckets: fixed at Add
+      for (size_t i = 0; i < buckets.size() && i < series.buckets.size(); ++i) {
+        AppendBucket(series.buckets[i], buckets[i].cumulative_count, out);
       }
       AppendSample(name, "_sum", series.labels, m.histogram.sample_sum, out);
       AppendSample(name, "_count", series.labels, m.histogram.sample_count, out);

@@ -64,6 +64,9 @@ class Family {
   struct Series {
     std::string labels;  // a="b",c="d": escaped, without the braces
     T* metric;
+    // A histogram's bucket lines up to their counts, name_bucket{labels,le="bound"} (its
+    // bounds never change, and writing them is most of what writing a histogram costs).
+    std::vector<std::string> buckets;
   };
 
   T* Find(const prometheus::Labels& labels) const;
