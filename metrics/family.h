@@ -2,11 +2,13 @@
 // before, that a scrape writes straight as text instead of through Registry::Collect.
 //
 // Why: a scrape through Collect built one prometheus::ClientMetric with its own copy of
-// every label string per series, then Serialize wrote them out again; for the few dozen
-// series of the main registry and speedrun's this was about 190k of the ~490k
-// instructions of an idle scrape, a third of it in malloc and free. A Family here renders
-// each series' labels once, when the series is added, and FamilySet::AppendText writes
-// the same bytes as Serialize(registry.Collect()) from the metrics' current values.
+// every label string per series, then Serialize wrote them out again. For the few dozen
+// series of the main registry and speedrun's that was about 190k of the ~480k
+// instructions of an idle scrape of the default config, malloc and free being a third of
+// it. A Family renders each series' labels (and a histogram's bucket bounds) once, when
+// the series is added, and FamilySet::AppendText writes the same bytes as
+// Serialize(registry.Collect()) from the metrics' current values: about 30k for the same
+// families (docs/BENCHMARKS.md, "Registry families straight to text").
 //
 // The registry stays the one readers such as the alert engine collect from: every
 // family and series is on it as prometheus-cpp's BuildX().Register() and Family::Add
@@ -15,7 +17,9 @@
 // scrape will not see them either.
 //
 // Threads: any. Each Family and the FamilySet have a mutex; the metrics' values are read
-// as prometheus-cpp's Collect reads them (atomics; a histogram under its own lock).
+// as prometheus-cpp's Collect reads them (atomics; a histogram under its own lock). A
+// Family's mutex is held around prometheus-cpp's Family::Add and Remove, never the other
+// way round.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -100,8 +104,6 @@ class FamilySet {
   // Appends every family with series in Registry::Collect's order (counters, gauges,
   // histograms, each in registration order), without OpenMetrics' "# EOF".
   void AppendText(Format format, TextBuffer* out) const;
-
-  prometheus::Registry& registry() const { return registry_; }
 
  private:
   template <typename T>
