@@ -156,7 +156,7 @@ void Api::Handle(const Request& req, Responder respond) const {
       Response r;
       r.content_type = metrics::ContentType(format);
       metrics::ScrapeBody body =
-          metrics::WriteScrape(*p_.data_plane->request_stats(), p_.collect(), format,
+          metrics::WriteScrape(*p_.data_plane->request_stats(), p_.append_metrics, format,
                                metrics::AcceptsGzip(req.Header("accept-encoding")));
       if (body.text != nullptr) {
         r.owned_body = body.text->view();

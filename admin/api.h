@@ -10,14 +10,12 @@
 // writer thread through the Responder.
 #pragma once
 
-#include <prometheus/metric_family.h>
-
 #include <functional>
-#include <vector>
 
 #include "admin/server.h"
 #include "base/status.h"
 #include "config/config.h"
+#include "metrics/text_format.h"
 
 namespace speedmon::alerting {
 class Service;
@@ -47,9 +45,9 @@ struct ApiParts {
   alerting::Service* alerts = nullptr;
   EventLog* events = nullptr;
   const metrics::TimeseriesRing* timeseries = nullptr;  // the status page's charts
-  // Every family /metrics shows after the data plane's request statistics, in one
-  // consistent cut per component.
-  std::function<std::vector<prometheus::MetricFamily>()> collect;
+  // Appends every family /metrics shows after the data plane's request statistics, in
+  // one consistent cut per component, without OpenMetrics' "# EOF" (metrics::WriteScrape).
+  std::function<void(metrics::Format, metrics::TextBuffer*)> append_metrics;
   // False once the daemon drains (then /ready answers 503).
   std::function<bool()> serving;
 };

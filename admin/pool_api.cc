@@ -222,12 +222,10 @@ base::StatusOr<ProcessWatch> ParseProcessWatch(std::string_view body) {
   return w;
 }
 
-EventLog::EventLog(prometheus::Registry& registry, std::function<void(const PoolEvent&)> apply)
-    : events_(prometheus::BuildCounter()
-                  .Name("pokemon_speedrun_pool_events_total")
-                  .Help("Events the emulator pool manager reported (failure, restart, "
-                        "replacement).")
-                  .Register(registry)),
+EventLog::EventLog(metrics::FamilySet& families, std::function<void(const PoolEvent&)> apply)
+    : events_(families.AddCounter(
+          "pokemon_speedrun_pool_events_total",
+          "Events the emulator pool manager reported (failure, restart, replacement).")),
       apply_(std::move(apply)) {
   for (auto kind :
        {PoolEvent::Kind::kFailure, PoolEvent::Kind::kRestart, PoolEvent::Kind::kReplacement}) {

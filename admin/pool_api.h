@@ -7,8 +7,6 @@
 #pragma once
 
 #include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/registry.h>
 
 #include <cstdint>
 #include <deque>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "metrics/family.h"
 #include "speedrun/body.h"
 #include "sysprobe/process_watcher.h"
 
@@ -78,7 +77,7 @@ base::StatusOr<ProcessWatch> ParseProcessWatch(std::string_view body);
 class EventLog {
  public:
   static constexpr size_t kRememberedIds = 100000;
-  EventLog(prometheus::Registry& registry, std::function<void(const PoolEvent&)> apply);
+  EventLog(metrics::FamilySet& families, std::function<void(const PoolEvent&)> apply);
   struct Result {
     uint64_t accepted = 0;
     uint64_t duplicates = 0;
@@ -86,7 +85,7 @@ class EventLog {
   Result Record(const std::vector<PoolEvent>& events);
 
  private:
-  prometheus::Family<prometheus::Counter>& events_;
+  metrics::Family<prometheus::Counter>& events_;
   std::function<void(const PoolEvent&)> apply_;
   std::unordered_set<std::string> seen_;
   std::deque<std::string> order_;  // oldest first, for forgetting

@@ -105,8 +105,9 @@ TEST(ParseProcessWatchTest, SelectorsAndErrors) {
 
 TEST(EventLogTest, CountsAppliesAndRecognisesRepeats) {
   prometheus::Registry registry;
+  metrics::FamilySet families(registry);
   std::vector<std::string> applied;
-  EventLog log(registry, [&](const PoolEvent& e) {
+  EventLog log(families, [&](const PoolEvent& e) {
     applied.push_back(std::string(PoolEventKindName(e.kind)) + ":" + e.failure_type);
   });
   base::StatusOr<DecodedEvents> r =

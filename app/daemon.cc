@@ -3,6 +3,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/metric_type.h>
 #include <prometheus/registry.h>
 #include <uv.h>
 
@@ -19,6 +20,8 @@
 #include "base/boundary.h"
 #include "base/build_info.h"
 #include "base/log.h"
+#include "metrics/exposition.h"
+#include "metrics/family.h"
 #include "metrics/system_collector.h"
 #include "proxy/data_plane.h"
 #include "speedrun/service.h"
@@ -45,17 +48,20 @@ class DaemonImpl {
   void OnHealthChange();
   // (Re)starts eval_timer_ at config_.alerting.evaluation_interval.
   void StartEvaluationTimer();
-  // Every family /metrics shows but the request statistics' (metrics::WriteScrape writes
-  // those from the shards itself, ahead of these).
-  std::vector<prometheus::MetricFamily> CollectAll() const;
+  // Appends every family /metrics shows but the request statistics' (metrics::WriteScrape
+  // writes those from the shards itself, ahead of these, and OpenMetrics' "# EOF" after).
+  void AppendMetrics(metrics::Format format, metrics::TextBuffer* out) const;
 
   // The running config. The parts SIGHUP may change ([log], [alerting], [sla], the admin
   // token) are only read on the main thread; every component keeps its own copy of what
   // it was built from, so a reload never writes under another thread.
   config::Config config_;
   uv_loop_t loop_;
-  std::shared_ptr<prometheus::Registry> registry_;  // main-thread metrics (health, reloads)
-  prometheus::Family<prometheus::Counter>* reloads_ = nullptr;  // {result}
+  // Main-thread metrics (health, reloads), read by the alert engine through the registry
+  // and written into a scrape through the set.
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  metrics::FamilySet families_{*registry_};
+  metrics::Family<prometheus::Counter>* reloads_ = nullptr;  // {result}
   std::shared_ptr<metrics::SystemCollector> system_;
   std::unique_ptr<speedrun::Service> speedrun_;
   std::unique_ptr<alerting::Service> alerts_;
@@ -79,17 +85,12 @@ DaemonImpl::DaemonImpl(config::Config cfg) : config_(std::move(cfg)) {
     config_.proxy.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   uv_loop_init(&loop_);
-  registry_ = std::make_shared<prometheus::Registry>();
-  reloads_ = &prometheus::BuildCounter()
-                  .Name("pokemon_speedrun_config_reloads_total")
-                  .Help("SIGHUP config reloads by result (success, failure).")
-                  .Register(*registry_);
+  reloads_ = &families_.AddCounter("pokemon_speedrun_config_reloads_total",
+                                   "SIGHUP config reloads by result (success, failure).");
   reloads_->Add({{"result", "success"}});
   reloads_->Add({{"result", "failure"}});
-  prometheus::BuildGauge()
-      .Name("pokemon_speedrun_build_info")
-      .Help("Always 1; the labels say which speedmon this is.")
-      .Register(*registry_)
+  families_
+      .AddGauge("pokemon_speedrun_build_info", "Always 1; the labels say which speedmon this is.")
       .Add({{"version", std::string(base::Version())}, {"revision", std::string(base::Revision())}})
       .Set(1);
 }
@@ -179,13 +180,13 @@ base::Status DaemonImpl::StartComponents() {
   base::Status listening = admin_->Listen();
   if (!listening.ok()) return listening;
   base::StatusOr<std::unique_ptr<proxy::DataPlane>> dp =
-      proxy::DataPlane::Create(config_, &loop_, *registry_, [this] {
+      proxy::DataPlane::Create(config_, &loop_, families_, [this] {
         base::Guard(base::Component::kHealth, "health change", [&] { OnHealthChange(); });
       });
   if (!dp.ok()) return dp.status();
   data_plane_ = std::move(dp).value();
 
-  events_ = std::make_unique<admin::EventLog>(*registry_, [this](const admin::PoolEvent& e) {
+  events_ = std::make_unique<admin::EventLog>(families_, [this](const admin::PoolEvent& e) {
     proxy::HealthChecker& health = data_plane_->health();
     if (e.kind == admin::PoolEvent::Kind::kFailure) health.RecordReportedFailure(e.failure_type);
     if (e.startup_seconds) health.ObserveStartup(*e.startup_seconds);
@@ -201,7 +202,9 @@ base::Status DaemonImpl::StartComponents() {
   parts.speedrun = speedrun_.get();
   parts.alerts = alerts_.get();
   parts.timeseries = &timeseries_->ring();
-  parts.collect = [this] { return CollectAll(); };
+  parts.append_metrics = [this](metrics::Format format, metrics::TextBuffer* out) {
+    AppendMetrics(format, out);
+  };
   parts.serving = [this] { return !draining_; };
   api_ = std::make_unique<admin::Api>(std::move(parts));
 
@@ -429,34 +432,32 @@ void DaemonImpl::Reload() {
                 "restart");
 }
 
-std::vector<prometheus::MetricFamily> DaemonImpl::CollectAll() const {
-  std::vector<prometheus::MetricFamily> parts[] = {
-      system_->Collect(), alerts_->collectable()->Collect(), speedrun_->CollectMetrics(),
-      registry_->Collect()};
-  // Sized once (the internal errors last), so no family is moved twice.
-  size_t families = 1;
-  for (const auto& part : parts) families += part.size();
-  std::vector<prometheus::MetricFamily> all;
-  all.reserve(families);
-  for (auto& part : parts) {
-    all.insert(all.end(), std::make_move_iterator(part.begin()),
-               std::make_move_iterator(part.end()));
-  }
-  prometheus::MetricFamily errors{
-      "pokemon_speedrun_internal_errors_total",
+void DaemonImpl::AppendMetrics(metrics::Format format, metrics::TextBuffer* out) const {
+  // Custom collectables as prometheus::MetricFamily; the registries' families (speedrun's,
+  // then the main thread's) straight as text: see metrics/family.h.
+  metrics::AppendFamilies(system_->Collect(), format, out);
+  metrics::AppendFamilies(alerts_->collectable()->Collect(), format, out);
+  speedrun_->AppendMetricsText(format, out);
+  families_.AppendText(format, out);
+  // A counter per component, written as AppendFamilies would a MetricFamily of them (the
+  // name ends in _total, so the samples are named alike in both formats).
+  constexpr std::string_view kErrors = "pokemon_speedrun_internal_errors_total";
+  metrics::AppendFamilyHeader(
+      kErrors,
       "Exceptions caught at a boundary (callback or thread top frame), by component; each "
       "answered one request, closed one connection or dropped one batch.",
-      prometheus::MetricType::Counter,
-      {}};
+      prometheus::MetricType::Counter, format, out);
   for (int c = 0; c < base::kComponentCount; ++c) {
     auto component = static_cast<base::Component>(c);
-    prometheus::ClientMetric m;
-    m.label = {{"component", std::string(base::ComponentName(component))}};
-    m.counter.value = static_cast<double>(base::ExceptionCount(component));
-    errors.metric.push_back(std::move(m));
+    out->Append(kErrors);
+    out->Append("{component=\"");
+    metrics::AppendEscaped(base::ComponentName(component), true, out);
+    out->Append("\"} ");
+    char* p = out->Reserve(metrics::kMaxNumberChars + 1);
+    p = metrics::WriteCount(base::ExceptionCount(component), p);
+    *p++ = '\n';
+    out->Commit(p);
   }
-  all.push_back(std::move(errors));
-  return all;
 }
 
 Daemon::Daemon(config::Config config) : impl_(std::make_unique<DaemonImpl>(std::move(config))) {}

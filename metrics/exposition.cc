@@ -295,7 +295,7 @@ const char* ContentType(Format format) {
 
 bool AcceptsGzip(std::string_view accept_encoding) { return ListsToken(accept_encoding, "gzip"); }
 
-void Serialize(const std::vector<MetricFamily>& families, Format format, TextBuffer* out) {
+void AppendFamilies(const std::vector<MetricFamily>& families, Format format, TextBuffer* out) {
   const bool om = format == Format::kOpenMetrics;
   for (const MetricFamily& f : families) {
     if (f.metric.empty()) continue;
@@ -338,7 +338,11 @@ void Serialize(const std::vector<MetricFamily>& families, Format format, TextBuf
       }
     }
   }
-  if (om) out->Append("# EOF\n");
+}
+
+void Serialize(const std::vector<MetricFamily>& families, Format format, TextBuffer* out) {
+  AppendFamilies(families, format, out);
+  if (format == Format::kOpenMetrics) out->Append("# EOF\n");
 }
 
 bool Gzip(std::string_view in, std::string* out) {

@@ -26,6 +26,9 @@ const char* ContentType(Format format);
 // label values and help text are escaped; OpenMetrics output ends with "# EOF".
 void Serialize(const std::vector<prometheus::MetricFamily>& families, Format format,
                TextBuffer* out);
+// Serialize without the "# EOF", for a scrape that writes more families after these.
+void AppendFamilies(const std::vector<prometheus::MetricFamily>& families, Format format,
+                    TextBuffer* out);
 
 // True when an Accept-Encoding header value allows gzip (q > 0).
 bool AcceptsGzip(std::string_view accept_encoding);

@@ -223,7 +223,7 @@ class RequestStatsCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
   // Appends the request families in `format`: the same bytes as
   // Serialize(Collect(), format, ...) over the same counts, without the families and
-  // without OpenMetrics' "# EOF" (the scrape's last family writes it).
+  // without OpenMetrics' "# EOF" (WriteScrape writes it).
   void AppendText(Format format, TextBuffer* out) const;
   std::vector<RouteSummary> Summaries() const;
   // One per layout().upstreams, in that order; each (upstream, route) slot read

@@ -3,8 +3,7 @@
 
 namespace speedmon::metrics {
 
-ScrapeBody WriteScrape(const RequestStatsCollector& stats,
-                       const std::vector<prometheus::MetricFamily>& rest, Format format,
+ScrapeBody WriteScrape(const RequestStatsCollector& stats, const AppendText& rest, Format format,
                        bool gzip) {
   // Kept between scrapes (capacity included); see scrape.h.
   thread_local std::shared_ptr<TextBuffer> text;
@@ -17,7 +16,8 @@ ScrapeBody WriteScrape(const RequestStatsCollector& stats,
   }
   text->clear();
   stats.AppendText(format, text.get());
-  Serialize(rest, format, text.get());
+  if (rest) rest(format, text.get());
+  if (format == Format::kOpenMetrics) text->Append("# EOF\n");
   ScrapeBody body;
   if (gzip && Gzip(text->view(), &body.gzip)) return body;
   body.gzip.clear();

@@ -8,7 +8,8 @@
 // by doubling into a fresh string on each scrape. See request_stats.h for what AppendText
 // keeps instead, and docs/BENCHMARKS.md ("Scrape path micro-benchmarks") for the figures.
 // The other families (system, process, speedrun, alerting, health checks, internal errors)
-// are a few dozen series and stay on prometheus-cpp's collectables.
+// are a few dozen series; the caller appends them (`rest`), those on prometheus-cpp
+// registries through FamilySet (family.h) and custom collectables through AppendFamilies.
 //
 // Every family goes straight into one text buffer, and that buffer is the body the admin
 // server sends (ScrapeBody::text): nothing is copied after it is written.
@@ -19,11 +20,9 @@
 // scrape of the largest size has been written, the next allocates nothing for its text.
 #pragma once
 
-#include <prometheus/metric_family.h>
-
+#include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "metrics/exposition.h"
 #include "metrics/request_stats.h"
@@ -38,11 +37,15 @@ struct ScrapeBody {
   std::string gzip;
 };
 
-// The exposition, in `format`, of `stats`'s families followed by `rest` (in order;
-// families without samples skipped; OpenMetrics' "# EOF" last): the same bytes as
-// Serialize over stats.Collect() and `rest`. With `gzip` it is gzip-compressed, unless
-// zlib fails, when the plain text is returned.
-ScrapeBody WriteScrape(const RequestStatsCollector& stats,
-                       const std::vector<prometheus::MetricFamily>& rest, Format format, bool gzip);
+// Appends, in a format, the families a scrape shows after the request statistics', without
+// OpenMetrics' "# EOF".
+using AppendText = std::function<void(Format, TextBuffer*)>;
+
+// The exposition, in `format`, of `stats`'s families followed by what `rest` appends
+// (when it is set) and, in OpenMetrics, "# EOF": with `rest` appending families through
+// AppendFamilies, the same bytes as Serialize over stats.Collect() and those families.
+// With `gzip` it is gzip-compressed, unless zlib fails, when the plain text is returned.
+ScrapeBody WriteScrape(const RequestStatsCollector& stats, const AppendText& rest, Format format,
+                       bool gzip);
 
 }  // namespace speedmon::metrics

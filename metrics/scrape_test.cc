@@ -197,6 +197,13 @@ std::vector<MetricFamily> Rest() {
   return {g, empty, c};
 }
 
+// `rest` as a scrape appends it after the request families.
+AppendText RestText(std::vector<MetricFamily> rest = Rest()) {
+  return [rest = std::move(rest)](Format format, TextBuffer* out) {
+    AppendFamilies(rest, format, out);
+  };
+}
+
 // The path GET /metrics took before scrape.h: every family as MetricFamily, then text.
 std::string OldPath(const RequestStatsCollector& stats, const std::vector<MetricFamily>& rest,
                     Format format) {
@@ -223,7 +230,7 @@ struct Fixture {
 
 // The plain body of one scrape, as the admin server sends it.
 std::string Scrape(const Fixture& f, const std::vector<MetricFamily>& rest, Format format) {
-  ScrapeBody body = WriteScrape(*f.collector, rest, format, false);
+  ScrapeBody body = WriteScrape(*f.collector, RestText(rest), format, false);
   EXPECT_EQ(body.gzip, "");
   return body.text != nullptr ? std::string(body.text->view()) : "";
 }
@@ -340,21 +347,21 @@ TEST(ScrapeTest, GzipRoundTripsToThePlainText) {
   Fixture f(Layout({"emu-1", "emu-2"}, {"action"}));
   Populate(f.layout, &f.stats);
   std::string plain = Scrape(f, Rest(), Format::kText004);
-  ScrapeBody gz = WriteScrape(*f.collector, Rest(), Format::kText004, true);
+  ScrapeBody gz = WriteScrape(*f.collector, RestText(), Format::kText004, true);
   EXPECT_EQ(gz.text, nullptr);
   EXPECT_EQ(Gunzip(gz.gzip), plain);
-  gz = WriteScrape(*f.collector, Rest(), Format::kText004, true);  // stream reset
+  gz = WriteScrape(*f.collector, RestText(), Format::kText004, true);  // stream reset
   EXPECT_EQ(Gunzip(gz.gzip), plain);
 }
 
 TEST(ScrapeTest, BodyStillBeingSentIsNotWrittenOver) {
   Fixture f(Layout({"emu-1", "emu-2"}, {"action"}));
   Populate(f.layout, &f.stats);
-  ScrapeBody held = WriteScrape(*f.collector, Rest(), Format::kText004, false);
+  ScrapeBody held = WriteScrape(*f.collector, RestText(), Format::kText004, false);
   ASSERT_NE(held.text, nullptr);
   const std::string text(held.text->view());
   f.stats[0]->RecordRequest(0, 0, Method::kGet, 200, 5, 3, 7);
-  ScrapeBody next = WriteScrape(*f.collector, Rest(), Format::kOpenMetrics, false);
+  ScrapeBody next = WriteScrape(*f.collector, RestText(), Format::kOpenMetrics, false);
   ASSERT_NE(next.text, nullptr);
   EXPECT_NE(next.text, held.text);
   EXPECT_EQ(held.text->view(), text);
@@ -362,7 +369,7 @@ TEST(ScrapeTest, BodyStillBeingSentIsNotWrittenOver) {
   const TextBuffer* latest = next.text.get();
   held = {};
   next = {};
-  EXPECT_EQ(WriteScrape(*f.collector, Rest(), Format::kText004, false).text.get(), latest);
+  EXPECT_EQ(WriteScrape(*f.collector, RestText(), Format::kText004, false).text.get(), latest);
 }
 
 TEST(ScrapeTest, NoTrafficAndNoUpstreams) {

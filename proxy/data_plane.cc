@@ -87,10 +87,10 @@ class ForwardingCollectable final : public prometheus::Collectable {
 };
 }  // namespace
 
-DataPlane::DataPlane(uv_loop_s* loop, prometheus::Registry& registry,
+DataPlane::DataPlane(uv_loop_s* loop, metrics::FamilySet& families,
                      std::function<void()> on_health_change, std::shared_ptr<Resolver> resolver)
     : loop_(loop),
-      registry_(registry),
+      families_(families),
       on_health_change_(std::move(on_health_change)),
       resolver_(resolver ? std::move(resolver) : SystemResolver()) {}
 
@@ -104,7 +104,7 @@ std::unique_ptr<Generation> DataPlane::Build(const config::Config& config,
   g->layout = std::make_shared<const metrics::StatsLayout>(g->topology->layout());
   g->fds = fds;
   Generation* raw = g.get();
-  g->resolver = std::make_unique<EndpointResolver>(loop_, g->config.upstreams, resolver_, registry_,
+  g->resolver = std::make_unique<EndpointResolver>(loop_, g->config.upstreams, resolver_, families_,
                                                    [raw](AddressTablePtr table) {
                                                      for (auto& w : raw->workers)
                                                        w->SetAddresses(table);
@@ -131,20 +131,20 @@ std::unique_ptr<Generation> DataPlane::Build(const config::Config& config,
                                                   g->recent[i].get(), std::move(mine)));
   }
   g->health = std::make_unique<HealthChecker>(loop_, g->topology.get(), g->resolver.get(),
-                                              registry_, on_health_change_);
+                                              families_, on_health_change_);
   if (previous != nullptr) g->health->CarryOver(*previous->health);
   return g;
 }
 
 base::StatusOr<std::unique_ptr<DataPlane>> DataPlane::Create(const config::Config& config,
                                                              uv_loop_s* loop,
-                                                             prometheus::Registry& registry,
+                                                             metrics::FamilySet& families,
                                                              std::function<void()> on_health_change,
                                                              std::shared_ptr<Resolver> resolver) {
   base::StatusOr<std::unique_ptr<Topology>> topology = Topology::Build(config);
   if (!topology.ok()) return topology.status();
   std::unique_ptr<DataPlane> dp(
-      new DataPlane(loop, registry, std::move(on_health_change), std::move(resolver)));
+      new DataPlane(loop, families, std::move(on_health_change), std::move(resolver)));
   dp->workers_ = std::max(1, config.proxy.workers);
   // Every listener is bound n times: fds[listener][worker].
   std::vector<std::vector<int>> fds(config.listeners.size());

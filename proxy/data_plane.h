@@ -21,7 +21,6 @@
 #pragma once
 
 #include <prometheus/collectable.h>
-#include <prometheus/registry.h>
 
 #include <functional>
 #include <memory>
@@ -30,6 +29,7 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "metrics/family.h"
 #include "metrics/request_stats.h"
 #include "proxy/health_checker.h"
 #include "proxy/recent_requests.h"
@@ -48,13 +48,13 @@ class DataPlane {
   // Resolves every endpoint (blocking, once: see EndpointResolver::ResolveAll) and binds
   // every listener once per worker (SO_REUSEPORT). `loop` is the main loop (health
   // checks, name refreshes, retiring generations); health and name metrics register on
-  // `registry`; `on_health_change` runs on the main loop after any endpoint changes
+  // `families`; `on_health_change` runs on the main loop after any endpoint changes
   // state; `resolver` resolves endpoint names (null: SystemResolver()).
   // Errors: kUnavailable for a listener address that cannot be resolved or bound (an
   // endpoint name that does not resolve is an unhealthy endpoint, not an error).
   // Nothing is left open on error.
   static base::StatusOr<std::unique_ptr<DataPlane>> Create(
-      const config::Config& config, uv_loop_s* loop, prometheus::Registry& registry,
+      const config::Config& config, uv_loop_s* loop, metrics::FamilySet& families,
       std::function<void()> on_health_change, std::shared_ptr<Resolver> resolver = nullptr);
   // REQUIRES: Stop() was called and the main loop ran since (the health checks' handles
   // close on it). Without Stop() it still joins the workers, but leaks those handles.
@@ -113,7 +113,7 @@ class DataPlane {
   std::vector<RecentRequest> RecentRequests(size_t limit) const;
 
  private:
-  DataPlane(uv_loop_s* loop, prometheus::Registry& registry, std::function<void()> on_health_change,
+  DataPlane(uv_loop_s* loop, metrics::FamilySet& families, std::function<void()> on_health_change,
             std::shared_ptr<Resolver> resolver);
   // Keeps `g`'s recent requests, named, before it goes.
   void KeepRetiredRequests(const Generation& g);
@@ -125,7 +125,7 @@ class DataPlane {
   void OnRetireTick();
 
   uv_loop_s* loop_;
-  prometheus::Registry& registry_;
+  metrics::FamilySet& families_;
   std::function<void()> on_health_change_;
   std::shared_ptr<Resolver> resolver_;
   int workers_ = 1;

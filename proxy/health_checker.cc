@@ -91,42 +91,34 @@ class EndpointChecker final : public CodecHandler {
 class HealthCheckerImpl {
  public:
   HealthCheckerImpl(uv_loop_t* loop, Topology* topology, const EndpointResolver* resolver,
-                    prometheus::Registry& registry, std::function<void()> on_change)
+                    metrics::FamilySet& families, std::function<void()> on_change)
       : loop(loop),
         topology(topology),
         resolver(resolver),
         on_change(std::move(on_change)),
-        healthy_family(prometheus::BuildGauge()
-                           .Name("pokemon_speedrun_upstream_healthy")
-                           .Help("1 when the endpoint passes its health checks, else 0.")
-                           .Register(registry)),
-        checks_family(prometheus::BuildCounter()
-                          .Name("pokemon_speedrun_health_checks_total")
-                          .Help("Health checks by result (success, timeout, connect, status).")
-                          .Register(registry)),
-        healthy_processes(prometheus::BuildGauge()
-                              .Name("pokemon_speedrun_healthy_processes")
-                              .Help("Emulator endpoints currently healthy.")
-                              .Register(registry)
+        healthy_family(families.AddGauge("pokemon_speedrun_upstream_healthy",
+                                         "1 when the endpoint passes its health checks, else 0.")),
+        checks_family(
+            families.AddCounter("pokemon_speedrun_health_checks_total",
+                                "Health checks by result (success, timeout, connect, status).")),
+        healthy_processes(families
+                              .AddGauge("pokemon_speedrun_healthy_processes",
+                                        "Emulator endpoints currently healthy.")
                               .Add({})),
-        total_processes(prometheus::BuildGauge()
-                            .Name("pokemon_speedrun_total_processes")
-                            .Help("Emulator endpoints configured.")
-                            .Register(registry)
-                            .Add({})),
-        startup(prometheus::BuildHistogram()
-                    .Name("pokemon_speedrun_process_startup_seconds")
-                    .Help("Time from an endpoint's first check, or its failure, to healthy.")
-                    .Register(registry)
-                    .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.5, 1, 2.5, 5, 10, 15,
-                                                                     30, 60, 120, 300})),
-        failures_family(prometheus::BuildCounter()
-                            .Name("pokemon_speedrun_process_failures_total")
-                            .Help("Emulator process failures by kind: endpoints going from "
-                                  "healthy to unhealthy (timeout, connect, status, resolve) and "
-                                  "failures the pool manager reports (crash, exit, oom, hang, "
-                                  "other).")
-                            .Register(registry)) {
+        total_processes(
+            families.AddGauge("pokemon_speedrun_total_processes", "Emulator endpoints configured.")
+                .Add({})),
+        startup(
+            families
+                .AddHistogram("pokemon_speedrun_process_startup_seconds",
+                              "Time from an endpoint's first check, or its failure, to healthy.")
+                .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.5, 1, 2.5, 5, 10, 15, 30,
+                                                                 60, 120, 300})),
+        failures_family(families.AddCounter(
+            "pokemon_speedrun_process_failures_total",
+            "Emulator process failures by kind: endpoints going from healthy to unhealthy "
+            "(timeout, connect, status, resolve) and failures the pool manager reports (crash, "
+            "exit, oom, hang, other).")) {
     for (std::string_view kind : kFailureTypes)
       failures_family.Add({{"failure_type", std::string(kind)}});
   }
@@ -145,12 +137,12 @@ class HealthCheckerImpl {
   Topology* topology;
   const EndpointResolver* resolver;
   std::function<void()> on_change;
-  prometheus::Family<prometheus::Gauge>& healthy_family;
-  prometheus::Family<prometheus::Counter>& checks_family;
+  metrics::Family<prometheus::Gauge>& healthy_family;
+  metrics::Family<prometheus::Counter>& checks_family;
   prometheus::Gauge& healthy_processes;
   prometheus::Gauge& total_processes;
   prometheus::Histogram& startup;
-  prometheus::Family<prometheus::Counter>& failures_family;
+  metrics::Family<prometheus::Counter>& failures_family;
   std::vector<std::unique_ptr<EndpointChecker>> checkers;
 };
 
@@ -410,8 +402,8 @@ void EndpointChecker::OnAddresses(bool resolvable) {
 }
 
 HealthChecker::HealthChecker(uv_loop_s* loop, Topology* topology, const EndpointResolver* resolver,
-                             prometheus::Registry& registry, std::function<void()> on_change)
-    : impl_(std::make_unique<HealthCheckerImpl>(loop, topology, resolver, registry,
+                             metrics::FamilySet& families, std::function<void()> on_change)
+    : impl_(std::make_unique<HealthCheckerImpl>(loop, topology, resolver, families,
                                                 std::move(on_change))) {
   for (size_t u = 0; u < topology->upstreams().size(); ++u) {
     for (size_t e = 0; e < topology->upstream(static_cast<int>(u)).endpoints.size(); ++e) {

@@ -7,18 +7,13 @@
 // Threads: main loop only.
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "metrics/family.h"
 #include "proxy/resolver.h"
 #include "proxy/topology.h"
 
@@ -55,7 +50,7 @@ class HealthChecker {
   // the first of the endpoint's current addresses in `resolver`'s table (which must
   // outlive this); an endpoint without any fails its check as "resolve".
   HealthChecker(uv_loop_s* loop, Topology* topology, const EndpointResolver* resolver,
-                prometheus::Registry& registry, std::function<void()> on_change);
+                metrics::FamilySet& families, std::function<void()> on_change);
   ~HealthChecker();
   void Start();
   // Closes every handle; the loop finishes them.

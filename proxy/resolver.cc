@@ -229,30 +229,22 @@ class EndpointResolverImpl : public std::enable_shared_from_this<EndpointResolve
 
 EndpointResolver::EndpointResolver(uv_loop_s* loop,
                                    const std::vector<config::UpstreamConfig>& upstreams,
-                                   std::shared_ptr<Resolver> resolver,
-                                   prometheus::Registry& registry,
+                                   std::shared_ptr<Resolver> resolver, metrics::FamilySet& families,
                                    std::function<void(AddressTablePtr)> on_change)
     : impl_(std::make_shared<EndpointResolverImpl>()) {
   impl_->loop = loop;
   impl_->resolver = std::move(resolver);
   impl_->on_change = std::move(on_change);
-  auto& resolutions =
-      prometheus::BuildCounter()
-          .Name("pokemon_speedrun_upstream_dns_resolutions_total")
-          .Help(
-              "Resolutions of endpoint host names, by result (success, failure); a name "
-              "that fails leaves its endpoint without addresses (unhealthy).")
-          .Register(registry);
-  auto& changes = prometheus::BuildCounter()
-                      .Name("pokemon_speedrun_upstream_dns_changes_total")
-                      .Help("Times an endpoint's set of resolved addresses changed.")
-                      .Register(registry);
-  auto& addresses = prometheus::BuildGauge()
-                        .Name("pokemon_speedrun_upstream_endpoint_addresses")
-                        .Help(
-                            "Addresses an endpoint resolves to now; each carries traffic. "
-                            "0: its name does not resolve.")
-                        .Register(registry);
+  auto& resolutions = families.AddCounter(
+      "pokemon_speedrun_upstream_dns_resolutions_total",
+      "Resolutions of endpoint host names, by result (success, failure); a name that fails "
+      "leaves its endpoint without addresses (unhealthy).");
+  auto& changes = families.AddCounter("pokemon_speedrun_upstream_dns_changes_total",
+                                      "Times an endpoint's set of resolved addresses changed.");
+  auto& addresses = families.AddGauge(
+      "pokemon_speedrun_upstream_endpoint_addresses",
+      "Addresses an endpoint resolves to now; each carries traffic. 0: its name does not "
+      "resolve.");
   auto table = std::make_shared<AddressTable>();
   for (const auto& uc : upstreams) {
     auto& per = impl_->endpoints.emplace_back();

@@ -11,11 +11,6 @@
 // only; what it publishes (AddressTable) is immutable and shared with the workers.
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +18,7 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "metrics/family.h"
 #include "proxy/topology.h"
 
 struct uv_loop_s;
@@ -67,13 +63,13 @@ class EndpointResolverImpl;
 class EndpointResolver {
  public:
   // `on_change` runs on the main loop with each new table (after a refresh changed any
-  // endpoint's addresses, or its resolvability). Metrics register on `registry`:
+  // endpoint's addresses, or its resolvability). Metrics register on `families`:
   // pokemon_speedrun_upstream_dns_resolutions_total{upstream,endpoint,result} (names
   // only; success and failure exist from the start at 0),
   // pokemon_speedrun_upstream_dns_changes_total{upstream,endpoint} and
   // pokemon_speedrun_upstream_endpoint_addresses{upstream,endpoint}.
   EndpointResolver(uv_loop_s* loop, const std::vector<config::UpstreamConfig>& upstreams,
-                   std::shared_ptr<Resolver> resolver, prometheus::Registry& registry,
+                   std::shared_ptr<Resolver> resolver, metrics::FamilySet& families,
                    std::function<void(AddressTablePtr)> on_change);
   ~EndpointResolver();
   EndpointResolver(const EndpointResolver&) = delete;

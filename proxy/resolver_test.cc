@@ -100,7 +100,7 @@ class EndpointResolverTest : public ::testing::Test {
     u.endpoints = std::move(endpoints);
     u.dns_refresh = config::Duration(100);
     resolver_ = std::make_unique<EndpointResolver>(
-        &loop_, std::vector<config::UpstreamConfig>{u}, fake_, registry_,
+        &loop_, std::vector<config::UpstreamConfig>{u}, fake_, families_,
         [this](AddressTablePtr t) { published_.push_back(std::move(t)); });
   }
   // One refresh on the thread pool, run to its end on this loop.
@@ -120,6 +120,7 @@ class EndpointResolverTest : public ::testing::Test {
 
   uv_loop_t loop_;
   prometheus::Registry registry_;
+  metrics::FamilySet families_{registry_};
   std::shared_ptr<FakeResolver> fake_ = std::make_shared<FakeResolver>();
   std::unique_ptr<EndpointResolver> resolver_;
   std::vector<AddressTablePtr> published_;

@@ -107,8 +107,9 @@ Service::Service(config::SpeedrunConfig speedrun, config::SlaConfig sla,
     : speedrun_(std::move(speedrun)),
       limits_(limits),
       registry_(std::move(registry)),
+      families_(*registry_),
       window_(speedrun_.window_experiments, speedrun_.window_patterns, sla),
-      metrics_(*registry_) {
+      metrics_(families_) {
   collectable_ = std::make_shared<ConsistentCollectable>(this);
 }
 
@@ -616,6 +617,11 @@ const std::vector<std::string>& Service::ValueNames() {
 std::vector<prometheus::MetricFamily> Service::CollectMetrics() const {
   std::lock_guard lock(state_mu_);  // every metrics update happens under it
   return registry_->Collect();
+}
+
+void Service::AppendMetricsText(metrics::Format format, metrics::TextBuffer* out) const {
+  std::lock_guard lock(state_mu_);  // as CollectMetrics
+  families_.AppendText(format, out);
 }
 
 void Service::SetHealthyProcessRatio(double percent_or_nan) {

@@ -15,7 +15,8 @@
 //     must not call Close().
 //   - The registry is shared; the Service registers its families on it in the constructor
 //     (see speedrun_metrics.h for the names) and updates them only after commits and from
-//     SetHealthyProcessRatio / SetSlaConfig.
+//     SetHealthyProcessRatio / SetSlaConfig. AppendMetricsText writes those families
+//     only: other families on the registry are not in it.
 //
 // Durability and answers: a write is answered (done) only after its batch has committed
 // (WAL, synchronous=NORMAL: it survives the process being killed; see store.h). With
@@ -43,6 +44,7 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "metrics/family.h"
 #include "speedrun/body.h"
 #include "speedrun/records.h"
 #include "speedrun/sla.h"
@@ -177,6 +179,10 @@ class Service {
   // family (counters, histograms, window gauges) or in none. Scrape through this rather
   // than registry->Collect() when the registry holds speedrun's metrics. Any thread.
   std::vector<prometheus::MetricFamily> CollectMetrics() const;
+  // The same families as CollectMetrics, in the same cut, appended as
+  // metrics::Serialize would write CollectMetrics() (without OpenMetrics' "# EOF"): what
+  // GET /metrics shows (see metrics/family.h for why not through Collect). Any thread.
+  void AppendMetricsText(metrics::Format format, metrics::TextBuffer* out) const;
   // The same as a Collectable (for alert rules); valid while the Service lives.
   std::shared_ptr<prometheus::Collectable> collectable() const { return collectable_; }
   // A reloaded [sla] section: the window is recounted against the new targets.
@@ -199,6 +205,7 @@ class Service {
   const config::SpeedrunConfig speedrun_;
   const ServiceLimits limits_;
   std::shared_ptr<prometheus::Registry> registry_;
+  metrics::FamilySet families_;  // registry_'s families; only metrics_ adds to them
   std::shared_ptr<prometheus::Collectable> collectable_;
 
   // Admin thread only.

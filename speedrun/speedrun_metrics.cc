@@ -4,16 +4,12 @@
 namespace speedmon::speedrun {
 namespace {
 
-using prometheus::Family;
+using metrics::Family;
 using prometheus::Gauge;
 
-Family<Gauge>& GaugeFamily(prometheus::Registry& r, const char* name, const char* help) {
-  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
-}
-
-prometheus::Histogram& MakeHistogram(prometheus::Registry& r, const char* name, const char* help,
-                                     const std::vector<double>& buckets) {
-  return prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add({}, buckets);
+prometheus::Histogram& MakeHistogram(metrics::FamilySet& families, const char* name,
+                                     const char* help, const std::vector<double>& buckets) {
+  return families.AddHistogram(name, help).Add({}, buckets);
 }
 
 void AddHistogram(prometheus::Histogram& h, const HistogramTotals& delta) {
@@ -55,54 +51,50 @@ std::optional<double> Seconds(const std::optional<double>& ms) {
 
 }  // namespace
 
-SpeedrunMetrics::SpeedrunMetrics(prometheus::Registry& registry)
-    : experiments_(prometheus::BuildCounter()
-                       .Name("pokemon_speedrun_experiments_total")
-                       .Help("Experiments recorded, by status and AI strategy (strategies beyond "
-                             "max_strategy_labels are counted as \"other\")")
-                       .Register(registry)),
-      patterns_(prometheus::BuildCounter()
-                    .Name("pokemon_speedrun_pattern_discoveries_total")
-                    .Help("Pattern discoveries recorded, by pattern type")
-                    .Register(registry)),
-      reuses_(prometheus::BuildCounter()
-                  .Name("pokemon_speedrun_pattern_reuses_total")
-                  .Help("Pattern reuses: the reuse_count of recorded patterns plus one per "
-                        "POST /api/v1/patterns/{id}/reuse")
-                  .Register(registry)
+SpeedrunMetrics::SpeedrunMetrics(metrics::FamilySet& families)
+    : experiments_(families.AddCounter("pokemon_speedrun_experiments_total",
+                                       "Experiments recorded, by status and AI strategy "
+                                       "(strategies beyond max_strategy_labels are counted as "
+                                       "\"other\")")),
+      patterns_(families.AddCounter("pokemon_speedrun_pattern_discoveries_total",
+                                    "Pattern discoveries recorded, by pattern type")),
+      reuses_(families
+                  .AddCounter("pokemon_speedrun_pattern_reuses_total",
+                              "Pattern reuses: the reuse_count of recorded patterns plus one per "
+                              "POST /api/v1/patterns/{id}/reuse")
                   .Add({})),
-      duration_(MakeHistogram(registry, "pokemon_speedrun_experiment_duration_seconds",
+      duration_(MakeHistogram(families, "pokemon_speedrun_experiment_duration_seconds",
                               "Experiment duration", DurationBuckets())),
-      compile_(MakeHistogram(registry, "pokemon_speedrun_script_compilation_seconds",
+      compile_(MakeHistogram(families, "pokemon_speedrun_script_compilation_seconds",
                              "Script compilation time of experiments that reported one",
                              LatencyBuckets())),
-      checkpoint_(MakeHistogram(registry, "pokemon_speedrun_checkpoint_loading_seconds",
+      checkpoint_(MakeHistogram(families, "pokemon_speedrun_checkpoint_loading_seconds",
                                 "Checkpoint loading time of experiments that reported one",
                                 LatencyBuckets())),
-      success_rate_family_(GaugeFamily(registry, "pokemon_speedrun_experiment_success_rate",
-                                       "Percent of experiments in the SLA window with status "
-                                       "success")),
-      compile_average_family_(GaugeFamily(registry,
-                                          "pokemon_speedrun_script_compilation_average_seconds",
-                                          "Average script compilation time over the SLA window")),
+      success_rate_family_(families.AddGauge("pokemon_speedrun_experiment_success_rate",
+                                             "Percent of experiments in the SLA window with status "
+                                             "success")),
+      compile_average_family_(
+          families.AddGauge("pokemon_speedrun_script_compilation_average_seconds",
+                            "Average script compilation time over the SLA window")),
       checkpoint_average_family_(
-          GaugeFamily(registry, "pokemon_speedrun_checkpoint_loading_average_seconds",
-                      "Average checkpoint loading time over the SLA window")),
-      quality_average_family_(GaugeFamily(registry, "pokemon_speedrun_pattern_quality_average",
-                                          "Average quality score over the patterns window")),
-      requirement_family_(GaugeFamily(registry, "pokemon_speedrun_sla_requirement_compliant",
-                                      "1 when the SLA requirement is met, 0 when not; absent "
-                                      "without data")),
-      compliance_(GaugeFamily(registry, "pokemon_speedrun_sla_compliance",
-                              "1 when every SLA requirement with data is met, else 0")
+          families.AddGauge("pokemon_speedrun_checkpoint_loading_average_seconds",
+                            "Average checkpoint loading time over the SLA window")),
+      quality_average_family_(families.AddGauge("pokemon_speedrun_pattern_quality_average",
+                                                "Average quality score over the patterns window")),
+      requirement_family_(families.AddGauge("pokemon_speedrun_sla_requirement_compliant",
+                                            "1 when the SLA requirement is met, 0 when not; absent "
+                                            "without data")),
+      compliance_(families
+                      .AddGauge("pokemon_speedrun_sla_compliance",
+                                "1 when every SLA requirement with data is met, else 0")
                       .Add({})) {
   for (int i = 0; i < kPatternTypeCount; ++i) {
     patterns_.Add({{"pattern_type", PatternTypeName(static_cast<PatternType>(i))}});
   }
   compliance_.Set(1);
   for (size_t i = 0; i < kWindowGauges.size(); ++i) {
-    window_counts_[i] =
-        &GaugeFamily(registry, kWindowGauges[i].name, kWindowGauges[i].help).Add({});
+    window_counts_[i] = &families.AddGauge(kWindowGauges[i].name, kWindowGauges[i].help).Add({});
   }
   AddStatuses(kOtherStrategy);
 }

@@ -3,9 +3,9 @@
 //
 // Threads: Service calls every method under its state mutex - the writer thread after a
 // batch commits, the main thread from Open() and SetHealthyProcessRatio(). A scrape
-// (Registry::Collect on the main thread) may run at any time; prometheus-cpp's own
-// locks make that safe, and a scrape sees each committed batch whole or not at all for
-// counters (they are added to after the commit, never before).
+// (the FamilySet's text on the main thread) or Registry::Collect (the alert engine) may
+// run at any time; the families' own locks make that safe, and Service takes its state
+// mutex around both so that they see each committed batch whole.
 //
 // Families (README.md, "Metrics"):
 //   pokemon_speedrun_experiments_total{status,strategy}        counter
@@ -44,11 +44,10 @@
 #include <string>
 
 #include <prometheus/counter.h>
-#include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
+#include "metrics/family.h"
 #include "speedrun/sla.h"
 #include "speedrun/totals.h"
 
@@ -61,7 +60,7 @@ class SpeedrunMetrics {
  public:
   // Registers the families. Throws (prometheus-cpp) only when a family of the same name
   // but another type already exists: a wiring mistake found at start-up.
-  explicit SpeedrunMetrics(prometheus::Registry& registry);
+  explicit SpeedrunMetrics(metrics::FamilySet& families);
 
   // Adds committed totals (a batch delta, or everything restored at Open).
   void Add(const Totals& delta);
@@ -73,21 +72,21 @@ class SpeedrunMetrics {
   void AddStatuses(const std::string& strategy);
   // Sets the gauge of `labels` in `family`, creating it on first data and removing it
   // when the value goes back to "no data".
-  static void SetOptional(prometheus::Family<prometheus::Gauge>& family,
+  static void SetOptional(metrics::Family<prometheus::Gauge>& family,
                           const prometheus::Labels& labels, prometheus::Gauge** slot,
                           const std::optional<double>& value);
 
-  prometheus::Family<prometheus::Counter>& experiments_;
-  prometheus::Family<prometheus::Counter>& patterns_;
+  metrics::Family<prometheus::Counter>& experiments_;
+  metrics::Family<prometheus::Counter>& patterns_;
   prometheus::Counter& reuses_;
   prometheus::Histogram& duration_;
   prometheus::Histogram& compile_;
   prometheus::Histogram& checkpoint_;
-  prometheus::Family<prometheus::Gauge>& success_rate_family_;
-  prometheus::Family<prometheus::Gauge>& compile_average_family_;
-  prometheus::Family<prometheus::Gauge>& checkpoint_average_family_;
-  prometheus::Family<prometheus::Gauge>& quality_average_family_;
-  prometheus::Family<prometheus::Gauge>& requirement_family_;
+  metrics::Family<prometheus::Gauge>& success_rate_family_;
+  metrics::Family<prometheus::Gauge>& compile_average_family_;
+  metrics::Family<prometheus::Gauge>& checkpoint_average_family_;
+  metrics::Family<prometheus::Gauge>& quality_average_family_;
+  metrics::Family<prometheus::Gauge>& requirement_family_;
   prometheus::Gauge& compliance_;
   std::array<prometheus::Gauge*, 10> window_counts_{};  // in SlaCounts' order
   prometheus::Gauge* success_rate_ = nullptr;

@@ -264,5 +264,95 @@ class LabelsTest(harness.HarnessTestCase):
                                                     upstream="emu") == 0, 10, what="gauge 0")
 
 
+# The families every scrape shows from the start that live on prometheus-cpp registries
+# (speedrun's and the main thread's, written by metrics::FamilySet), the daemon's own
+# internal errors and a custom collectable's, with their types.
+STARTUP_FAMILIES = {
+    "pokemon_speedrun_experiments_total": "counter",
+    "pokemon_speedrun_pattern_discoveries_total": "counter",
+    "pokemon_speedrun_pattern_reuses_total": "counter",
+    "pokemon_speedrun_sla_compliance": "gauge",
+    "pokemon_speedrun_sla_window_experiments": "gauge",
+    "pokemon_speedrun_sla_window_pattern_quality": "gauge",
+    "pokemon_speedrun_experiment_duration_seconds": "histogram",
+    "pokemon_speedrun_script_compilation_seconds": "histogram",
+    "pokemon_speedrun_checkpoint_loading_seconds": "histogram",
+    "pokemon_speedrun_config_reloads_total": "counter",
+    "pokemon_speedrun_build_info": "gauge",
+    "pokemon_speedrun_upstream_dns_changes_total": "counter",
+    "pokemon_speedrun_upstream_endpoint_addresses": "gauge",
+    "pokemon_speedrun_upstream_healthy": "gauge",
+    "pokemon_speedrun_health_checks_total": "counter",
+    "pokemon_speedrun_healthy_processes": "gauge",
+    "pokemon_speedrun_total_processes": "gauge",
+    "pokemon_speedrun_process_failures_total": "counter",
+    "pokemon_speedrun_process_startup_seconds": "histogram",
+    "pokemon_speedrun_pool_events_total": "counter",
+    "pokemon_speedrun_internal_errors_total": "counter",
+    "pokemon_speedrun_alert_rules": "gauge",
+    "pokemon_speedrun_alerts": "gauge",
+    "pokemon_speedrun_system_cpu_percent": "gauge",
+    "pokemon_speedrun_http_request_duration_seconds": "histogram",
+}
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+class ExpositionTest(harness.HarnessTestCase):
+    """Each family once, HELP then TYPE then its samples, in both formats."""
+
+    def families(self, body, openmetrics):
+        """{name: type} of `body`'s families, checking that each is announced once and
+        that every sample follows the TYPE line of its own family."""
+        families, current = {}, None
+        lines = body.split("\n")
+        self.assertEqual(lines[-1], "")
+        for i, line in enumerate(lines[:-1]):
+            if line == "# EOF":
+                self.assertTrue(openmetrics)
+                self.assertEqual(i, len(lines) - 2, "# EOF is the last line")
+                continue
+            if line.startswith("# HELP "):
+                continue
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ", 3)
+                self.assertNotIn(name, families, "a family announced twice")
+                self.assertTrue(lines[i - 1].startswith(f"# HELP {name} "), line)
+                families[name] = kind
+                current = (name, kind)
+                continue
+            self.assertIsNotNone(current, line)
+            name, kind = current
+            suffixes = ("_total",) if openmetrics and kind == "counter" else SUFFIXES[kind]
+            sample = line.split("{", 1)[0].split(" ", 1)[0]
+            self.assertIn(sample, [name + s for s in suffixes], f"{line!r} under {name}")
+        return families
+
+    def test_every_family_once_in_both_formats(self):
+        cfg = harness.proxy_config({"emu": [self.start_fake().address]},
+                                   health_check={"interval": "100ms", "timeout": "100ms"})
+        cfg["alerting"] = {"default_rules": True}
+        sm = self.start_speedmon(cfg)
+        # Once the health checks have run (their counters start with the first check).
+        harness.wait_for(lambda: prom.select(sm.metrics(), "pokemon_speedrun_health_checks_total"),
+                         10, what="a health check")
+        status, _, text = sm.get("/metrics")
+        self.assertEqual(status, 200)
+        status, _, om = sm.get("/metrics", headers={"Accept": OPENMETRICS})
+        self.assertEqual(status, 200)
+        text, om = text.decode(), om.decode()
+        self.assertNotIn("# EOF", text)
+        self.assertTrue(om.endswith("\n# EOF\n"), om[-200:])
+        self.assertEqual(om.count("# EOF"), 1)
+        in_text = self.families(text, openmetrics=False)
+        in_om = self.families(om, openmetrics=True)
+        # OpenMetrics names a counter family without _total; the rest is the same.
+        self.assertEqual(
+            {n[:-6] if k == "counter" and n.endswith("_total") else n: k
+             for n, k in in_text.items()}, in_om)
+        self.assertEqual({n: in_text.get(n) for n in STARTUP_FAMILIES}, STARTUP_FAMILIES)
+        self.assertGreater(len(in_text), 50)
+
+
 if __name__ == "__main__":
     unittest.main()
