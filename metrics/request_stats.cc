@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
@@ -87,16 +88,26 @@ prometheus::MetricFamily Family(FamilyIndex f) {
 }
 
 // Copies what `read` reads of a slot written under `seq` (see request_stats.h): again while
-// the writer was halfway, yielding after a few tries, at most kMaxReadAttempts times.
+// the writer was halfway, yielding after a few tries, for at most kMaxReadWait. The bound
+// is a time, not a count of tries: a writer preempted halfway on a busy machine stays
+// stopped for a scheduler slice (milliseconds), which a thousand quick tries did not outlast.
 template <typename Read>
 void ReadConsistently(const std::atomic<uint64_t>& seq, Read read) {
+  std::chrono::steady_clock::time_point give_up{};
   for (int attempt = 1;; ++attempt) {
     uint64_t before = seq.load(std::memory_order_acquire);
     read();
     std::atomic_thread_fence(std::memory_order_acquire);
     if ((before & 1) == 0 && seq.load(std::memory_order_relaxed) == before) return;
-    if (attempt >= RequestStatsCollector::kMaxReadAttempts) return;
     if (attempt > 3) sched_yield();  // the writer may have been preempted halfway
+    if (attempt % 64 == 0) {
+      const auto now = std::chrono::steady_clock::now();
+      if (give_up == std::chrono::steady_clock::time_point{}) {
+        give_up = now + RequestStatsCollector::kMaxReadWait;
+      } else if (now >= give_up) {
+        return;
+      }
+    }
   }
 }
 
@@ -451,7 +462,7 @@ void RequestStatsCollector::Snapshot() const {
       // between two requests of a busy worker. When they do not add up, a cell was
       // counted for the first time: a plain scan finds it (counters only grow, so what a
       // consistent read missed is there to see), it joins the known ones, and the read is
-      // done again. A read that never came out consistent (kMaxReadAttempts) is taken as is.
+      // done again. A read that never came out consistent (kMaxReadWait) is taken as is.
       for (;;) {
         bool complete = true;
         ReadConsistently(slot.seq, [&] {

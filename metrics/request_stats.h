@@ -15,8 +15,9 @@
 // a request in every request family of its shard (requests_total, the duration histogram,
 // request and response bytes) or in none, and the sum of requests_total over method and
 // code equals the histogram's _count for each (upstream, route). The reader never waits
-// for long: it yields after a few tries and, should a writer stay stopped halfway (a
-// preempted thread), takes its last copy after kMaxReadAttempts, each value still whole.
+// for long: it yields after a few tries and, should a writer stay stopped halfway for
+// longer than kMaxReadWait (far longer than a preempted thread waits for a core), takes
+// its last copy, each value still whole.
 // Upstream errors, in-flight and connection counters are separate events, read one value
 // at a time.
 #pragma once
@@ -26,6 +27,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -142,6 +144,7 @@ class WorkerStats {
 
  private:
   friend class RequestStatsCollector;
+  friend class WorkerStatsPeer;  // scrape_test.cc: a write stopped halfway
   struct RouteSlot {
     // Odd while RecordRequest writes this slot and its cells of codes_ (see the top).
     std::atomic<uint64_t> seq{0};
@@ -237,8 +240,8 @@ class RequestStatsCollector : public prometheus::Collectable {
   static void Fold(const WorkerStats& src, const StatsLayout& from, WorkerStats* dst,
                    const StatsLayout& to);
 
-  // Tries a reader makes before it takes a copy a writer may have torn (see the top).
-  static constexpr int kMaxReadAttempts = 1000;
+  // How long a reader tries before it takes a copy a writer may have torn (see the top).
+  static constexpr std::chrono::milliseconds kMaxReadWait{250};
 
  private:
   // One (upstream, route) summed over the shards, each shard's slot read consistently.

@@ -18,6 +18,26 @@
 #include "base/json.h"
 
 namespace speedmon::metrics {
+
+// Plays a worker preempted in the middle of RecordRequest: the slot's sequence number odd
+// and the request in its duration bucket, but not yet in its (method, code) cell, for
+// `pause`; then the half-write is taken back and the sequence number even again.
+class WorkerStatsPeer {
+ public:
+  static void StopHalfway(WorkerStats* w, size_t pair, std::atomic<bool>* halfway,
+                          std::chrono::milliseconds pause) {
+    WorkerStats::RouteSlot& slot = w->route_slots_[pair];
+    const uint64_t seq = slot.seq.load(std::memory_order_relaxed);
+    slot.seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    slot.buckets[0].Add(1);
+    halfway->store(true);
+    std::this_thread::sleep_for(pause);
+    slot.buckets[0].Add(~uint64_t{0});  // minus one
+    slot.seq.store(seq + 2, std::memory_order_release);
+  }
+};
+
 namespace {
 
 using prometheus::ClientMetric;
@@ -415,6 +435,29 @@ TEST(TextFormatTest, CountsPrintAsTheirDoubles) {
 // While a worker records, every scrape agrees with itself per (upstream, route): the
 // requests by method and code add up to the histogram's count, which is the +Inf bucket,
 // and the bytes are exactly what that many requests sent (3 and 7 each).
+TEST(ScrapeTest, WaitsForAWriterStoppedHalfwayInsteadOfShowingHalfARequest) {
+  Fixture f(Layout({"emu-1"}, {"action"}), 1);
+  f.stats[0]->RecordRequest(0, 0, Method::kGet, 200, 1'000'000, 3, 7);
+  std::atomic<bool> halfway{false};
+  // Stopped for 50 ms: longer than a scheduler slice, and than the thousand quick tries
+  // a scrape used to make before it took a torn copy.
+  std::thread writer([&] {
+    WorkerStatsPeer::StopHalfway(f.stats[0].get(), 0, &halfway, std::chrono::milliseconds(50));
+  });
+  while (!halfway.load()) std::this_thread::yield();
+  std::string body = Scrape(f, {}, Format::kText004);
+  writer.join();
+  Parsed p = Parse(body);
+  ASSERT_EQ(p.error, "");
+  double requests = 0, count = 0;  // over the pairs (the other route's are 0)
+  for (const Sample& s : p.samples) {
+    if (s.name == "pokemon_speedrun_http_requests_total") requests += s.value;
+    if (s.name == "pokemon_speedrun_http_request_duration_seconds_count") count += s.value;
+  }
+  EXPECT_EQ(requests, 1);
+  EXPECT_EQ(count, 1);
+}
+
 TEST(ScrapeTest, ConsistentWhileAWorkerRecords) {
   Fixture f(Layout({"emu-1", "emu-2"}, {"action", "status"}), 2);
   std::atomic<bool> stop{false};
