@@ -7,6 +7,7 @@ address and for every listener to accept, and fails with speedmon's stderr other
 
 import json
 import os
+import re
 import socket
 import time
 import urllib.error
@@ -219,10 +220,19 @@ class Speedmon:
                 return False
         return True
 
+    def _probes_closed(self):
+        """The connections _listeners_up opened are closed on speedmon's side too: until a
+        worker has read their EOF they count in pokemon_speedrun_downstream_connections,
+        which a test comparing two scrapes would see change."""
+        status, _, body = self.get("/metrics", timeout=2.0)
+        m = re.search(rb"^pokemon_speedrun_downstream_connections (\S+)$", body, re.M)
+        return status == 200 and (m is None or float(m.group(1)) == 0)
+
     def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
         for check, what in ((self._healthz_ok, "GET /healthz == 200"),
-                            (self._listeners_up, "every listener accepting")):
+                            (self._listeners_up, "every listener accepting"),
+                            (self._probes_closed, "listener probes closed")):
             while not check():
                 if time.monotonic() >= deadline:
                     raise self._failure(f"not ready after {timeout:.0f}s: no {what}")
