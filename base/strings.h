@@ -26,6 +26,17 @@ inline std::string_view TrimSpaceTab(std::string_view s) {
   return s;
 }
 
+// Takes the next item of a comma-separated list (an HTTP list, RFC 9110 5.6.1) off the
+// front of `list` into `item`, optional white space trimmed; false once `list` is empty.
+// Empty items ("a,,b") come back empty, for the caller to skip.
+inline bool NextListItem(std::string_view* list, std::string_view* item) {
+  if (list->empty()) return false;
+  const size_t comma = list->find(',');
+  *item = TrimSpaceTab(list->substr(0, comma));
+  list->remove_prefix(comma == std::string_view::npos ? list->size() : comma + 1);
+  return true;
+}
+
 // Without leading and trailing spaces, tabs, CRs and LFs (lines of files and bodies).
 inline std::string_view TrimWhitespace(std::string_view s) {
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };

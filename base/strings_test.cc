@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace speedmon::base {
 namespace {
 
@@ -19,6 +22,21 @@ TEST(Strings, Trims) {
   EXPECT_EQ(TrimWhitespace(" \r\n\tx y\n\r "), "x y");
   EXPECT_EQ(TrimWhitespace("   "), "");
   EXPECT_EQ(TrimSpaceTab(""), "");
+}
+
+TEST(Strings, NextListItemSplitsOnCommasAndTrims) {
+  auto items = [](std::string_view list) {
+    std::vector<std::string> out;
+    std::string_view item;
+    while (NextListItem(&list, &item)) out.emplace_back(item);
+    return out;
+  };
+  EXPECT_EQ(items(" keep-alive ,\tX-Foo"), (std::vector<std::string>{"keep-alive", "X-Foo"}));
+  EXPECT_EQ(items("a,,b"), (std::vector<std::string>{"a", "", "b"}));
+  EXPECT_EQ(items("a,"), (std::vector<std::string>{"a"}));  // nothing after the last comma
+  EXPECT_EQ(items(",a"), (std::vector<std::string>{"", "a"}));
+  EXPECT_EQ(items(""), (std::vector<std::string>{}));
+  EXPECT_EQ(items("gzip;q=0"), (std::vector<std::string>{"gzip;q=0"}));
 }
 
 }  // namespace

@@ -83,17 +83,11 @@ bool OnlyChunked(const MessageHead& h) {
   for (const Header& hd : h.headers) {
     if (hd.known != HeaderName::kTransferEncoding) continue;
     std::string_view v = hd.value;
-    while (true) {
-      size_t comma = v.find(',');
-      std::string_view item = v.substr(0, comma);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-      if (!item.empty()) {
-        if (!base::EqualsIgnoreCase(item, "chunked")) return false;
-        ++codings;
-      }
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
+    std::string_view item;
+    while (base::NextListItem(&v, &item)) {
+      if (item.empty()) continue;
+      if (!base::EqualsIgnoreCase(item, "chunked")) return false;
+      ++codings;
     }
   }
   return codings == 1;

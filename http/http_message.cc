@@ -40,12 +40,9 @@ bool ConnectionNamesOthers(const MessageHead& head) {
   for (const Header& h : head.headers) {
     if (h.known != HeaderName::kConnection) continue;
     std::string_view list = h.value;
-    while (!list.empty()) {
-      size_t comma = list.find(',');
-      std::string_view token = base::TrimSpaceTab(list.substr(0, comma));
+    std::string_view token;
+    while (base::NextListItem(&list, &token)) {
       if (!token.empty() && !IsHopByHop(KnownHeaderName(token))) return true;
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
     }
   }
   return false;
@@ -87,11 +84,9 @@ bool IsHopByHop(HeaderName name) {
 bool IsHopByHop(std::string_view name) { return IsHopByHop(KnownHeaderName(name)); }
 
 bool ListedInConnection(std::string_view connection, std::string_view name) {
-  while (!connection.empty()) {
-    size_t comma = connection.find(',');
-    if (base::EqualsIgnoreCase(base::TrimSpaceTab(connection.substr(0, comma)), name)) return true;
-    if (comma == std::string_view::npos) break;
-    connection.remove_prefix(comma + 1);
+  std::string_view token;
+  while (base::NextListItem(&connection, &token)) {
+    if (base::EqualsIgnoreCase(token, name)) return true;
   }
   return false;
 }

@@ -26,10 +26,8 @@ using prometheus::MetricType;
 // True when a comma-separated header lists `token` with q > 0 (a parameterised media
 // type such as "application/openmetrics-text; version=1.0.0" matches on its type).
 bool ListsToken(std::string_view header, std::string_view token) {
-  while (!header.empty()) {
-    size_t comma = header.find(',');
-    std::string_view item = header.substr(0, comma);
-    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+  std::string_view item;
+  while (base::NextListItem(&header, &item)) {
     size_t semi = item.find(';');
     std::string_view name = base::TrimSpaceTab(item.substr(0, semi));
     if (!base::EqualsIgnoreCase(name, token)) continue;
@@ -72,11 +70,6 @@ bool AnyToLookAt(uint64_t w, bool quotes) {
     return (x - kOnes) & ~x & kHighBits;
   };
   return ((w & kHighBits) | has('\\') | has('\n') | (quotes ? has('"') : 0)) != 0;
-}
-
-char* Put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
-  return p + s.size();
 }
 
 void AppendNumber(double v, TextBuffer* out) {

@@ -14,11 +14,6 @@
 namespace speedmon::metrics {
 namespace {
 
-char* Put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
-  return p + s.size();
-}
-
 // Room for a sample line but its name, suffix and labels: braces, space, value, newline.
 constexpr size_t kSampleExtra = kMaxNumberChars + 8;
 

@@ -131,11 +131,6 @@ bool LearnCells(const SingleWriterCounter* codes, std::vector<uint16_t>* known) 
   return true;
 }
 
-char* Put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
-  return p + s.size();
-}
-
 // name + {label="escaped value"} + ' ', as Serialize writes a sample's head.
 std::string SeriesHead(std::string_view name,
                        std::initializer_list<std::pair<const char*, std::string_view>> labels) {

@@ -53,6 +53,13 @@ class TextBuffer {
   size_t cap_ = 0;
 };
 
+// Copies `s` to `p`, where the caller reserved room for it, and returns the end: the
+// writers fill a TextBuffer::Reserve'd span this way and Commit the end once.
+inline char* Put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
 // Room that WriteNumber and WriteCount may use.
 inline constexpr size_t kMaxNumberChars = 32;
 
